@@ -1,0 +1,62 @@
+# The kit's one entry point. Every target runs the grader package (python3 -m
+# grader), which checks its tools first and installs them when run as root.
+#
+#   make demo                        build, boot and grade the finished kernel (solutions/)
+#   make test                        the whole test suite
+#   make qemu LAB=01 [SOLUTIONS=1]   boot a stage, serial on this terminal
+#   make qemu-gdb LAB=01             the same, waiting for GDB; then `make gdb`
+#   make grade [LAB=01] [SOLUTIONS=1] [SEED=0x...] [BELOW=solutions]
+#   make bench                       benchmark figures (medians)
+#   make book                        the book as HTML under build/book/
+
+PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
+GRADER := $(PYTHON) -m grader
+LAB ?=
+SOLUTIONS ?= 0
+SEED ?=
+EMULATOR ?= qemu
+BELOW ?=
+TESTS ?= all
+
+opts = $(if $(LAB),--lab $(LAB)) $(if $(filter 1 yes true,$(SOLUTIONS)),--solutions) \
+       $(if $(SEED),--seed $(SEED)) --emulator $(EMULATOR)
+need_lab = $(if $(LAB),,$(error LAB is missing: for example `make $@ LAB=01`))
+
+.PHONY: demo test setup grade qemu qemu-gdb gdb build bench book check clean
+
+demo:
+	@$(GRADER) demo $(if $(SEED),--seed $(SEED))
+
+test:
+	@$(GRADER) setup --for test
+	@$(PYTHON) -m pytest -q grader/tests
+
+setup:
+	@$(GRADER) setup --for test
+
+grade:
+	@$(GRADER) grade $(opts) $(if $(filter solutions,$(BELOW)),--solutions-below)
+
+qemu:
+	$(need_lab)
+	@$(GRADER) qemu $(opts) --tests $(TESTS)
+
+qemu-gdb:
+	$(need_lab)
+	@$(GRADER) qemu --gdb $(opts) --tests $(TESTS)
+
+gdb:
+	gdb -q -x build/gdbinit
+
+build:
+	$(need_lab)
+	@$(GRADER) build $(opts)
+
+bench:
+	@$(PYTHON) -m grader.bench
+
+book:
+	@$(PYTHON) book/build.py
+
+clean:
+	rm -rf build compile_commands.json

@@ -1,0 +1,189 @@
+"""The kit's command line: python3 -m grader COMMAND (the Makefile calls it).
+
+  grade   grade one stage (--lab) or every stage; exit 0 only at full marks
+  demo    build the highest stage from solutions/, show its output, grade it
+  qemu    build a stage and boot it with the serial line on this terminal
+  build   build a stage only
+  setup   install (as root) or name the Debian packages the kit needs
+"""
+import argparse
+import os
+import socket
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from . import build as build_mod
+from . import deps, emulators, grade, labs, report, run, transcript
+
+
+def parse_seed(text):
+    try:
+        v = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a seed is a number such as 0x1a2b3c4d, not '{text}'") from None
+    if not 0 <= v < 1 << 32:
+        raise argparse.ArgumentTypeError("a seed fits in 32 bits")
+    return v
+
+
+def flag(value):
+    return str(value).strip().lower() not in ("", "0", "no", "false")
+
+
+def add_common(p, lab_required=False):
+    p.add_argument("--lab", required=lab_required, help="01, 1, 01-boot or boot")
+    p.add_argument("--solutions", default=os.environ.get("SOLUTIONS", "0"), nargs="?", const="1",
+                   help="take student files from solutions/")
+    p.add_argument("--seed", type=parse_seed, help="the per-run seed (default: random)")
+    p.add_argument("--emulator", default="qemu", choices=sorted(emulators.EMULATORS))
+    p.add_argument("--no-install", action="store_true", help="never run apt-get, only say what is missing")
+
+
+def make_parser():
+    ap = argparse.ArgumentParser(prog="python3 -m grader", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    g = sub.add_parser("grade", help="grade stages")
+    add_common(g)
+    g.add_argument("--submission", type=Path, help="a student tree: only its student files are used")
+    g.add_argument("--solutions-below", action="store_true",
+                   help="with --submission: labs before --lab come from solutions/")
+    g.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 2, help="parallel boots")
+    g.add_argument("--json", type=Path, help="write a JSON report here")
+    g.add_argument("--junit", type=Path, help="write a JUnit XML report here")
+    g.add_argument("--gradescope", type=Path, help="write Gradescope's results.json here")
+    g.add_argument("--show-output", action="store_true", help="print each boot's serial output")
+    d = sub.add_parser("demo", help="build, boot and grade the finished kernel from solutions/")
+    add_common(d)
+    q = sub.add_parser("qemu", help="boot a stage, serial on this terminal")
+    add_common(q, lab_required=True)
+    q.add_argument("--gdb", action="store_true", help="wait for GDB on a free local port")
+    q.add_argument("--tests", default="all", help="the tests= list on the command line")
+    b = sub.add_parser("build", help="build a stage")
+    add_common(b, lab_required=True)
+    s = sub.add_parser("setup", help="install or name the Debian packages the kit needs")
+    s.add_argument("--for", dest="group", default="kernel", choices=sorted(deps.GROUPS))
+    s.add_argument("--no-install", action="store_true")
+    return ap
+
+
+def cmd_setup(args):
+    deps.ensure(args.group, install=not args.no_install)
+    print(f"setup: every tool for '{args.group}' is installed")
+    return 0
+
+
+def grade_many(args, lab_specs, solutions, stream=sys.stdout):
+    grade.set_parallel(getattr(args, "jobs", 2) or 1)
+    def one(spec):
+        return grade.grade_stage(spec, solutions=solutions, submission=getattr(args, "submission", None),
+                                 seed=args.seed, emulator=args.emulator,
+                                 solutions_below=getattr(args, "solutions_below", False))
+    with ThreadPoolExecutor(max_workers=max(1, min(len(lab_specs), getattr(args, "jobs", 2) or 1))) as pool:
+        stages = list(pool.map(one, lab_specs))
+    return stages
+
+
+def cmd_grade(args, show_output=False):
+    deps.ensure("kernel", install=not args.no_install)
+    solutions = flag(args.solutions)
+    if args.submission and not args.submission.is_dir():
+        raise labs.LabError(f"submission '{args.submission}' is not a directory")
+    specs = [args.lab] if args.lab else [lab.name for lab in labs.discover()]
+    for spec in specs:
+        labs.find(spec)
+    stages = grade_many(args, specs, solutions)
+    if show_output or getattr(args, "show_output", False):
+        for st in stages:
+            r = st.runs.get("default")
+            if r is not None:
+                print(f"--- serial output of stage {st.lab.name} ({st.kargs.get('default')}) ---")
+                print(r.text, end="" if r.text.endswith("\n") else "\n")
+                print("--- end of serial output ---")
+    report.terminal(stages)
+    if getattr(args, "json", None):
+        report.write_json(stages, args.json)
+    if getattr(args, "junit", None):
+        report.write_junit(stages, args.junit)
+    if getattr(args, "gradescope", None):
+        report.write_gradescope(stages, args.gradescope)
+    return 0 if all(s.full for s in stages) else 1
+
+
+def cmd_demo(args):
+    args.lab = args.lab or labs.discover()[-1].name
+    args.solutions = "1"
+    args.jobs = 2
+    return cmd_grade(args, show_output=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cmd_build(args):
+    deps.ensure("kernel", install=not args.no_install)
+    b = build_mod.build(labs.find(args.lab).number, flag(args.solutions))
+    print(f"built {b.elf.relative_to(labs.ROOT)} and {b.iso.name}" + (" (up to date)" if b.cached else ""))
+    return 0
+
+
+def cmd_qemu(args):
+    deps.ensure("kernel", install=not args.no_install)
+    lab = labs.find(args.lab)
+    b = build_mod.build(lab.number, flag(args.solutions))
+    seed = grade.new_seed() if args.seed is None else args.seed
+    kargs = grade.kargs_for(seed, args.tests)
+    port = free_port() if args.gdb else None
+    print(f"booting {b.iso.relative_to(labs.ROOT)} in QEMU with `{kargs}`, "
+          f"{grade.memory_for(seed)} MiB; Ctrl-C stops it", file=sys.stderr)
+    if port:
+        gdbinit = labs.ROOT / "build" / "gdbinit"
+        gdbinit.write_text(f"file {b.elf}\nset architecture i386:x86-64\n"
+                           f"target remote 127.0.0.1:{port}\nhbreak kmain\n")
+        print(f"QEMU waits for GDB on 127.0.0.1:{port}. In another terminal: make gdb "
+              f"(or: gdb -x {gdbinit.relative_to(labs.ROOT)})", file=sys.stderr)
+    out = sys.stdout.buffer
+    def show(data):
+        out.write(data)
+        out.flush()
+    r = run.run(lambda tmp: emulators.EMULATORS[args.emulator](b.iso, tmp, kargs, memory_mb=grade.memory_for(seed),
+                                                                 gdb_port=port),
+                total_timeout=24 * 3600 if port else 120, progress_timeout=None if port else 60,
+                on_output=show)
+    meaning = r.launch.status_meaning(r.status) if r.launch and r.status is not None else r.reason
+    print(f"\n[{args.emulator} stopped: {r.reason}, exit status {r.status} = {meaning}]", file=sys.stderr)
+    return 0 if r.launch and r.launch.success(r.status) else 1
+
+
+def main(argv=None):
+    args = make_parser().parse_args(argv)
+    commands = {"grade": cmd_grade, "demo": cmd_demo, "qemu": cmd_qemu, "build": cmd_build, "setup": cmd_setup}
+    try:
+        return commands[args.cmd](args)
+    except deps.MissingTools as e:
+        print(f"setup: {e}", file=sys.stderr)
+    except labs.LabError as e:
+        print(f"error: {e}", file=sys.stderr)
+    except transcript.TranscriptError as e:
+        print(f"error in an expected transcript: {e}", file=sys.stderr)
+    except build_mod.BuildError as e:
+        print(f"build failed: {e.summary}\n{e.details}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted; every emulator was stopped", file=sys.stderr)
+        return 130
+    except Exception as e:                  # a grader bug: one line, details on request
+        if os.environ.get("KIT_DEBUG"):
+            raise
+        print(f"internal error in the grader: {type(e).__name__}: {e} "
+              "(run again with KIT_DEBUG=1 for the traceback, and report it)", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

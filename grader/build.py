@@ -1,0 +1,161 @@
+"""Build a stage: compile labs 01..N with the kernel's flags, link
+kernel.elf, write kernel.sym, kernel.asm and compile_commands.json beside it,
+and make a bootable ISO with grub-mkrescue.
+
+Outputs are cached by a hash of every input: a second build of the same
+sources is free.
+"""
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import labs as labs_mod
+
+ROOT = labs_mod.ROOT
+CFLAGS = [
+    "--target=x86_64-unknown-none-elf", "-std=c11", "-ffreestanding", "-fno-pic", "-fno-pie",
+    "-fno-stack-protector", "-mno-red-zone", "-mno-mmx", "-mno-sse", "-mno-sse2",
+    "-fno-asynchronous-unwind-tables", "-fno-omit-frame-pointer",
+    "-O2", "-g", "-Wall", "-Wextra", "-Werror",
+]
+LDFLAGS = ["-nostdlib", "-static", "-z", "max-page-size=4096", "--no-dynamic-linker"]
+TOOL_TIMEOUT = 120
+
+
+class BuildError(Exception):
+    """The stage did not build. `summary` is one line; `details` the first errors."""
+
+    def __init__(self, summary, details=""):
+        super().__init__(summary)
+        self.summary = summary
+        self.details = details
+
+
+@dataclass
+class Build:
+    lab: object
+    outdir: Path
+    elf: Path
+    iso: Path
+    sources: list
+    cached: bool
+
+
+def stage_dir(number, solutions=False, root=ROOT, submission=None, solutions_below=False):
+    """build/stage-NN[-sol][-below][-sub-HASH]: one directory per kind of build."""
+    name = f"stage-{number:02d}" + ("-sol" if solutions and not submission else "")
+    name += "-below" if solutions_below else ""
+    if submission:
+        name += "-sub-" + hashlib.sha256(str(Path(submission).resolve()).encode()).hexdigest()[:10]
+    return root / "build" / name
+
+
+def _run(cmd, cwd=None):
+    try:
+        return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=TOOL_TIMEOUT)
+    except FileNotFoundError:
+        raise BuildError(f"missing tool: {cmd[0]} (run `make setup` as root, or see README)") from None
+    except subprocess.TimeoutExpired:
+        raise BuildError(f"{cmd[0]} took more than {TOOL_TIMEOUT}s") from None
+
+
+def first_errors(text, root, limit=8):
+    """The compiler's first error lines, with paths shown relative to root."""
+    lines = [ln.replace(str(root) + "/", "") for ln in text.splitlines()]
+    errors = [i for i, ln in enumerate(lines) if re.search(r"\berror\b", ln)]
+    if not errors:
+        return "\n".join(lines[:limit])
+    keep = []
+    for i in errors[:3]:
+        keep.extend(lines[i:i + 3])
+    return "\n".join(keep[:limit])
+
+
+def _compile_cmd(src, obj, number, root):
+    incs = [f"-I{d}" for d in labs_mod.include_dirs(number, root)]
+    return (["clang"] + CFLAGS + [f"-DLAB={number}", f"-fmacro-prefix-map={src.path.parent}/={Path(src.shown).parent}/"]
+            + incs + ["-c", str(src.path), "-o", str(obj)])
+
+
+def _inputs_hash(sources, number, root, extra):
+    h = hashlib.sha256()
+    h.update(repr((CFLAGS, LDFLAGS, number, extra)).encode())
+    files = [s.path for s in sources]
+    for d in labs_mod.include_dirs(number, root):
+        files += sorted(p for p in d.iterdir() if p.suffix in (".h", ".ld", ".cfg"))
+    for f in files:
+        h.update(str(f).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def build(number, solutions=False, submission=None, root=ROOT, outdir=None, solutions_below=False):
+    """Build stage `number`; returns a Build or raises BuildError."""
+    lab = labs_mod.find(number, root)
+    sources = labs_mod.stage_sources(lab.number, solutions, submission, root, solutions_below)
+    for s in sources:
+        if not s.path.is_file():
+            raise BuildError(f"missing file {s.shown}" + (f" in {submission}" if submission else ""),
+                             "a submission must contain every student file of the labs up to this one")
+    outdir = Path(outdir) if outdir else stage_dir(lab.number, solutions, root, submission, solutions_below)
+    outdir.mkdir(parents=True, exist_ok=True)
+    digest = _inputs_hash(sources, lab.number, root, (str(submission), solutions_below))
+    elf, iso, stamp = outdir / "kernel.elf", outdir / "kernel.iso", outdir / "inputs.sha256"
+    if stamp.is_file() and stamp.read_text() == digest and elf.is_file() and iso.is_file():
+        return Build(lab, outdir, elf, iso, sources, True)
+    stamp.unlink(missing_ok=True)
+
+    objdir = outdir / "obj"
+    shutil.rmtree(objdir, ignore_errors=True)
+    objdir.mkdir()
+    jobs = []
+    for i, src in enumerate(sources):
+        obj = objdir / f"{i:02d}-{src.path.stem}{src.path.suffix.replace('.', '_')}.o"
+        jobs.append((src, obj, _compile_cmd(src, obj, lab.number, root)))
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        results = list(pool.map(lambda j: _run(j[2]), jobs))
+    for (src, obj, cmd), r in zip(jobs, results):
+        if r.returncode != 0:
+            raise BuildError(f"{src.shown} does not compile", first_errors(r.stderr, root))
+    (outdir / "compile_commands.json").write_text(json.dumps(
+        [{"directory": str(root), "file": str(s.path), "arguments": c} for s, _, c in jobs], indent=1))
+
+    ldscript = outdir / "kernel.ld"
+    incs = [f"-I{d}" for d in labs_mod.include_dirs(lab.number, root)]
+    r = _run(["clang", "-E", "-P", "-x", "c", f"-DLAB={lab.number}"] + incs
+             + [str(labs_mod.find(1, root).dir / "kernel.ld"), "-o", str(ldscript)])
+    if r.returncode != 0:
+        raise BuildError("the linker script does not preprocess", first_errors(r.stderr, root))
+    r = _run(["ld.lld"] + LDFLAGS + ["-T", str(ldscript), "-o", str(elf)] + [str(j[1]) for j in jobs])
+    if r.returncode != 0:
+        raise BuildError("the kernel does not link", first_errors(r.stderr, root))
+    _listings(elf, outdir)
+    _make_iso(elf, iso, labs_mod.find(1, root).dir / "grub.cfg")
+    stamp.write_text(digest)
+    return Build(lab, outdir, elf, iso, sources, False)
+
+
+def _listings(elf, outdir):
+    with open(outdir / "kernel.sym", "w") as f:
+        subprocess.run(["llvm-nm", "-n", str(elf)], stdout=f, stderr=subprocess.DEVNULL, timeout=TOOL_TIMEOUT)
+    with open(outdir / "kernel.asm", "w") as f:
+        subprocess.run(["llvm-objdump", "-d", "-l", "--no-show-raw-insn", str(elf)],
+                       stdout=f, stderr=subprocess.DEVNULL, timeout=TOOL_TIMEOUT)
+
+
+def _make_iso(elf, iso, grub_cfg):
+    with tempfile.TemporaryDirectory(prefix="kit-iso-") as tmp:
+        boot = Path(tmp) / "boot"
+        (boot / "grub").mkdir(parents=True)
+        shutil.copy(elf, boot / "kernel.elf")
+        shutil.copy(grub_cfg, boot / "grub" / "grub.cfg")
+        r = _run(["grub-mkrescue", "-o", str(iso), tmp])
+        if r.returncode != 0 or not iso.is_file():
+            raise BuildError("grub-mkrescue failed", first_errors(r.stderr, ROOT))

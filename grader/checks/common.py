@@ -1,0 +1,45 @@
+"""Checks that every stage carries: it must end with the final line and the
+success exit status, and nothing else counts as a clean end."""
+from . import Fail, check
+from ..emulators import EXIT_OK, qemu_status
+
+
+def end_of_run(run):
+    """Why a run did not end cleanly, as a (message, details) pair, or None."""
+    last = run.last_lines(3)
+    tail = [f"last output: {ln}" for ln in last] or ["the kernel printed nothing at all"]
+    final = [ln for ln in run.lines if ln.startswith("[power] off:")]
+    if run.reason == "start-failed":
+        return "the emulator did not start: " + run.stderr.strip()[:200], []
+    if run.reason == "flood":
+        return (f"output flood: more than {run.limits['cap'] // 1024} KiB of serial output "
+                "(a print in a loop?); the run was stopped"), tail
+    if run.reason == "silent":
+        what = "nothing printed at all" if not run.output else "no new output"
+        return (f"timeout: {what} for {run.limits['progress']:.0f}s (a hang, or a reset loop); "
+                "the run was stopped"), tail
+    if run.reason == "timeout":
+        return f"timeout: still running after {run.limits['total']:.0f}s; the run was stopped", tail
+    if run.reason == "final-line-no-exit":
+        return "printed the final line but did not power off (the emulator kept running)", tail
+    if run.binary_bytes and run.binary_bytes * 20 > len(run.output):
+        return (f"the serial output is binary garbage ({run.binary_bytes} of {len(run.output)} bytes "
+                "are not text): wrong divisor or line control, or raw memory printed?"), tail
+    if run.launch and not run.launch.success(run.status):
+        meaning = run.launch.status_meaning(run.status)
+        extra = []
+        if final:
+            extra.append(f"final line: {final[-1]}")
+        if run.status == 0 and "Triple fault" in run.log:
+            meaning = "triple fault: the CPU reset instead of powering off"
+        return f"exit status {run.status} ({meaning}), not {qemu_status(EXIT_OK)} (ok)", extra + tail
+    if not final or final[-1] != "[power] off: ok":
+        return "the run ended without the final line `[power] off: ok`", tail
+    return None
+
+
+@check("*", "power: final line and clean power-off", 10)
+def clean_power_off(ctx):
+    problem = end_of_run(ctx.run)
+    if problem:
+        raise Fail(*problem)

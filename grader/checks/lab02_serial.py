@@ -1,0 +1,76 @@
+"""Lab 02 checks computed by the grader: the kprintf self-test values are
+drawn from the per-run seed exactly as labs/02-serial/serial.c draws them,
+and the deliberate panic must name the file and line of its call."""
+import re
+
+from . import Fail, boot, check, variables
+from .common import end_of_run
+from ..emulators import EXIT_PANIC, qemu_status
+
+LAB = "02-serial"
+MASK64 = (1 << 64) - 1
+boot(LAB, "panic", "panic")
+
+
+def splitmix64(state):
+    """Yields the numbers of serial.c's selftest_next, from the same seed."""
+    while True:
+        state = (state + 0x9E3779B97F4A7C15) & MASK64
+        z = state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+        yield z ^ (z >> 31)
+
+
+def signed(v, bits):
+    v &= (1 << bits) - 1
+    return v - (1 << bits) if v >> (bits - 1) else v
+
+
+def kprintf_values(seed):
+    r = splitmix64(seed)
+    d = signed(next(r), 32)
+    u = next(r) & 0xFFFFFFFF
+    ld = signed(next(r), 64)
+    lu = next(r)
+    small = next(r) % 1000
+    neg = -(next(r) % 1000) - 1
+    word = "".join(chr(ord("a") + next(r) % 26) for _ in range(7))
+    c = chr(ord("A") + next(r) % 26)
+    p = next(r) >> 16
+    return {
+        "d": "%d" % d, "u": "%d" % u, "x": "%x" % u,
+        "ld": "%d" % ld, "lu": "%d" % lu, "lx": "%x" % lu,
+        "width": "%6d" % small, "zero": "%06d" % small, "neg": "%06d" % neg, "hex8": "%08x" % small,
+        "s": word, "ws": "%10s" % word, "c": c, "p": "0x%016x" % p,
+    }
+
+
+@variables(LAB)
+def values(ctx):
+    return kprintf_values(ctx.seed)
+
+
+def panic_site(root):
+    """labs/02-serial/serial.c and the line of its `/* panic-test */` call."""
+    path = root / "labs" / LAB / "serial.c"
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if "panic-test" in line:
+            return f"labs/{LAB}/serial.c", n
+    raise Fail(f"{path} has no panic-test line")
+
+
+@check(LAB, "panic: file, line and failure exit", 10, boot="panic")
+def panic_report(ctx):
+    file, line = panic_site(ctx.root)
+    want = f"[panic] {file}:{line}: deliberate panic, seed 0x{ctx.seed & 0xFFFFFFFF:x}"
+    got = ctx.find("[panic]")
+    if not got:
+        raise Fail(f"with tests=panic, expected `{want}`; no [panic] line was printed "
+                   "(kpanic in labs/02-serial/kprintf.c)", [f"last output: {ln}" for ln in ctx.run.last_lines()])
+    if got[0] != want:
+        raise Fail(f"expected `{want}`, got `{got[0]}`")
+    if ctx.run.status != qemu_status(EXIT_PANIC) or ctx.find("[power] off:") != ["[power] off: panic"]:
+        problem = end_of_run(ctx.run)
+        raise Fail(f"panic must power off with EXIT_PANIC (exit status {qemu_status(EXIT_PANIC)}); "
+                   f"got status {ctx.run.status}" + (f": {problem[0]}" if problem else ""))

@@ -1,0 +1,198 @@
+"""Reading what went wrong: the exception chain from QEMU's `-d int,cpu_reset`
+log, each RIP mapped to function and source line, and a hint keyed to the lab
+that names the book section to read.
+"""
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+EXCEPTIONS = {
+    0: ("#DE", "divide error"), 1: ("#DB", "debug"), 2: ("NMI", "non-maskable interrupt"),
+    3: ("#BP", "breakpoint"), 4: ("#OF", "overflow"), 5: ("#BR", "bound range"),
+    6: ("#UD", "invalid opcode"), 7: ("#NM", "device not available"), 8: ("#DF", "double fault"),
+    10: ("#TS", "invalid TSS"), 11: ("#NP", "segment not present"), 12: ("#SS", "stack fault"),
+    13: ("#GP", "general protection"), 14: ("#PF", "page fault"), 16: ("#MF", "x87 error"),
+    17: ("#AC", "alignment check"), 18: ("#MC", "machine check"), 19: ("#XM", "SIMD exception"),
+    20: ("#VE", "virtualization"), 21: ("#CP", "control protection"),
+}
+HAS_ERROR_CODE = {8, 10, 11, 12, 13, 14, 17, 21}
+PF_BITS = [(0, "P", "protection violation (page present)", "page not present"),
+           (1, "W", "write", "read"), (2, "U", "user mode", "kernel mode"),
+           (3, "RSVD", "reserved bit set in a paging entry", None),
+           (4, "I", "instruction fetch", None), (5, "PK", "protection key", None),
+           (6, "SS", "shadow stack", None), (15, "SGX", "SGX", None)]
+
+ENTRY = re.compile(r"^\s*\d+: v=([0-9a-f]+) e=([0-9a-f]+) i=(\d) cpl=(\d) IP=([0-9a-f]+):([0-9a-f]+) "
+                   r"pc=([0-9a-f]+) SP=([0-9a-f]+):([0-9a-f]+)")
+REG = re.compile(r"\b(CR0|CR2|CR3|CR4|EFER|IDT|GDT)=\s*([0-9a-f]+)(?: ([0-9a-f]+))?")
+
+
+@dataclass
+class Fault:
+    vector: int
+    error: int
+    software: bool              # int n / int3
+    rip: int
+    rsp: int
+    regs: dict = field(default_factory=dict)
+    where: str = ""             # function (file:line)
+
+    @property
+    def name(self):
+        mnemonic, long = EXCEPTIONS.get(self.vector, (f"vector {self.vector}", "interrupt"))
+        return f"{mnemonic} ({long}, vector {self.vector})"
+
+    def error_text(self):
+        if self.vector not in HAS_ERROR_CODE or self.vector == 8:
+            return ""
+        if self.vector == 14:
+            return f"error {self.error:#x}: {decode_pf(self.error)}; CR2={self.regs.get('CR2', 0):#x}"
+        return f"error {self.error:#x}: {decode_selector(self.error)}"
+
+
+@dataclass
+class Chain:
+    faults: list
+    triple: bool
+    resets: int
+
+    def __bool__(self):
+        return bool(self.faults) or self.triple
+
+
+def decode_pf(code):
+    parts = []
+    for bit, name, yes, no in PF_BITS:
+        if code & (1 << bit):
+            parts.append(f"{name}={yes}")
+        elif no:
+            parts.append(no)
+    return ", ".join(parts)
+
+
+def decode_selector(code):
+    if code == 0:
+        return "no selector involved"
+    table = "IDT" if code & 2 else ("LDT" if code & 4 else "GDT")
+    ext = ", during an external event" if code & 1 else ""
+    if table == "IDT":
+        return f"refers to an IDT gate{ext}: the gate is missing, not present or past the IDT limit"
+    return f"refers to {table} selector {code & ~7:#x}{ext}"
+
+
+def parse_qemu_log(text, kernel_range=None):
+    """The exceptions in the log whose RIP lies in the kernel (BIOS and GRUB
+    interrupts are left out), and whether the CPU triple-faulted."""
+    faults, current = [], None
+    triple = "Triple fault" in text
+    resets = text.count("CPU Reset")
+    for line in text.splitlines():
+        m = ENTRY.match(line)
+        if m:
+            v, e, i, _, _, rip, pc, _, sp = m.groups()
+            current = Fault(int(v, 16), int(e, 16), i == "1", int(pc, 16), int(sp, 16))
+            if kernel_range is None or kernel_range[0] <= current.rip < kernel_range[1]:
+                faults.append(current)
+            else:
+                current = None
+            continue
+        if current is not None:
+            for name, a, b in REG.findall(line):
+                if name in ("IDT", "GDT"):
+                    current.regs[name] = (int(a, 16), int(b, 16) if b else 0)
+                else:
+                    current.regs[name] = int(a, 16)
+    return Chain(faults, triple, resets)
+
+
+def symbolize(elf, addresses, root=None):
+    """{address: 'function (file:line)'} from llvm-symbolizer, or addr2line."""
+    addresses = list(dict.fromkeys(addresses))
+    if not addresses or not Path(elf).is_file():
+        return {}
+    names = {}
+    tool = shutil.which("llvm-symbolizer")
+    try:
+        if tool:
+            out = subprocess.run([tool, f"--obj={elf}", "--inlining=false"] + [hex(a) for a in addresses],
+                                 capture_output=True, text=True, timeout=30).stdout
+            blocks = [b.splitlines() for b in out.strip().split("\n\n")]
+        elif shutil.which("addr2line"):
+            out = subprocess.run(["addr2line", "-f", "-e", str(elf)] + [hex(a) for a in addresses],
+                                 capture_output=True, text=True, timeout=30).stdout.splitlines()
+            blocks = [out[i:i + 2] for i in range(0, len(out), 2)]
+        else:
+            return {}
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    for addr, block in zip(addresses, blocks):
+        if len(block) < 2 or block[0] in ("??", ""):
+            continue
+        loc = block[1].rsplit(":", 1)[0] if block[1].count(":") >= 2 else block[1]
+        if root:
+            for r in root if isinstance(root, (list, tuple)) else [root]:
+                loc = loc.replace(str(r).rstrip("/") + "/", "")
+        names[addr] = f"{block[0]} ({loc})"
+    return names
+
+
+def kernel_range(elf):
+    """[start, end) of the kernel image, from llvm-nm."""
+    try:
+        out = subprocess.run(["llvm-nm", str(elf)], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    syms = {p[2]: int(p[0], 16) for p in (ln.split() for ln in out.splitlines()) if len(p) == 3}
+    if "__kernel_start" in syms and "__kernel_end" in syms:
+        return syms["__kernel_start"], syms["__kernel_end"]
+    return None
+
+
+# Hints: (test on the chain and its context, text). The first that applies is shown.
+def _in(fault, *names):
+    return fault is not None and any(n in fault.where for n in names)
+
+
+HINTS = [
+    (lambda c, f, lab: _in(f, "lm_enable"),
+     "the first fault is inside lm_enable, before any IDT exists: check the order of the four "
+     "steps (PAE and CR3 before CR0.PG). Book: chapter 1, \"Entering long mode\"."),
+    (lambda c, f, lab: f is not None and f.vector == 14 and f.regs.get("CR2", 0) >= 1 << 30 and lab <= 3,
+     "CR2 is beyond the boot identity map (1 GiB): the address was never mapped. A heap or buffer "
+     "at a made-up fixed address does this. Book: chapter 3, \"Pitfalls\"."),
+    (lambda c, f, lab: c.triple and lab < 5 and f is not None and f.regs.get("IDT", (0, 0))[1] == 0,
+     "there is no IDT before lab 05, so any exception in the kernel ends in a triple fault: the "
+     "first exception of the chain is the real problem. Book: chapter 0, \"Reading a grader report\"."),
+    (lambda c, f, lab: c.triple and f is None,
+     "the CPU reset without a logged exception in the kernel: a fault during the mode switch "
+     "(boot.S) or an emulator that cannot log (KVM). Book: chapter 1, \"Pitfalls\"."),
+]
+
+
+def diagnose(log_text, elf, lab_number, roots=()):
+    """Lines describing the exception chain in the log, or [] if there is none."""
+    chain = parse_qemu_log(log_text, kernel_range(elf))
+    if not chain:
+        return [], chain
+    names = symbolize(elf, [f.rip for f in chain.faults], roots)
+    for f in chain.faults:
+        f.where = names.get(f.rip, "no symbol")
+    lines = []
+    for n, f in enumerate(chain.faults):
+        kind = "raised by an instruction (int n)" if f.software else ""
+        err = f.error_text()
+        lines.append(f"{'then ' if n else ''}{f.name} at rip {f.rip:#x} in {f.where}"
+                     + (f"; {err}" if err else "") + (f" [{kind}]" if kind else ""))
+    if chain.triple:
+        lines.append("then triple fault: the CPU reset (QEMU exits 0 under -no-reboot)")
+    first = chain.faults[0] if chain.faults else None
+    for test, text in HINTS:
+        try:
+            if test(chain, first, lab_number):
+                lines.append("hint: " + text)
+                break
+        except (KeyError, TypeError, IndexError):
+            continue
+    return lines, chain

@@ -1,0 +1,122 @@
+"""Reports of a grading: the terminal (one line per check), JSON, JUnit XML
+and Gradescope's results.json."""
+import json
+import os
+import sys
+from xml.etree import ElementTree as ET
+
+WIDTH = 58
+
+
+def _color(enabled):
+    def paint(text, code):
+        return f"\033[{code}m{text}\033[0m" if enabled else text
+    return paint
+
+
+def use_color(stream):
+    return stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+
+
+def reproduce_command(stage):
+    parts = [f"make grade LAB={stage.lab.number:02d}", f"SEED=0x{stage.seed:08x}"]
+    if stage.source.startswith("solutions"):
+        parts.insert(1, "SOLUTIONS=1")
+    if stage.emulator != "qemu":
+        parts.append(f"EMULATOR={stage.emulator}")
+    return " ".join(parts)
+
+
+def terminal(stages, stream=sys.stdout, verbose=False, color=None):
+    paint = _color(use_color(stream) if color is None else color)
+    w = stream.write
+    for st in stages:
+        w(paint(f"== Stage {st.lab.name}: {st.lab.title}", "1") + "\n")
+        w(f"   from {st.source}, {st.emulator}, seed 0x{st.seed:08x}, {st.memory_mb} MiB\n")
+        if st.build_error:
+            w(paint("   build failed: ", "31") + st.build_error.summary + "\n")
+            for ln in st.build_error.details.splitlines():
+                w(f"      {ln}\n")
+        if st.stopped:
+            w(paint("   the kernel did not finish: ", "31") + st.stopped + "\n")
+            r = st.runs.get("default")
+            for ln in (r.last_lines(3) if r else []):
+                w(f"      last output | {ln}\n")
+        for c in st.checks:
+            verdict = paint(" OK ", "32") if c.passed else paint("FAIL", "31")
+            title = (c.title + " ").ljust(WIDTH, ".")
+            w(f"{title} {verdict}  {c.score:>2}/{c.points:<2} ({c.seconds:.1f}s)\n")
+            if not c.passed:
+                if c.message:
+                    w(f"    {c.message}\n")
+                for ln in c.details:
+                    w(f"    {ln}\n")
+                for h in c.hints:
+                    w(paint(f"    hint: {h}", "33") + "\n")
+        for boot, lines in st.diagnoses.items():
+            w(paint(f"   diagnosis ({boot} boot, {st.kargs.get(boot, '')}):", "1") + "\n")
+            for ln in lines:
+                w(f"      {ln}\n")
+        if verbose and st.runs:
+            for name, r in st.runs.items():
+                w(f"   serial output of the {name} boot ({r.reason}, status {r.status}, {r.elapsed:.2f}s):\n")
+                for ln in r.lines:
+                    w(f"      | {ln}\n")
+        score = f"Score: {st.score}/{st.total}"
+        w(paint(score, "32" if st.full else "31") + f"   ({st.elapsed:.1f}s)")
+        w("" if st.full else f"   reproduce: {reproduce_command(st)}")
+        w("\n")
+    if len(stages) > 1:
+        total = sum(s.score for s in stages)
+        out_of = sum(s.total for s in stages)
+        ok = all(s.full for s in stages)
+        w(paint(f"Total score: {total}/{out_of}", "32" if ok else "31") + "\n")
+
+
+def as_dict(stages):
+    return {
+        "score": sum(s.score for s in stages),
+        "max_score": sum(s.total for s in stages),
+        "stages": [{
+            "lab": s.lab.name, "seed": f"0x{s.seed:08x}", "memory_mb": s.memory_mb,
+            "emulator": s.emulator, "source": s.source, "score": s.score, "max_score": s.total,
+            "build_error": s.build_error.summary if s.build_error else None,
+            "diagnosis": s.diagnoses, "seconds": round(s.elapsed, 3),
+            "checks": [{"title": c.title, "score": c.score, "max_score": c.points, "passed": c.passed,
+                        "message": c.message, "details": c.details, "hints": c.hints, "boot": c.boot}
+                       for c in s.checks],
+        } for s in stages],
+    }
+
+
+def write_json(stages, path):
+    with open(path, "w") as f:
+        json.dump(as_dict(stages), f, indent=2)
+
+
+def write_junit(stages, path):
+    suites = ET.Element("testsuites")
+    for s in stages:
+        suite = ET.SubElement(suites, "testsuite", name=f"lab {s.lab.name}", tests=str(len(s.checks)),
+                              failures=str(sum(not c.passed for c in s.checks)), time=f"{s.elapsed:.3f}")
+        for c in s.checks:
+            case = ET.SubElement(suite, "testcase", classname=s.lab.name, name=c.title, time=f"{c.seconds:.3f}")
+            if not c.passed:
+                fail = ET.SubElement(case, "failure", message=c.message)
+                fail.text = "\n".join(c.details + [f"hint: {h}" for h in c.hints])
+    ET.ElementTree(suites).write(path, encoding="unicode", xml_declaration=True)
+
+
+def write_gradescope(stages, path):
+    tests = []
+    for s in stages:
+        for c in s.checks:
+            out = "\n".join([c.message] + c.details + [f"hint: {h}" for h in c.hints]) if not c.passed else ""
+            if not c.passed and s.diagnoses.get(c.boot):
+                out += "\n" + "\n".join(s.diagnoses[c.boot])
+            tests.append({"name": f"{s.lab.name}: {c.title}", "score": c.score, "max_score": c.points,
+                          "status": "passed" if c.passed else "failed", "output": out.strip()})
+    data = {"score": sum(s.score for s in stages), "tests": tests,
+            "output": "seeds: " + ", ".join(f"{s.lab.name}=0x{s.seed:08x}" for s in stages)}
+    with open(path, "w") as f:
+        json.dump(data, f, indent=2)

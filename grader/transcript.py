@@ -1,0 +1,196 @@
+"""The expected serial transcript of a stage, and the matcher.
+
+Format of labs/NN-name/expected.txt (documented for students in
+book/00-introduction.md):
+
+    # a comment
+    == mb2: command line [10]      a check: its title and points
+    hint: text                     shown when the check fails
+    [boot] cmdline: {cmdline}      a line expected in the output, in order
+    ! [panic] {any}                a line that must never appear anywhere
+
+Expected lines are matched in order; other output may come in between.
+A line matches the whole output line. Inside a line:
+    {hex} 0x and hex digits   {dec} a decimal integer   {word} no spaces
+    {any} anything            {a|b|c} one of these texts
+    {name} a value the grader computes for this run (the seed, ...)
+    {{ and }} stand for literal braces.
+"""
+import re
+from dataclasses import dataclass, field
+
+BUILTINS = {"hex": r"0x[0-9a-fA-F]+", "dec": r"-?[0-9]+", "word": r"\S+", "any": r".*"}
+TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
+
+
+class TranscriptError(Exception):
+    """The expected file itself is wrong (an unknown placeholder, ...)."""
+
+
+@dataclass
+class Expect:
+    text: str                   # as written in the file
+    line_no: int
+    never: bool = False
+
+    def regex(self, values):
+        out, pos = [], 0
+        for m in TOKEN.finditer(self.text):
+            out.append(re.escape(self.text[pos:m.start()]))
+            tok, name = m.group(0), m.group(1)
+            if tok in ("{{", "}}"):
+                out.append(re.escape(tok[0]))
+            elif name in values:
+                out.append(re.escape(str(values[name])))
+            elif name in BUILTINS:
+                out.append(BUILTINS[name])
+            elif "|" in name:
+                out.append("(?:" + "|".join(re.escape(a) for a in name.split("|")) + ")")
+            else:
+                raise TranscriptError(f"line {self.line_no}: unknown placeholder {{{name}}}")
+            pos = m.end()
+        out.append(re.escape(self.text[pos:]))
+        return re.compile("".join(out))
+
+    def shown(self, values):
+        """The line as a student should read it: computed values filled in."""
+        def sub(m):
+            if m.group(0) in ("{{", "}}"):
+                return m.group(0)[0]
+            return str(values[m.group(1)]) if m.group(1) in values else m.group(0)
+        return TOKEN.sub(sub, self.text)
+
+    def prefix(self, values):
+        """The literal start of the line, up to the first placeholder, trimmed to
+        whole words: used to find the output line that tried to be this one."""
+        head = self.shown(values)
+        cut = TOKEN.search(self.text)
+        if cut:
+            head = self.text[:cut.start()]
+        words = head.split(" ")
+        if len(words) > 1 and not head.endswith(" "):
+            words = words[:-1]
+        return " ".join(words).strip()
+
+
+@dataclass
+class CheckSpec:
+    title: str
+    points: int
+    lines: list = field(default_factory=list)
+    hints: list = field(default_factory=list)
+
+
+def parse(text, source="expected.txt"):
+    checks = []
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.rstrip()
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if line.startswith("=="):
+            m = re.fullmatch(r"==\s*(.+?)\s*\[(\d+)\]", line)
+            if not m:
+                raise TranscriptError(f"{source}:{n}: a check line is `== title [points]`")
+            checks.append(CheckSpec(m.group(1), int(m.group(2))))
+            continue
+        if not checks:
+            raise TranscriptError(f"{source}:{n}: an expected line before the first `== check [points]`")
+        if line.startswith("hint:"):
+            checks[-1].hints.append(line[5:].strip())
+        elif line.startswith("!"):
+            checks[-1].lines.append(Expect(line[1:].strip(), n, never=True))
+        else:
+            checks[-1].lines.append(Expect(line, n))
+    return checks
+
+
+@dataclass
+class LineResult:
+    expect: Expect
+    status: str                 # matched, wrong, missing, forbidden, absent (never-line fine)
+    index: int = None           # output line index (matched, wrong, forbidden)
+    got: str = None
+
+
+def match(checks, lines, values):
+    """Match every check's lines against the output lines, in one ordered pass.
+    Returns {check title: [LineResult, ...]}."""
+    results = {}
+    pos = 0
+    for chk in checks:
+        res = []
+        for exp in chk.lines:
+            rx = exp.regex(values)
+            if exp.never:
+                hit = next((i for i, ln in enumerate(lines) if rx.fullmatch(ln)), None)
+                res.append(LineResult(exp, "forbidden" if hit is not None else "absent", hit,
+                                      lines[hit] if hit is not None else None))
+                continue
+            hit = next((i for i in range(pos, len(lines)) if rx.fullmatch(lines[i])), None)
+            if hit is not None:
+                res.append(LineResult(exp, "matched", hit, lines[hit]))
+                pos = hit + 1
+                continue
+            prefix = exp.prefix(values)
+            near = next((i for i in range(pos, len(lines))
+                         if prefix and lines[i].startswith(prefix)), None) if len(prefix) > 3 else None
+            if near is not None:
+                res.append(LineResult(exp, "wrong", near, lines[near]))
+                pos = near + 1
+            else:
+                res.append(LineResult(exp, "missing"))
+        results[chk.title] = res
+    return results
+
+
+def failed(line_results):
+    return [r for r in line_results if r.status in ("wrong", "missing", "forbidden")]
+
+
+def explain(line_results, values, lines):
+    """A one-line reason for the first failing line of a check."""
+    bad = failed(line_results)
+    if not bad:
+        return ""
+    r = bad[0]
+    want = r.expect.shown(values)
+    if r.status == "wrong":
+        return f"expected `{want}`, got `{r.got}`"
+    if r.status == "forbidden":
+        return f"line {r.index + 1} must not appear: `{r.got}`"
+    before = [x for x in line_results if x.status == "matched" and x.index is not None]
+    if not lines:
+        return f"missing `{want}`: the kernel printed nothing"
+    after = f" (after `{lines[before[-1].index]}`)" if before else ""
+    return f"missing `{want}`{after}"
+
+
+def diff_view(line_results, values, lines, context=2):
+    """Each expected line marked as matched, wrong or missing, with the output
+    around the place it should have been: like a diff, for the terminal."""
+    out = []
+    last, shown_after = -1, None
+    for r in line_results:
+        want = r.expect.shown(values)
+        if r.status == "matched":
+            out.append(f"   ok      {r.got}")
+            last = r.index
+        elif r.status == "absent":
+            continue
+        elif r.status == "wrong":
+            out.append(f"   WRONG   expected: {want}")
+            out.append(f"           got:      {r.got}   (output line {r.index + 1})")
+            last = r.index
+        elif r.status == "forbidden":
+            out.append(f"   FORBID  {r.got}   (output line {r.index + 1}, matches `! {r.expect.text}`)")
+        else:
+            out.append(f"   MISSING {want}")
+            if shown_after == last:
+                continue                # the same output was shown for the line before
+            shown_after = last
+            around = lines[last + 1:last + 1 + context]
+            if around:
+                out.extend(f"           | {ln}" for ln in around)
+            else:
+                out.append("           | (end of output)")
+    return out

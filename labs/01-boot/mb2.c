@@ -1,0 +1,42 @@
+/* Walking the Multiboot2 boot information (specification, section 3.6). */
+#include "kernel.h"
+#include "mb2.h"
+
+/* void mb2_read_mmap(const struct mb2_tag_mmap *t, struct boot_info *bi)
+ *
+ * Contract: record each entry of the memory-map tag t in bi->regions
+ * (base, length, type), in the order given, at most BOOT_MAX_REGIONS of them,
+ * and set bi->nregions.
+ * Fact: entries are t->entry_size bytes apart, which may be larger than
+ * sizeof(struct mb2_mmap_entry); they fill the tag up to t->size.
+ */
+void
+mb2_read_mmap(const struct mb2_tag_mmap *t, struct boot_info *bi)
+{
+    // LAB 1: your code here.
+    (void)t;
+    (void)bi;
+    // LAB 1: end of your code.
+}
+
+/* int mb2_parse(uint64_t mbi, struct boot_info *bi)
+ *
+ * Contract: mbi is the address GRUB passed in %ebx; *bi is zeroed. Walk the
+ * tags that follow the 8-byte struct mb2_info, up to the end tag (type 0), and
+ * record: the command line (bi->cmdline), the boot loader name (bi->loader),
+ * the memory map (through mb2_read_mmap) and each module (bi->modules,
+ * bi->nmodules, at most BOOT_MAX_MODULES). Ignore tag types you do not know.
+ * Return the number of tags before the end tag, or -1 if a tag's size is
+ * below 8 or a tag reaches past total_size (then stop walking).
+ * Fact: the next tag starts at the current one plus its size rounded up to
+ * a multiple of MB2_TAG_ALIGN.
+ */
+int
+mb2_parse(uint64_t mbi, struct boot_info *bi)
+{
+    // LAB 1: your code here.
+    (void)mbi;
+    (void)bi;
+    return 0;
+    // LAB 1: end of your code.
+}

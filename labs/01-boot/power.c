@@ -1,0 +1,49 @@
+/* Powering off: print the final line, let the UART drain, then try each
+ * emulator's exit in turn. QEMU: isa-debug-exit. Bochs: port 0x8900.
+ * Then ACPI (PM1a control, SLP_EN), and if all else fails, halt.
+ */
+#include "kernel.h"
+#include "memlayout.h"
+#include "x86.h"
+
+#define POWER_LSR      (COM1_PORT + 5)
+#define POWER_LSR_TEMT 0x40             /* transmitter empty: the last bit is out */
+#define ACPI_SLP_EN    0x2000           /* PM1a control: sleep enable, type 0 (S5) */
+
+static void
+power_puts(const char *s)
+{
+    while (*s)
+        early_putc(*s++);
+}
+
+static const char *
+power_reason(int exit_value)
+{
+    switch (exit_value) {
+    case EXIT_OK:          return "ok";
+    case EXIT_PANIC:       return "panic";
+    case EXIT_BOOTFAIL:    return "boot failure";
+    case EXIT_DOUBLEFAULT: return "double fault";
+    default:               return "unknown";
+    }
+}
+
+/* Print "[power] off: <reason>" and switch off. The line is written with
+ * early_putc so that it appears even when a later console is broken. */
+void
+poweroff(int exit_value)
+{
+    power_puts("[power] off: ");
+    power_puts(power_reason(exit_value));
+    power_puts("\n");
+    /* Bochs models the baud rate: powering off now would lose the tail. */
+    while ((inb(POWER_LSR) & POWER_LSR_TEMT) == 0)
+        ;
+    outl(QEMU_EXIT_PORT, (uint32_t)exit_value);
+    for (const char *p = "Shutdown"; *p; p++)
+        outb(BOCHS_SHUTDOWN_PORT, (uint8_t)*p);
+    outw(ACPI_PM1A_QEMU, ACPI_SLP_EN);
+    outw(ACPI_PM1A_BOCHS, ACPI_SLP_EN);
+    halt_forever();
+}

@@ -1,0 +1,93 @@
+/* Bringing up the serial console: run serial_init (LAB 2), read back what it
+ * programmed, move the console to serial_putc, and the seeded self-test of
+ * kprintf that the grader checks against its own computation.
+ */
+#include "serial.h"
+#include "x86.h"
+#include "memlayout.h"
+
+extern void (*con_sink)(char c);
+
+int
+kprintf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = kvprintf(fmt, ap);
+    va_end(ap);
+    return n;
+}
+
+/* Read the divisor, line control and FIFO state back from the UART. */
+static void
+serial_report(void)
+{
+    uint8_t lcr = inb(COM1_PORT + UART_LCR);
+    outb(COM1_PORT + UART_LCR, lcr | LCR_DLAB);
+    unsigned divisor = inb(COM1_PORT + UART_DLL) | (inb(COM1_PORT + UART_DLM) << 8);
+    outb(COM1_PORT + UART_LCR, lcr);
+    int fifo = (inb(COM1_PORT + UART_IIR) & IIR_FIFO_ON) == IIR_FIFO_ON;
+    kprintf("[serial] COM1: divisor %u (%u baud), LCR 0x%x, FIFO %s\n", divisor,
+            divisor ? UART_CLOCK_DIV / divisor : 0, lcr, fifo ? "on" : "off");
+}
+
+/* Initialise COM1; on success every later character goes through serial_putc. */
+void
+serial_setup(void)
+{
+    if (serial_init() != 0) {
+        con_puts("[serial] FAIL: serial_init returned an error (LAB 2, uart.c); "
+                 "staying on the early console\n");
+        serial_report();
+        return;
+    }
+    con_sink = serial_putc;
+    kprintf("[serial] serial_init ok, loopback byte came back\n");
+    serial_report();
+}
+
+/* splitmix64: the grader draws the same numbers from the same seed. */
+static uint64_t selftest_state;
+
+static uint64_t
+selftest_next(void)
+{
+    uint64_t z = (selftest_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static void
+kprintf_selftest(uint64_t seed)
+{
+    selftest_state = seed;
+    int32_t d = (int32_t)selftest_next();
+    uint32_t u = (uint32_t)selftest_next();
+    int64_t ld = (int64_t)selftest_next();
+    uint64_t lu = selftest_next();
+    int small = (int)(selftest_next() % 1000);
+    int neg = -(int)(selftest_next() % 1000) - 1;
+    char word[8];
+    for (int i = 0; i < 7; i++)
+        word[i] = (char)('a' + selftest_next() % 26);
+    word[7] = 0;
+    char c = (char)('A' + selftest_next() % 26);
+    void *p = (void *)(selftest_next() >> 16);
+
+    kprintf("[kprintf] d=%d u=%u x=%x\n", d, u, u);
+    kprintf("[kprintf] ld=%ld lu=%lu lx=%lx\n", ld, lu, lu);
+    kprintf("[kprintf] width=[%6d] zero=[%06d] neg=[%06d] hex=[%08x]\n", small, small, neg, small);
+    kprintf("[kprintf] s=%s ws=[%10s] c=%c pct=%% p=%p\n", word, word, c, p);
+    kprintf("[kprintf] edges: %d %u %x %ld [%s]\n", (int32_t)0x80000000, 0u, 0u,
+            (int64_t)0x8000000000000000ull, "");
+}
+
+void
+serial_selftest(uint64_t seed)
+{
+    if (test_selected("kprintf"))
+        kprintf_selftest(seed);
+    if (test_named("panic"))
+        panic("deliberate panic, seed 0x%x", (uint32_t)seed);   /* panic-test */
+}
