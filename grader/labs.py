@@ -91,3 +91,57 @@ def stage_sources(number, solutions=False, submission=None, root=ROOT, solutions
 
 def include_dirs(number, root=ROOT):
     return [lab.dir for lab in discover(root) if lab.number <= number]
+
+
+BEGIN = re.compile(r"LAB (\d+): your code here\.")
+END = re.compile(r"LAB (\d+): end of your code\.")
+
+
+def outside_regions(text):
+    """The file's lines with the inside of every `LAB n` region removed (the
+    marker lines kept), and the number of regions; raises LabError on a
+    region that is not closed or is closed twice."""
+    kept, inside, regions = [], None, 0
+    for n, line in enumerate(text.splitlines(), 1):
+        b, e = BEGIN.search(line), END.search(line)
+        if b:
+            if inside is not None:
+                raise LabError(f"line {n}: a LAB region opens inside another")
+            inside = b.group(1)
+            kept.append(line)
+        elif e:
+            if inside != e.group(1):
+                raise LabError(f"line {n}: LAB {e.group(1)} region closed but not open")
+            inside = None
+            regions += 1
+            kept.append(line)
+        elif inside is None:
+            kept.append(line)
+    if inside is not None:
+        raise LabError(f"a LAB {inside} region is never closed")
+    return kept, regions
+
+
+def skeleton_drift(lab, root=ROOT):
+    """Where the solution of each student file of `lab` differs from its
+    skeleton outside the LAB regions: a list of one-line problems."""
+    problems = []
+    for name in lab.student:
+        skel, sol = lab.dir / name, root / "solutions" / lab.name / name
+        if not skel.is_file() or not sol.is_file():
+            problems.append(f"{lab.name}/{name}: missing in labs/ or solutions/")
+            continue
+        try:
+            a, na = outside_regions(skel.read_text())
+            b, nb = outside_regions(sol.read_text())
+        except LabError as e:
+            problems.append(f"{lab.name}/{name}: {e}")
+            continue
+        if na == 0:
+            problems.append(f"{lab.name}/{name}: no LAB region")
+        elif a != b:
+            import difflib
+            first = next(d for d in difflib.unified_diff(a, b, lineterm="", n=0) if d[:1] in "+-"
+                         and not d.startswith(("+++", "---")))
+            problems.append(f"{lab.name}/{name}: differs outside the LAB regions: {first.strip()}")
+    return problems

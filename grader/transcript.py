@@ -61,16 +61,13 @@ class Expect:
         return TOKEN.sub(sub, self.text)
 
     def prefix(self, values):
-        """The literal start of the line, up to the first placeholder, trimmed to
-        whole words: used to find the output line that tried to be this one."""
-        head = self.shown(values)
+        """The key of the line: its `[subsystem]` tag and, when the literal part
+        has one, the text up to the first ':' or '='. An output line that
+        starts with it is the kernel's attempt at this line."""
         cut = TOKEN.search(self.text)
-        if cut:
-            head = self.text[:cut.start()]
-        words = head.split(" ")
-        if len(words) > 1 and not head.endswith(" "):
-            words = words[:-1]
-        return " ".join(words).strip()
+        head = self.text[:cut.start()] if cut else self.text
+        m = re.match(r"\[[^\]]*\][^:=]*?[:=]", head) or re.match(r"\[[^\]]*\]", head)
+        return m.group(0) if m else ""
 
 
 @dataclass
@@ -133,7 +130,7 @@ def match(checks, lines, values):
                 continue
             prefix = exp.prefix(values)
             near = next((i for i in range(pos, len(lines))
-                         if prefix and lines[i].startswith(prefix)), None) if len(prefix) > 3 else None
+                         if lines[i].startswith(prefix)), None) if len(prefix) >= 3 else None
             if near is not None:
                 res.append(LineResult(exp, "wrong", near, lines[near]))
                 pos = near + 1

@@ -1,0 +1,82 @@
+"""The command line as users meet it: one-line errors and hints, never a
+traceback, exit statuses, machine-readable reports, no emulator left behind."""
+import json
+import os
+import subprocess
+import sys
+from xml.etree import ElementTree as ET
+
+from grader import deps, labs
+
+ROOT = labs.ROOT
+
+
+def cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "grader", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, env=dict(os.environ, **(env or {})))
+
+
+def test_wrong_lab_name_is_one_line():
+    r = cli("grade", "--lab", "07-nope", "--no-install")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip() == "error: no lab called '07-nope' (labs here: " + \
+        ", ".join(lab.name for lab in labs.discover()) + ")"
+
+
+def test_bad_seed_is_a_usage_error():
+    r = cli("grade", "--seed", "banana")
+    assert r.returncode == 2 and "a seed is a number" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_full_marks_exit_zero_and_reports(tmp_path):
+    r = cli("grade", "--lab", "01", "--solutions", "--seed", "0x10", "--json", str(tmp_path / "r.json"),
+            "--junit", str(tmp_path / "r.xml"), "--gradescope", str(tmp_path / "results.json"),
+            env={"NO_COLOR": "1"})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Score: 80/80" in r.stdout and "\033[" not in r.stdout
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["score"] == data["max_score"] == 80 and data["stages"][0]["seed"] == "0x00000010"
+    suite = ET.parse(tmp_path / "r.xml").getroot().find("testsuite")
+    assert suite.get("failures") == "0" and len(suite.findall("testcase")) == len(data["stages"][0]["checks"])
+    gs = json.loads((tmp_path / "results.json").read_text())
+    assert gs["score"] == 80 and all(t["status"] == "passed" for t in gs["tests"])
+
+
+def test_missing_marks_exit_one_with_reproduce_line(tmp_path):
+    r = cli("grade", "--lab", "01", "--seed", "0x10", "--gradescope", str(tmp_path / "results.json"))
+    assert r.returncode == 1
+    assert "Score: 0/80" in r.stdout and "reproduce: make grade LAB=01 SEED=0x00000010" in r.stdout
+    gs = json.loads((tmp_path / "results.json").read_text())
+    assert gs["score"] == 0 and "lm_enable" in json.dumps(gs)
+
+
+def test_submission_uses_only_student_files(tmp_path):
+    sub = tmp_path / "student"
+    for lab in labs.discover():
+        (sub / "labs" / lab.name).mkdir(parents=True)
+        for name in lab.student:
+            (sub / "labs" / lab.name / name).write_text((ROOT / "solutions" / lab.name / name).read_text())
+    (sub / "Makefile").write_text("all:\n\tfalse\n")          # never used
+    (sub / "labs/01-boot/kmain.c").write_text("this is not C\n")   # a given file: ignored
+    r = cli("grade", "--lab", "02", "--submission", str(sub), "--seed", "3")
+    assert r.returncode == 0, r.stdout
+
+
+def test_missing_tools_give_the_install_line(monkeypatch):
+    monkeypatch.setattr(deps.shutil, "which", lambda name: None if name == "qemu-system-x86_64" else "/x")
+    assert deps.missing_packages("kernel") == ["qemu-system-x86"]
+    monkeypatch.setattr(deps.os, "geteuid", lambda: 1000)
+    try:
+        deps.ensure("kernel", install=True)
+    except deps.MissingTools as e:
+        assert str(e) == ("missing Debian packages: qemu-system-x86. Install them with: "
+                          "sudo apt-get install -y --no-install-recommends qemu-system-x86")
+    else:
+        raise AssertionError("no error for a missing tool")
+
+
+def test_no_emulator_left_behind():
+    r = cli("grade", "--lab", "02", "--solutions", "--seed", "9")
+    assert r.returncode == 0
+    ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    assert "kit-run-" not in ps, ps

@@ -1,0 +1,87 @@
+"""The runner against fake emulators: floods, silence, binary garbage, a final
+line without exit, the total timeout, and reaping of the whole process group."""
+import os
+import sys
+import time
+
+from grader import emulators, run
+from grader.checks.common import end_of_run
+
+
+def fake(script):
+    """A make_launch for the runner that runs `script` in Python instead of QEMU."""
+    def make(tmp):
+        return emulators.Launch("fake", [sys.executable, "-c", script], log=os.path.join(tmp, "none.log")
+                                and __import__("pathlib").Path(tmp) / "none.log")
+    return make
+
+
+def alive(pid):
+    """True if pid runs (a zombie waiting for init to reap it counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_exit_status_and_output():
+    r = run.run(fake("import sys; print('[power] off: ok'); sys.exit(33)"))
+    assert (r.reason, r.status, r.lines) == ("exited", 33, ["[power] off: ok"])
+
+
+def test_flood_is_capped_and_stopped():
+    t = time.monotonic()
+    r = run.run(fake("import sys\nwhile True: sys.stdout.write('x' * 4096)"), cap=64 * 1024)
+    assert r.reason == "flood" and len(r.output) == 64 * 1024
+    assert time.monotonic() - t < 10
+    assert "output flood" in end_of_run(r)[0]
+
+
+def test_silence_is_a_progress_timeout():
+    r = run.run(fake("import time; print('[boot] hello', flush=True); time.sleep(60)"),
+                progress_timeout=1.0, total_timeout=30)
+    assert r.reason == "silent" and r.elapsed < 5
+    msg, details = end_of_run(r)
+    assert "no new output for 1s" in msg and details == ["last output: [boot] hello"]
+
+
+def test_nothing_printed_at_all():
+    r = run.run(fake("import time; time.sleep(60)"), progress_timeout=1.0)
+    assert "nothing printed at all" in end_of_run(r)[0]
+
+
+def test_total_timeout_while_printing():
+    r = run.run(fake("import time\nwhile True:\n print('tick', flush=True); time.sleep(0.1)"),
+                total_timeout=1.5, progress_timeout=1.0)
+    assert r.reason == "timeout" and "still running after 2s" in end_of_run(r)[0]
+
+
+def test_final_line_without_exit():
+    r = run.run(fake("import time; print('[power] off: ok', flush=True); time.sleep(60)"), exit_grace=0.5)
+    assert r.reason == "final-line-no-exit"
+    assert "did not power off" in end_of_run(r)[0]
+
+
+def test_binary_garbage_is_named_not_crashing():
+    r = run.run(fake("import os, sys; os.write(1, bytes(range(256)) * 8); sys.exit(33)"))
+    assert r.binary_bytes > 1000
+    assert "\\x00" in r.text          # shown escaped, never raw
+    r.launch = None
+    assert "binary garbage" in end_of_run(r)[0]
+
+
+def test_process_group_is_reaped():
+    script = ("import subprocess, sys, time\n"
+              "p = subprocess.Popen(['sleep', '300'])\n"
+              "print(p.pid, flush=True)\n"
+              "time.sleep(300)")
+    r = run.run(fake(script), progress_timeout=1.0)
+    child = int(r.lines[0])
+    time.sleep(0.2)
+    assert not alive(child), "a grandchild of the emulator outlived the run"
+
+
+def test_missing_emulator_is_a_verdict():
+    r = run.run(lambda tmp: emulators.Launch("none", ["/nonexistent/qemu"], __import__("pathlib").Path(tmp) / "x"))
+    assert r.reason == "start-failed" and "could not start" in r.stderr

@@ -1,0 +1,131 @@
+"""Every stage booted for real: the solutions get full marks, the skeletons
+fail with messages naming what is missing, and each mutant (a deliberate
+break in a copy of the solutions) fails with the diagnosis it must produce."""
+import pytest
+
+from grader import grade, labs
+from grader.checks.lab02_serial import kprintf_values
+from conftest import SEED, check
+
+LABS = [lab.name for lab in labs.discover()]
+
+
+@pytest.mark.parametrize("lab", LABS)
+def test_solutions_get_full_marks(lab):
+    st = grade.grade_stage(lab, solutions=True, seed=SEED)
+    failed = [(c.title, c.message) for c in st.checks if not c.passed]
+    assert not failed and st.full and st.score == st.total > 0
+
+
+def test_solutions_pass_with_other_seeds_and_memory_sizes():
+    for seed in (1, 2, 0xFFFFFFFF):          # the seed also picks 128, 192 or 256 MiB
+        st = grade.grade_stage("02", solutions=True, seed=seed)
+        assert st.full, [(c.title, c.message) for c in st.checks if not c.passed]
+
+
+def test_skeleton_01_fails_on_lm_enable_and_says_so():
+    st = grade.grade_stage("01", seed=SEED)
+    assert st.score == 0
+    assert "exit status 37 (boot failure)" in st.stopped
+    assert "[boot] FAIL: lm_enable: CR4.PAE is clear" in st.runs["default"].text
+    assert "longmode.S" in " ".join(check(st, "boot: long mode").hints)
+
+
+def test_skeleton_mb2_fails_exactly_the_tag_walk(mutant):
+    # lm_enable from the solution, mb2.c from the skeleton: boot passes, mb2 fails.
+    skeleton = (labs.ROOT / "labs/01-boot/mb2.c").read_text()
+    st = mutant([("solutions/01-boot/mb2.c", (labs.ROOT / "solutions/01-boot/mb2.c").read_text(), skeleton)], "01")
+    assert check(st, "boot: long mode").passed and check(st, "power").passed
+    assert check(st, "mb2: command line").message == \
+        f"expected `[boot] cmdline: seed=0x{SEED:08x} tests=all`, got `[boot] cmdline: (none)`"
+    assert check(st, "mb2: boot loader name").message == \
+        "expected `[boot] loader: GRUB {any}`, got `[boot] loader: (none)`"
+    assert "mb2_read_mmap recorded no region" in check(st, "mb2: memory map matches").message
+    assert "mb2_parse returned 0" in check(st, "mb2: tag walk").message
+
+
+def test_skeleton_02_on_reference_lab_01_fails_exactly_lab_02():
+    st = grade.grade_stage("02", seed=SEED, solutions_below=True)
+    assert st.score == check(st, "power").points == 10     # only the clean power-off passes
+    assert "serial_init returned an error" in st.runs["default"].text
+    d = kprintf_values(SEED)["d"]
+    assert check(st, "kprintf: %d %u %x").message == \
+        f"expected `[kprintf] d={d} u={kprintf_values(SEED)['u']} x={kprintf_values(SEED)['x']}`, " \
+        "got `[kprintf] d=%d u=%u x=%x`"
+    assert "forbidden" not in check(st, "serial: serial_init").message
+    assert "no [panic] line was printed" in check(st, "panic").message
+
+
+def test_skeleton_02_alone_points_at_lab_01():
+    st = grade.grade_stage("02", seed=SEED)
+    assert st.score == 0 and "BELOW=solutions" in st.stopped
+
+
+NULL_IDT_INT3 = ("labs/01-boot/kmain.c", "    (void)bi;\n",
+                 "    (void)bi;\n    struct { uint16_t limit; uint64_t base; } __attribute__((packed)) none = {0, 0};\n"
+                 "    __asm__ volatile(\"lidt %0; int3\" : : \"m\"(none));   /* mutant */\n")
+
+
+def test_mutant_null_idt_and_int3_triple_faults_with_diagnosis(mutant):
+    st = mutant([NULL_IDT_INT3], "02")
+    assert not st.full and "triple fault" in st.stopped
+    diag = "\n".join(st.diagnoses["default"])
+    assert "#BP (breakpoint, vector 3)" in diag and "#GP (general protection, vector 13)" in diag
+    assert "#DF (double fault, vector 8)" in diag and "triple fault" in diag
+    assert "in kmain (labs/01-boot/kmain.c:" in diag
+    assert "no IDT before lab 05" in diag
+
+
+def test_mutant_that_never_powers_off_times_out(mutant):
+    st = mutant([("labs/01-boot/kmain.c", "    poweroff(EXIT_OK);", "    for (;;)\n        __asm__ volatile(\"cli; hlt\");   /* mutant */")],
+                "02", timeouts={"progress": 2.0})
+    power = check(st, "power")
+    assert not power.passed and power.message.startswith("timeout: no new output for 2s")
+    assert "last output: [kmain] all done" in power.details
+
+
+def test_mutant_that_prints_everything_then_triple_faults(mutant):
+    patch = ("labs/01-boot/power.c", "    outl(QEMU_EXIT_PORT, (uint32_t)exit_value);",
+             "    struct { uint16_t l; uint64_t b; } __attribute__((packed)) none = {0, 0};\n"
+             "    __asm__ volatile(\"lidt %0; int3\" : : \"m\"(none));   /* mutant */")
+    st = mutant([patch], "02")
+    assert "[power] off: ok" in st.runs["default"].lines
+    transcript_checks = [c for c in st.checks if c.title.startswith(("kprintf", "serial"))]
+    assert all(c.passed for c in transcript_checks)          # every line printed...
+    power = check(st, "power")
+    assert not power.passed and not st.full                   # ...and still a failure
+    assert "triple fault" in power.message
+    assert "triple fault" in "\n".join(st.diagnoses["default"])
+
+
+def test_mutant_printing_the_transcript_text_fails_kprintf(mutant):
+    # A kprintf self-test that prints the text a previous run expected (seed 1).
+    v = kprintf_values(1)
+    fake = (f'    con_puts("[kprintf] d={v["d"]} u={v["u"]} x={v["x"]}\\n'
+            f'[kprintf] ld={v["ld"]} lu={v["lu"]} lx={v["lx"]}\\n'
+            f'[kprintf] width=[{v["width"]}] zero=[{v["zero"]}] neg=[{v["neg"]}] hex=[{v["hex8"]}]\\n'
+            f'[kprintf] s={v["s"]} ws=[{v["ws"]}] c={v["c"]} pct=% p={v["p"]}\\n");\n'
+            '    return;   /* mutant */\n')
+    patch = ("labs/02-serial/serial.c", "    selftest_state = seed;\n", "    (void)seed;\n" + fake)
+    st = mutant([patch], "02", seed=SEED)
+    for title in ("kprintf: %d %u %x", "kprintf: 64-bit", "kprintf: width", "kprintf: %s"):
+        c = check(st, title)
+        assert not c.passed and c.message.startswith("expected `[kprintf]"), title
+    assert mutant([patch], "02", seed=1).full is False        # edge line missing even at seed 1
+
+
+def test_mutant_lm_enable_without_cr3_faults_in_lm_enable(mutant):
+    # Paging switched on with CR3 still 0: the next fetch walks garbage tables.
+    patch = ("solutions/01-boot/longmode.S", "    mov %eax, %cr3\n", "    /* mutant: CR3 never loaded */\n")
+    st = mutant([patch], "01")
+    diag = "\n".join(st.diagnoses["default"])
+    assert "#PF (page fault, vector 14)" in diag and "in lm_enable (solutions/01-boot/longmode.S:" in diag
+    assert "triple fault" in diag and "PAE and CR3 before CR0.PG" in diag
+    assert "triple fault" in st.stopped
+
+
+def test_compile_error_names_file_and_line(mutant):
+    st = mutant([("solutions/02-serial/uart.c", "    unsigned divisor", "    unsigned divisor = oops;\n    unsigned d2")], "02")
+    assert st.build_error and st.build_error.summary == "solutions/02-serial/uart.c does not compile"
+    assert "solutions/02-serial/uart.c:" in st.build_error.details and "error:" in st.build_error.details
+    assert all(not c.passed and c.message.startswith("build failed") for c in st.checks)

@@ -1,0 +1,93 @@
+"""The transcript matcher: ordered matching, placeholders, alternatives,
+never-lines, and the difference between a wrong line and a missing one."""
+import pytest
+
+from grader import transcript
+
+SPEC = """
+# comment
+== first [5]
+hint: look here
+[a] seed={seed} n={dec}
+[a] {yes|no} done
+! [panic] {any}
+== second [3]
+[b] literal {{braces}} {hex}
+"""
+
+
+def run(lines, values=None):
+    checks = transcript.parse(SPEC)
+    return checks, transcript.match(checks, lines, values or {"seed": "0x2a"})
+
+
+def test_parse_titles_points_hints():
+    checks = transcript.parse(SPEC)
+    assert [(c.title, c.points) for c in checks] == [("first", 5), ("second", 3)]
+    assert checks[0].hints == ["look here"]
+    assert [e.never for e in checks[0].lines] == [False, False, True]
+
+
+def test_all_lines_matched_in_order_with_noise_between():
+    _, res = run(["noise", "[a] seed=0x2a n=-12", "more noise", "[a] no done", "[b] literal {braces} 0xff"])
+    assert all(not transcript.failed(r) for r in res.values())
+
+
+def test_order_matters():
+    _, res = run(["[a] no done", "[a] seed=0x2a n=1", "[b] literal {braces} 0x1"])
+    assert [r.status for r in res["first"]][:2] == ["matched", "missing"]
+
+
+def test_computed_value_must_be_exact():
+    checks, res = run(["[a] seed=0x2b n=1", "[a] yes done", "[b] literal {braces} 0x1"])
+    bad = transcript.failed(res["first"])
+    assert bad[0].status == "wrong" and bad[0].got == "[a] seed=0x2b n=1"
+    msg = transcript.explain(res["first"], {"seed": "0x2a"}, [])
+    assert msg == "expected `[a] seed=0x2a n={dec}`, got `[a] seed=0x2b n=1`"
+
+
+def test_alternatives_reject_other_words():
+    _, res = run(["[a] seed=0x2a n=1", "[a] maybe done"])
+    assert transcript.failed(res["first"])[0].status == "wrong"
+
+
+def test_never_line_fails_its_check_anywhere():
+    _, res = run(["[panic] oops", "[a] seed=0x2a n=1", "[a] yes done", "[b] literal {braces} 0x1"])
+    bad = transcript.failed(res["first"])
+    assert [b.status for b in bad] == ["forbidden"] and bad[0].index == 0
+    assert not transcript.failed(res["second"])
+
+
+def test_missing_after_last_match_and_nothing_printed():
+    _, res = run(["[a] seed=0x2a n=1"])
+    assert "missing `[a] {yes|no} done` (after `[a] seed=0x2a n=1`)" == \
+        transcript.explain(res["first"], {"seed": "0x2a"}, ["[a] seed=0x2a n=1"])
+    _, res = run([])
+    assert "the kernel printed nothing" in transcript.explain(res["first"], {"seed": "0x2a"}, [])
+
+
+def test_whole_line_must_match():
+    _, res = run(["[a] seed=0x2a n=1 trailing", "[a] yes done"])
+    assert transcript.failed(res["first"])[0].status == "wrong"
+
+
+def test_diff_view_marks_each_line():
+    lines = ["[a] seed=0x2a n=1", "[x] something else"]
+    _, res = run(lines)
+    view = "\n".join(transcript.diff_view(res["first"], {"seed": "0x2a"}, lines))
+    assert "ok      [a] seed=0x2a n=1" in view
+    assert "MISSING [a] {yes|no} done" in view and "| [x] something else" in view
+
+
+@pytest.mark.parametrize("bad", ["== no points\n", "line before any check\n", "== t [1]\n[a] {nosuch}\n"])
+def test_broken_spec_is_an_error(bad):
+    with pytest.raises(transcript.TranscriptError):
+        checks = transcript.parse(bad)
+        transcript.match(checks, ["x"], {})
+
+
+def test_every_lab_transcript_parses():
+    from grader import labs
+    for lab in labs.discover():
+        checks = transcript.parse((lab.dir / "expected.txt").read_text())
+        assert checks and all(c.lines and c.points > 0 for c in checks), lab.name
