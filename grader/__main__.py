@@ -66,10 +66,14 @@ def make_parser():
     s = sub.add_parser("setup", help="install or name the Debian packages the kit needs")
     s.add_argument("--for", dest="group", default="kernel", choices=sorted(deps.GROUPS))
     s.add_argument("--no-install", action="store_true")
+    s.add_argument("--list", action="store_true", help="print the package names and stop")
     return ap
 
 
 def cmd_setup(args):
+    if args.list:
+        print(" ".join(deps.all_packages(args.group)))
+        return 0
     deps.ensure(args.group, install=not args.no_install)
     print(f"setup: every tool for '{args.group}' is installed")
     return 0

@@ -59,6 +59,11 @@ def missing_packages(group="kernel"):
     return packages
 
 
+def all_packages(group="kernel"):
+    """Every Debian package of `group`, installed or not (for CI)."""
+    return list(dict.fromkeys(TOOLS.get(item, item) for item in GROUPS[group]))
+
+
 def install_line(packages):
     return "apt-get install -y --no-install-recommends " + " ".join(packages)
 
