@@ -37,7 +37,8 @@ def add_common(p, lab_required=False):
     p.add_argument("--solutions", default=os.environ.get("SOLUTIONS", "0"), nargs="?", const="1",
                    help="take student files from solutions/")
     p.add_argument("--seed", type=parse_seed, help="the per-run seed (default: random)")
-    p.add_argument("--emulator", default="qemu", choices=sorted(emulators.EMULATORS))
+    p.add_argument("--emulator", default=os.environ.get("EMULATOR", "qemu"),
+                   choices=sorted(emulators.EMULATORS) + ["both"])
     p.add_argument("--no-install", action="store_true", help="never run apt-get, only say what is missing")
 
 
@@ -79,19 +80,27 @@ def cmd_setup(args):
     return 0
 
 
-def grade_many(args, lab_specs, solutions, stream=sys.stdout):
+def emulator_names(choice):
+    return ["qemu", "bochs"] if choice == "both" else [choice]
+
+
+def grade_many(args, lab_specs, solutions):
+    """Grade each stage under each emulator asked for; the same seed for all."""
     grade.set_parallel(getattr(args, "jobs", 2) or 1)
-    def one(spec):
-        return grade.grade_stage(spec, solutions=solutions, submission=getattr(args, "submission", None),
-                                 seed=args.seed, emulator=args.emulator,
+    seed = grade.new_seed() if args.seed is None else args.seed
+    jobs = [(spec, emu) for spec in lab_specs for emu in emulator_names(args.emulator)]
+
+    def one(job):
+        return grade.grade_stage(job[0], solutions=solutions, submission=getattr(args, "submission", None),
+                                 seed=seed, emulator=job[1],
                                  solutions_below=getattr(args, "solutions_below", False))
-    with ThreadPoolExecutor(max_workers=max(1, min(len(lab_specs), getattr(args, "jobs", 2) or 1))) as pool:
-        stages = list(pool.map(one, lab_specs))
-    return stages
+    with ThreadPoolExecutor(max_workers=max(1, min(len(jobs), getattr(args, "jobs", 2) or 1))) as pool:
+        return list(pool.map(one, jobs))
 
 
 def cmd_grade(args, show_output=False):
-    deps.ensure("kernel", install=not args.no_install)
+    for emu in emulator_names(args.emulator):
+        deps.ensure(emu, install=not args.no_install)
     solutions = flag(args.solutions)
     if args.submission and not args.submission.is_dir():
         raise labs.LabError(f"submission '{args.submission}' is not a directory")

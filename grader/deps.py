@@ -24,8 +24,18 @@ TOOLS = {
     "mformat": "mtools",
     "qemu-system-x86_64": "qemu-system-x86",
 }
+# Bochs: its own BIOS images, and bochs-term to satisfy its dependency on a
+# display plugin without pulling in wxWidgets (we use the built-in rfb display).
+# (Debian 12's bochs package ships the VGA BIOS image itself.)
+BOCHS_TOOLS = {"bochs": "bochs", "/usr/share/bochs/BIOS-bochs-latest": "bochsbios",
+               "/usr/lib/x86_64-linux-gnu/bochs/plugins/libbx_term_gui.so": "bochs-term",
+               "unshare": "util-linux"}
+TOOLS.update(BOCHS_TOOLS)
+KERNEL = [t for t in TOOLS if t not in BOCHS_TOOLS]
 GROUPS = {
-    "kernel": list(TOOLS),
+    "kernel": KERNEL,
+    "qemu": KERNEL,
+    "bochs": KERNEL + list(BOCHS_TOOLS),
     "test": list(TOOLS) + ["python3-pytest"],
     "book": ["pandoc"],
 }

@@ -57,6 +57,7 @@ class Chain:
     faults: list
     triple: bool
     resets: int
+    messages: list = field(default_factory=list)   # the emulator's own words (Bochs errors)
 
     def __bool__(self):
         return bool(self.faults) or self.triple
@@ -107,6 +108,45 @@ def parse_qemu_log(text, kernel_range=None):
     return Chain(faults, triple, resets)
 
 
+BOCHS_EVENT = re.compile(r"^(\d+)[de]\[CPU0\s*\] (?:exception\(0x([0-9a-f]+)\): error_code=([0-9a-f]+)"
+                         r"|interrupt\(\): vector = ([0-9a-f]+), TYPE = (\d+), EXT = (\d+)|(.*))$")
+BOCHS_TRIPLE = re.compile(r"^(\d+)p\[CPU0\s*\] >>PANIC<< exception\(\): 3rd \((\d+)\) exception with no resolution")
+BOCHS_REG = re.compile(r"\b(RIP|EIP|CR0|CR2|CR3|CR4)=(?:0x)?([0-9a-f]+)")
+SOFTWARE_TYPES = {"4", "5", "6"}   # int n, privileged software interrupt, int3/into
+
+
+def parse_bochs_log(text):
+    """The exceptions Bochs raised in the instruction that ended the run (its
+    debug lines for CPU0 carry the instruction count), whether it was a
+    triple fault, and Bochs's own error messages about that instruction."""
+    lines = text.splitlines()
+    end = next((m for m in map(BOCHS_TRIPLE.match, lines) if m), None)
+    if end is None:
+        return Chain([], False, 0)
+    stamp = end.group(1)
+    faults, messages, regs = [], [], {}
+    for ln in lines:
+        if not ln.startswith(stamp):
+            continue
+        m = BOCHS_EVENT.match(ln)
+        if m and m.group(2):
+            faults.append(Fault(int(m.group(2), 16), int(m.group(3), 16), False, 0, 0))
+        elif m and m.group(4) and m.group(5) in SOFTWARE_TYPES:
+            faults.append(Fault(int(m.group(4), 16), 0, True, 0, 0))
+        elif m and m.group(7) and "e[CPU0" in ln[:20] and m.group(7) not in messages:
+            messages.append(m.group(7).strip())
+        if ln[len(stamp):].startswith("i[CPU0") and "|" in ln and not regs.get("_done"):
+            for name, value in BOCHS_REG.findall(ln):
+                regs["RIP" if name == "EIP" else name] = int(value, 16)
+        if ">>PANIC<<" in ln:
+            regs["_done"] = bool(regs)
+    regs.pop("_done", None)
+    for f in faults:
+        f.rip = regs.get("RIP", 0)
+        f.regs = {k: v for k, v in regs.items() if k != "RIP"}
+    return Chain(faults, True, 0, messages)
+
+
 def symbolize(elf, addresses, root=None):
     """{address: 'function (file:line)'} from llvm-symbolizer, or addr2line."""
     addresses = list(dict.fromkeys(addresses))
@@ -134,17 +174,32 @@ def symbolize(elf, addresses, root=None):
         if root:
             for r in root if isinstance(root, (list, tuple)) else [root]:
                 loc = loc.replace(str(r).rstrip("/") + "/", "")
-        names[addr] = f"{block[0]} ({loc})"
+        func = block[0]
+        if func.startswith("__"):
+            func = code_symbol(nm_symbols(elf), addr) or func
+        names[addr] = f"{func} ({loc})"
     return names
+
+
+def nm_symbols(elf):
+    """{name: address} of the kernel's symbols, from llvm-nm."""
+    try:
+        out = subprocess.run(["llvm-nm", str(elf)], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    return {p[2]: int(p[0], 16) for p in (ln.split() for ln in out.splitlines()) if len(p) == 3}
+
+
+def code_symbol(syms, addr):
+    """The nearest code label at or below addr, skipping the linker script's
+    __section_start markers that share an address with the real function."""
+    best = max(((a, n) for n, a in syms.items() if a <= addr and not n.startswith("__")), default=None)
+    return best[1] if best else None
 
 
 def kernel_range(elf):
     """[start, end) of the kernel image, from llvm-nm."""
-    try:
-        out = subprocess.run(["llvm-nm", str(elf)], capture_output=True, text=True, timeout=30).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    syms = {p[2]: int(p[0], 16) for p in (ln.split() for ln in out.splitlines()) if len(p) == 3}
+    syms = nm_symbols(elf)
     if "__kernel_start" in syms and "__kernel_end" in syms:
         return syms["__kernel_start"], syms["__kernel_end"]
     return None
@@ -156,6 +211,9 @@ def _in(fault, *names):
 
 
 HINTS = [
+    (lambda c, f, lab: any("Both CS.L and CS.D_B" in m for m in c.messages),
+     "the 64-bit code segment has both L and D set: Bochs refuses it (QEMU lets it pass). With L=1, "
+     "D must be 0: see the gdt in labs/01-boot/boot.S. Book: chapter 1, \"Pitfalls\"."),
     (lambda c, f, lab: _in(f, "lm_enable"),
      "the first fault is inside lm_enable, before any IDT exists: check the order of the four "
      "steps (PAE and CR3 before CR0.PG). Book: chapter 1, \"Entering long mode\"."),
@@ -171,9 +229,12 @@ HINTS = [
 ]
 
 
-def diagnose(log_text, elf, lab_number, roots=()):
+def diagnose(log_text, elf, lab_number, roots=(), emulator="qemu"):
     """Lines describing the exception chain in the log, or [] if there is none."""
-    chain = parse_qemu_log(log_text, kernel_range(elf))
+    if emulator == "bochs":
+        chain = parse_bochs_log(log_text)
+    else:
+        chain = parse_qemu_log(log_text, kernel_range(elf))
     if not chain:
         return [], chain
     names = symbolize(elf, [f.rip for f in chain.faults], roots)
@@ -186,7 +247,9 @@ def diagnose(log_text, elf, lab_number, roots=()):
         lines.append(f"{'then ' if n else ''}{f.name} at rip {f.rip:#x} in {f.where}"
                      + (f"; {err}" if err else "") + (f" [{kind}]" if kind else ""))
     if chain.triple:
-        lines.append("then triple fault: the CPU reset (QEMU exits 0 under -no-reboot)")
+        lines.append("then triple fault: " + ("Bochs stopped at the third exception" if emulator == "bochs"
+                                              else "the CPU reset (QEMU exits 0 under -no-reboot)"))
+    lines += [f"bochs says: {m}" for m in chain.messages[:3]]
     first = chain.faults[0] if chain.faults else None
     for test, text in HINTS:
         try:

@@ -1,15 +1,25 @@
-"""How each emulator is started for a run. The runner (run.py) is the same
-for every emulator: it gets a command, a serial stream and a log file back.
+"""How each emulator is started for a run, and how its end is read. The
+runner (run.py) is the same for every emulator.
 
 QEMU runs under TCG by default: `-d int,cpu_reset` logs exceptions only under
 TCG, and KVM on these machines is slower than TCG for a boot this short.
+Bochs is the stricter second emulator: it runs with the rfb display (Debian's
+Bochs 2.7 has no headless display) inside its own network namespace, so the
+rfb listener on port 5900 is reachable from nowhere.
 """
+import os
 import shutil
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
 QEMU = "qemu-system-x86_64"
+BOCHS = "bochs"
+BOCHS_SHARE = Path("/usr/share/bochs")
 EXIT_OK, EXIT_PANIC, EXIT_BOOTFAIL, EXIT_DOUBLEFAULT = 0x10, 0x11, 0x12, 0x13
+REASONS = {EXIT_OK: "ok", EXIT_PANIC: "panic", EXIT_BOOTFAIL: "boot failure",
+           EXIT_DOUBLEFAULT: "double fault"}
+ARGS_DISK_BYTES = 16 * 63 * 512    # one cylinder: a geometry Bochs accepts for a flat disk
 
 
 def qemu_status(value):
@@ -17,43 +27,70 @@ def qemu_status(value):
     return (value << 1) | 1
 
 
-# What each exit status of QEMU means: isa-debug-exit values from kernel.h.
-QEMU_STATUS = {
-    qemu_status(EXIT_OK): "ok",
-    qemu_status(EXIT_PANIC): "panic",
-    qemu_status(EXIT_BOOTFAIL): "boot failure",
-    qemu_status(EXIT_DOUBLEFAULT): "double fault",
-    0: "reset or plain power-off (a triple fault under -no-reboot exits 0)",
-    1: "QEMU error",
-}
+@dataclass
+class Outcome:
+    """How the run ended, in the same words for every emulator."""
+    kind: str                   # ok, panic, boot failure, double fault, triple fault, other
+    text: str                   # a phrase for the report
+
+    @property
+    def ok(self):
+        return self.kind == "ok"
 
 
 @dataclass
 class Launch:
-    """One emulator run: the command, its files, and how to read its exit."""
+    """One emulator run: the command, its files, and how to read its end."""
     name: str
     argv: list
     log: Path
-    files: dict = field(default_factory=dict)   # name -> path of extra files made
+    serial_fifo: Path = None    # read serial here instead of stdout
+    files: dict = field(default_factory=dict)
 
-    def status_meaning(self, status):
-        return QEMU_STATUS.get(status, f"unexpected exit status {status}")
+    def outcome(self, status, log, lines):
+        if self.name == "bochs":
+            return bochs_outcome(status, log, lines)
+        return qemu_outcome(status, log)
 
-    def success(self, status):
-        return status == qemu_status(EXIT_OK)
+
+def qemu_outcome(status, log):
+    for value, kind in REASONS.items():
+        if status == qemu_status(value):
+            return Outcome(kind, f"exit status {status} ({kind})")
+    if status == 0 and "Triple fault" in log:
+        return Outcome("triple fault", "exit status 0: triple fault, the CPU reset instead of powering off")
+    if status == 0:
+        return Outcome("other", "exit status 0: a reset or a plain power-off, not the isa-debug-exit value")
+    return Outcome("other", f"exit status {status} (QEMU itself failed?)")
+
+
+def bochs_outcome(status, log, lines):
+    if "3rd (" in log and "exception with no resolution" in log:
+        return Outcome("triple fault", "triple fault: Bochs stopped at the third exception")
+    if "Shutdown port: shutdown requested" in log or "ACPI control: soft power off" in log:
+        final = [ln for ln in lines if ln.startswith("[power] off: ")]
+        kind = final[-1][len("[power] off: "):] if final else "other"
+        if kind in REASONS.values():
+            return Outcome(kind, f"powered off ({kind})")
+        return Outcome("other", "powered off without the final `[power] off:` line")
+    panics = [ln.split(">>PANIC<<", 1)[1].strip() for ln in log.splitlines() if ">>PANIC<<" in ln]
+    if panics:
+        return Outcome("other", f"Bochs stopped: {panics[-1]}")
+    return Outcome("other", f"Bochs exited with status {status}")
 
 
 def make_args_disk(tmpdir, kargs):
-    """A GRUB environment block (grub-editenv) holding `kargs`; grub.cfg reads
-    it from the first disk as raw sectors and passes it to the kernel."""
-    import subprocess
-    env = Path(tmpdir) / "args.env"
+    """A GRUB environment block (grub-editenv) holding `kargs`, padded to a
+    disk geometry both emulators accept; grub.cfg reads its first two
+    sectors with load_env and passes kargs to the kernel."""
+    env = Path(tmpdir) / "args.img"
     subprocess.run(["grub-editenv", str(env), "create"], check=True, timeout=30)
     subprocess.run(["grub-editenv", str(env), "set", f"kargs={kargs}"], check=True, timeout=30)
+    os.truncate(env, ARGS_DISK_BYTES)
     return env
 
 
-def qemu(iso, tmpdir, kargs, memory_mb=128, gdb_port=None, kvm=False, extra=()):
+def qemu(iso, tmpdir, kargs, memory_mb=128, gdb_port=None, kvm=False, extra=(), **_):
     tmpdir = Path(tmpdir)
     log = tmpdir / "qemu.log"
     env = make_args_disk(tmpdir, kargs)
@@ -68,11 +105,58 @@ def qemu(iso, tmpdir, kargs, memory_mb=128, gdb_port=None, kvm=False, extra=()):
     if gdb_port:
         argv += ["-S", "-gdb", f"tcp:127.0.0.1:{gdb_port}"]
     argv += list(extra)
-    return Launch("qemu", argv, log, {"args": env})
+    return Launch("qemu", argv, log, files={"args": env})
 
 
-EMULATORS = {"qemu": qemu}   # bochs joins here (issue 3)
+BOCHSRC = """\
+# Written by the grader for one run (grader/emulators.py).
+megs: {memory_mb}
+romimage: file={share}/BIOS-bochs-latest
+vgaromimage: file={share}/VGABIOS-lgpl-latest
+display_library: rfb, options="timeout=0"
+ata0-master: type=disk, path={disk}, mode=flat, cylinders=1, heads=16, spt=63
+ata1-master: type=cdrom, path={iso}, status=inserted
+boot: cdrom
+com1: enabled=1, mode=file, dev={fifo}
+log: {log}
+panic: action=fatal
+error: action=report
+info: action=report
+debug: action=ignore, cpu0=report
+speaker: enabled=0
+clock: sync=none, time0=1
+cpu: reset_on_triple_fault=0, ips=4000000
+magic_break: enabled={magic}
+"""
+
+
+def netns_prefix():
+    """Run in a new network namespace: as root `unshare -n`, otherwise in a
+    user namespace too (`unshare -rn`)."""
+    return ["unshare", "-n"] if os.geteuid() == 0 else ["unshare", "-rn"]
+
+
+def bochs(iso, tmpdir, kargs, memory_mb=128, debugger=False, breakpoints=(), **_):
+    tmpdir = Path(tmpdir)
+    disk = make_args_disk(tmpdir, kargs)
+    fifo = tmpdir / "serial.fifo"
+    os.mkfifo(fifo)
+    log = tmpdir / "bochs.log"
+    rc = tmpdir / "bochsrc"
+    rc.write_text(BOCHSRC.format(memory_mb=memory_mb, share=BOCHS_SHARE, disk=disk, iso=iso, fifo=fifo,
+                                 log=log, magic=1 if debugger else 0))
+    commands = tmpdir / "debugger.rc"
+    if debugger:
+        commands.write_text("".join(f"lb {a:#x}\n" for a in breakpoints) + "c\n")
+    else:
+        commands.write_text("c\nquit\n")     # the built-in debugger would stop at a prompt
+    argv = netns_prefix() + [BOCHS, "-q", "-f", str(rc), "-rc", str(commands)]
+    return Launch("bochs", argv, log, serial_fifo=fifo, files={"args": disk, "bochsrc": rc})
+
+
+EMULATORS = {"qemu": qemu, "bochs": bochs}
+BINARIES = {"qemu": QEMU, "bochs": BOCHS}
 
 
 def available(name):
-    return shutil.which({"qemu": QEMU}.get(name, name)) is not None
+    return shutil.which(BINARIES.get(name, name)) is not None

@@ -146,6 +146,9 @@ def grade_stage(lab_spec, solutions=False, submission=None, seed=None, emulator=
                                              boot=c.boot, seconds=ctx.run.elapsed))
     problem = end_of_run(default)
     if problem:
+        for c in result.checks:     # hints about code the kernel never reached only mislead
+            if not c.passed and not c.details and c.message.startswith("missing") and not default.output:
+                c.hints = []
         result.stopped = problem[0]
         fails = [ln for ln in default.lines if ln.startswith("[boot] FAIL") or ln.startswith("[panic]")]
         if fails and lab.number > 1:
@@ -154,7 +157,7 @@ def grade_stage(lab_spec, solutions=False, submission=None, seed=None, emulator=
     failing_boots = {c.boot for c in result.checks if not c.passed}
     roots = [str(root)] + ([str(Path(submission).resolve())] if submission else [])
     for name in failing_boots:
-        lines, _ = diagnosis.diagnose(result.runs[name].log, b.elf, lab.number, roots)
+        lines, _ = diagnosis.diagnose(result.runs[name].log, b.elf, lab.number, roots, emulator)
         if lines:
             result.diagnoses[name] = lines
     result.elapsed = time.monotonic() - t0

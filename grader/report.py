@@ -66,11 +66,28 @@ def terminal(stages, stream=sys.stdout, verbose=False, color=None):
         w(paint(score, "32" if st.full else "31") + f"   ({st.elapsed:.1f}s)")
         w("" if st.full else f"   reproduce: {reproduce_command(st)}")
         w("\n")
+    for line in disagreements(stages):
+        w(paint(line, "33") + "\n")
     if len(stages) > 1:
         total = sum(s.score for s in stages)
         out_of = sum(s.total for s in stages)
         ok = all(s.full for s in stages)
         w(paint(f"Total score: {total}/{out_of}", "32" if ok else "31") + "\n")
+
+
+def disagreements(stages):
+    """Stages that pass under one emulator and fail under another."""
+    by_lab = {}
+    for st in stages:
+        by_lab.setdefault(st.lab.name, []).append(st)
+    lines = []
+    for lab, group in by_lab.items():
+        passed = sorted(s.emulator for s in group if s.full)
+        failed = sorted(s.emulator for s in group if not s.full)
+        if passed and failed:
+            lines.append(f"Stage {lab} passes under {', '.join(passed)} but fails under {', '.join(failed)}: "
+                         "the kernel depends on something the stricter emulator refuses (see its diagnosis above)")
+    return lines
 
 
 def as_dict(stages):

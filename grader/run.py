@@ -27,6 +27,7 @@ class RunResult:
     limits: dict = field(default_factory=dict)
     emulator: str = "qemu"
     launch: object = None
+    outcome: object = None      # emulators.Outcome, once the run is over
 
     @property
     def text(self):
@@ -82,26 +83,37 @@ def run(make_launch, total_timeout=30.0, progress_timeout=10.0, cap=256 * 1024,
         result = RunResult("start-failed", emulator=launch.name, launch=launch,
                            limits={"total": total_timeout, "progress": progress_timeout, "cap": cap})
         errf = open(Path(tmp) / "stderr.txt", "w+")
+        fifo_fd = None
+        if launch.serial_fifo:      # O_RDWR: the FIFO never reports EOF while we hold it
+            fifo_fd = os.open(launch.serial_fifo, os.O_RDWR | os.O_NONBLOCK)
         start = time.monotonic()
         try:
-            proc = subprocess.Popen(launch.argv, cwd=tmp, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            proc = subprocess.Popen(launch.argv, cwd=tmp, stdin=subprocess.PIPE,
+                                    stdout=errf if fifo_fd is not None else subprocess.PIPE,
                                     stderr=errf, start_new_session=True)
         except OSError as e:
             result.stderr = f"could not start {launch.argv[0]}: {e.strerror}"
             errf.close()
+            if fifo_fd is not None:
+                os.close(fifo_fd)
             return result
         try:
             if stdin_data is not None:
                 proc.stdin.write(stdin_data)
                 proc.stdin.flush()
-            _pump(proc, result, start, total_timeout, progress_timeout, cap, exit_grace, on_output)
+            fd = fifo_fd if fifo_fd is not None else proc.stdout.fileno()
+            _pump(proc, fd, fifo_fd is not None, result, start, total_timeout, progress_timeout, cap,
+                  exit_grace, on_output)
         finally:
             _kill_group(proc)
             for f in (proc.stdin, proc.stdout):
                 try:
-                    f.close()
+                    if f:
+                        f.close()
                 except OSError:
                     pass
+            if fifo_fd is not None:
+                os.close(fifo_fd)
             result.elapsed = time.monotonic() - start
             errf.seek(0)
             result.stderr = errf.read()[-4000:]
@@ -112,20 +124,26 @@ def run(make_launch, total_timeout=30.0, progress_timeout=10.0, cap=256 * 1024,
                     if size > log_cap:           # keep the end: the fault is there
                         f.seek(size - log_cap)
                     result.log = f.read().decode("latin-1")
+            result.outcome = launch.outcome(result.status, result.log, result.lines)
             if keep_dir:
                 import shutil
                 shutil.copytree(tmp, keep_dir, dirs_exist_ok=True)
         return result
 
 
-def _pump(proc, result, start, total_timeout, progress_timeout, cap, exit_grace, on_output):
-    fd = proc.stdout.fileno()
+def _pump(proc, fd, eof_on_exit, result, start, total_timeout, progress_timeout, cap, exit_grace, on_output):
+    """Read serial output from fd until the emulator is done. With a FIFO
+    (eof_on_exit) the end of the stream is the end of the process."""
     buf = bytearray()
     last = start
     final_deadline = None
     open_ = True
     while True:
         now = time.monotonic()
+        if eof_on_exit and open_ and proc.poll() is not None:
+            ready, _, _ = select.select([fd], [], [], 0)
+            if not ready:
+                open_ = False       # exited and drained
         if proc.poll() is not None and not open_:
             result.reason, result.status = "exited", proc.returncode
             break
@@ -147,7 +165,10 @@ def _pump(proc, result, start, total_timeout, progress_timeout, cap, exit_grace,
         ready, _, _ = select.select([fd], [], [], 0.05)
         if not ready:
             continue
-        chunk = os.read(fd, 65536)
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            continue
         if not chunk:
             open_ = False
             continue

@@ -1,7 +1,6 @@
 """Checks that every stage carries: it must end with the final line and the
 success exit status, and nothing else counts as a clean end."""
 from . import Fail, check
-from ..emulators import EXIT_OK, qemu_status
 
 
 def end_of_run(run):
@@ -25,14 +24,9 @@ def end_of_run(run):
     if run.binary_bytes and run.binary_bytes * 20 > len(run.output):
         return (f"the serial output is binary garbage ({run.binary_bytes} of {len(run.output)} bytes "
                 "are not text): wrong divisor or line control, or raw memory printed?"), tail
-    if run.launch and not run.launch.success(run.status):
-        meaning = run.launch.status_meaning(run.status)
-        extra = []
-        if final:
-            extra.append(f"final line: {final[-1]}")
-        if run.status == 0 and "Triple fault" in run.log:
-            meaning = "triple fault: the CPU reset instead of powering off"
-        return f"exit status {run.status} ({meaning}), not {qemu_status(EXIT_OK)} (ok)", extra + tail
+    if run.outcome is not None and not run.outcome.ok:
+        extra = [f"final line: {final[-1]}"] if final else []
+        return f"{run.outcome.text}, not a clean power-off (ok)", extra + tail
     if not final or final[-1] != "[power] off: ok":
         return "the run ended without the final line `[power] off: ok`", tail
     return None

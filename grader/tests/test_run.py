@@ -67,7 +67,7 @@ def test_binary_garbage_is_named_not_crashing():
     r = run.run(fake("import os, sys; os.write(1, bytes(range(256)) * 8); sys.exit(33)"))
     assert r.binary_bytes > 1000
     assert "\\x00" in r.text          # shown escaped, never raw
-    r.launch = None
+    r.outcome = None
     assert "binary garbage" in end_of_run(r)[0]
 
 

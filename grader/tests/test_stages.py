@@ -10,9 +10,10 @@ from conftest import SEED, check
 LABS = [lab.name for lab in labs.discover()]
 
 
+@pytest.mark.parametrize("emulator", ["qemu", "bochs"])
 @pytest.mark.parametrize("lab", LABS)
-def test_solutions_get_full_marks(lab):
-    st = grade.grade_stage(lab, solutions=True, seed=SEED)
+def test_solutions_get_full_marks(lab, emulator):
+    st = grade.grade_stage(lab, solutions=True, seed=SEED, emulator=emulator)
     failed = [(c.title, c.message) for c in st.checks if not c.passed]
     assert not failed and st.full and st.score == st.total > 0
 

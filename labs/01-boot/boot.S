@@ -12,6 +12,7 @@
 #define MB2_ARCH_I386    0            /* 32-bit protected mode entry */
 #define LSR_THRE         0x20         /* line status: transmit holding empty */
 #define LSR_TEMT         0x40         /* line status: transmitter empty */
+#define EARLY_DIVISOR    3            /* 38400 baud until lab 02 programs its own */
 
     .section .multiboot, "a"
     .balign 8
@@ -28,6 +29,7 @@ mb2_header_end:
     .section .text.boot, "ax"
     .code32
     .globl _start
+    .type _start, @function
 _start:
     cli
     cld
@@ -44,6 +46,7 @@ _start:
     mov $__stack_top, %esp
     mov %esi, boot_magic
     mov %ebp, boot_mbi
+    call early_uart_init
 
     /* Check 1: were we loaded by a Multiboot2 boot loader? */
     cmp $MB2_BOOT_MAGIC, %esi
@@ -132,6 +135,25 @@ boot_check_long_mode:
     mov $msg_no_lma, %esi
     test $EFER_LMA, %eax
     jz boot_fail
+    ret
+
+/* The minimum that makes COM1 send 8-bit characters: a divisor and 8N1
+ * (PC16550D: LCR.DLAB selects the divisor latch at offsets 0 and 1). Without
+ * it a strict emulator (Bochs) sends 5-bit words: garbage. Lab 02 replaces
+ * this with a full driver. */
+early_uart_init:
+    mov $(COM1_PORT + 3), %dx         /* LCR: divisor latch access */
+    mov $0x80, %al
+    outb %al, %dx
+    mov $COM1_PORT, %dx               /* divisor, low and high byte */
+    mov $EARLY_DIVISOR, %al
+    outb %al, %dx
+    inc %dx
+    xor %al, %al
+    outb %al, %dx
+    mov $(COM1_PORT + 3), %dx         /* LCR: 8 bits, no parity, 1 stop bit */
+    mov $0x03, %al
+    outb %al, %dx
     ret
 
 /* Print the string at %esi on COM1, polling the line status register. */

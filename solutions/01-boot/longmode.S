@@ -25,6 +25,7 @@
  * #GP is a triple fault: the grader's diagnosis will point at your line.
  */
     .globl lm_enable
+    .type lm_enable, @function
 lm_enable:
     // LAB 1: your code here.
     mov %cr4, %eax                    /* 1. PAE */
