@@ -5,7 +5,9 @@
 #   make test                        the whole test suite
 #   make qemu LAB=01 [SOLUTIONS=1]   boot a stage, serial on this terminal
 #   make qemu-gdb LAB=01             the same, waiting for GDB; then `make gdb`
-#   make grade [LAB=01] [SOLUTIONS=1] [SEED=0x...] [BELOW=solutions]
+#   make bochs LAB=01                boot a stage in Bochs, serial on this terminal
+#   make bochs-debug LAB=01          the Bochs debugger, stopped at _start and at xchg %bx,%bx
+#   make grade [LAB=01] [SOLUTIONS=1] [SEED=0x...] [BELOW=solutions] [EMULATOR=qemu|bochs|both]
 #   make bench                       benchmark figures (medians)
 #   make book                        the book as HTML under build/book/
 
@@ -22,7 +24,7 @@ opts = $(if $(LAB),--lab $(LAB)) $(if $(filter 1 yes true,$(SOLUTIONS)),--soluti
        $(if $(SEED),--seed $(SEED)) --emulator $(EMULATOR)
 need_lab = $(if $(LAB),,$(error LAB is missing: for example `make $@ LAB=01`))
 
-.PHONY: demo test setup grade qemu qemu-gdb gdb build bench book check clean
+.PHONY: demo test setup grade qemu qemu-gdb gdb bochs bochs-debug build bench book check clean
 
 demo:
 	@$(GRADER) demo $(if $(SEED),--seed $(SEED))
@@ -47,6 +49,14 @@ qemu-gdb:
 
 gdb:
 	gdb -q -x build/gdbinit
+
+bochs:
+	$(need_lab)
+	@$(GRADER) bochs $(opts) --tests $(TESTS)
+
+bochs-debug:
+	$(need_lab)
+	@$(GRADER) bochs-debug $(opts) --tests $(TESTS)
 
 build:
 	$(need_lab)

@@ -3,19 +3,21 @@
   grade   grade one stage (--lab) or every stage; exit 0 only at full marks
   demo    build the highest stage from solutions/, show its output, grade it
   qemu    build a stage and boot it with the serial line on this terminal
+  bochs   the same in Bochs;  bochs-debug: in the Bochs debugger, stopped at _start
   build   build a stage only
   setup   install (as root) or name the Debian packages the kit needs
 """
 import argparse
 import os
 import socket
+import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from . import build as build_mod
-from . import deps, emulators, grade, labs, report, run, transcript
+from . import deps, diagnosis, emulators, grade, labs, report, run, transcript
 
 
 def parse_seed(text):
@@ -58,10 +60,13 @@ def make_parser():
     g.add_argument("--show-output", action="store_true", help="print each boot's serial output")
     d = sub.add_parser("demo", help="build, boot and grade the finished kernel from solutions/")
     add_common(d)
-    q = sub.add_parser("qemu", help="boot a stage, serial on this terminal")
-    add_common(q, lab_required=True)
-    q.add_argument("--gdb", action="store_true", help="wait for GDB on a free local port")
-    q.add_argument("--tests", default="all", help="the tests= list on the command line")
+    for name, text in (("qemu", "boot a stage in QEMU, serial on this terminal"),
+                       ("bochs", "boot a stage in Bochs, serial on this terminal"),
+                       ("bochs-debug", "boot a stage in the Bochs debugger, stopped at _start")):
+        q = sub.add_parser(name, help=text)
+        add_common(q, lab_required=True)
+        q.add_argument("--gdb", action="store_true", help="QEMU: wait for GDB on a free local port")
+        q.add_argument("--tests", default="all", help="the tests= list on the command line")
     b = sub.add_parser("build", help="build a stage")
     add_common(b, lab_required=True)
     s = sub.add_parser("setup", help="install or name the Debian packages the kit needs")
@@ -145,14 +150,58 @@ def cmd_build(args):
     return 0
 
 
+def cmd_bochs_debug(args):
+    """Bochs's own debugger on this terminal: a breakpoint at _start, magic
+    breakpoints (xchg %bx,%bx) on, serial output copied to this terminal."""
+    import tempfile
+    import threading
+    deps.ensure("bochs", install=not args.no_install)
+    b = build_mod.build(labs.find(args.lab).number, flag(args.solutions))
+    start = diagnosis.nm_symbols(b.elf).get("_start")
+    seed = grade.new_seed() if args.seed is None else args.seed
+    kargs = grade.kargs_for(seed, args.tests)
+    print(f"Bochs debugger: stops at _start ({start:#x}) and at every `xchg %bx, %bx` in the kernel.\n"
+          "Commands: c continue, s step, n next, r registers, sreg, creg, info gdt, info idt, info tab,\n"
+          "page ADDR, x /8gx ADDR, u /10 (disassemble), lb ADDR (breakpoint), q quit. "
+          "Serial output appears here too.", file=sys.stderr)
+    with tempfile.TemporaryDirectory(prefix="kit-run-") as tmp:
+        launch = emulators.bochs(b.iso, tmp, kargs, memory_mb=grade.memory_for(seed), debugger=True,
+                                 breakpoints=[start])
+        fd = os.open(launch.serial_fifo, os.O_RDWR | os.O_NONBLOCK)
+        done = threading.Event()
+
+        def copy():
+            import select
+            while not done.is_set():
+                if select.select([fd], [], [], 0.1)[0]:
+                    sys.stdout.buffer.write(os.read(fd, 4096))
+                    sys.stdout.flush()
+        t = threading.Thread(target=copy, daemon=True)
+        t.start()
+        proc = subprocess.Popen(launch.argv, cwd=tmp)
+        try:
+            proc.wait()
+        except KeyboardInterrupt:
+            proc.wait()                 # Ctrl-C breaks into the debugger; quit with q
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            done.set()
+            t.join()
+            os.close(fd)
+    return 0
+
+
 def cmd_qemu(args):
-    deps.ensure("kernel", install=not args.no_install)
+    if args.cmd == "bochs":
+        args.emulator = "bochs"
+    deps.ensure(args.emulator, install=not args.no_install)
     lab = labs.find(args.lab)
     b = build_mod.build(lab.number, flag(args.solutions))
     seed = grade.new_seed() if args.seed is None else args.seed
     kargs = grade.kargs_for(seed, args.tests)
     port = free_port() if args.gdb else None
-    print(f"booting {b.iso.relative_to(labs.ROOT)} in QEMU with `{kargs}`, "
+    print(f"booting {b.iso.relative_to(labs.ROOT)} in {args.emulator} with `{kargs}`, "
           f"{grade.memory_for(seed)} MiB; Ctrl-C stops it", file=sys.stderr)
     if port:
         gdbinit = labs.ROOT / "build" / "gdbinit"
@@ -168,14 +217,15 @@ def cmd_qemu(args):
                                                                  gdb_port=port),
                 total_timeout=24 * 3600 if port else 120, progress_timeout=None if port else 60,
                 on_output=show)
-    meaning = r.launch.status_meaning(r.status) if r.launch and r.status is not None else r.reason
-    print(f"\n[{args.emulator} stopped: {r.reason}, exit status {r.status} = {meaning}]", file=sys.stderr)
-    return 0 if r.launch and r.launch.success(r.status) else 1
+    meaning = r.outcome.text if r.outcome else r.reason
+    print(f"\n[{args.emulator} stopped: {meaning}]", file=sys.stderr)
+    return 0 if r.outcome and r.outcome.ok else 1
 
 
 def main(argv=None):
     args = make_parser().parse_args(argv)
-    commands = {"grade": cmd_grade, "demo": cmd_demo, "qemu": cmd_qemu, "build": cmd_build, "setup": cmd_setup}
+    commands = {"grade": cmd_grade, "demo": cmd_demo, "qemu": cmd_qemu, "bochs": cmd_qemu,
+                "bochs-debug": cmd_bochs_debug, "build": cmd_build, "setup": cmd_setup}
     try:
         return commands[args.cmd](args)
     except deps.MissingTools as e:
