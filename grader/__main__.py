@@ -107,7 +107,7 @@ def cmd_grade(args, show_output=False):
     for emu in emulator_names(args.emulator):
         deps.ensure(emu, install=not args.no_install)
     solutions = flag(args.solutions)
-    if args.submission and not args.submission.is_dir():
+    if getattr(args, "submission", None) and not args.submission.is_dir():
         raise labs.LabError(f"submission '{args.submission}' is not a directory")
     specs = [args.lab] if args.lab else [lab.name for lab in labs.discover()]
     for spec in specs:
@@ -133,7 +133,8 @@ def cmd_grade(args, show_output=False):
 def cmd_demo(args):
     args.lab = args.lab or labs.discover()[-1].name
     args.solutions = "1"
-    args.jobs = 2
+    args.jobs, args.submission, args.solutions_below = 2, None, False
+    args.json = args.junit = args.gradescope = None
     return cmd_grade(args, show_output=True)
 
 

@@ -3,7 +3,7 @@ log is read, and that a run leaves no listener reachable and no process."""
 import os
 from pathlib import Path
 
-from grader import diagnosis, emulators, grade, run
+from grader import diagnosis, emulators, grade, report
 from conftest import SEED, check
 
 FIX = Path(__file__).parent / "fixtures"
@@ -20,6 +20,9 @@ def test_code_segment_with_l_and_d_fails_only_under_bochs(mutant):
     assert "error 0x8: refers to GDT selector 0x8" in diag
     assert "bochs says: check_cs(0x0008): Both CS.L and CS.D_B bits enabled !" in diag
     assert "With L=1, D must be 0" in diag
+    assert report.disagreements([under_qemu, under_bochs]) == [
+        "Stage 01-boot passes under qemu but fails under bochs: the kernel depends on something the "
+        "stricter emulator refuses (see its diagnosis above)"]
 
 
 def test_paging_before_pae_fails_only_under_bochs(mutant):

@@ -80,3 +80,11 @@ def test_no_emulator_left_behind():
     assert r.returncode == 0
     ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
     assert "kit-run-" not in ps, ps
+
+
+def test_demo_builds_boots_shows_and_grades_the_last_stage():
+    r = cli("demo", "--seed", "0x42", env={"NO_COLOR": "1"})
+    last = labs.discover()[-1]
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"--- serial output of stage {last.name} (seed=0x00000042 tests=all) ---" in r.stdout
+    assert "[power] off: ok" in r.stdout and "Score: " in r.stdout and "FAIL" not in r.stdout
