@@ -70,7 +70,7 @@ def listening_ports(netfile):
     return ports
 
 
-def bochs_pids():
+def bochs_pids(mark="kit-run-"):
     pids = []
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
@@ -78,19 +78,21 @@ def bochs_pids():
                 cmd = (d / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if cmd and cmd[0].endswith((b"bochs", b"bochs-bin")) and any(b"kit-run-" in c for c in cmd):
+            if cmd and cmd[0].endswith((b"bochs", b"bochs-bin")) and any(mark.encode() in c for c in cmd):
                 pids.append(int(d.name))
     return pids
 
 
-def test_bochs_run_leaves_no_listener_and_no_process():
+def test_bochs_run_leaves_no_listener_and_no_process(tmp_path, monkeypatch):
     from grader import build
+    import tempfile
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))   # our runs only: their paths name tmp_path
     b = build.build(2, solutions=True)
     seen = {}
 
     def during(_data):
         if "host" not in seen:
-            pids = bochs_pids()
+            pids = bochs_pids(str(tmp_path))
             seen["host"] = listening_ports("/proc/net/tcp")
             seen["inside"] = set().union(*(listening_ports(f"/proc/{p}/net/tcp") for p in pids)) if pids else set()
     r = grade.boot(b, SEED, "all", emulator="bochs", on_output=during)
@@ -98,7 +100,7 @@ def test_bochs_run_leaves_no_listener_and_no_process():
     rfb = set(range(5900, 5911))
     assert seen["inside"] & rfb, "the rfb listener was not found in Bochs's own namespace: the check is blind"
     assert not seen["host"] & rfb, f"an rfb port listens on the host: {seen['host'] & rfb}"
-    assert bochs_pids() == []
+    assert bochs_pids(str(tmp_path)) == []
 
 
 def test_stage_skeleton_fails_the_same_under_bochs():

@@ -75,11 +75,15 @@ def test_missing_tools_give_the_install_line(monkeypatch):
         raise AssertionError("no error for a missing tool")
 
 
-def test_no_emulator_left_behind():
-    r = cli("grade", "--lab", "02", "--solutions", "--seed", "9")
-    assert r.returncode == 0
+def test_no_emulator_left_behind(tmp_path):
+    # A private TMPDIR: every run directory, and so every emulator command line, names it.
+    mark = tmp_path / "runs"
+    mark.mkdir()
+    r = cli("grade", "--lab", "02", "--solutions", "--seed", "9", "--emulator", "both", env={"TMPDIR": str(mark)})
+    assert r.returncode == 0, r.stdout
     ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-    assert "kit-run-" not in ps, ps
+    assert str(mark) not in ps, ps
+    assert list(mark.iterdir()) == []               # every run directory was removed
 
 
 def test_demo_builds_boots_shows_and_grades_the_last_stage():
