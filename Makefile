@@ -48,6 +48,7 @@ qemu-gdb:
 	@$(GRADER) qemu --gdb $(opts) --tests $(TESTS)
 
 gdb:
+	@$(GRADER) setup --for gdb
 	gdb -q -x build/gdbinit
 
 bochs:
@@ -66,6 +67,7 @@ bench:
 	@$(PYTHON) -m grader.bench
 
 book:
+	@$(GRADER) setup --for book
 	@$(PYTHON) book/build.py
 
 clean:

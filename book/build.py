@@ -40,8 +40,12 @@ ASM_SECTION = re.compile(r"^\s*\.(section|text|data|bss|rodata|previous|pushsect
 LANGUAGES = {".c": "c", ".h": "c", ".S": "asm", ".s": "asm"}
 
 
-class ListingError(Exception):
-    """A listing reference that does not resolve; the message is one line."""
+class BookError(Exception):
+    """The book cannot be built; the message is one line."""
+
+
+class ListingError(BookError):
+    """A listing reference that does not resolve."""
 
 
 def chapters():
@@ -130,6 +134,9 @@ def resolve(path_text, name):
     src = ROOT / rel
     if not src.is_file():
         raise ListingError(f"{path_text}: no such file")
+    real = src.resolve()
+    if ROOT not in real.parents or (ROOT / "solutions") in real.parents:
+        raise ListingError(f"{path_text}: leads outside the repository or into solutions/ (a link?)")
     lang = LANGUAGES.get(src.suffix)
     if lang is None:
         raise ListingError(f"{path_text}: only .c, .h, .S and .s files can be listed")
@@ -216,10 +223,10 @@ def pandoc(markdown, title, out_path, before=""):
         try:
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=PANDOC_TIMEOUT)
         except subprocess.TimeoutExpired:
-            raise ListingError(f"pandoc took more than {PANDOC_TIMEOUT}s on {out_path.name}") from None
+            raise BookError(f"pandoc took more than {PANDOC_TIMEOUT}s on {out_path.name}") from None
         if r.returncode != 0:
             first = (r.stderr.strip().splitlines() or ["(no message)"])[0]
-            raise ListingError(f"pandoc failed on {out_path.name}: {first}")
+            raise BookError(f"pandoc failed on {out_path.name}: {first}")
 
 
 def nav_html(prev, nxt):
@@ -242,9 +249,9 @@ def build(chapter_paths):
         prev = pages[i - 1][:2] if i > 0 else None
         nxt = pages[i + 1][:2] if i + 1 < len(pages) else None
         pandoc(body, title, OUT / name, nav_html(prev, nxt))
-    index = "\n".join(f"{n}. [{title}]({name})" for n, (name, title, _) in enumerate(pages, 1))
+    index = "\n".join(f"- [{title}]({name})" for name, title, _ in pages)
     pandoc("One chapter per lab. Each lab's handout is `labs/NN-name/README.md`.\n\n" + index + "\n",
-           "The book", OUT / "index.html")
+           "Contents", OUT / "index.html")
     return [OUT / p[0] for p in pages] + [OUT / "index.html"]
 
 
@@ -276,7 +283,7 @@ def main(argv):
         return 1
     try:
         written = build(paths)
-    except ListingError as e:
+    except BookError as e:
         print(f"book: {e}", file=sys.stderr)
         return 1
     print(f"book: wrote {len(written)} pages under {OUT.relative_to(ROOT)}/ (start at index.html)")

@@ -38,8 +38,10 @@ GROUPS = {
     "bochs": KERNEL + list(BOCHS_TOOLS),
     "test": list(TOOLS) + ["python3-pytest"],
     "book": ["pandoc"],
+    "gdb": ["gdb"],
 }
-PACKAGE_ONLY = {"python3-pytest": lambda: _python_has("pytest"), "pandoc": lambda: shutil.which("pandoc")}
+PACKAGE_ONLY = {"python3-pytest": lambda: _python_has("pytest"), "pandoc": lambda: shutil.which("pandoc"),
+                "gdb": lambda: shutil.which("gdb")}
 
 
 class MissingTools(Exception):

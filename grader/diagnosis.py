@@ -214,6 +214,14 @@ HINTS = [
     (lambda c, f, lab: any("Both CS.L and CS.D_B" in m for m in c.messages),
      "the 64-bit code segment has both L and D set: Bochs refuses it (QEMU lets it pass). With L=1, "
      "D must be 0: see the gdt in labs/01-boot/boot.S. Book: chapter 1, \"Pitfalls\"."),
+    (lambda c, f, lab: _in(f, "lm_enable") and f.vector == 14 and abs(f.regs.get("CR2", 0) - f.rip) < 0x1000,
+     "paging went on inside lm_enable and the next instruction fetch faulted (CR2 is next to RIP): "
+     "CR3 does not point at the page tables, or was loaded after CR0.PG. Do PAE and CR3 before CR0.PG. "
+     "Book: chapter 1, \"Entering long mode\"."),
+    (lambda c, f, lab: _in(f, "lm_enable") and f.vector == 14,
+     "paging went on inside lm_enable and an access faulted at CR2, which the page tables do not map "
+     "(the stack, if CR2 is near RSP): the identity map must cover all the kernel touches. "
+     "Book: chapter 1, \"Pitfalls\"."),
     (lambda c, f, lab: _in(f, "lm_enable"),
      "the first fault is inside lm_enable, before any IDT exists: check the order of the four "
      "steps (PAE and CR3 before CR0.PG). Book: chapter 1, \"Entering long mode\"."),

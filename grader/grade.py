@@ -91,9 +91,10 @@ def boot(build, seed, tests, emulator="qemu", timeouts=None, **kw):
 
 
 def source_name(solutions, submission, solutions_below):
+    below = " (labs below it from solutions/)" if solutions_below and not solutions else ""
     if submission:
-        return str(submission) + (" (labs below from solutions/)" if solutions_below else "")
-    return "solutions/" if solutions else "labs/ (your code)"
+        return str(submission) + below
+    return "solutions/" if solutions else "labs/ (your code)" + below
 
 
 def grade_stage(lab_spec, solutions=False, submission=None, seed=None, emulator="qemu",

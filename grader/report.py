@@ -22,6 +22,8 @@ def reproduce_command(stage):
     parts = [f"make grade LAB={stage.lab.number:02d}", f"SEED=0x{stage.seed:08x}"]
     if stage.source.startswith("solutions"):
         parts.insert(1, "SOLUTIONS=1")
+    if "labs below it from solutions" in stage.source:
+        parts.append("BELOW=solutions")
     if stage.emulator != "qemu":
         parts.append(f"EMULATOR={stage.emulator}")
     return " ".join(parts)

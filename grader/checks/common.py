@@ -27,6 +27,9 @@ def end_of_run(run):
     if run.outcome is not None and not run.outcome.ok:
         extra = [f"final line: {final[-1]}"] if final else []
         return f"{run.outcome.text}, not a clean power-off (ok)", extra + tail
+    if not run.output:
+        return ("the kernel powered off but no byte reached the serial line: is the UART left in "
+                "loopback (MCR bit 4) or with LCR.DLAB set, so that writes go to the divisor latch?"), []
     if not final or final[-1] != "[power] off: ok":
         return "the run ended without the final line `[power] off: ok`", tail
     return None

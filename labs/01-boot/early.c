@@ -1,6 +1,7 @@
 /* The console: every line the kernel prints goes through con_putc.
  * Until lab 02 installs its driver, characters go to COM1 by polling the
- * 16550's line status register, without any set-up (QEMU and Bochs accept it).
+ * 16550's line status register; boot.S (early_uart_init) has set 8N1 at
+ * 38400 baud, the least a strict emulator needs to send whole bytes.
  */
 #include "kernel.h"
 #include "memlayout.h"

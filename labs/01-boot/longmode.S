@@ -21,8 +21,9 @@
  *   4. set CR0.PG and CR0.WP in one write: with LME set, turning paging on
  *      is what activates long mode (the CPU then sets EFER.LMA).
  * Control registers are moved through a general register (mov %cr4, %eax).
- * Hint: setting CR0.PG before CR4.PAE is a #GP, and with no IDT yet a
- * #GP is a triple fault: the grader's diagnosis will point at your line.
+ * Hint: with EFER.LME set, setting CR0.PG before CR4.PAE is a #GP on a real
+ * CPU and in Bochs (QEMU ignores the write), and with no IDT yet any fault
+ * is a triple fault: the grader's diagnosis points at the faulting line.
  */
     .globl lm_enable
     .type lm_enable, @function

@@ -11,9 +11,10 @@
  *              | .multiboot  Multiboot2 header |
  *              | .text       code (R-X)        |
  *              | .rodata     constants (R)     |
- *              | .data       variables (RW)    |
+ *              | .data       variables (RW),   |
+ *              |             the boot GDT      |
  *              | .bss        zeroed at boot:   |
- *              |   boot page tables, GDT data  |
+ *              |   boot page tables            |
  *              |   heap (lab 03, HEAP_SIZE)    |
  *              |   stack guard page (lab 04)   |
  *              |   kernel stack (STACK_SIZE)   |
