@@ -7,7 +7,7 @@
 #   make qemu-gdb LAB=01             the same, waiting for GDB; then `make gdb`
 #   make bochs LAB=01                boot a stage in Bochs, serial on this terminal
 #   make bochs-debug LAB=01          the Bochs debugger, stopped at _start and at xchg %bx,%bx
-#   make grade [LAB=01] [SOLUTIONS=1] [SEED=0x...] [BELOW=solutions] [EMULATOR=qemu|bochs|both]
+#   make grade [LAB=01] [SOLUTIONS=1] [SEED=0x...] [BELOW=solutions] [EMULATOR=qemu|bochs|both] [MEMORY=MiB]
 #   make bench                       benchmark figures (medians)
 #   make book                        the book as HTML under build/book/
 
@@ -18,6 +18,7 @@ SOLUTIONS ?= 0
 SEED ?=
 EMULATOR ?= qemu
 BELOW ?=
+MEMORY ?=
 TESTS ?= all
 
 opts = $(if $(LAB),--lab $(LAB)) $(if $(filter 1 yes true,$(SOLUTIONS)),--solutions) \
@@ -37,7 +38,7 @@ setup:
 	@$(GRADER) setup --for test
 
 grade:
-	@$(GRADER) grade $(opts) $(if $(filter solutions,$(BELOW)),--solutions-below)
+	@$(GRADER) grade $(opts) $(if $(filter solutions,$(BELOW)),--solutions-below) $(if $(MEMORY),--memory $(MEMORY))
 
 qemu:
 	$(need_lab)

@@ -16,6 +16,19 @@ at build time, so the book cannot drift from the code:
     blank-line-separated paragraph before the next paragraph that holds a
     top-level label or a section directive (or the end of the file).
 A listing may never point into solutions/: the book is given to students.
+
+A chapter draws a figure from the built kernel with:
+
+    <!-- figure: memory-layout 03 -->
+
+which builds stage 03 with the grader's own recipe (from solutions/, or from
+labs/ when solutions/ is absent, as in a student handout), reads the section
+and symbol addresses of its kernel.elf with `llvm-objdump -h` and
+`llvm-nm -n`, and draws the physical memory layout as a text figure: the
+sections, the boot page tables, the heap, the stack guard page and the stack.
+`--check` only checks that the figure is known and the stage exists; it
+builds nothing.
+
 Python 3 standard library only; pandoc is needed for HTML, not for --check.
 """
 import html
@@ -33,7 +46,8 @@ PANDOC_INSTALL = "apt-get install -y --no-install-recommends pandoc"
 PANDOC_TIMEOUT = 120
 
 LISTING = re.compile(r"^\s*<!--\s*listing:\s*(\S+)\s+(\S+)\s*-->\s*$")
-LISTING_START = re.compile(r"^\s*<!--\s*listing:")
+FIGURE = re.compile(r"^\s*<!--\s*figure:\s*(\S+)\s+(\S+)\s*-->\s*$")
+DIRECTIVE_START = re.compile(r"^\s*<!--\s*(listing|figure):")
 FENCE = re.compile(r"^\s*(```+|~~~+)")
 ASM_LABEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*:")          # top level: no .L, no 1:
 ASM_SECTION = re.compile(r"^\s*\.(section|text|data|bss|rodata|previous|pushsection|popsection)\b")
@@ -46,6 +60,11 @@ class BookError(Exception):
 
 class ListingError(BookError):
     """A listing reference that does not resolve."""
+
+
+class FigureError(BookError):
+    """A figure directive that names no known figure or no stage, or whose
+    kernel cannot be built or read."""
 
 
 def chapters():
@@ -149,10 +168,183 @@ def resolve(path_text, name):
     return lang, "\n".join(picked)
 
 
+# --- figures drawn from the built kernel -----------------------------------
+
+FIGURE_KINDS = ("memory-layout",)
+TOOL_TIMEOUT = 60
+TABLE_SIZE = 4096                               # every x86-64 page table is one 4 KiB page
+BOOT_TABLES = ("boot_pml4", "boot_pdpt", "boot_pd")
+SECTION_NOTES = {
+    ".multiboot": "Multiboot2 header",
+    ".text": "code",
+    ".rodata": "constants, strings",
+    ".data": "variables with a value, the GDT",
+}
+BOUNDARY_SYMBOLS = ("__kernel_start", "__bss_start", "__heap_start", "__heap_end", "__stack_guard",
+                    "__stack_bottom", "__stack_top", "__bss_end", "__kernel_end")
+BOX = 24                                        # inner width of the figure's boxes
+
+
+def grader():
+    """The kit's grader modules that the figures use: (grader.labs, grader.build)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from grader import build as grader_build, labs as grader_labs
+    return grader_labs, grader_build
+
+
+def figure_lab(kind, stage):
+    """The lab whose stage the figure draws, or raises FigureError."""
+    if kind not in FIGURE_KINDS:
+        raise FigureError(f"no figure `{kind}` (figures: {', '.join(FIGURE_KINDS)})")
+    if not re.fullmatch(r"\d{1,2}", stage):
+        raise FigureError(f"the stage is a lab number such as 03, not `{stage}`")
+    labs, _ = grader()
+    try:
+        return labs.find(stage, ROOT)
+    except labs.LabError as e:
+        raise FigureError(str(e)) from None
+
+
+def tool_output(cmd):
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=TOOL_TIMEOUT)
+    except FileNotFoundError:
+        raise FigureError(f"{cmd[0]} is missing (Debian package llvm; `make setup` as root installs it)") from None
+    except subprocess.TimeoutExpired:
+        raise FigureError(f"{cmd[0]} took more than {TOOL_TIMEOUT}s") from None
+    if r.returncode != 0:
+        first = (r.stderr.strip().splitlines() or ["(no message)"])[0]
+        raise FigureError(f"{' '.join(cmd[:2])} failed: {first}")
+    return r.stdout
+
+
+def built_kernel(lab):
+    """(kernel.elf, where its student files came from), built by the grader."""
+    labs, gbuild = grader()
+    sources = labs.stage_sources(lab.number, solutions=True, root=ROOT)
+    solutions = all(src.path.is_file() for src in sources)     # a student handout has no solutions/
+    try:
+        return gbuild.build(lab.number, solutions=solutions, root=ROOT).elf, \
+            ("solutions/" if solutions else "labs/")
+    except gbuild.BuildError as e:
+        raise FigureError(f"stage {lab.number:02d} does not build: {e.summary}") from None
+    except OSError as e:
+        raise FigureError(f"stage {lab.number:02d} does not build: {e}") from None
+
+
+def elf_sections(elf):
+    """{name: (address, size, type)} of the sections loaded in memory (llvm-objdump -h)."""
+    found = {}
+    for line in tool_output(["llvm-objdump", "-h", str(elf)]).splitlines():
+        m = re.match(r"^\s*\d+\s+(\.\S+)\s+([0-9a-fA-F]+)\s+([0-9a-fA-F]+)\s*(\S*)", line)
+        if m and int(m.group(3), 16) != 0:
+            found[m.group(1)] = (int(m.group(3), 16), int(m.group(2), 16), m.group(4))
+    return found
+
+
+def elf_symbols(elf):
+    """[(address, type letter, name)] sorted by address (llvm-nm -n)."""
+    out = []
+    for line in tool_output(["llvm-nm", "-n", str(elf)]).splitlines():
+        m = re.match(r"^([0-9a-fA-F]+)\s+(\S)\s+(\S+)$", line)
+        if m:
+            out.append((int(m.group(1), 16), m.group(2), m.group(3)))
+    return out
+
+
+def size_text(n):
+    return f"{n // 1024} KiB" if n >= 1024 and n % 1024 == 0 else f"{n} B"
+
+
+def bss_regions(bss, symbols):
+    """The parts of .bss, in address order: [(start, end, name, note)]."""
+    addr = {name: a for a, _, name in symbols}
+    need = BOOT_TABLES + ("__heap_start", "__heap_end", "__stack_guard", "__stack_bottom", "__stack_top")
+    missing = [n for n in need if n not in addr]
+    if missing:
+        raise FigureError(f"kernel.elf has no symbol {', '.join(missing)}")
+    start, end = bss[0], bss[0] + bss[1]
+    tables = (min(addr[t] for t in BOOT_TABLES), max(addr[t] for t in BOOT_TABLES) + TABLE_SIZE)
+    others = [name for a, kind, name in symbols
+              if tables[1] <= a < addr["__heap_start"] and kind in "bBdD" and not name.startswith("__")]
+    note = ", ".join(others)
+    if len(note) > 48:
+        note = note[:note.rfind(", ", 0, 44)] + ", ..."
+    parts = [(tables[0], tables[1], "  boot page tables", ", ".join(BOOT_TABLES)),
+             (tables[1], addr["__heap_start"], "  other variables", note),
+             (addr["__heap_start"], addr["__heap_end"], "  heap", "HEAP_SIZE bytes, for kmalloc"),
+             (addr["__stack_guard"], addr["__stack_bottom"], "  stack guard page", "left unmapped from lab 04"),
+             (addr["__stack_bottom"], addr["__stack_top"], "  kernel stack", "RSP starts at __stack_top")]
+    edges = [start] + [x for p in parts for x in p[:2]] + [end]
+    if any(b < a for a, b in zip(edges, edges[1:])):
+        raise FigureError("the .bss symbols are not in the order kernel.ld gives them")
+    if tables[0] > start:
+        parts.insert(0, (start, tables[0], "  variables", ""))
+    if addr["__heap_end"] < addr["__stack_guard"]:
+        parts.insert(3, (addr["__heap_end"], addr["__stack_guard"], "  (padding)", ""))
+    if addr["__stack_top"] < end:
+        parts.append((addr["__stack_top"], end, "  rest of .bss", ""))
+    return [p for p in parts if p[1] > p[0]]
+
+
+def memory_layout(lab):
+    """The lines of the memory-layout figure of stage `lab`."""
+    elf, source = built_kernel(lab)
+    sections, symbols = elf_sections(elf), elf_symbols(elf)
+    if ".bss" not in sections:
+        raise FigureError("kernel.elf has no .bss section")
+    regions = []                                # (start, end, name, note), in address order
+    ordered = sorted(sections.items(), key=lambda kv: kv[1][0])
+    for i, (name, (start, size, _)) in enumerate(ordered):
+        if name == ".bss":
+            regions += bss_regions(sections[".bss"], symbols)
+        else:
+            regions.append((start, start + size, name, SECTION_NOTES.get(name, "")))
+        following = ordered[i + 1][1][0] if i + 1 < len(ordered) else None
+        if following is not None and following > start + size:
+            regions.append((start + size, following, "(padding)", "up to the next section"))
+    bss_start, bss_size, bss_type = sections[".bss"]
+    width = 8 if regions[-1][1] < 1 << 32 else 16
+    names = {}
+    for a, _, name in sorted(symbols, key=lambda s: (s[0], BOUNDARY_SYMBOLS.index(s[2])
+                                                     if s[2] in BOUNDARY_SYMBOLS else 0)):
+        if name in BOUNDARY_SYMBOLS:
+            names.setdefault(a, []).append(name)
+
+    def edge(a):
+        line = "=" if a in (bss_start, bss_start + bss_size) else "-"
+        marks = ", ".join(names.get(a, []))
+        return (f" 0x{a:0{width}x} +{line * BOX}+ {marks}").rstrip()
+
+    rel = elf.relative_to(ROOT) if ROOT in elf.parents else elf
+    out = [f" stage {lab.number:02d}, built from {source}: llvm-objdump -h and llvm-nm -n of {rel}", ""]
+    for k, (start, end, name, note) in enumerate(regions):
+        if k == 0 or regions[k - 1][1] != start:
+            out.append(edge(start))
+        out.append(f" {'':{width + 2}} | {name:<{BOX - 2}} | {size_text(end - start):>8}  {note}".rstrip())
+        out.append(edge(end))
+    out += ["", f" between the = lines: .bss, {size_text(bss_size)} (type {bss_type or '?'} in llvm-objdump):",
+            "   it takes memory but no room in kernel.elf, and _start zeroes it"]
+    return out
+
+
+FIGURES = {}
+
+
+def figure(kind, stage):
+    """The text of a figure (cached: each figure is drawn once per run)."""
+    key = (kind, stage)
+    if key not in FIGURES:
+        lab = figure_lab(kind, stage)
+        FIGURES[key] = "\n".join(memory_layout(lab))
+    return FIGURES[key]
+
+
 # --- chapters ---------------------------------------------------------------
 
-def listing_lines(text):
-    """(line number, line) of every listing reference outside fenced blocks."""
+def directive_lines(text):
+    """(line number, line) of every listing or figure line outside fenced blocks."""
     fence = None
     for n, line in enumerate(text.splitlines(), 1):
         m = FENCE.match(line)
@@ -163,16 +355,27 @@ def listing_lines(text):
             elif mark[0] == fence[0] and len(mark) >= len(fence):
                 fence = None
             continue
-        if fence is None and LISTING_START.match(line):
+        if fence is None and DIRECTIVE_START.match(line):
             yield n, line
 
 
 def check(chapter_paths):
-    """One message per broken listing reference; [] when all resolve."""
+    """One message per broken listing or figure line; [] when all resolve.
+    A figure is only checked for its kind and stage: nothing is built."""
     problems = []
     for ch in chapter_paths:
         shown = ch.relative_to(ROOT)
-        for n, line in listing_lines(ch.read_text()):
+        for n, line in directive_lines(ch.read_text()):
+            if DIRECTIVE_START.match(line).group(1) == "figure":
+                m = FIGURE.match(line)
+                if not m:
+                    problems.append(f"{shown}:{n}: a figure line is `<!-- figure: KIND STAGE -->`")
+                    continue
+                try:
+                    figure_lab(m.group(1), m.group(2))
+                except FigureError as e:
+                    problems.append(f"{shown}:{n}: figure {m.group(1)} {m.group(2)}: {e}")
+                continue
             m = LISTING.match(line)
             if not m:
                 problems.append(f"{shown}:{n}: a listing line is `<!-- listing: PATH NAME -->`")
@@ -185,12 +388,17 @@ def check(chapter_paths):
 
 
 def expand(text):
-    """The chapter with every listing line replaced by its code block."""
-    refs = dict(listing_lines(text))
+    """The chapter with every listing line replaced by its code block, and
+    every figure line by its figure."""
+    refs = dict(directive_lines(text))
     out = []
     for n, line in enumerate(text.splitlines(), 1):
         if n not in refs:
             out.append(line)
+            continue
+        m = FIGURE.match(line)
+        if m:
+            out += ["```text", figure(m.group(1), m.group(2)), "```"]
             continue
         m = LISTING.match(line)
         lang, code = resolve(m.group(1), m.group(2))
@@ -269,8 +477,10 @@ def main(argv):
             print(p)
         if problems:
             return 1
-        count = sum(1 for ch in paths for _ in listing_lines(ch.read_text()))
-        print(f"book: {count} listings in {len(paths)} chapters resolve")
+        kinds = [DIRECTIVE_START.match(line).group(1) for ch in paths for _, line in directive_lines(ch.read_text())]
+        listings, figures = kinds.count("listing"), kinds.count("figure")
+        print(f"book: {listings} listing{'s' * (listings != 1)} and {figures} figure{'s' * (figures != 1)} "
+              f"in {len(paths)} chapters resolve")
         return 0
     if shutil.which("pandoc") is None:
         print("book: pandoc is missing; install it (as root) with:", file=sys.stderr)

@@ -52,7 +52,8 @@ def make_parser():
     add_common(g)
     g.add_argument("--submission", type=Path, help="a student tree: only its student files are used")
     g.add_argument("--solutions-below", action="store_true",
-                   help="with --submission: labs before --lab come from solutions/")
+                   help="labs before --lab come from solutions/ (your code, or --submission, for --lab itself)")
+    g.add_argument("--memory", type=int, help="the machine's RAM in MiB (default: chosen by the seed)")
     g.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 2, help="parallel boots")
     g.add_argument("--json", type=Path, help="write a JSON report here")
     g.add_argument("--junit", type=Path, help="write a JUnit XML report here")
@@ -97,7 +98,7 @@ def grade_many(args, lab_specs, solutions):
 
     def one(job):
         return grade.grade_stage(job[0], solutions=solutions, submission=getattr(args, "submission", None),
-                                 seed=seed, emulator=job[1],
+                                 seed=seed, emulator=job[1], memory_mb=getattr(args, "memory", None),
                                  solutions_below=getattr(args, "solutions_below", False))
     with ThreadPoolExecutor(max_workers=max(1, min(len(jobs), getattr(args, "jobs", 2) or 1))) as pool:
         return list(pool.map(one, jobs))
@@ -223,7 +224,14 @@ def cmd_qemu(args):
     return 0 if r.outcome and r.outcome.ok else 1
 
 
+def _terminate(signum, _frame):
+    raise KeyboardInterrupt       # run the same clean-up as Ctrl-C: every emulator is reaped
+
+
 def main(argv=None):
+    import signal
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _terminate)
     args = make_parser().parse_args(argv)
     commands = {"grade": cmd_grade, "demo": cmd_demo, "qemu": cmd_qemu, "bochs": cmd_qemu,
                 "bochs-debug": cmd_bochs_debug, "build": cmd_build, "setup": cmd_setup}

@@ -5,6 +5,7 @@ and make a bootable ISO with grub-mkrescue.
 Outputs are cached by a hash of every input: a second build of the same
 sources is free.
 """
+import fcntl
 import hashlib
 import json
 import os
@@ -97,15 +98,23 @@ def _inputs_hash(sources, number, root, extra):
 
 
 def build(number, solutions=False, submission=None, root=ROOT, outdir=None, solutions_below=False):
-    """Build stage `number`; returns a Build or raises BuildError."""
+    """Build stage `number`; returns a Build or raises BuildError. Builds of
+    the same directory wait for each other (a lock file), across threads and
+    processes: `EMULATOR=both` grades one stage twice at once."""
     lab = labs_mod.find(number, root)
+    outdir = Path(outdir) if outdir else stage_dir(lab.number, solutions, root, submission, solutions_below)
+    outdir.mkdir(parents=True, exist_ok=True)
+    with open(outdir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_locked(lab, solutions, submission, root, outdir, solutions_below)
+
+
+def _build_locked(lab, solutions, submission, root, outdir, solutions_below):
     sources = labs_mod.stage_sources(lab.number, solutions, submission, root, solutions_below)
     for s in sources:
         if not s.path.is_file():
             raise BuildError(f"missing file {s.shown}" + (f" in {submission}" if submission else ""),
                              "a submission must contain every student file of the labs up to this one")
-    outdir = Path(outdir) if outdir else stage_dir(lab.number, solutions, root, submission, solutions_below)
-    outdir.mkdir(parents=True, exist_ok=True)
     digest = _inputs_hash(sources, lab.number, root, (str(submission), solutions_below))
     elf, iso, stamp = outdir / "kernel.elf", outdir / "kernel.iso", outdir / "inputs.sha256"
     if stamp.is_file() and stamp.read_text() == digest and elf.is_file() and iso.is_file():
@@ -143,11 +152,32 @@ def build(number, solutions=False, submission=None, root=ROOT, outdir=None, solu
 
 
 def _listings(elf, outdir):
+    """kernel.sym (llvm-nm) and kernel.asm (llvm-objdump): the 64-bit code,
+    then the 32-bit boot code again, decoded as i386 (one ELF cannot say
+    which bytes are 32-bit code, so the first listing gets those wrong)."""
     with open(outdir / "kernel.sym", "w") as f:
-        subprocess.run(["llvm-nm", "-n", str(elf)], stdout=f, stderr=subprocess.DEVNULL, timeout=TOOL_TIMEOUT)
+        subprocess.run(["llvm-nm", "-n", "-S", str(elf)], stdout=f, stderr=subprocess.DEVNULL, timeout=TOOL_TIMEOUT)
+    syms = {}
+    for line in (outdir / "kernel.sym").read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 3:
+            syms[parts[-1]] = (int(parts[0], 16), int(parts[1], 16) if len(parts) == 4 else 0)
+    ranges = []
+    if "_start" in syms and "start64" in syms:
+        ranges.append((syms["_start"][0], syms["start64"][0]))
+    if "lm_enable" in syms and syms["lm_enable"][1]:
+        ranges.append((syms["lm_enable"][0], sum(syms["lm_enable"])))
     with open(outdir / "kernel.asm", "w") as f:
+        f.write("; 64-bit code (the 32-bit boot code is listed again at the end, decoded as i386)\n")
+        f.flush()
         subprocess.run(["llvm-objdump", "-d", "-l", "--no-show-raw-insn", str(elf)],
                        stdout=f, stderr=subprocess.DEVNULL, timeout=TOOL_TIMEOUT)
+        for lo, hi in ranges:
+            f.write(f"\n; 32-bit boot code 0x{lo:x}-0x{hi:x}, decoded as i386\n")
+            f.flush()
+            subprocess.run(["llvm-objdump", "-d", "-l", "--no-show-raw-insn", "--triple=i386",
+                            f"--start-address=0x{lo:x}", f"--stop-address=0x{hi:x}", str(elf)],
+                           stdout=f, stderr=subprocess.DEVNULL, timeout=TOOL_TIMEOUT)
 
 
 def _make_iso(elf, iso, grub_cfg):

@@ -37,7 +37,7 @@ GROUPS = {
     "qemu": KERNEL,
     "bochs": KERNEL + list(BOCHS_TOOLS),
     "test": list(TOOLS) + ["python3-pytest"],
-    "book": ["pandoc"],
+    "book": KERNEL + ["pandoc"],            # the memory-layout figure builds a stage
     "gdb": ["gdb"],
 }
 PACKAGE_ONLY = {"python3-pytest": lambda: _python_has("pytest"), "pandoc": lambda: shutil.which("pandoc"),

@@ -38,6 +38,7 @@ class Fault:
     rsp: int
     regs: dict = field(default_factory=dict)
     where: str = ""             # function (file:line)
+    place: str = ""             # where CR2 lies, for a page fault
 
     @property
     def name(self):
@@ -48,7 +49,8 @@ class Fault:
         if self.vector not in HAS_ERROR_CODE or self.vector == 8:
             return ""
         if self.vector == 14:
-            return f"error {self.error:#x}: {decode_pf(self.error)}; CR2={self.regs.get('CR2', 0):#x}"
+            place = f" ({self.place})" if self.place else ""
+            return f"error {self.error:#x}: {decode_pf(self.error)}; CR2={self.regs.get('CR2', 0):#x}{place}"
         return f"error {self.error:#x}: {decode_selector(self.error)}"
 
 
@@ -205,6 +207,32 @@ def kernel_range(elf):
     return None
 
 
+SECTIONS = ((".text", "__text_start", "__text_end"), (".rodata", "__rodata_start", "__rodata_end"),
+            (".data", "__data_start", "__data_end"), ("the stack guard page", "__stack_guard", "__stack_bottom"),
+            ("the stack", "__stack_bottom", "__stack_top"), ("the heap", "__heap_start", "__heap_end"),
+            (".bss", "__bss_start", "__bss_end"))
+MAP_LINE = re.compile(r"^\[paging\] map 0x([0-9a-f]{16})-0x([0-9a-f]{16}) ")
+MMAP_LINE = re.compile(r"^\[mmap\] 0x([0-9a-f]{16})-0x([0-9a-f]{16}) usable$")
+
+
+def place_of(addr, syms, lines):
+    """Where addr lies, in words: a kernel section, or usable RAM that the
+    kernel's printed page map does (not) cover, or beyond RAM."""
+    for name, lo, hi in SECTIONS:
+        if lo in syms and hi in syms and syms[lo] <= addr < syms[hi]:
+            return name
+    maps = [(int(m.group(1), 16), int(m.group(2), 16)) for m in map(MAP_LINE.match, lines) if m]
+    ram = [(int(m.group(1), 16), int(m.group(2), 16) + 1) for m in map(MMAP_LINE.match, lines) if m]
+    if maps and not any(a <= addr < b for a, b in maps):
+        end = max(b for a, b in maps if a < 1 << 47)
+        if any(a <= addr < b for a, b in ram):
+            return f"usable RAM beyond the kernel's identity map (its last range ends at 0x{end:x})"
+        return "an address the kernel's page map does not cover"
+    if ram and not any(a <= addr < b for a, b in ram):
+        return "no usable RAM (the memory map lists nothing there)"
+    return ""
+
+
 # Hints: (test on the chain and its context, text). The first that applies is shown.
 def _in(fault, *names):
     return fault is not None and any(n in fault.where for n in names)
@@ -225,6 +253,19 @@ HINTS = [
     (lambda c, f, lab: _in(f, "lm_enable"),
      "the first fault is inside lm_enable, before any IDT exists: check the order of the four "
      "steps (PAE and CR3 before CR0.PG). Book: chapter 1, \"Entering long mode\"."),
+    (lambda c, f, lab: f is not None and f.vector == 14 and f.error & 0x8,
+     "a reserved bit is set in a paging entry on the walk to CR2: an address not aligned to its page "
+     "size (a 2 MiB page must be 2 MiB-aligned), PS where the level allows none, or address bits beyond "
+     "the CPU's physical width. Book: chapter 4, \"What an entry says\"."),
+    (lambda c, f, lab: f is not None and f.vector == 14 and f.error & 0x3 == 0x3 and lab >= 4,
+     "a write to a present page faulted: PTE_W is clear in its entry or in a table above it (upper "
+     "entries must allow writing for the leaf to decide). Book: chapter 4, \"What an entry says\"."),
+    (lambda c, f, lab: f is not None and f.vector == 14 and f.error & 0x10 and f.place == ".text",
+     "an instruction fetch from .text faulted: the kernel's code is mapped no-execute (PTE_NX) or not at "
+     "all. Book: chapter 4, \"Pitfalls\"."),
+    (lambda c, f, lab: f is not None and f.vector == 14 and "beyond the kernel's identity map" in f.place,
+     "CR2 is usable RAM that the new page tables do not map: the identity map must cover every usable "
+     "region of the memory map, not just the first megabytes. Book: chapter 4, \"Pitfalls\"."),
     (lambda c, f, lab: f is not None and f.vector == 14 and f.regs.get("CR2", 0) >= 1 << 30 and lab <= 3,
      "CR2 is beyond the boot identity map (1 GiB): the address was never mapped. A heap or buffer "
      "at a made-up fixed address does this. Book: chapter 3, \"Pitfalls\"."),
@@ -237,8 +278,9 @@ HINTS = [
 ]
 
 
-def diagnose(log_text, elf, lab_number, roots=(), emulator="qemu"):
-    """Lines describing the exception chain in the log, or [] if there is none."""
+def diagnose(log_text, elf, lab_number, roots=(), emulator="qemu", lines_printed=()):
+    """Lines describing the exception chain in the log, or [] if there is none.
+    lines_printed (the serial output) tells where a page fault's CR2 lies."""
     if emulator == "bochs":
         chain = parse_bochs_log(log_text)
     else:
@@ -246,8 +288,11 @@ def diagnose(log_text, elf, lab_number, roots=(), emulator="qemu"):
     if not chain:
         return [], chain
     names = symbolize(elf, [f.rip for f in chain.faults], roots)
+    syms = nm_symbols(elf) if chain.faults else {}
     for f in chain.faults:
         f.where = names.get(f.rip, "no symbol")
+        if f.vector == 14:
+            f.place = place_of(f.regs.get("CR2", 0), syms, lines_printed)
     lines = []
     for n, f in enumerate(chain.faults):
         kind = "raised by an instruction (int n)" if f.software else ""

@@ -90,7 +90,7 @@ def make_args_disk(tmpdir, kargs):
     return env
 
 
-def qemu(iso, tmpdir, kargs, memory_mb=128, gdb_port=None, kvm=False, extra=(), **_):
+def qemu(iso, tmpdir, kargs, memory_mb=128, gdb_port=None, kvm=False, extra=(), qmp=False, **_):
     tmpdir = Path(tmpdir)
     log = tmpdir / "qemu.log"
     env = make_args_disk(tmpdir, kargs)
@@ -102,10 +102,14 @@ def qemu(iso, tmpdir, kargs, memory_mb=128, gdb_port=None, kvm=False, extra=(), 
             "-drive", f"file={env},format=raw,if=ide,index=0",
             "-drive", f"file={iso},media=cdrom,if=ide,index=2,readonly=on", "-boot", "d",
             "-d", "int,cpu_reset", "-D", str(log)]
+    files = {"args": env}
     if gdb_port:
         argv += ["-S", "-gdb", f"tcp:127.0.0.1:{gdb_port}"]
+    if qmp:                     # QEMU's machine protocol, for the grader's questions about the guest
+        files["qmp"] = tmpdir / "qmp.sock"
+        argv += ["-qmp", f"unix:{files['qmp']},server=on,wait=off"]
     argv += list(extra)
-    return Launch("qemu", argv, log, files={"args": env})
+    return Launch("qemu", argv, log, files=files)
 
 
 BOCHSRC = """\

@@ -26,6 +26,7 @@ class CheckResult:
     hints: list = field(default_factory=list)
     boot: str = "default"
     seconds: float = 0.0
+    bonus: bool = False         # a challenge: optional points, outside the total
 
     @property
     def score(self):
@@ -49,15 +50,19 @@ class StageResult:
 
     @property
     def score(self):
-        return sum(c.score for c in self.checks)
+        return sum(c.score for c in self.checks if not c.bonus)
+
+    @property
+    def bonus(self):
+        return sum(c.score for c in self.checks if c.bonus)
 
     @property
     def total(self):
-        return sum(c.points for c in self.checks)
+        return sum(c.points for c in self.checks if not c.bonus)
 
     @property
     def full(self):
-        return bool(self.checks) and all(c.passed for c in self.checks)
+        return bool(self.checks) and all(c.passed for c in self.checks if not c.bonus)
 
 
 def new_seed():
@@ -80,13 +85,18 @@ def set_parallel(jobs):
     _EMULATOR_SLOTS = threading.BoundedSemaphore(max(1, jobs))
 
 
-def boot(build, seed, tests, emulator="qemu", timeouts=None, **kw):
-    """One boot of a built stage with this seed and test selection."""
+def boot(build, seed, tests, emulator="qemu", timeouts=None, memory_mb=None, talk=None, **kw):
+    """One boot of a built stage with this seed and test selection; `talk`
+    (a checks.Interaction) adds command-line words and a line hook."""
     timeouts = dict(TIMEOUTS, **(timeouts or {}))
     make = emulators.EMULATORS[emulator]
-    kargs = kargs_for(seed, tests)
+    kargs = kargs_for(seed, tests) + (f" {talk.kargs}" if talk and talk.kargs else "")
+    memory_mb = memory_mb or memory_for(seed)
+    opts = talk.launch if talk else {}
+    if talk:
+        kw["on_line"] = talk.on_line
     with _EMULATOR_SLOTS:
-        return run.run(lambda tmp: make(build.iso, tmp, kargs, memory_mb=memory_for(seed)),
+        return run.run(lambda tmp: make(build.iso, tmp, kargs, memory_mb=memory_mb, **opts),
                        total_timeout=timeouts["total"], progress_timeout=timeouts["progress"], **kw)
 
 
@@ -98,31 +108,40 @@ def source_name(solutions, submission, solutions_below):
 
 
 def grade_stage(lab_spec, solutions=False, submission=None, seed=None, emulator="qemu",
-                root=labs.ROOT, outdir=None, timeouts=None, solutions_below=False):
+                root=labs.ROOT, outdir=None, timeouts=None, solutions_below=False, memory_mb=None):
+    """Build, boot and check one stage. memory_mb overrides the machine size
+    the seed would pick (a mutant test boots a deliberately small machine)."""
     t0 = time.monotonic()
     lab = labs.find(lab_spec, root)
     seed = new_seed() if seed is None else seed
-    result = StageResult(lab, seed, memory_for(seed), emulator, source_name(solutions, submission, solutions_below))
+    memory_mb = memory_mb or memory_for(seed)
+    result = StageResult(lab, seed, memory_mb, emulator, source_name(solutions, submission, solutions_below))
     spec_path = lab.dir / "expected.txt"
     specs = transcript.parse(spec_path.read_text(), str(spec_path)) if spec_path.is_file() else []
-    pychecks = checks_mod.for_lab(lab.name)
+    pychecks = [c for c in checks_mod.for_lab(lab.name) if emulator in c.emulators]
     boots = {"default": "all", **checks_mod.BOOTS.get(lab.name, {})}
+    talk = checks_mod.INTERACTIONS.get(lab.name)
+    talk = talk if talk and emulator in talk.emulators else None
     try:
         b = build_mod.build(lab.number, solutions, submission, root, outdir, solutions_below=solutions_below)
     except build_mod.BuildError as e:
         result.build_error = e
         msg = f"build failed: {e.summary}"
-        result.checks = ([CheckResult(s.title, s.points, False, msg) for s in specs]
+        result.checks = ([CheckResult(s.title, s.points, False, msg, bonus=s.bonus) for s in specs]
                          + [CheckResult(c.title, c.points, False, msg, boot=c.boot) for c in pychecks])
         result.elapsed = time.monotonic() - t0
         return result
     with ThreadPoolExecutor(max_workers=len(boots)) as pool:
-        futures = {name: pool.submit(boot, b, seed, tests, emulator, timeouts) for name, tests in boots.items()}
+        futures = {name: pool.submit(boot, b, seed, tests, emulator, timeouts, memory_mb,
+                                     talk if name == "default" else None)
+                   for name, tests in boots.items()}
         result.runs = {name: f.result() for name, f in futures.items()}
     result.kargs = {name: kargs_for(seed, tests) for name, tests in boots.items()}
+    if talk and talk.kargs:
+        result.kargs["default"] += f" {talk.kargs}"
 
     default = result.runs["default"]
-    ctx = checks_mod.Context(lab, seed, memory_for(seed), default, result.runs, build=b, root=root)
+    ctx = checks_mod.Context(lab, seed, memory_mb, default, result.runs, build=b, root=root)
     ctx.values = {"seed": f"0x{seed:08x}", "cmdline": result.kargs["default"]}
     if lab.name in checks_mod.VARIABLES:
         ctx.values.update(checks_mod.VARIABLES[lab.name](ctx))
@@ -136,7 +155,7 @@ def grade_stage(lab_spec, solutions=False, submission=None, seed=None, emulator=
         result.checks.append(CheckResult(
             s.title, s.points, not bad, transcript.explain(lr, ctx.values, default.lines),
             transcript.diff_view(lr, ctx.values, default.lines) if show_diff else [], s.hints if bad else [],
-            seconds=default.elapsed))
+            seconds=default.elapsed, bonus=s.bonus))
     for c in pychecks:
         ctx.run = result.runs[c.boot]
         try:
@@ -145,6 +164,9 @@ def grade_stage(lab_spec, solutions=False, submission=None, seed=None, emulator=
         except checks_mod.Fail as f:
             result.checks.append(CheckResult(c.title, c.points, False, f.message, f.details,
                                              boot=c.boot, seconds=ctx.run.elapsed))
+        except Exception as e:      # a grader bug must not hide the other checks
+            result.checks.append(CheckResult(c.title, c.points, False, f"internal error in this check: "
+                                             f"{type(e).__name__}: {e} (please report it)", boot=c.boot))
     problem = end_of_run(default)
     if problem:
         for c in result.checks:     # hints about code the kernel never reached only mislead
@@ -158,7 +180,8 @@ def grade_stage(lab_spec, solutions=False, submission=None, seed=None, emulator=
     failing_boots = {c.boot for c in result.checks if not c.passed}
     roots = [str(root)] + ([str(Path(submission).resolve())] if submission else [])
     for name in failing_boots:
-        lines, _ = diagnosis.diagnose(result.runs[name].log, b.elf, lab.number, roots, emulator)
+        lines, _ = diagnosis.diagnose(result.runs[name].log, b.elf, lab.number, roots, emulator,
+                                      result.runs[name].lines)
         if lines:
             result.diagnoses[name] = lines
     result.elapsed = time.monotonic() - t0

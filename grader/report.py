@@ -22,6 +22,9 @@ def reproduce_command(stage):
     parts = [f"make grade LAB={stage.lab.number:02d}", f"SEED=0x{stage.seed:08x}"]
     if stage.source.startswith("solutions"):
         parts.insert(1, "SOLUTIONS=1")
+    from .grade import memory_for
+    if stage.memory_mb != memory_for(stage.seed):
+        parts.append(f"MEMORY={stage.memory_mb}")
     if "labs below it from solutions" in stage.source:
         parts.append("BELOW=solutions")
     if stage.emulator != "qemu":
@@ -47,7 +50,8 @@ def terminal(stages, stream=sys.stdout, verbose=False, color=None):
         for c in st.checks:
             verdict = paint(" OK ", "32") if c.passed else paint("FAIL", "31")
             title = (c.title + " ").ljust(WIDTH, ".")
-            w(f"{title} {verdict}  {c.score:>2}/{c.points:<2} ({c.seconds:.1f}s)\n")
+            pts = f"+{c.score:>1}/{c.points:<2}" if c.bonus else f"{c.score:>2}/{c.points:<2}"
+            w(f"{title} {verdict}  {pts} ({c.seconds:.1f}s)\n")
             if not c.passed:
                 if c.message:
                     w(f"    {c.message}\n")
@@ -64,7 +68,7 @@ def terminal(stages, stream=sys.stdout, verbose=False, color=None):
                 w(f"   serial output of the {name} boot ({r.reason}, status {r.status}, {r.elapsed:.2f}s):\n")
                 for ln in r.lines:
                     w(f"      | {ln}\n")
-        score = f"Score: {st.score}/{st.total}"
+        score = f"Score: {st.score}/{st.total}" + (f" (+{st.bonus} challenge)" if st.bonus else "")
         w(paint(score, "32" if st.full else "31") + f"   ({st.elapsed:.1f}s)")
         w("" if st.full else f"   reproduce: {reproduce_command(st)}")
         w("\n")
@@ -87,8 +91,10 @@ def disagreements(stages):
         passed = sorted(s.emulator for s in group if s.full)
         failed = sorted(s.emulator for s in group if not s.full)
         if passed and failed:
+            seen = any(s.diagnoses for s in group if not s.full)
             lines.append(f"Stage {lab} passes under {', '.join(passed)} but fails under {', '.join(failed)}: "
-                         "the kernel depends on something the stricter emulator refuses (see its diagnosis above)")
+                         "the kernel depends on something the stricter emulator refuses"
+                         + (" (see its diagnosis above)" if seen else " (compare the two reports above)"))
     return lines
 
 
@@ -99,9 +105,11 @@ def as_dict(stages):
         "stages": [{
             "lab": s.lab.name, "seed": f"0x{s.seed:08x}", "memory_mb": s.memory_mb,
             "emulator": s.emulator, "source": s.source, "score": s.score, "max_score": s.total,
+            "challenge_score": s.bonus,
             "build_error": s.build_error.summary if s.build_error else None,
             "diagnosis": s.diagnoses, "seconds": round(s.elapsed, 3),
             "checks": [{"title": c.title, "score": c.score, "max_score": c.points, "passed": c.passed,
+                        "challenge": c.bonus,
                         "message": c.message, "details": c.details, "hints": c.hints, "boot": c.boot}
                        for c in s.checks],
         } for s in stages],
@@ -135,7 +143,7 @@ def write_gradescope(stages, path):
                 out += "\n" + "\n".join(s.diagnoses[c.boot])
             tests.append({"name": f"{s.lab.name}: {c.title}", "score": c.score, "max_score": c.points,
                           "status": "passed" if c.passed else "failed", "output": out.strip()})
-    data = {"score": sum(s.score for s in stages), "tests": tests,
+    data = {"score": sum(s.score + s.bonus for s in stages), "tests": tests,
             "output": "seeds: " + ", ".join(f"{s.lab.name}=0x{s.seed:08x}" for s in stages)}
     with open(path, "w") as f:
         json.dump(data, f, indent=2)

@@ -28,6 +28,7 @@ class RunResult:
     emulator: str = "qemu"
     launch: object = None
     outcome: object = None      # emulators.Outcome, once the run is over
+    extra: dict = field(default_factory=dict)   # what on_line hooks gathered (the QEMU monitor's view)
 
     @property
     def text(self):
@@ -75,9 +76,12 @@ def _kill_group(proc):
 
 
 def run(make_launch, total_timeout=30.0, progress_timeout=10.0, cap=256 * 1024,
-        exit_grace=3.0, on_output=None, stdin_data=None, keep_dir=None, log_cap=4 * 1024 * 1024):
+        exit_grace=3.0, on_output=None, stdin_data=None, keep_dir=None, log_cap=4 * 1024 * 1024,
+        on_line=None):
     """Run one emulator. make_launch(tmpdir) returns an emulators.Launch.
-    on_output(bytes) sees output as it comes (for `make qemu`)."""
+    on_output(bytes) sees output as it comes (for `make qemu`); on_line(line,
+    result, send) sees each complete line and may answer with send(bytes) on
+    the serial input (the emulator's stdin)."""
     with tempfile.TemporaryDirectory(prefix="kit-run-") as tmp:
         launch = make_launch(tmp)
         result = RunResult("start-failed", emulator=launch.name, launch=launch,
@@ -102,8 +106,12 @@ def run(make_launch, total_timeout=30.0, progress_timeout=10.0, cap=256 * 1024,
                 proc.stdin.write(stdin_data)
                 proc.stdin.flush()
             fd = fifo_fd if fifo_fd is not None else proc.stdout.fileno()
+            def send(data):
+                proc.stdin.write(data)
+                proc.stdin.flush()
+            hook = (lambda line: on_line(line, result, send)) if on_line else None
             _pump(proc, fd, fifo_fd is not None, result, start, total_timeout, progress_timeout, cap,
-                  exit_grace, on_output)
+                  exit_grace, on_output, hook)
         finally:
             _kill_group(proc)
             for f in (proc.stdin, proc.stdout):
@@ -131,10 +139,12 @@ def run(make_launch, total_timeout=30.0, progress_timeout=10.0, cap=256 * 1024,
         return result
 
 
-def _pump(proc, fd, eof_on_exit, result, start, total_timeout, progress_timeout, cap, exit_grace, on_output):
+def _pump(proc, fd, eof_on_exit, result, start, total_timeout, progress_timeout, cap, exit_grace, on_output,
+          on_line=None):
     """Read serial output from fd until the emulator is done. With a FIFO
     (eof_on_exit) the end of the stream is the end of the process."""
     buf = bytearray()
+    seen = 0                    # bytes of buf already handed to on_line
     last = start
     final_deadline = None
     open_ = True
@@ -180,6 +190,11 @@ def _pump(proc, fd, eof_on_exit, result, start, total_timeout, progress_timeout,
         if len(buf) >= cap:
             result.reason = "flood"
             break
+        while on_line and b"\n" in buf[seen:]:
+            end = buf.index(b"\n", seen)
+            on_line(render(bytes(buf[seen:end])))
+            seen = end + 1
+            last = time.monotonic()             # time spent answering is not silence
         if final_deadline is None and FINAL_LINE.search(buf):
             final_deadline = time.monotonic() + exit_grace
     result.output = bytes(buf)

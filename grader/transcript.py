@@ -5,6 +5,7 @@ book/00-introduction.md):
 
     # a comment
     == mb2: command line [10]      a check: its title and points
+    == challenge: free list [+10]  a challenge: optional points, not needed for full marks
     hint: text                     shown when the check fails
     [boot] cmdline: {cmdline}      a line expected in the output, in order
     ! [panic] {any}                a line that must never appear anywhere
@@ -61,12 +62,13 @@ class Expect:
         return TOKEN.sub(sub, self.text)
 
     def prefix(self, values):
-        """The key of the line: its `[subsystem]` tag and, when the literal part
-        has one, the text up to the first ':' or '='. An output line that
-        starts with it is the kernel's attempt at this line."""
+        """The key of the line: its `[subsystem]` tag and the text up to the
+        first ':' or '=', or else the tag and the first word. An output line
+        that starts with it is the kernel's attempt at this line."""
         cut = TOKEN.search(self.text)
         head = self.text[:cut.start()] if cut else self.text
-        m = re.match(r"\[[^\]]*\][^:=]*?[:=]", head) or re.match(r"\[[^\]]*\]", head)
+        m = (re.match(r"\[[^\]]*\][^:=]*?[:=]", head) or re.match(r"\[[^\]]*\] [^\s{]+(?= )", head)
+             or re.match(r"\[[^\]]*\]", head))
         return m.group(0) if m else ""
 
 
@@ -76,6 +78,7 @@ class CheckSpec:
     points: int
     lines: list = field(default_factory=list)
     hints: list = field(default_factory=list)
+    bonus: bool = False
 
 
 def parse(text, source="expected.txt"):
@@ -85,10 +88,10 @@ def parse(text, source="expected.txt"):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         if line.startswith("=="):
-            m = re.fullmatch(r"==\s*(.+?)\s*\[(\d+)\]", line)
+            m = re.fullmatch(r"==\s*(.+?)\s*\[(\+?)(\d+)\]", line)
             if not m:
-                raise TranscriptError(f"{source}:{n}: a check line is `== title [points]`")
-            checks.append(CheckSpec(m.group(1), int(m.group(2))))
+                raise TranscriptError(f"{source}:{n}: a check line is `== title [points]` or `[+points]`")
+            checks.append(CheckSpec(m.group(1), int(m.group(3)), bonus=m.group(2) == "+"))
             continue
         if not checks:
             raise TranscriptError(f"{source}:{n}: an expected line before the first `== check [points]`")
@@ -107,6 +110,7 @@ class LineResult:
     status: str                 # matched, wrong, missing, forbidden, absent (never-line fine)
     index: int = None           # output line index (matched, wrong, forbidden)
     got: str = None
+    after: int = -1             # the output line the search started after (for context)
 
 
 def match(checks, lines, values):
@@ -123,6 +127,7 @@ def match(checks, lines, values):
                 res.append(LineResult(exp, "forbidden" if hit is not None else "absent", hit,
                                       lines[hit] if hit is not None else None))
                 continue
+            start = pos
             hit = next((i for i in range(pos, len(lines)) if rx.fullmatch(lines[i])), None)
             if hit is not None:
                 res.append(LineResult(exp, "matched", hit, lines[hit]))
@@ -135,7 +140,7 @@ def match(checks, lines, values):
                 res.append(LineResult(exp, "wrong", near, lines[near]))
                 pos = near + 1
             else:
-                res.append(LineResult(exp, "missing"))
+                res.append(LineResult(exp, "missing", after=start - 1))
         results[chk.title] = res
     return results
 
@@ -149,7 +154,8 @@ def explain(line_results, values, lines):
     bad = failed(line_results)
     if not bad:
         return ""
-    r = bad[0]
+    forbidden = [r for r in bad if r.status == "forbidden"]
+    r = forbidden[0] if forbidden else bad[0]      # a forbidden line says most about what went wrong
     want = r.expect.shown(values)
     if r.status == "wrong":
         return f"expected `{want}`, got `{r.got}`"
@@ -166,7 +172,7 @@ def diff_view(line_results, values, lines, context=2):
     """Each expected line marked as matched, wrong or missing, with the output
     around the place it should have been: like a diff, for the terminal."""
     out = []
-    last, shown_after = -1, None
+    last, shown_after = None, None
     for r in line_results:
         want = r.expect.shown(values)
         if r.status == "matched":
@@ -182,6 +188,7 @@ def diff_view(line_results, values, lines, context=2):
             out.append(f"   FORBID  {r.got}   (output line {r.index + 1}, matches `! {r.expect.text}`)")
         else:
             out.append(f"   MISSING {want}")
+            last = r.after if last is None else last
             if shown_after == last:
                 continue                # the same output was shown for the line before
             shown_after = last

@@ -18,22 +18,38 @@ class Fail(Exception):
 
 
 @dataclass
+class Interaction:
+    """A conversation with the running kernel: extra command-line words, and
+    a hook called on each serial line (it may answer on the serial input)."""
+    on_line: object
+    kargs: str = ""
+    emulators: tuple = ("qemu",)
+    launch: dict = field(default_factory=dict)      # options for the emulator (qmp=True)
+
+
+def interaction(lab, on_line, kargs="", emulators=("qemu",), **launch):
+    INTERACTIONS[lab] = Interaction(on_line, kargs, emulators, launch)
+
+
+@dataclass
 class CheckDef:
     lab: str                    # "02-serial", or "*" for every stage
     title: str
     points: int
     fn: object
     boot: str = "default"
+    emulators: tuple = ("qemu", "bochs")
 
 
 CHECKS = []
 VARIABLES = {}                  # lab -> fn(ctx) -> {name: value}
 BOOTS = {}                      # lab -> {boot name: tests= value}
+INTERACTIONS = {}               # lab -> Interaction, for the default boot
 
 
-def check(lab, title, points, boot="default"):
+def check(lab, title, points, boot="default", emulators=("qemu", "bochs")):
     def deco(fn):
-        CHECKS.append(CheckDef(lab, title, points, fn, boot))
+        CHECKS.append(CheckDef(lab, title, points, fn, boot, emulators))
         return fn
     return deco
 

@@ -7,6 +7,9 @@ def end_of_run(run):
     """Why a run did not end cleanly, as a (message, details) pair, or None."""
     last = run.last_lines(3)
     tail = [f"last output: {ln}" for ln in last] or ["the kernel printed nothing at all"]
+    if run.output and not run.output.endswith(b"\n") and not (run.outcome and run.outcome.ok):
+        tail.append("the last line is cut off: the machine stopped while the UART was still sending "
+                    "(Bochs models the baud rate), so the line's end says nothing about the code")
     final = [ln for ln in run.lines if ln.startswith("[power] off:")]
     if run.reason == "start-failed":
         return "the emulator did not start: " + run.stderr.strip()[:200], []

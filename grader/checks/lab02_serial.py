@@ -6,29 +6,14 @@ import re
 from . import Fail, boot, check, variables
 from .common import end_of_run
 from ..emulators import EXIT_PANIC, qemu_status
+from ..seeded import sequence, signed
 
 LAB = "02-serial"
-MASK64 = (1 << 64) - 1
 boot(LAB, "panic", "panic")
 
 
-def splitmix64(state):
-    """Yields the numbers of serial.c's selftest_next, from the same seed."""
-    while True:
-        state = (state + 0x9E3779B97F4A7C15) & MASK64
-        z = state
-        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
-        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
-        yield z ^ (z >> 31)
-
-
-def signed(v, bits):
-    v &= (1 << bits) - 1
-    return v - (1 << bits) if v >> (bits - 1) else v
-
-
 def kprintf_values(seed):
-    r = splitmix64(seed)
+    r = sequence(seed)
     d = signed(next(r), 32)
     u = next(r) & 0xFFFFFFFF
     ld = signed(next(r), 64)

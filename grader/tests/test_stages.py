@@ -107,7 +107,7 @@ def test_mutant_printing_the_transcript_text_fails_kprintf(mutant):
             f'[kprintf] width=[{v["width"]}] zero=[{v["zero"]}] neg=[{v["neg"]}] hex=[{v["hex8"]}]\\n'
             f'[kprintf] s={v["s"]} ws=[{v["ws"]}] c={v["c"]} pct=% p={v["p"]}\\n");\n'
             '    return;   /* mutant */\n')
-    patch = ("labs/02-serial/serial.c", "    selftest_state = seed;\n", "    (void)seed;\n" + fake)
+    patch = ("labs/02-serial/serial.c", "    uint64_t st = seed;\n", "    uint64_t st = seed;\n" + fake)
     st = mutant([patch], "02", seed=SEED)
     for title in ("kprintf: %d %u %x", "kprintf: 64-bit", "kprintf: width", "kprintf: %s"):
         c = check(st, title)
@@ -130,3 +130,90 @@ def test_compile_error_names_file_and_line(mutant):
     assert st.build_error and st.build_error.summary == "solutions/02-serial/uart.c does not compile"
     assert "solutions/02-serial/uart.c:" in st.build_error.details and "error:" in st.build_error.details
     assert all(not c.passed and c.message.startswith("build failed") for c in st.checks)
+
+
+FIXED_HEAP = ("labs/03-bss-heap/heap_selftest.c", "    heap_init(&kernel_heap, __heap_start, __heap_end);",
+              "    heap_init(&kernel_heap, (void *)0x2100000, (void *)(0x2100000 + HEAP_SIZE));   /* mutant */")
+
+
+def test_mutant_heap_at_a_fixed_address_beyond_ram(mutant):
+    # 32 MiB of RAM: 0x2100000 (33 MiB) is inside the 1 GiB identity map but is no memory at all.
+    st = mutant([FIXED_HEAP], "03", memory_mb=32)
+    bounds, pattern = check(st, "heap: kernel heap inside"), check(st, "heap: write/read pattern")
+    assert not bounds.passed and "is not inside .bss" in bounds.details[-1]
+    assert not pattern.passed and "must not appear: `[heap] READ_MISMATCH in block 0" in pattern.message
+    assert any("made-up address" in h and "chapter 3" in h for h in pattern.hints)
+
+
+def test_mutant_misaligned_kmalloc(mutant):
+    patch = ("solutions/03-bss-heap/heap.c", "    uint64_t addr = h->next + pad;", "    uint64_t addr = h->next + pad / 2;   /* mutant */")
+    st = mutant([patch], "03")
+    seq = check(st, "heap: allocation sequence")
+    assert not seq.passed and "must not appear: `[heap] FAIL: block 1 at" in seq.message
+    assert "is not aligned to 16" in seq.message
+    assert any(d.strip().startswith("WRONG") for d in seq.details)     # and the offsets are off
+
+
+def test_mutant_allocator_that_wraps_on_a_huge_size(mutant):
+    patch = ("solutions/03-bss-heap/heap.c", "    if (size > h->end - addr)", "    if (addr + size > h->end)   /* mutant: wraps */")
+    st = mutant([patch], "03")
+    edges = check(st, "heap: size 0, huge sizes")
+    assert not edges.passed and "size 2^64-9 gave a block" in edges.message
+    assert check(st, "heap: allocation sequence").passed
+
+
+def test_challenge_bug_from_the_seeds_free_list_left_empty(mutant):
+    patch = ("solutions/03-bss-heap/freelist.c", "        if (b->size - need >= FL_MIN_BLOCK) {",
+             "        if (b->size - need >= FL_MIN_BLOCK * 5) {   /* mutant: only large remainders */")
+    st = mutant([patch], "03")
+    assert st.full                                       # the challenge is optional...
+    small = check(st, "challenge: free list keeps a small remainder")
+    assert not small.passed and small.bonus and "were not kept free" in small.message
+
+
+def test_skeleton_04_keeps_the_boot_tables_and_says_why():
+    st = grade.grade_stage("04", seed=SEED, solutions_below=True)
+    assert st.runs["default"].outcome.ok                  # the skeleton boots and powers off
+    cr3 = check(st, "paging: new tables built")
+    assert not cr3.passed and cr3.message.endswith("pages could not be mapped (pt_map, pt_entry)`")
+    assert "is not mapped (pt_map, pt_translate): keeping the boot page tables" in st.runs["default"].text
+    assert "the kernel never printed `[paging] tables final" in check(st, "paging: QEMU's own view").message
+
+
+def test_mutant_text_mapped_no_execute(mutant):
+    patch = ("labs/04-paging/paging.c", "#define KERNEL_TEXT   (PTE_P)", "#define KERNEL_TEXT   (PTE_P | PTE_NX)   /* mutant */")
+    st = mutant([patch], "04")
+    diag = "\n".join(st.diagnoses["default"])
+    assert "#PF (page fault, vector 14)" in diag and "I=instruction fetch" in diag and "(.text)" in diag
+    assert "mapped no-execute" in diag and "triple fault" in diag
+
+
+def test_mutant_identity_map_too_small(mutant):
+    patch = ("labs/04-paging/paging.c", "        uint64_t a = (r->base + PAGE_SIZE - 1) & ~(uint64_t)(PAGE_SIZE - 1), end = r->base + r->length;",
+             "        uint64_t a = (r->base + PAGE_SIZE - 1) & ~(uint64_t)(PAGE_SIZE - 1), end = r->base + r->length;\n"
+             "        end = end > 0x400000 ? 0x400000 : end;   /* mutant: the first 4 MiB only */")
+    st = mutant([patch], "04")
+    diag = "\n".join(st.diagnoses["default"])
+    assert "#PF (page fault, vector 14)" in diag and "beyond the kernel's identity map" in diag
+    assert "must cover every usable region" in diag
+
+
+def test_mutant_missing_invlpg(mutant):
+    st = mutant([("solutions/04-paging/pt.c", "    invlpg(va);\n", "    /* mutant: no invlpg */\n")], "04")
+    remap = check(st, "paging: map, unmap and remap")
+    assert not remap.passed and "reads A: a stale TLB entry (invlpg missing?)" in remap.message
+
+
+def test_mutant_writable_text_is_caught_by_qemus_view(mutant):
+    patch = ("labs/04-paging/paging.c", "#define KERNEL_TEXT   (PTE_P)", "#define KERNEL_TEXT   (PTE_P | PTE_W)   /* mutant */")
+    st = mutant([patch], "04")
+    view = check(st, "paging: QEMU's own view")
+    assert not view.passed and "QEMU says .text page" in view.message and "is rwx, not r-x" in view.message
+
+
+def test_mutant_dump_that_lies_is_caught_only_by_qemus_view(mutant):
+    patch = ("labs/04-paging/paging.c", "run->flags & PTE_NX ? '-' : 'x');", "'-');   /* mutant: never admits x */")
+    st = mutant([patch], "04")
+    failed = [c.title for c in st.checks if not c.passed]
+    assert failed == ["paging: QEMU's own view matches the dump and the sections"]
+    assert "differ" in check(st, "paging: QEMU's own view").message

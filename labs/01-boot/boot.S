@@ -71,7 +71,22 @@ _start:
     mov %ax, %es
     mov %ax, %ss
 
-    push $boot_pml4                   /* LAB 1: lm_enable(pml4) in longmode.S */
+    /* LAB 1: lm_enable(pml4), in longmode.S. A 32-bit cdecl call: the PML4's
+     * address is at 4(%esp). On return the CPU must be in IA-32e mode
+     * (EFER.LMA = 1), still running this 32-bit code segment until the far
+     * jump below. lm_enable may clobber %eax, %ecx and %edx, nothing else.
+     * The steps, in this order (boot_check_long_mode checks each):
+     *   1. set CR4.PAE: long mode uses 64-bit page-table entries;
+     *   2. load CR3 with the PML4 address;
+     *   3. set EFER.LME and EFER.NXE: rdmsr reads MSR_EFER (index in %ecx,
+     *      value in %edx:%eax), set the bits, wrmsr writes it back;
+     *   4. set CR0.PG and CR0.WP in one write: with LME set, turning paging
+     *      on is what activates long mode (the CPU then sets EFER.LMA).
+     * Control registers move through a general register (mov %cr4, %eax).
+     * With EFER.LME set, CR0.PG before CR4.PAE is a #GP on a real CPU and in
+     * Bochs (QEMU ignores the write); with no IDT yet, any fault is a triple
+     * fault, and the grader's diagnosis points at the faulting line. */
+    push $boot_pml4
     call lm_enable
     add $4, %esp
     call boot_check_long_mode         /* returns only if every step was done */
@@ -201,7 +216,10 @@ boot_fail:
     jmp 4b
 
     .code64
+    .cfi_sections .debug_frame
 start64:
+    .cfi_startproc
+    .cfi_undefined rip                /* the outermost frame: debuggers stop here */
     mov $SEG_KDATA, %ax
     mov %ax, %ds
     mov %ax, %es
@@ -216,6 +234,7 @@ start64:
     call kmain
     mov $EXIT_PANIC, %edi             /* kmain must not return */
     call poweroff
+    .cfi_endproc
 
     .section .rodata
 msg_no_multiboot: .asciz "[boot] FAIL: not started by a Multiboot2 boot loader (bad magic in eax)\n"

@@ -34,6 +34,7 @@ __attribute__((noreturn)) void poweroff(int exit_value);
 void cmdline_init(const char *cmdline);
 const char *cmdline_get(const char *key);
 uint64_t cmdline_seed(void);
+uint64_t seed_next(uint64_t *state);
 int test_selected(const char *name);
 int test_named(const char *name);
 

@@ -6,6 +6,12 @@
 #if LAB >= 2
 #include "serial.h"
 #endif
+#if LAB >= 3
+#include "heap.h"
+#endif
+#if LAB >= 4
+#include "paging.h"
+#endif
 
 void
 kmain(uint32_t magic, uint64_t mbi)
@@ -17,6 +23,15 @@ kmain(uint32_t magic, uint64_t mbi)
     uint64_t seed = cmdline_seed();
 #if LAB >= 2
     serial_selftest(seed);                 /* lab 02: kprintf formats; panic if asked */
+#endif
+#if LAB >= 3
+    heap_setup();                          /* lab 03: the kernel heap, in .bss */
+    heap_selftest(seed);                   /* lab 03: seeded allocations, patterns, exhaustion */
+    freelist_selftest(seed);               /* lab 03, challenge: an allocator with kfree */
+#endif
+#if LAB >= 4
+    paging_init(bi);                       /* lab 04: our own page tables, W^X, a stack guard */
+    paging_selftest(seed, bi);             /* lab 04: permissions, translations, invlpg */
 #endif
     (void)bi;
     (void)seed;

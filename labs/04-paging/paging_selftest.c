@@ -1,0 +1,106 @@
+/* The seeded self-test of lab 04: section permissions, unmapped pages,
+ * translations the grader computes from the memory map and the seed, and a
+ * map, unmap, remap sequence that a missing invlpg gives away.
+ */
+#include "paging.h"
+#include "heap.h"
+#include "serial.h"
+
+#define SELFTEST_VA     0x00007f0000000000ull   /* far from the identity map */
+#define SELFTEST_MARK_A 0xaaaa0000aaaa0000ull
+#define SELFTEST_MARK_B 0xbbbb0000bbbb0000ull
+
+static const char *
+selftest_perms(uint64_t va)
+{
+    static char s[4];
+    uint64_t pa, flags;
+    if (pt_translate(va, &pa, &flags) != 0)
+        return "not mapped";
+    s[0] = 'r';
+    s[1] = (flags & PTE_W) ? 'w' : '-';
+    s[2] = (flags & PTE_NX) ? '-' : 'x';
+    return s;
+}
+
+static void
+selftest_section(const char *name, char *start, char *end)
+{
+    char first[16];
+    const char *p = selftest_perms((uint64_t)start);
+    memcpy(first, p, strlen(p) + 1);
+    const char *last = selftest_perms((uint64_t)end - 1);
+    int same = strncmp(first, last, sizeof first) == 0;
+    kprintf("[paging] %s %p-%p %s%s%s\n", name, start, end, first, same ? "" : " up to ", same ? "" : last);
+}
+
+/* Print what pt_translate says of va; if va is usable RAM (`touch`), read it
+ * too: every byte of usable RAM must be mapped, whatever the tables claim. */
+static void
+selftest_translate(uint64_t va, int touch)
+{
+    uint64_t pa, flags;
+    if (pt_translate(va, &pa, &flags) == 0)
+        kprintf("[paging] translate %p -> %p\n", (void *)va, (void *)pa);
+    else
+        kprintf("[paging] translate %p -> not mapped\n", (void *)va);
+    if (touch)
+        (void)*(volatile uint8_t *)va;
+}
+
+static void
+selftest_remap(uint64_t seed)
+{
+    uint64_t va = SELFTEST_VA + PAGE_SIZE * (seed % 4096), pa, flags;
+    uint64_t *a = kmalloc_pages(1), *b = kmalloc_pages(1);
+    *a = SELFTEST_MARK_A;
+    *b = SELFTEST_MARK_B;
+    if (pt_map(va, (uint64_t)a, PTE_W | PTE_NX) != 0 || pt_translate(va, &pa, &flags) != 0 || pa != (uint64_t)a) {
+        kprintf("[paging] FAIL: pt_map(%p, %p) did not map it\n", (void *)va, a);
+        return;
+    }
+    uint64_t v = *(volatile uint64_t *)va;
+    kprintf("[paging] map %p -> page A, reads %s\n", (void *)va, v == SELFTEST_MARK_A ? "A" : "something else");
+    int r = pt_unmap(va);
+    kprintf("[paging] unmap %p: %s\n", (void *)va, r == 0 && pt_translate(va, &pa, &flags) != 0
+            ? "not mapped any more" : "FAIL: still mapped");
+    if (pt_map(va, (uint64_t)b, PTE_W | PTE_NX) != 0) {
+        kprintf("[paging] FAIL: pt_map(%p, %p) after unmap\n", (void *)va, b);
+        return;
+    }
+    v = *(volatile uint64_t *)va;
+    kprintf("[paging] remap %p -> page B, reads %s\n", (void *)va, v == SELFTEST_MARK_B ? "B"
+            : v == SELFTEST_MARK_A ? "A: a stale TLB entry (invlpg missing?)" : "something else");
+    pt_unmap(va);
+}
+
+void
+paging_selftest(uint64_t seed, const struct boot_info *bi)
+{
+    if (read_cr3() != (uint64_t)pt_root) {
+        kprintf("[paging] FAIL: the kernel still runs on the boot page tables\n");
+        return;
+    }
+    selftest_section(".text", __text_start, __text_end);
+    selftest_section(".rodata", __rodata_start, __rodata_end);
+    selftest_section(".data", __data_start, __data_end);
+    selftest_section(".bss", __bss_start, __stack_guard);
+    kprintf("[paging] stack guard page %p: %s\n", __stack_guard, selftest_perms((uint64_t)__stack_guard));
+    kprintf("[paging] page 0: %s\n", selftest_perms(0));
+    const struct mem_region *big = NULL;
+    uint64_t top = 0, st = seed, lo;
+    for (int i = 0; i < bi->nregions; i++) {
+        const struct mem_region *r = &bi->regions[i];
+        if (r->type == MB2_MEM_USABLE && (big == NULL || r->length > big->length))
+            big = r;
+        if (r->type == MB2_MEM_USABLE && r->base + r->length > top)
+            top = r->base + r->length;
+    }
+    /* usable RAM above the kernel image: not the guard page, not page 0 */
+    lo = ((uint64_t)__kernel_end + PAGE_SIZE - 1) & ~(uint64_t)(PAGE_SIZE - 1);
+    lo = big && big->base > lo ? big->base : lo;
+    for (int i = 0; big && lo < big->base + big->length && i < 5; i++)
+        selftest_translate(lo + (seed_next(&st) % (big->base + big->length - lo) & ~7ull), 1);
+    selftest_translate(((top + PAGE_SIZE - 1) & ~(uint64_t)(PAGE_SIZE - 1)) + PAGE_SIZE * (seed_next(&st) % 256), 0);
+    selftest_remap(seed_next(&st));
+}
