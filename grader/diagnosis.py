@@ -15,9 +15,10 @@ EXCEPTIONS = {
     10: ("#TS", "invalid TSS"), 11: ("#NP", "segment not present"), 12: ("#SS", "stack fault"),
     13: ("#GP", "general protection"), 14: ("#PF", "page fault"), 16: ("#MF", "x87 error"),
     17: ("#AC", "alignment check"), 18: ("#MC", "machine check"), 19: ("#XM", "SIMD exception"),
-    20: ("#VE", "virtualization"), 21: ("#CP", "control protection"),
+    20: ("#VE", "virtualization"), 21: ("#CP", "control protection"), 28: ("#HV", "hypervisor injection"),
+    29: ("#VC", "VMM communication"), 30: ("#SX", "security"),
 }
-HAS_ERROR_CODE = {8, 10, 11, 12, 13, 14, 17, 21}
+HAS_ERROR_CODE = {8, 10, 11, 12, 13, 14, 17, 21, 29, 30}
 PF_BITS = [(0, "P", "protection violation (page present)", "page not present"),
            (1, "W", "write", "read"), (2, "U", "user mode", "kernel mode"),
            (3, "RSVD", "reserved bit set in a paging entry", None),
@@ -60,6 +61,9 @@ class Chain:
     triple: bool
     resets: int
     messages: list = field(default_factory=list)   # the emulator's own words (Bochs errors)
+    handled: int = 0            # earlier exceptions in the kernel that it handled and survived
+    kernel_said: list = field(default_factory=list)   # the kernel's own report line (lab 05 on)
+    probe_fault: bool = False   # that report names a probe's instruction
 
     def __bool__(self):
         return bool(self.faults) or self.triple
@@ -85,19 +89,36 @@ def decode_selector(code):
     return f"refers to {table} selector {code & ~7:#x}{ext}"
 
 
+CHECK = re.compile(r"^check_exception old: 0x([0-9a-f]+) new 0x([0-9a-f]+)")
+
+
 def parse_qemu_log(text, kernel_range=None):
-    """The exceptions in the log whose RIP lies in the kernel (BIOS and GRUB
-    interrupts are left out), and whether the CPU triple-faulted."""
-    faults, current = [], None
+    """The last chain of exceptions in the log whose RIP lies in the kernel
+    (BIOS and GRUB interrupts are left out): a chain starts with a fresh
+    exception (`check_exception old: 0xffffffff`, or a software interrupt) and
+    goes on with those raised while delivering it. Earlier chains were
+    handled by the kernel; they are only counted. Also: a triple fault?"""
+    chains, current, old, tracking, prev = [], None, None, False, None
     triple = "Triple fault" in text
     resets = text.count("CPU Reset")
     for line in text.splitlines():
+        c = CHECK.match(line)
+        if c:
+            old = int(c.group(1), 16)
+            continue
         m = ENTRY.match(line)
         if m:
             v, e, i, _, _, rip, pc, _, sp = m.groups()
             current = Fault(int(v, 16), int(e, 16), i == "1", int(pc, 16), int(sp, 16))
-            if kernel_range is None or kernel_range[0] <= current.rip < kernel_range[1]:
-                faults.append(current)
+            fresh = (old is None or old == 0xFFFFFFFF) and not (
+                prev is not None and prev.software and prev.rip == current.rip)   # int n that failed
+            old, prev = None, current
+            if fresh:
+                tracking = kernel_range is None or kernel_range[0] <= current.rip < kernel_range[1]
+                if tracking:
+                    chains.append([])
+            if tracking:
+                chains[-1].append(current)
             else:
                 current = None
             continue
@@ -107,7 +128,8 @@ def parse_qemu_log(text, kernel_range=None):
                     current.regs[name] = (int(a, 16), int(b, 16) if b else 0)
                 else:
                     current.regs[name] = int(a, 16)
-    return Chain(faults, triple, resets)
+    last = chains[-1] if chains else []
+    return Chain(last, triple, resets, handled=sum(len(c) for c in chains[:-1]))
 
 
 BOCHS_EVENT = re.compile(r"^(\d+)[de]\[CPU0\s*\] (?:exception\(0x([0-9a-f]+)\): error_code=([0-9a-f]+)"
@@ -238,7 +260,26 @@ def _in(fault, *names):
     return fault is not None and any(n in fault.where for n in names)
 
 
+def _overflow_without_ist(c, f, lab):
+    return (c.triple and f is not None and f.vector == 14 and 8 in [x.vector for x in c.faults]
+            and "stack guard page" in f.place)
+
+
 HINTS = [
+    (_overflow_without_ist,
+     "a page fault in the stack guard page could not be delivered (its frame goes on the same full stack), "
+     "and neither could the double fault: vector 8 needs its own stack, IST1 in the TSS (idt_set_gate's "
+     "ist argument), and the TSS's IST1 pointer must be set and mapped. "
+     "Book: chapter 5, \"The double fault and the IST\"."),
+    (lambda c, f, lab: c.kernel_said and "at rip 0x0000000000000000" in c.kernel_said[0],
+     "the kernel's own report names rip 0, where nothing runs: the trap frame was read one word off, so "
+     "the CPU's error code sits where rip should be. A stub must push a dummy error code only where the CPU "
+     "pushes none, and trap_common must drop the vector and the error code (16 bytes) before iretq. "
+     "Book: chapter 5, \"The trap frame\"."),
+    (lambda c, f, lab: c.kernel_said and "unexpected" in c.kernel_said[0]
+     and re.search(r"rip 0x[0-9a-f]+ .*", c.kernel_said[0]) and c.probe_fault,
+     "a fault inside a probe had no fix-up entry: each instruction a probe expects to fault needs its "
+     "(insn, resume) pair in .fixup_table, and fixup_find must find it. Book: chapter 5, \"Probes and fix-ups\"."),
     (lambda c, f, lab: any("Both CS.L and CS.D_B" in m for m in c.messages),
      "the 64-bit code segment has both L and D set: Bochs refuses it (QEMU lets it pass). With L=1, "
      "D must be 0: see the gdt in labs/01-boot/boot.S. Book: chapter 1, \"Pitfalls\"."),
@@ -278,6 +319,12 @@ HINTS = [
 ]
 
 
+def _kernel_report(lines_printed):
+    """The kernel's own last word on a fault (lab 05 on): its report line."""
+    return [ln for ln in lines_printed if ln.startswith("[fault] ") and
+            ("unexpected" in ln or ln.startswith("[fault] #DF"))][-1:]
+
+
 def diagnose(log_text, elf, lab_number, roots=(), emulator="qemu", lines_printed=()):
     """Lines describing the exception chain in the log, or [] if there is none.
     lines_printed (the serial output) tells where a page fault's CR2 lies."""
@@ -285,10 +332,25 @@ def diagnose(log_text, elf, lab_number, roots=(), emulator="qemu", lines_printed
         chain = parse_bochs_log(log_text)
     else:
         chain = parse_qemu_log(log_text, kernel_range(elf))
-    if not chain:
+    chain.kernel_said = _kernel_report(lines_printed)
+    syms = nm_symbols(elf) if (chain.faults or chain.kernel_said) else {}
+    if chain.kernel_said:
+        m = re.search(r"at rip 0x([0-9a-f]+)", chain.kernel_said[0])
+        probes = {n: a for n, a in syms.items() if n.startswith("probe_") and n.endswith("_insn")}
+        chain.probe_fault = bool(m) and int(m.group(1), 16) in probes.values()
+    if not chain and not chain.kernel_said:
         return [], chain
+    if chain.kernel_said and not chain.triple:
+        lines = [f"the kernel handled this fault itself and reported: {chain.kernel_said[0]}"]
+        for test, text in HINTS:
+            try:
+                if test(chain, chain.faults[0] if chain.faults else None, lab_number):
+                    lines.append("hint: " + text)
+                    break
+            except (KeyError, TypeError, IndexError, AttributeError):
+                continue
+        return lines, chain
     names = symbolize(elf, [f.rip for f in chain.faults], roots)
-    syms = nm_symbols(elf) if chain.faults else {}
     for f in chain.faults:
         f.where = names.get(f.rip, "no symbol")
         if f.vector == 14:
@@ -303,12 +365,14 @@ def diagnose(log_text, elf, lab_number, roots=(), emulator="qemu", lines_printed
         lines.append("then triple fault: " + ("Bochs stopped at the third exception" if emulator == "bochs"
                                               else "the CPU reset (QEMU exits 0 under -no-reboot)"))
     lines += [f"bochs says: {m}" for m in chain.messages[:3]]
+    if chain.handled:
+        lines.append(f"(before this chain, the log shows {chain.handled} other exception(s) in the kernel)")
     first = chain.faults[0] if chain.faults else None
     for test, text in HINTS:
         try:
             if test(chain, first, lab_number):
                 lines.append("hint: " + text)
                 break
-        except (KeyError, TypeError, IndexError):
+        except (KeyError, TypeError, IndexError, AttributeError):
             continue
     return lines, chain

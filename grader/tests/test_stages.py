@@ -217,3 +217,63 @@ def test_mutant_dump_that_lies_is_caught_only_by_qemus_view(mutant):
     failed = [c.title for c in st.checks if not c.passed]
     assert failed == ["paging: QEMU's own view matches the dump and the sections"]
     assert "differ" in check(st, "paging: QEMU's own view").message
+
+
+def test_skeleton_05_names_the_gate_that_is_wrong():
+    st = grade.grade_stage("05", seed=SEED, solutions_below=True)
+    assert st.runs["default"].outcome.ok
+    setup = check(st, "faults: IDT, TSS and fix-up table")
+    assert not setup.passed and "idt_set_gate(0): the present bit is clear" in setup.message
+    assert "[fault] FAIL: exceptions are not set up: no self-test" in st.runs["default"].text
+
+
+def test_mutant_double_fault_without_an_ist_stack(mutant):
+    patch = ("labs/05-faults/fault.c", "        idt_set_gate(v, trap_stubs[v], v == 8 ? IST_DOUBLE_FAULT : 0);",
+             "        idt_set_gate(v, trap_stubs[v], 0);   /* mutant: no IST for #DF */")
+    check_patch = ("labs/05-faults/fault.c", "        ok = fault_check_gate(v, trap_stubs[v], v == 8 ? IST_DOUBLE_FAULT : 0);",
+                   "        ok = fault_check_gate(v, trap_stubs[v], 0);")
+    st = mutant([patch, check_patch], "05")
+    assert check(st, "faults: page fault writing .text").passed         # the probes still work...
+    over = check(st, "faults: stack overflow")
+    assert not over.passed and "triple fault" in over.message           # ...the overflow does not
+    diag = "\n".join(st.diagnoses["overflow"])
+    first = st.diagnoses["overflow"][0]
+    assert first.startswith("#PF (page fault, vector 14)") and "(the stack guard page)" in first
+    assert "then #DF (double fault, vector 8)" in diag and "then triple fault" in diag
+    assert "vector 8 needs its own stack, IST1" in diag
+
+
+def test_mutant_error_code_left_on_the_stack(mutant):
+    # The stubs push a dummy error code for #GP and #PF too: iretq then takes the real one for RIP.
+    patch = ("labs/05-faults/vectors.S", "#define HAS_ERROR(v) ((v) == 8 || ((v) >= 10 && (v) <= 14) ||",
+             "#define HAS_ERROR(v) ((v) == 8 || ((v) >= 10 && (v) <= 12) ||")
+    st = mutant([patch], "05")
+    assert "[fault] test ud2 -> vector 6 error 0x0" in st.runs["default"].lines   # no error code: fine
+    gp = check(st, "faults: general protection")
+    assert not gp.passed
+    diag = "\n".join(st.diagnoses["default"])
+    assert "the kernel handled this fault itself and reported: [fault] #GP general protection at rip 0x0000000000000000" in diag
+    assert "the trap frame was read one word off" in diag
+
+
+def test_mutant_gate_without_present_bit(mutant):
+    patch = ("solutions/05-faults/trap.c", "    g->type_attr = GATE_PRESENT | GATE_INTERRUPT;",
+             "    g->type_attr = GATE_INTERRUPT;   /* mutant */")
+    st = mutant([patch], "05")
+    assert "idt_set_gate(0): the present bit is clear (type_attr 0xe" in check(st, "faults: IDT, TSS").message
+
+
+def test_mutant_gate_of_the_wrong_type(mutant):
+    patch = ("solutions/05-faults/trap.c", "    g->type_attr = GATE_PRESENT | GATE_INTERRUPT;",
+             "    g->type_attr = GATE_PRESENT | 0x0c;   /* mutant: a call gate */")
+    st = mutant([patch], "05")
+    assert "the type is not a 64-bit interrupt gate" in check(st, "faults: IDT, TSS").message
+
+
+def test_mutant_probe_without_its_fixup_entry(mutant):
+    patch = ("labs/05-faults/probes.S", "    FIXUP(probe_read_insn, 1f)\n", "")
+    st = mutant([patch], "05")
+    assert "panic" in st.stopped
+    diag = "\n".join(st.diagnoses["default"])
+    assert "reported: [fault] #GP general protection at rip" in diag and "unexpected, powering off" in diag
+    assert "had no fix-up entry" in diag

@@ -12,6 +12,9 @@
 #if LAB >= 4
 #include "paging.h"
 #endif
+#if LAB >= 5
+#include "trap.h"
+#endif
 
 void
 kmain(uint32_t magic, uint64_t mbi)
@@ -32,6 +35,10 @@ kmain(uint32_t magic, uint64_t mbi)
 #if LAB >= 4
     paging_init(bi);                       /* lab 04: our own page tables, W^X, a stack guard */
     paging_selftest(seed, bi);             /* lab 04: permissions, translations, invlpg */
+#endif
+#if LAB >= 5
+    fault_init();                          /* lab 05: IDT, TSS with IST1, fix-ups */
+    fault_selftest(seed);                  /* lab 05: each fault on purpose; overflow if asked */
 #endif
     (void)bi;
     (void)seed;

@@ -86,6 +86,14 @@ read_cr0(void)
 }
 
 static inline uint64_t
+read_cr2(void)
+{
+    uint64_t v;
+    __asm__ volatile("mov %%cr2, %0" : "=r"(v));
+    return v;
+}
+
+static inline uint64_t
 read_cr3(void)
 {
     uint64_t v;
