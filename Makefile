@@ -8,7 +8,8 @@
 #   make bochs LAB=01                boot a stage in Bochs, serial on this terminal
 #   make bochs-debug LAB=01          the Bochs debugger, stopped at _start and at xchg %bx,%bx
 #   make grade [LAB=01] [SOLUTIONS=1] [SEED=0x...] [BELOW=solutions] [EMULATOR=qemu|bochs|both] [MEMORY=MiB]
-#   make bench                       benchmark figures (medians)
+#   make bench                       benchmark figures (medians): QEMU and Bochs boots, grading
+#   make bench-jit                   the lab 06 JIT natively: cycles per multiply-add, each path
 #   make book                        the book as HTML under build/book/
 
 PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
@@ -25,7 +26,7 @@ opts = $(if $(LAB),--lab $(LAB)) $(if $(filter 1 yes true,$(SOLUTIONS)),--soluti
        $(if $(SEED),--seed $(SEED)) --emulator $(EMULATOR)
 need_lab = $(if $(LAB),,$(error LAB is missing: for example `make $@ LAB=01`))
 
-.PHONY: demo test setup grade qemu qemu-gdb gdb bochs bochs-debug build bench book check clean
+.PHONY: demo test setup grade qemu qemu-gdb gdb bochs bochs-debug build bench bench-jit book check clean
 
 demo:
 	@$(GRADER) demo $(if $(SEED),--seed $(SEED))
@@ -66,6 +67,10 @@ build:
 
 bench:
 	@$(PYTHON) -m grader.bench
+
+bench-jit:
+	@$(GRADER) setup
+	@$(PYTHON) -m grader.native bench
 
 book:
 	@$(GRADER) setup --for book

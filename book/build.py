@@ -359,31 +359,30 @@ def directive_lines(text):
             yield n, line
 
 
+# kind -> (its line's pattern, the form to show, what validates it, the error it raises)
+CHECKED = {
+    "figure": (FIGURE, "<!-- figure: KIND STAGE -->", figure_lab, FigureError),
+    "listing": (LISTING, "<!-- listing: PATH NAME -->", resolve, ListingError),
+}
+
+
 def check(chapter_paths):
     """One message per broken listing or figure line; [] when all resolve.
     A figure is only checked for its kind and stage: nothing is built."""
     problems = []
     for ch in chapter_paths:
-        shown = ch.relative_to(ROOT)
+        shown = ch.relative_to(ROOT) if ch.is_relative_to(ROOT) else ch
         for n, line in directive_lines(ch.read_text()):
-            if DIRECTIVE_START.match(line).group(1) == "figure":
-                m = FIGURE.match(line)
-                if not m:
-                    problems.append(f"{shown}:{n}: a figure line is `<!-- figure: KIND STAGE -->`")
-                    continue
-                try:
-                    figure_lab(m.group(1), m.group(2))
-                except FigureError as e:
-                    problems.append(f"{shown}:{n}: figure {m.group(1)} {m.group(2)}: {e}")
-                continue
-            m = LISTING.match(line)
+            kind = DIRECTIVE_START.match(line).group(1)
+            pattern, form, validate, error = CHECKED[kind]
+            m = pattern.match(line)
             if not m:
-                problems.append(f"{shown}:{n}: a listing line is `<!-- listing: PATH NAME -->`")
+                problems.append(f"{shown}:{n}: a {kind} line is `{form}`")
                 continue
             try:
-                resolve(m.group(1), m.group(2))
-            except ListingError as e:
-                problems.append(f"{shown}:{n}: listing {m.group(1)} {m.group(2)}: {e}")
+                validate(m.group(1), m.group(2))
+            except error as e:
+                problems.append(f"{shown}:{n}: {kind} {m.group(1)} {m.group(2)}: {e}")
     return problems
 
 

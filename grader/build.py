@@ -89,8 +89,10 @@ def _inputs_hash(sources, number, root, extra):
     h = hashlib.sha256()
     h.update(repr((CFLAGS, LDFLAGS, number, extra)).encode())
     files = [s.path for s in sources]
-    for d in labs_mod.include_dirs(number, root):
-        files += sorted(p for p in d.iterdir() if p.suffix in (".h", ".ld", ".cfg"))
+    for lab in labs_mod.discover(root):
+        if lab.number <= number:
+            files += sorted(p for p in lab.dir.iterdir() if p.suffix in (".h", ".ld", ".cfg"))
+            files += [lab.dir / name for name in lab.modules]
     for f in files:
         h.update(str(f).encode())
         h.update(f.read_bytes())
@@ -146,7 +148,9 @@ def _build_locked(lab, solutions, submission, root, outdir, solutions_below):
     if r.returncode != 0:
         raise BuildError("the kernel does not link", first_errors(r.stderr, root))
     _listings(elf, outdir)
-    _make_iso(elf, iso, labs_mod.find(1, root).dir / "grub.cfg")
+    modules = [lab_.dir / name for lab_ in labs_mod.discover(root) if lab_.number <= lab.number
+               for name in lab_.modules]
+    _make_iso(elf, iso, labs_mod.find(1, root).dir / "grub.cfg", modules)
     stamp.write_text(digest)
     return Build(lab, outdir, elf, iso, sources, False)
 
@@ -180,11 +184,14 @@ def _listings(elf, outdir):
                            stdout=f, stderr=subprocess.DEVNULL, timeout=TOOL_TIMEOUT)
 
 
-def _make_iso(elf, iso, grub_cfg):
+def _make_iso(elf, iso, grub_cfg, modules=()):
+    """An ISO with GRUB, grub.cfg, the kernel and the stage's module files in /boot."""
     with tempfile.TemporaryDirectory(prefix="kit-iso-") as tmp:
         boot = Path(tmp) / "boot"
         (boot / "grub").mkdir(parents=True)
         shutil.copy(elf, boot / "kernel.elf")
+        for m in modules:
+            shutil.copy(m, boot / m.name)
         shutil.copy(grub_cfg, boot / "grub" / "grub.cfg")
         r = _run(["grub-mkrescue", "-o", str(iso), tmp])
         if r.returncode != 0 or not iso.is_file():

@@ -17,6 +17,7 @@ TOOLS = {
     "llvm-symbolizer": "llvm",
     "llvm-objdump": "llvm",
     "llvm-nm": "llvm",
+    "llvm-objcopy": "llvm",
     "grub-mkrescue": "grub-common",
     "grub-editenv": "grub-common",
     "/usr/lib/grub/i386-pc/multiboot2.mod": "grub-pc-bin",

@@ -64,6 +64,7 @@ class Chain:
     handled: int = 0            # earlier exceptions in the kernel that it handled and survived
     kernel_said: list = field(default_factory=list)   # the kernel's own report line (lab 05 on)
     probe_fault: bool = False   # that report names a probe's instruction
+    in_jit: bool = False        # that report names a rip in the JIT's code (the heap)
 
     def __bool__(self):
         return bool(self.faults) or self.triple
@@ -199,6 +200,11 @@ def symbolize(elf, addresses, root=None):
             for r in root if isinstance(root, (list, tuple)) else [root]:
                 loc = loc.replace(str(r).rstrip("/") + "/", "")
         func = block[0]
+        if loc.startswith("??"):
+            syms = nm_symbols(elf)
+            if syms.get("__heap_start", 1) <= addr < syms.get("__heap_end", 0):
+                names[addr] = "code generated at run time (in the heap: the JIT's pages)"
+                continue
         if func.startswith("__"):
             func = code_symbol(nm_symbols(elf), addr) or func
         names[addr] = f"{func} ({loc})"
@@ -265,7 +271,19 @@ def _overflow_without_ist(c, f, lab):
             and "stack guard page" in f.place)
 
 
+def _in_jit_code(c, syms):
+    """The kernel's report names a rip in the heap: the JIT's generated code."""
+    m = re.search(r"at rip 0x([0-9a-f]+)", c.kernel_said[0]) if c.kernel_said else None
+    return bool(m) and syms.get("__heap_start", 1) <= int(m.group(1), 16) < syms.get("__heap_end", 0)
+
+
 HINTS = [
+    (lambda c, f, lab: lab >= 6 and c.kernel_said and "#UD invalid opcode" in c.kernel_said[0] and c.in_jit,
+     "an invalid-opcode fault in the JIT's code, at an SSE instruction: SSE is off until the kernel sets "
+     "CR4.OSFXSR (and CR4.OSXMMEXCPT, CR0.MP, with CR0.EM clear). Book: chapter 6, \"Turning SSE on\"."),
+    (lambda c, f, lab: lab >= 6 and c.kernel_said and "#GP general protection" in c.kernel_said[0] and c.in_jit,
+     "a general-protection fault in the JIT's code: a legacy SSE instruction (movdqa, pmaddwd) with a memory "
+     "operand that is not 16-byte aligned. Book: chapter 6, \"Turning SSE on\"."),
     (_overflow_without_ist,
      "a page fault in the stack guard page could not be delivered (its frame goes on the same full stack), "
      "and neither could the double fault: vector 8 needs its own stack, IST1 in the TSS (idt_set_gate's "
@@ -338,6 +356,7 @@ def diagnose(log_text, elf, lab_number, roots=(), emulator="qemu", lines_printed
         m = re.search(r"at rip 0x([0-9a-f]+)", chain.kernel_said[0])
         probes = {n: a for n, a in syms.items() if n.startswith("probe_") and n.endswith("_insn")}
         chain.probe_fault = bool(m) and int(m.group(1), 16) in probes.values()
+        chain.in_jit = _in_jit_code(chain, syms)
     if not chain and not chain.kernel_said:
         return [], chain
     if chain.kernel_said and not chain.triple:

@@ -25,6 +25,7 @@ class Lab:
     title: str
     student: list = field(default_factory=list)
     chapter: str = ""
+    modules: list = field(default_factory=list)     # files GRUB loads as Multiboot2 modules
 
     @property
     def short(self):
@@ -43,7 +44,7 @@ def discover(root=ROOT):
         except ValueError as e:
             raise LabError(f"{conf}: not valid JSON ({e})") from None
         labs.append(Lab(int(d.name[:2]), d.name, d, meta.get("title", d.name),
-                        list(meta.get("student", [])), meta.get("chapter", "")))
+                        list(meta.get("student", [])), meta.get("chapter", ""), list(meta.get("modules", []))))
     return labs
 
 

@@ -45,6 +45,7 @@ CHECKS = []
 VARIABLES = {}                  # lab -> fn(ctx) -> {name: value}
 BOOTS = {}                      # lab -> {boot name: tests= value}
 INTERACTIONS = {}               # lab -> Interaction, for the default boot
+PRECOMPUTE = {}                 # lab -> fn(seed, root) -> {name: value}, run while the kernel boots
 
 
 def check(lab, title, points, boot="default", emulators=("qemu", "bochs")):
@@ -57,6 +58,14 @@ def check(lab, title, points, boot="default", emulators=("qemu", "bochs")):
 def variables(lab):
     def deco(fn):
         VARIABLES[lab] = fn
+        return fn
+    return deco
+
+
+def precompute(lab):
+    """Values that need only the seed (slow references): computed in parallel with the boots."""
+    def deco(fn):
+        PRECOMPUTE[lab] = fn
         return fn
     return deco
 

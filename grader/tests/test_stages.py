@@ -277,3 +277,66 @@ def test_mutant_probe_without_its_fixup_entry(mutant):
     diag = "\n".join(st.diagnoses["default"])
     assert "reported: [fault] #GP general protection at rip" in diag and "unexpected, powering off" in diag
     assert "had no fix-up entry" in diag
+
+
+def test_skeleton_06_runs_the_interpreter_and_refuses_the_jit():
+    st = grade.grade_stage("06", seed=SEED, solutions_below=True)
+    assert st.runs["default"].outcome.ok
+    assert check(st, "model: the interpreter is bit-exact").passed
+    enc = check(st, "jit: the encoder is right")
+    assert not enc.passed and "for `mov rax, [rdx+0x10]` the encoder gives `8b`, the SDM `48 8b 42 10`" in enc.message
+    assert "no `[model] jit sse2: each context" in check(st, "jit: the SSE2 JIT is bit-exact").message
+
+
+def test_mutant_jit_pages_left_writable(mutant):
+    st = mutant([("solutions/06-jit-model/jit_seal.c", "        *e &= ~(PTE_W | PTE_NX);", "        *e &= ~PTE_NX;   /* mutant */")], "06")
+    wx = check(st, "jit: W^X")
+    assert not wx.passed and not check(st, "jit: the encoder is right").passed
+    assert "is not r-x after jit_seal" in check(st, "jit: the encoder is right").message
+
+
+def test_mutant_sse_not_enabled(mutant):
+    st = mutant([("labs/06-jit-model/model_selftest.c", "    sse_enable();\n", "    (void)sse_enable;   /* mutant: SSE left off */\n")], "06")
+    diag = "\n".join(st.diagnoses["default"])
+    assert "reported: [fault] #UD invalid opcode at rip" in diag and "CR4.OSFXSR" in diag
+    assert check(st, "jit: the scalar JIT is bit-exact").passed            # no SSE in the scalar path
+
+
+def test_mutant_misaligned_sse_operand(mutant):
+    st = mutant([("labs/06-jit-model/model_selftest.c", "    jm->in = kmalloc(2 * MODEL_IN);",
+                  "    jm->in = (int16_t *)((char *)kmalloc(2 * MODEL_IN + 16) + 8);   /* mutant */")], "06")
+    diag = "\n".join(st.diagnoses["default"])
+    assert "reported: [fault] #GP general protection at rip" in diag and "16-byte aligned" in diag
+
+
+def test_mutant_rounding_changed_by_one_names_the_first_context(mutant):
+    st = mutant([("labs/06-jit-model/model.c", "    int64_t v = (acc * mult + (1ll << 23)) >> 24;",
+                  "    int64_t v = (acc * mult) >> 24;   /* mutant: rounds down, not to nearest */")], "06")
+    interp = check(st, "model: the interpreter is bit-exact")
+    assert not interp.passed and interp.message.startswith("context ") and "is the first that differs" in interp.message
+    assert check(st, "jit: the SSE2 JIT is bit-exact").passed              # the JIT does not share the bug
+
+
+def test_mutant_corrupt_weights_module_panics_clearly(mutant, tmp_path):
+    import shutil
+    st = None
+    def corrupt(root):
+        p = root / "labs/06-jit-model/chars.model"
+        data = bytearray(p.read_bytes())
+        data[5000] ^= 1
+        p.write_bytes(bytes(data))
+    from conftest import make_tree
+    root = make_tree(tmp_path / "corrupt")
+    corrupt(root)
+    st = grade.grade_stage("06", solutions=True, seed=SEED, root=root)
+    assert "panic" in st.stopped
+    module = check(st, "model: module found and checked")
+    assert not module.passed and "model: checksum mismatch: the module is corrupt" in module.message
+    shutil.rmtree(root)
+
+
+def test_mutant_seal_without_invlpg_is_caught_under_qemu(mutant):
+    st = mutant([("solutions/06-jit-model/jit_seal.c", "        invlpg(va);\n", "        /* mutant: no invlpg */\n")], "06")
+    enc = check(st, "jit: the encoder is right")
+    assert not enc.passed and "still writable through the TLB after jit_seal: invlpg missing?" in enc.message
+    assert st.diagnoses == {}                     # the run ended cleanly: no fault to blame

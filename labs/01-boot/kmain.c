@@ -15,6 +15,9 @@
 #if LAB >= 5
 #include "trap.h"
 #endif
+#if LAB >= 6
+#include "model.h"
+#endif
 
 void
 kmain(uint32_t magic, uint64_t mbi)
@@ -39,6 +42,9 @@ kmain(uint32_t magic, uint64_t mbi)
 #if LAB >= 5
     fault_init();                          /* lab 05: IDT, TSS with IST1, fix-ups */
     fault_selftest(seed);                  /* lab 05: each fault on purpose; overflow if asked */
+#endif
+#if LAB >= 6
+    model_selftest(seed, bi);              /* lab 06: the model, interpreted and JIT-compiled */
 #endif
     (void)bi;
     (void)seed;

@@ -20,6 +20,21 @@ memcpy(void *dst, const void *src, size_t n)
     return dst;
 }
 
+/* Like memcpy, but the two ranges may overlap. */
+void *
+memmove(void *dst, const void *src, size_t n)
+{
+    unsigned char *d = dst;
+    const unsigned char *s = src;
+    if (d <= s)
+        while (n--)
+            *d++ = *s++;
+    else
+        while (n--)
+            d[n] = s[n];
+    return dst;
+}
+
 int
 memcmp(const void *a, const void *b, size_t n)
 {

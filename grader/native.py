@@ -1,0 +1,95 @@
+"""Building the lab 06 JIT for Linux user space (labs/06-jit-model/native):
+for the encoder check against llvm-objdump, and the native benchmark.
+
+    python3 -m grader.native check [--labs]    every instruction form vs the disassembler
+    python3 -m grader.native bench [--labs]    cycles per multiply-add of each path
+"""
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from . import build as build_mod, labs
+
+LAB = "06-jit-model"
+KERNEL_FLAGS = ["-O2", "-mno-sse", "-mno-sse2", "-mno-mmx", "-mno-red-zone", "-fno-stack-protector"]
+
+
+def build(root=labs.ROOT, solutions=True, outdir=None):
+    """build/native/jit_native from the lab's jit.c, the student's (or the
+    reference) jit_encode.c, and matvec.c compiled twice."""
+    lab = root / "labs" / LAB
+    encode = (root / "solutions" / LAB if solutions else lab) / "jit_encode.c"
+    out = Path(outdir or root / "build" / "native")
+    out.mkdir(parents=True, exist_ok=True)
+    objs = []
+    jobs = [(lab / "native" / "matvec.c", KERNEL_FLAGS + ["-DMATVEC_NAME=matvec_kernel_flags"], "mv_kernel.o"),
+            (lab / "native" / "matvec.c", ["-O3", "-march=native", "-DMATVEC_NAME=matvec_native"], "mv_native.o"),
+            (lab / "jit.c", ["-O2"], "jit.o"), (encode, ["-O2"], "jit_encode.o"),
+            (lab / "native" / "jit_native.c", ["-O2"], "jit_native.o")]
+    for src, flags, obj in jobs:
+        r = subprocess.run(["clang", "-std=c11", "-Wall", "-Wextra", "-Werror", "-D_GNU_SOURCE", f"-I{lab}"] + flags
+                           + ["-c", str(src), "-o", str(out / obj)], capture_output=True, text=True, timeout=120)
+        if r.returncode != 0:
+            raise build_mod.BuildError(f"{src.relative_to(root)} does not compile (native)",
+                                       build_mod.first_errors(r.stderr, root))
+        objs.append(str(out / obj))
+    exe = out / "jit_native"
+    r = subprocess.run(["clang"] + objs + ["-o", str(exe)], capture_output=True, text=True, timeout=120)
+    if r.returncode != 0:
+        raise build_mod.BuildError("the native JIT harness does not link", r.stderr)
+    return exe
+
+
+def disassemble(binary, workdir):
+    """llvm-objdump's Intel-syntax lines for raw bytes (wrapped by llvm-objcopy)."""
+    obj = Path(workdir) / "code.o"
+    subprocess.run(["llvm-objcopy", "-I", "binary", "-O", "elf64-x86-64",
+                    "--rename-section", ".data=.text,code,alloc,load,readonly", str(binary), str(obj)],
+                   check=True, timeout=60)
+    out = subprocess.run(["llvm-objdump", "-d", "-M", "intel", "--no-show-raw-insn", "--no-leading-addr", str(obj)],
+                         capture_output=True, text=True, check=True, timeout=120).stdout
+    return [re.sub(r"\s+", " ", re.sub(r"\s+#.*$", "", ln.strip())) for ln in out.splitlines()
+            if ln[:1] in (" ", "\t") and ln.strip()]
+
+
+def encoder_mismatches(exe, workdir):
+    """(intended, disassembled) pairs that differ, for every form the emitter supports."""
+    workdir = Path(workdir)
+    subprocess.run([str(exe), "encode", str(workdir / "code.bin"), str(workdir / "intended.txt")],
+                   check=True, timeout=60)
+    intended = (workdir / "intended.txt").read_text().splitlines()
+    got = disassemble(workdir / "code.bin", workdir)
+    bad = [(i, w, g) for i, (w, g) in enumerate(zip(intended, got)) if w != g]
+    if len(got) != len(intended) and not bad:
+        bad = [(min(len(got), len(intended)), "(as many instructions as intended)", f"{len(got)} decoded")]
+    return intended, bad
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python3 -m grader.native", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("command", choices=["bench", "check"])
+    ap.add_argument("--labs", action="store_true", help="use labs/ (your jit_encode.c) instead of solutions/")
+    args = ap.parse_args(argv)
+    try:
+        exe = build(solutions=not args.labs)
+    except build_mod.BuildError as e:
+        print(f"build failed: {e.summary}\n{e.details}", file=sys.stderr)
+        return 1
+    if args.command == "check":
+        with tempfile.TemporaryDirectory() as tmp:
+            intended, bad = encoder_mismatches(exe, tmp)
+        for i, want, got in bad[:10]:
+            print(f"form {i}: intended `{want}`, llvm-objdump reads `{got}`")
+        print(f"encoder check: {len(intended) - len(bad)} of {len(intended)} forms disassemble as intended")
+        return 1 if bad else 0
+    print(f"native benchmark (Linux user space, one core, rdtsc; medians of 101 timed runs): "
+          f"{subprocess.run(['uname', '-m'], capture_output=True, text=True).stdout.strip()}")
+    return subprocess.run([str(exe), "bench", str(labs.ROOT / "labs" / LAB / "chars.model")], timeout=600).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())
