@@ -340,3 +340,22 @@ def test_mutant_seal_without_invlpg_is_caught_under_qemu(mutant):
     enc = check(st, "jit: the encoder is right")
     assert not enc.passed and "still writable through the TLB after jit_seal: invlpg missing?" in enc.message
     assert st.diagnoses == {}                     # the run ended cleanly: no fault to blame
+
+
+# Checks that test given code (or the clean end of the run) may pass on a skeleton.
+GIVEN_CODE_CHECKS = {"power: final line and clean power-off", "model: module found and checked",
+                     "model: the interpreter's logits hash", "model: the interpreter is bit-exact"}
+
+
+@pytest.mark.parametrize("lab", LABS)
+def test_every_check_fails_on_the_skeleton_of_its_lab(lab):
+    st = grade.grade_stage(lab, seed=SEED, solutions_below=True)
+    passing = {c.title for c in st.checks if c.passed}
+    assert passing <= GIVEN_CODE_CHECKS, passing - GIVEN_CODE_CHECKS
+    assert all(c.message for c in st.checks if not c.passed)
+
+
+def test_missing_model_module_panics_clearly(mutant):
+    st = mutant([("labs/06-jit-model/lab.json", '"modules": ["chars.model"]', '"modules": []')], "06")
+    module = check(st, "model: module found and checked")
+    assert not module.passed and "model: no Multiboot2 module `chars.model`" in module.message
