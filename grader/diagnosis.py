@@ -59,7 +59,6 @@ class Fault:
 class Chain:
     faults: list
     triple: bool
-    resets: int
     messages: list = field(default_factory=list)   # the emulator's own words (Bochs errors)
     handled: int = 0            # earlier exceptions in the kernel that it handled and survived
     kernel_said: list = field(default_factory=list)   # the kernel's own report line (lab 05 on)
@@ -101,7 +100,6 @@ def parse_qemu_log(text, kernel_range=None):
     handled by the kernel; they are only counted. Also: a triple fault?"""
     chains, current, old, tracking, prev = [], None, None, False, None
     triple = "Triple fault" in text
-    resets = text.count("CPU Reset")
     for line in text.splitlines():
         c = CHECK.match(line)
         if c:
@@ -130,7 +128,7 @@ def parse_qemu_log(text, kernel_range=None):
                 else:
                     current.regs[name] = int(a, 16)
     last = chains[-1] if chains else []
-    return Chain(last, triple, resets, handled=sum(len(c) for c in chains[:-1]))
+    return Chain(last, triple, handled=sum(len(c) for c in chains[:-1]))
 
 
 BOCHS_EVENT = re.compile(r"^(\d+)[de]\[CPU0\s*\] (?:exception\(0x([0-9a-f]+)\): error_code=([0-9a-f]+)"
@@ -147,7 +145,7 @@ def parse_bochs_log(text):
     lines = text.splitlines()
     end = next((m for m in map(BOCHS_TRIPLE.match, lines) if m), None)
     if end is None:
-        return Chain([], False, 0)
+        return Chain([], False)
     stamp = end.group(1)
     faults, messages, regs = [], [], {}
     for ln in lines:
@@ -169,7 +167,7 @@ def parse_bochs_log(text):
     for f in faults:
         f.rip = regs.get("RIP", 0)
         f.regs = {k: v for k, v in regs.items() if k != "RIP"}
-    return Chain(faults, True, 0, messages)
+    return Chain(faults, True, messages)
 
 
 def symbolize(elf, addresses, root=None):

@@ -8,7 +8,6 @@ Bochs 2.7 has no headless display) inside its own network namespace, so the
 rfb listener on port 5900 is reachable from nowhere.
 """
 import os
-import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,13 +89,13 @@ def make_args_disk(tmpdir, kargs):
     return env
 
 
-def qemu(iso, tmpdir, kargs, memory_mb=128, gdb_port=None, kvm=False, extra=(), qmp=False, **_):
+def qemu(iso, tmpdir, kargs, memory_mb=128, gdb_port=None, extra=(), qmp=False, **_):
     tmpdir = Path(tmpdir)
     log = tmpdir / "qemu.log"
     env = make_args_disk(tmpdir, kargs)
     argv = [QEMU, "-nodefaults", "-vga", "none", "-display", "none", "-no-reboot",
             "-machine", "pc", "-m", str(memory_mb),
-            "-accel", "kvm" if kvm else "tcg",
+            "-accel", "tcg",
             "-serial", "stdio", "-monitor", "none",
             "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
             "-drive", f"file={env},format=raw,if=ide,index=0",
@@ -159,8 +158,3 @@ def bochs(iso, tmpdir, kargs, memory_mb=128, debugger=False, breakpoints=(), **_
 
 
 EMULATORS = {"qemu": qemu, "bochs": bochs}
-BINARIES = {"qemu": QEMU, "bochs": BOCHS}
-
-
-def available(name):
-    return shutil.which(BINARIES.get(name, name)) is not None

@@ -76,7 +76,7 @@ def _kill_group(proc):
 
 
 def run(make_launch, total_timeout=30.0, progress_timeout=10.0, cap=256 * 1024,
-        exit_grace=3.0, on_output=None, stdin_data=None, keep_dir=None, log_cap=4 * 1024 * 1024,
+        exit_grace=3.0, on_output=None, log_cap=4 * 1024 * 1024,
         on_line=None):
     """Run one emulator. make_launch(tmpdir) returns an emulators.Launch.
     on_output(bytes) sees output as it comes (for `make qemu`); on_line(line,
@@ -102,9 +102,6 @@ def run(make_launch, total_timeout=30.0, progress_timeout=10.0, cap=256 * 1024,
                 os.close(fifo_fd)
             return result
         try:
-            if stdin_data is not None:
-                proc.stdin.write(stdin_data)
-                proc.stdin.flush()
             fd = fifo_fd if fifo_fd is not None else proc.stdout.fileno()
             def send(data):
                 proc.stdin.write(data)
@@ -133,9 +130,6 @@ def run(make_launch, total_timeout=30.0, progress_timeout=10.0, cap=256 * 1024,
                         f.seek(size - log_cap)
                     result.log = f.read().decode("latin-1")
             result.outcome = launch.outcome(result.status, result.log, result.lines)
-            if keep_dir:
-                import shutil
-                shutil.copytree(tmp, keep_dir, dirs_exist_ok=True)
         return result
 
 
