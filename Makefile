@@ -1,16 +1,22 @@
 # The kit's one entry point. Every target runs the grader package (python3 -m
 # grader), which checks its tools first and installs them when run as root.
 #
+#   make help                        this list
 #   make demo                        build, boot and grade the finished kernel (solutions/)
 #   make test                        the whole test suite
+#   make setup                       install the Debian packages the kit needs (as root), or name them
+#   make build LAB=01                build a stage only: kernel.elf, kernel.sym, kernel.asm, the ISO
 #   make qemu LAB=01 [SOLUTIONS=1]   boot a stage, serial on this terminal
 #   make qemu-gdb LAB=01             the same, waiting for GDB; then `make gdb`
+#   make gdb                         attach GDB to the QEMU that `make qemu-gdb` started
 #   make bochs LAB=01                boot a stage in Bochs, serial on this terminal
 #   make bochs-debug LAB=01          the Bochs debugger, stopped at _start and at xchg %bx,%bx
-#   make grade [LAB=01] [SOLUTIONS=1] [SEED=0x...] [BELOW=solutions] [EMULATOR=qemu|bochs|both] [MEMORY=MiB]
+#   make grade [LAB=01]              grade a stage (every stage without LAB); more options below
+#       SOLUTIONS=1  SEED=0x...  BELOW=solutions  EMULATOR=qemu|bochs|both  MEMORY=MiB
 #   make bench                       benchmark figures (medians): QEMU and Bochs boots, grading
 #   make bench-jit                   the lab 06 JIT natively: cycles per multiply-add, each path
 #   make book                        the book as HTML under build/book/
+#   make clean                       remove build/ and compile_commands.json
 
 PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
 GRADER := $(PYTHON) -m grader
@@ -26,7 +32,11 @@ opts = $(if $(LAB),--lab $(LAB)) $(if $(filter 1 yes true,$(SOLUTIONS)),--soluti
        $(if $(SEED),--seed $(SEED)) --emulator $(EMULATOR)
 need_lab = $(if $(LAB),,$(error LAB is missing: for example `make $@ LAB=01`))
 
-.PHONY: demo test setup grade qemu qemu-gdb gdb bochs bochs-debug build bench bench-jit book check clean
+.PHONY: help demo test setup grade qemu qemu-gdb gdb bochs bochs-debug build bench bench-jit book clean
+.DEFAULT_GOAL := help
+
+help:
+	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
 
 demo:
 	@$(GRADER) demo $(if $(SEED),--seed $(SEED))
@@ -50,8 +60,7 @@ qemu-gdb:
 	@$(GRADER) qemu --gdb $(opts) --tests $(TESTS)
 
 gdb:
-	@$(GRADER) setup --for gdb
-	gdb -q -x build/gdbinit
+	@$(GRADER) gdb
 
 bochs:
 	$(need_lab)

@@ -9,6 +9,7 @@
 """
 import argparse
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -70,6 +71,8 @@ def make_parser():
         q.add_argument("--tests", default="all", help="the tests= list on the command line")
     b = sub.add_parser("build", help="build a stage")
     add_common(b, lab_required=True)
+    gd = sub.add_parser("gdb", help="attach GDB to the QEMU that `make qemu-gdb` started")
+    gd.add_argument("--no-install", action="store_true")
     s = sub.add_parser("setup", help="install or name the Debian packages the kit needs")
     s.add_argument("--for", dest="group", default="kernel", choices=sorted(deps.GROUPS))
     s.add_argument("--no-install", action="store_true")
@@ -114,6 +117,9 @@ def cmd_grade(args, show_output=False):
     for spec in specs:
         labs.find(spec)
     stages = grade_many(args, specs, solutions)
+    built = [st.build for st in stages if st.build is not None]
+    if built and not getattr(args, "submission", None):
+        build_mod.link_compile_commands(max(built, key=lambda b: b.lab.number))
     if show_output or getattr(args, "show_output", False):
         for st in stages:
             r = st.runs.get("default")
@@ -148,6 +154,7 @@ def free_port():
 def cmd_build(args):
     deps.ensure("kernel", install=not args.no_install)
     b = build_mod.build(labs.find(args.lab).number, flag(args.solutions))
+    build_mod.link_compile_commands(b)
     print(f"built {b.elf.relative_to(labs.ROOT)} and {b.iso.name}" + (" (up to date)" if b.cached else ""))
     return 0
 
@@ -200,14 +207,18 @@ def cmd_qemu(args):
     deps.ensure(args.emulator, install=not args.no_install)
     lab = labs.find(args.lab)
     b = build_mod.build(lab.number, flag(args.solutions))
+    build_mod.link_compile_commands(b)
     seed = grade.new_seed() if args.seed is None else args.seed
     kargs = grade.kargs_for(seed, args.tests)
     port = free_port() if args.gdb else None
+    gdbinit = labs.ROOT / "build" / "gdbinit"
+    if port:
+        gdbinit.unlink(missing_ok=True)         # never let `make gdb` find an old session
     print(f"booting {b.iso.relative_to(labs.ROOT)} in {args.emulator} with `{kargs}`, "
           f"{grade.memory_for(seed)} MiB; Ctrl-C stops it", file=sys.stderr)
     if port:
-        gdbinit = labs.ROOT / "build" / "gdbinit"
-        gdbinit.write_text(f"file {b.elf}\nset architecture i386:x86-64\n"
+        gdbinit.write_text(f"# written by `make qemu-gdb` (grader process {os.getpid()}), removed when it stops\n"
+                           f"file {b.elf}\nset architecture i386:x86-64\n"
                            f"target remote 127.0.0.1:{port}\nhbreak kmain\n")
         print(f"QEMU waits for GDB on 127.0.0.1:{port}. In another terminal: make gdb "
               f"(or: gdb -x {gdbinit.relative_to(labs.ROOT)})", file=sys.stderr)
@@ -215,13 +226,36 @@ def cmd_qemu(args):
     def show(data):
         out.write(data)
         out.flush()
-    r = run.run(lambda tmp: emulators.EMULATORS[args.emulator](b.iso, tmp, kargs, memory_mb=grade.memory_for(seed),
-                                                                 gdb_port=port),
-                total_timeout=24 * 3600 if port else 120, progress_timeout=None if port else 60,
-                on_output=show)
+    try:
+        r = run.run(lambda tmp: emulators.EMULATORS[args.emulator](b.iso, tmp, kargs,
+                                                                     memory_mb=grade.memory_for(seed), gdb_port=port),
+                    total_timeout=24 * 3600 if port else 120, progress_timeout=None if port else 60,
+                    on_output=show)
+    finally:
+        if port:
+            gdbinit.unlink(missing_ok=True)
     meaning = r.outcome.text if r.outcome else r.reason
     print(f"\n[{args.emulator} stopped: {meaning}]", file=sys.stderr)
     return 0 if r.outcome and r.outcome.ok else 1
+
+
+GDB_WRITER = re.compile(r"grader process (\d+)")
+
+
+def cmd_gdb(args):
+    """Attach GDB to the QEMU that `make qemu-gdb` started, if one is waiting."""
+    gdbinit = labs.ROOT / "build" / "gdbinit"
+    text = gdbinit.read_text() if gdbinit.is_file() else ""
+    m = GDB_WRITER.search(text)
+    alive = bool(m) and Path(f"/proc/{m.group(1)}").exists()
+    if not alive:
+        gdbinit.unlink(missing_ok=True)
+        print("gdb: no QEMU is waiting for GDB. Start one first, in another terminal: "
+              "make qemu-gdb LAB=NN (it prints `QEMU waits for GDB on ...`), then run make gdb again",
+              file=sys.stderr)
+        return 1
+    deps.ensure("gdb", install=not args.no_install)
+    os.execvp("gdb", ["gdb", "-q", "-x", str(gdbinit)])
 
 
 def _terminate(signum, _frame):
@@ -234,7 +268,7 @@ def main(argv=None):
         signal.signal(sig, _terminate)
     args = make_parser().parse_args(argv)
     commands = {"grade": cmd_grade, "demo": cmd_demo, "qemu": cmd_qemu, "bochs": cmd_qemu,
-                "bochs-debug": cmd_bochs_debug, "build": cmd_build, "setup": cmd_setup}
+                "bochs-debug": cmd_bochs_debug, "build": cmd_build, "setup": cmd_setup, "gdb": cmd_gdb}
     try:
         return commands[args.cmd](args)
     except deps.MissingTools as e:

@@ -155,6 +155,18 @@ def _build_locked(lab, solutions, submission, root, outdir, solutions_below):
     return Build(lab, outdir, elf, iso, sources, False)
 
 
+def link_compile_commands(b, root=ROOT):
+    """compile_commands.json at the root, so that clangd works with no flags:
+    a link to the one of the last stage built (replaced atomically)."""
+    target = Path(b.outdir) / "compile_commands.json"
+    if not target.is_file() or Path(root) not in target.parents:
+        return
+    tmp = Path(root) / f".compile_commands.json.{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(target.relative_to(root))
+    os.replace(tmp, Path(root) / "compile_commands.json")
+
+
 def _listings(elf, outdir):
     """kernel.sym (llvm-nm) and kernel.asm (llvm-objdump): the 64-bit code,
     then the 32-bit boot code again, decoded as i386 (one ELF cannot say

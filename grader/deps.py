@@ -1,5 +1,12 @@
 """The Debian packages the kit needs, checked before anything runs.
 
+Every program the kit starts and every file an emulator's command line or
+configuration names is listed here with the package that brings it
+(grader/tests/test_deps.py fails when a generated command names a path that
+no entry covers, and when an emulator opens a data file from a package that
+is neither listed nor a hard dependency of a listed one). A file counts as
+present only if it exists after following symlinks: a dangling link is missing.
+
 As root, missing packages are installed (apt-get update once, then
 apt-get install --no-install-recommends); otherwise the exact command is
 printed and the run stops with a clear message.
@@ -8,41 +15,67 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-# tool or file -> Debian package
-TOOLS = {
-    "clang": "clang",
-    "ld.lld": "lld",
-    "llvm-symbolizer": "llvm",
-    "llvm-objdump": "llvm",
-    "llvm-nm": "llvm",
-    "llvm-objcopy": "llvm",
-    "grub-mkrescue": "grub-common",
-    "grub-editenv": "grub-common",
-    "/usr/lib/grub/i386-pc/multiboot2.mod": "grub-pc-bin",
-    "xorriso": "xorriso",
-    "mformat": "mtools",
-    "qemu-system-x86_64": "qemu-system-x86",
-}
-# Bochs: its own BIOS images, and bochs-term to satisfy its dependency on a
-# display plugin without pulling in wxWidgets (we use the built-in rfb display).
-# (Debian 12's bochs package ships the VGA BIOS image itself.)
-BOCHS_TOOLS = {"bochs": "bochs", "/usr/share/bochs/BIOS-bochs-latest": "bochsbios",
-               "/usr/lib/x86_64-linux-gnu/bochs/plugins/libbx_term_gui.so": "bochs-term",
-               "unshare": "util-linux"}
-TOOLS.update(BOCHS_TOOLS)
-KERNEL = [t for t in TOOLS if t not in BOCHS_TOOLS]
+# Files the emulators are told to open (emulators.py uses these names).
+QEMU_BIOS = "/usr/share/seabios/bios-256k.bin"
+BOCHS_BIOS = "/usr/share/bochs/BIOS-bochs-latest"
+# A symlink into the vgabios package. bochs depends on "vgabios | seabios", and
+# seabios (which QEMU brings) satisfies that, so vgabios must be named itself.
+BOCHS_VGABIOS = "/usr/share/bochs/VGABIOS-lgpl-latest"
+BOCHS_PLUGINS = "/usr/lib/x86_64-linux-gnu/bochs/plugins"
+BOCHS_DISPLAY = "rfb"                     # the display library bochsrc names: libbx_rfb_gui.so
+
+
+def bochs_plugin(name):
+    return f"{BOCHS_PLUGINS}/libbx_{name}_gui.so"
+
+
+@dataclass(frozen=True)
+class Need:
+    item: str           # a program on PATH, an absolute file path, or a Python module ("py:pytest")
+    package: str        # the Debian (and Ubuntu) package that brings it
+    why: str
+
+
+KERNEL = [
+    Need("clang", "clang", "compiles the kernel"),
+    Need("ld.lld", "lld", "links kernel.elf"),
+    Need("llvm-nm", "llvm", "kernel.sym, the symbols checks and diagnosis use"),
+    Need("llvm-objdump", "llvm", "kernel.asm, the encoder check"),
+    Need("llvm-symbolizer", "llvm", "RIP to function and line in a diagnosis"),
+    Need("llvm-objcopy", "llvm", "wraps JIT bytes for llvm-objdump"),
+    Need("grub-mkrescue", "grub-common", "makes the bootable ISO"),
+    Need("grub-editenv", "grub-common", "writes the per-run arguments disk"),
+    Need("/usr/lib/grub/i386-pc/multiboot2.mod", "grub-pc-bin", "GRUB's BIOS modules, put on the ISO"),
+    Need("xorriso", "xorriso", "grub-mkrescue writes the ISO with it"),
+    Need("mformat", "mtools", "grub-mkrescue makes its EFI image with it"),
+    Need("qemu-system-x86_64", "qemu-system-x86", "the first emulator"),
+    Need(QEMU_BIOS, "seabios", "QEMU's firmware (-bios)"),
+]
+BOCHS = [
+    Need("bochs", "bochs", "the second, stricter emulator"),
+    Need(BOCHS_BIOS, "bochsbios", "bochsrc romimage"),
+    Need(BOCHS_VGABIOS, "vgabios", "bochsrc vgaromimage"),
+    Need(bochs_plugin(BOCHS_DISPLAY), "bochs", "bochsrc display_library"),
+    # bochs depends on a display plugin package; bochs-term satisfies that
+    # without pulling in wxWidgets (we use the built-in rfb display).
+    Need(bochs_plugin("term"), "bochs-term", "satisfies bochs's dependency on a display package"),
+    Need("unshare", "util-linux", "runs Bochs in a network namespace of its own"),
+]
+TEST = [
+    Need("py:pytest", "python3-pytest", "runs the test suite"),
+    Need("strace", "strace", "the test that lists the files each emulator opens"),
+]
 GROUPS = {
     "kernel": KERNEL,
     "qemu": KERNEL,
-    "bochs": KERNEL + list(BOCHS_TOOLS),
-    "test": list(TOOLS) + ["python3-pytest"],
-    "book": KERNEL + ["pandoc"],            # the memory-layout figure builds a stage
-    "gdb": ["gdb"],
+    "bochs": KERNEL + BOCHS,
+    "test": KERNEL + BOCHS + TEST,
+    "book": KERNEL + [Need("pandoc", "pandoc", "turns the chapters into HTML")],
+    "gdb": [Need("gdb", "gdb", "make gdb")],
 }
-PACKAGE_ONLY = {"python3-pytest": lambda: _python_has("pytest"), "pandoc": lambda: shutil.which("pandoc"),
-                "gdb": lambda: shutil.which("gdb")}
 
 
 class MissingTools(Exception):
@@ -50,31 +83,34 @@ class MissingTools(Exception):
 
 
 def _python_has(module):
-    return subprocess.run([sys.executable, "-c", f"import {module}"],
-                          capture_output=True).returncode == 0
+    return subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True).returncode == 0
 
 
-def _present(item):
-    if item in PACKAGE_ONLY:
-        return bool(PACKAGE_ONLY[item]())
+def present(item, root="/"):
+    """Is this program, file or Python module here? A file must exist after
+    following symlinks; `root` lets a test look into another file tree."""
+    if item.startswith("py:"):
+        return _python_has(item[3:])
     if item.startswith("/"):
-        return Path(item).exists()
+        return (Path(root) / item.lstrip("/")).exists()     # exists() follows links: dangling = missing
+    if root != "/":
+        return any((Path(root) / d.lstrip("/") / item).exists() for d in ("/usr/bin", "/usr/sbin", "/bin", "/sbin"))
     return shutil.which(item) is not None
 
 
-def missing_packages(group="kernel"):
-    packages = []
-    for item in GROUPS[group]:
-        if not _present(item):
-            pkg = TOOLS.get(item, item)
-            if pkg not in packages:
-                packages.append(pkg)
-    return packages
+def missing_packages(group="kernel", root="/"):
+    return list(dict.fromkeys(n.package for n in GROUPS[group] if not present(n.item, root)))
 
 
 def all_packages(group="kernel"):
     """Every Debian package of `group`, installed or not (for CI)."""
-    return list(dict.fromkeys(TOOLS.get(item, item) for item in GROUPS[group]))
+    return list(dict.fromkeys(n.package for n in GROUPS[group]))
+
+
+def covers(path):
+    """The entry that names this file or program, or None."""
+    every = {n.item: n for group in GROUPS.values() for n in group}
+    return every.get(str(path))
 
 
 def install_line(packages):

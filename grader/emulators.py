@@ -8,13 +8,15 @@ Bochs 2.7 has no headless display) inside its own network namespace, so the
 rfb listener on port 5900 is reachable from nowhere.
 """
 import os
+import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import deps
+
 QEMU = "qemu-system-x86_64"
 BOCHS = "bochs"
-BOCHS_SHARE = Path("/usr/share/bochs")
 EXIT_OK, EXIT_PANIC, EXIT_BOOTFAIL, EXIT_DOUBLEFAULT = 0x10, 0x11, 0x12, 0x13
 REASONS = {EXIT_OK: "ok", EXIT_PANIC: "panic", EXIT_BOOTFAIL: "boot failure",
            EXIT_DOUBLEFAULT: "double fault"}
@@ -94,7 +96,7 @@ def qemu(iso, tmpdir, kargs, memory_mb=128, gdb_port=None, extra=(), qmp=False, 
     log = tmpdir / "qemu.log"
     env = make_args_disk(tmpdir, kargs)
     argv = [QEMU, "-nodefaults", "-vga", "none", "-display", "none", "-no-reboot",
-            "-machine", "pc", "-m", str(memory_mb),
+            "-machine", "pc", "-m", str(memory_mb), "-bios", deps.QEMU_BIOS,
             "-accel", "tcg",
             "-serial", "stdio", "-monitor", "none",
             "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
@@ -114,9 +116,9 @@ def qemu(iso, tmpdir, kargs, memory_mb=128, gdb_port=None, extra=(), qmp=False, 
 BOCHSRC = """\
 # Written by the grader for one run (grader/emulators.py).
 megs: {memory_mb}
-romimage: file={share}/BIOS-bochs-latest
-vgaromimage: file={share}/VGABIOS-lgpl-latest
-display_library: rfb, options="timeout=0"
+romimage: file={bios}
+vgaromimage: file={vgabios}
+display_library: {display}, options="timeout=0"
 ata0-master: type=disk, path={disk}, mode=flat, cylinders=1, heads=16, spt=63
 ata1-master: type=cdrom, path={iso}, status=inserted
 boot: cdrom
@@ -146,7 +148,8 @@ def bochs(iso, tmpdir, kargs, memory_mb=128, debugger=False, breakpoints=(), **_
     os.mkfifo(fifo)
     log = tmpdir / "bochs.log"
     rc = tmpdir / "bochsrc"
-    rc.write_text(BOCHSRC.format(memory_mb=memory_mb, share=BOCHS_SHARE, disk=disk, iso=iso, fifo=fifo,
+    rc.write_text(BOCHSRC.format(memory_mb=memory_mb, bios=deps.BOCHS_BIOS, vgabios=deps.BOCHS_VGABIOS,
+                                 display=deps.BOCHS_DISPLAY, disk=disk, iso=iso, fifo=fifo,
                                  log=log, magic=1 if debugger else 0))
     commands = tmpdir / "debugger.rc"
     if debugger:
@@ -158,3 +161,19 @@ def bochs(iso, tmpdir, kargs, memory_mb=128, debugger=False, breakpoints=(), **_
 
 
 EMULATORS = {"qemu": qemu, "bochs": bochs}
+PATH_IN_CONFIG = re.compile(r"(?:file|path|dev)=([^,\s]+)")
+
+
+def named_paths(launch):
+    """Every program and absolute path that the launch's command line and
+    configuration files name: what must be installed for it to start."""
+    named = []
+    for word in launch.argv:
+        named += [p for p in re.split(r"[=,]", word) if p.startswith("/")]
+    named += [w for w in launch.argv if w in (QEMU, BOCHS, "unshare")]
+    rc = launch.files.get("bochsrc")
+    if rc:
+        text = Path(rc).read_text()
+        named += PATH_IN_CONFIG.findall(text)
+        named += [deps.bochs_plugin(m) for m in re.findall(r"^display_library: (\w+)", text, re.M)]
+    return list(dict.fromkeys(named))

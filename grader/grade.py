@@ -47,6 +47,7 @@ class StageResult:
     diagnoses: dict = field(default_factory=dict)
     stopped: str = ""           # why the default boot did not end cleanly
     elapsed: float = 0.0
+    build: object = None        # build.Build, when the stage built
 
     @property
     def score(self):
@@ -131,6 +132,7 @@ def grade_stage(lab_spec, solutions=False, submission=None, seed=None, emulator=
                          + [CheckResult(c.title, c.points, False, msg, boot=c.boot) for c in pychecks])
         result.elapsed = time.monotonic() - t0
         return result
+    result.build = b
     with ThreadPoolExecutor(max_workers=len(boots) + 1) as pool:
         futures = {name: pool.submit(boot, b, seed, tests, emulator, timeouts, memory_mb,
                                      talk if name == "default" else None)

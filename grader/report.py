@@ -14,8 +14,10 @@ def _color(enabled):
     return paint
 
 
-def use_color(stream):
-    return stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+def use_color(stream, env=os.environ):
+    """Colour only on a terminal; NO_COLOR set to a non-empty value turns it
+    off (no-color.org: an empty NO_COLOR= changes nothing), and so does TERM=dumb."""
+    return stream.isatty() and not env.get("NO_COLOR") and env.get("TERM") != "dumb"
 
 
 def reproduce_command(stage):

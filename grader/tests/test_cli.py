@@ -92,3 +92,46 @@ def test_demo_builds_boots_shows_and_grades_the_last_stage():
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"--- serial output of stage {last.name} (seed=0x00000042 tests=all" in r.stdout
     assert "[power] off: ok" in r.stdout and "Score: " in r.stdout and "FAIL" not in r.stdout
+
+
+class FakeTerminal:
+    def isatty(self):
+        return True
+
+
+def test_no_color_only_when_set_to_something():
+    from grader import report
+    tty = FakeTerminal()
+    assert report.use_color(tty, {"TERM": "xterm"})
+    assert report.use_color(tty, {"TERM": "xterm", "NO_COLOR": ""})          # empty: colour stays on
+    assert not report.use_color(tty, {"TERM": "xterm", "NO_COLOR": "1"})
+    assert not report.use_color(tty, {"TERM": "dumb"})
+
+
+def test_compile_commands_at_the_root_follow_the_last_stage_built():
+    for lab in ("02", "01"):
+        r = cli("build", "--lab", lab, "--no-install")
+        assert r.returncode == 0, r.stderr
+    link = ROOT / "compile_commands.json"
+    entries = json.loads(link.read_text())
+    assert link.is_symlink() and os.readlink(link) == "build/stage-01/compile_commands.json"
+    assert any(e["file"].endswith("labs/01-boot/kmain.c") for e in entries)
+    assert not any("02-serial" in e["file"] for e in entries)
+
+
+def test_make_help_lists_every_target():
+    out = subprocess.run(["make", "-s", "help"], cwd=ROOT, capture_output=True, text=True, timeout=60).stdout
+    phony = next(ln for ln in (ROOT / "Makefile").read_text().splitlines() if ln.startswith(".PHONY:"))
+    listed = {ln.split()[1] for ln in out.splitlines() if ln.startswith("make ")}
+    assert set(phony.split()[1:]) <= listed, out
+    assert all(len(ln.split(None, 2)) == 3 for ln in out.splitlines() if ln.startswith("make ")), out
+
+
+def test_make_gdb_refuses_a_stale_session():
+    gdbinit = ROOT / "build" / "gdbinit"
+    gdbinit.parent.mkdir(exist_ok=True)
+    gdbinit.write_text("# written by `make qemu-gdb` (grader process 999999999), removed when it stops\n"
+                       "target remote 127.0.0.1:1\n")
+    r = cli("gdb", "--no-install")
+    assert r.returncode == 1 and "no QEMU is waiting for GDB" in r.stderr and "Traceback" not in r.stderr
+    assert not gdbinit.exists()
