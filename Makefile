@@ -43,7 +43,7 @@ demo:
 
 test:
 	@$(GRADER) setup --for test
-	@$(PYTHON) -m pytest -q grader/tests
+	@$(PYTHON) -m pytest -q grader/tests labs
 
 setup:
 	@$(GRADER) setup --for test

@@ -23,8 +23,8 @@ A chapter draws a figure from the built kernel with:
 
 which builds stage 03 with the grader's own recipe (from solutions/, or from
 labs/ when solutions/ is absent, as in a student handout), reads the section
-and symbol addresses of its kernel.elf with `llvm-objdump -h` and
-`llvm-nm -n`, and draws the physical memory layout as a text figure: the
+addresses of its kernel.elf with `llvm-objdump -h` and the symbols from the
+kernel.sym the build wrote, and draws the physical memory layout as a text figure: the
 sections, the boot page tables, the heap, the stack guard page and the stack.
 `--check` only checks that the figure is known and the stage exists; it
 builds nothing.
@@ -186,11 +186,11 @@ BOX = 24                                        # inner width of the figure's bo
 
 
 def grader():
-    """The kit's grader modules that the figures use: (grader.labs, grader.build)."""
+    """The kit's grader modules that the figures use: (grader.labs, grader.build, grader.stage)."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    from grader import build as grader_build, labs as grader_labs
-    return grader_labs, grader_build
+    from grader import build as grader_build, labs as grader_labs, stage as grader_stage
+    return grader_labs, grader_build, grader_stage
 
 
 def figure_lab(kind, stage):
@@ -199,7 +199,7 @@ def figure_lab(kind, stage):
         raise FigureError(f"no figure `{kind}` (figures: {', '.join(FIGURE_KINDS)})")
     if not re.fullmatch(r"\d{1,2}", stage):
         raise FigureError(f"the stage is a lab number such as 03, not `{stage}`")
-    labs, _ = grader()
+    labs, _, _ = grader()
     try:
         return labs.find(stage, ROOT)
     except labs.LabError as e:
@@ -220,13 +220,13 @@ def tool_output(cmd):
 
 
 def built_kernel(lab):
-    """(kernel.elf, where its student files came from), built by the grader."""
-    labs, gbuild = grader()
-    sources = labs.stage_sources(lab.number, solutions=True, root=ROOT)
-    solutions = all(src.path.is_file() for src in sources)     # a student handout has no solutions/
+    """(the grader's Build, where its student files came from)."""
+    _, gbuild, gstage = grader()
+    st = gstage.make(lab.name, gstage.Origin("solutions"), ROOT)
+    if st.missing_files():                                      # a student handout has no solutions/
+        st = gstage.make(lab.name, gstage.Origin("labs"), ROOT)
     try:
-        return gbuild.build(lab.number, solutions=solutions, root=ROOT).elf, \
-            ("solutions/" if solutions else "labs/")
+        return gbuild.build(st), ("solutions/" if st.origin.kind == "solutions" else "labs/")
     except gbuild.BuildError as e:
         raise FigureError(f"stage {lab.number:02d} does not build: {e.summary}") from None
     except OSError as e:
@@ -243,14 +243,9 @@ def elf_sections(elf):
     return found
 
 
-def elf_symbols(elf):
-    """[(address, type letter, name)] sorted by address (llvm-nm -n)."""
-    out = []
-    for line in tool_output(["llvm-nm", "-n", str(elf)]).splitlines():
-        m = re.match(r"^([0-9a-fA-F]+)\s+(\S)\s+(\S+)$", line)
-        if m:
-            out.append((int(m.group(1), 16), m.group(2), m.group(3)))
-    return out
+def elf_symbols(b):
+    """[(address, type letter, name)] sorted by address: the build's own kernel.sym."""
+    return [(s.addr, s.kind, s.name) for s in b.symbols.all]
 
 
 def size_text(n):
@@ -258,31 +253,39 @@ def size_text(n):
 
 
 def bss_regions(bss, symbols):
-    """The parts of .bss, in address order: [(start, end, name, note)]."""
+    """The parts of .bss, in address order: [(start, end, name, note)]. The
+    heap (lab 03) and the guard page (lab 04) appear in the stages that have them."""
     addr = {name: a for a, _, name in symbols}
-    need = BOOT_TABLES + ("__heap_start", "__heap_end", "__stack_guard", "__stack_bottom", "__stack_top")
+    need = BOOT_TABLES + ("__stack_bottom", "__stack_top")
     missing = [n for n in need if n not in addr]
     if missing:
         raise FigureError(f"kernel.elf has no symbol {', '.join(missing)}")
     start, end = bss[0], bss[0] + bss[1]
     tables = (min(addr[t] for t in BOOT_TABLES), max(addr[t] for t in BOOT_TABLES) + TABLE_SIZE)
+    later = [(lo, hi, name, note) for lo, hi, name, note in (
+        ("__heap_start", "__heap_end", "  heap", "HEAP_SIZE bytes, for kmalloc"),
+        ("__stack_guard", "__stack_bottom", "  stack guard page", "left unmapped from lab 04"))
+        if lo in addr and hi in addr]
+    first_later = addr[later[0][0]] if later else addr["__stack_bottom"]
     others = [name for a, kind, name in symbols
-              if tables[1] <= a < addr["__heap_start"] and kind in "bBdD" and not name.startswith("__")]
+              if tables[1] <= a < first_later and kind in "bBdD" and not name.startswith("__")]
     note = ", ".join(others)
     if len(note) > 48:
         note = note[:note.rfind(", ", 0, 44)] + ", ..."
     parts = [(tables[0], tables[1], "  boot page tables", ", ".join(BOOT_TABLES)),
-             (tables[1], addr["__heap_start"], "  other variables", note),
-             (addr["__heap_start"], addr["__heap_end"], "  heap", "HEAP_SIZE bytes, for kmalloc"),
-             (addr["__stack_guard"], addr["__stack_bottom"], "  stack guard page", "left unmapped from lab 04"),
-             (addr["__stack_bottom"], addr["__stack_top"], "  kernel stack", "RSP starts at __stack_top")]
+             (tables[1], first_later, "  other variables", note)]
+    for lo, hi, name, note_ in later:
+        if addr[lo] > parts[-1][1]:
+            parts.append((parts[-1][1], addr[lo], "  (padding)", ""))
+        parts.append((addr[lo], addr[hi], name, note_))
+    if addr["__stack_bottom"] > parts[-1][1]:
+        parts.append((parts[-1][1], addr["__stack_bottom"], "  (padding)", ""))
+    parts.append((addr["__stack_bottom"], addr["__stack_top"], "  kernel stack", "RSP starts at __stack_top"))
     edges = [start] + [x for p in parts for x in p[:2]] + [end]
     if any(b < a for a, b in zip(edges, edges[1:])):
         raise FigureError("the .bss symbols are not in the order kernel.ld gives them")
     if tables[0] > start:
         parts.insert(0, (start, tables[0], "  variables", ""))
-    if addr["__heap_end"] < addr["__stack_guard"]:
-        parts.insert(3, (addr["__heap_end"], addr["__stack_guard"], "  (padding)", ""))
     if addr["__stack_top"] < end:
         parts.append((addr["__stack_top"], end, "  rest of .bss", ""))
     return [p for p in parts if p[1] > p[0]]
@@ -290,8 +293,9 @@ def bss_regions(bss, symbols):
 
 def memory_layout(lab):
     """The lines of the memory-layout figure of stage `lab`."""
-    elf, source = built_kernel(lab)
-    sections, symbols = elf_sections(elf), elf_symbols(elf)
+    b, source = built_kernel(lab)
+    elf = b.elf
+    sections, symbols = elf_sections(elf), elf_symbols(b)
     if ".bss" not in sections:
         raise FigureError("kernel.elf has no .bss section")
     regions = []                                # (start, end, name, note), in address order
@@ -318,7 +322,7 @@ def memory_layout(lab):
         return (f" 0x{a:0{width}x} +{line * BOX}+ {marks}").rstrip()
 
     rel = elf.relative_to(ROOT) if ROOT in elf.parents else elf
-    out = [f" stage {lab.number:02d}, built from {source}: llvm-objdump -h and llvm-nm -n of {rel}", ""]
+    out = [f" stage {lab.number:02d}, built from {source}: llvm-objdump -h of {rel} and its kernel.sym", ""]
     for k, (start, end, name, note) in enumerate(regions):
         if k == 0 or regions[k - 1][1] != start:
             out.append(edge(start))

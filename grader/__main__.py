@@ -18,7 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from . import build as build_mod
-from . import deps, diagnosis, emulators, grade, labs, report, run, transcript
+from . import deps, emulators, grade, labs, report, run, stage as stage_mod, transcript
+from .stage import Run, new_seed
 
 
 def parse_seed(text):
@@ -36,7 +37,7 @@ def flag(value):
 
 
 def add_common(p, lab_required=False):
-    p.add_argument("--lab", required=lab_required, help="01, 1, 01-boot or boot")
+    p.add_argument("--lab", required=lab_required, help="a lab: its number (1 or 01), its folder name or the name after the number")
     p.add_argument("--solutions", default=os.environ.get("SOLUTIONS", "0"), nargs="?", const="1",
                    help="take student files from solutions/")
     p.add_argument("--seed", type=parse_seed, help="the per-run seed (default: random)")
@@ -93,16 +94,24 @@ def emulator_names(choice):
     return ["qemu", "bochs"] if choice == "both" else [choice]
 
 
-def grade_many(args, lab_specs, solutions):
+def origin_of(args):
+    return stage_mod.origin_of(flag(args.solutions), getattr(args, "submission", None),
+                               getattr(args, "solutions_below", False))
+
+
+def stage_of(args, spec=None):
+    """The Stage the command line names: computed here once, passed down."""
+    return stage_mod.make(spec or args.lab, origin_of(args))
+
+
+def grade_many(args, stages):
     """Grade each stage under each emulator asked for; the same seed for all."""
     grade.set_parallel(getattr(args, "jobs", 2) or 1)
-    seed = grade.new_seed() if args.seed is None else args.seed
-    jobs = [(spec, emu) for spec in lab_specs for emu in emulator_names(args.emulator)]
+    seed = new_seed() if args.seed is None else args.seed
+    jobs = [(st, emu) for st in stages for emu in emulator_names(args.emulator)]
 
     def one(job):
-        return grade.grade_stage(job[0], solutions=solutions, submission=getattr(args, "submission", None),
-                                 seed=seed, emulator=job[1], memory_mb=getattr(args, "memory", None),
-                                 solutions_below=getattr(args, "solutions_below", False))
+        return grade.grade_stage(job[0], seed=seed, emulator=job[1], memory_mb=getattr(args, "memory", None))
     with ThreadPoolExecutor(max_workers=max(1, min(len(jobs), getattr(args, "jobs", 2) or 1))) as pool:
         return list(pool.map(one, jobs))
 
@@ -110,21 +119,18 @@ def grade_many(args, lab_specs, solutions):
 def cmd_grade(args, show_output=False):
     for emu in emulator_names(args.emulator):
         deps.ensure(emu, install=not args.no_install)
-    solutions = flag(args.solutions)
     if getattr(args, "submission", None) and not args.submission.is_dir():
         raise labs.LabError(f"submission '{args.submission}' is not a directory")
     specs = [args.lab] if args.lab else [lab.name for lab in labs.discover()]
-    for spec in specs:
-        labs.find(spec)
-    stages = grade_many(args, specs, solutions)
+    stages = grade_many(args, [stage_of(args, spec) for spec in specs])
     built = [st.build for st in stages if st.build is not None]
     if built and not getattr(args, "submission", None):
         build_mod.link_compile_commands(max(built, key=lambda b: b.lab.number))
     if show_output or getattr(args, "show_output", False):
         for st in stages:
-            r = st.runs.get("default")
+            r = st.boots.get("default")
             if r is not None:
-                print(f"--- serial output of stage {st.lab.name} ({st.kargs.get('default')}) ---")
+                print(f"--- serial output of stage {st.lab.name} ({st.runs['default'].cmdline}) ---")
                 print(r.text, end="" if r.text.endswith("\n") else "\n")
                 print("--- end of serial output ---")
     report.terminal(stages)
@@ -153,7 +159,7 @@ def free_port():
 
 def cmd_build(args):
     deps.ensure("kernel", install=not args.no_install)
-    b = build_mod.build(labs.find(args.lab).number, flag(args.solutions))
+    b = build_mod.build(stage_of(args))
     build_mod.link_compile_commands(b)
     print(f"built {b.elf.relative_to(labs.ROOT)} and {b.iso.name}" + (" (up to date)" if b.cached else ""))
     return 0
@@ -165,17 +171,16 @@ def cmd_bochs_debug(args):
     import tempfile
     import threading
     deps.ensure("bochs", install=not args.no_install)
-    b = build_mod.build(labs.find(args.lab).number, flag(args.solutions))
-    start = diagnosis.nm_symbols(b.elf).get("_start")
-    seed = grade.new_seed() if args.seed is None else args.seed
-    kargs = grade.kargs_for(seed, args.tests)
+    b = build_mod.build(stage_of(args))
+    start = b.symbols.get("_start")
+    r = Run(new_seed() if args.seed is None else args.seed, args.tests, emulator="bochs")
     print(f"Bochs debugger: stops at _start ({start:#x}) and at every `xchg %bx, %bx` in the kernel.\n"
           "Commands: c continue, s step, n next, r registers, sreg, creg, info gdt, info idt, info tab,\n"
           "page ADDR, x /8gx ADDR, u /10 (disassemble), lb ADDR (breakpoint), q quit. "
           "Serial output appears here too.", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="kit-run-") as tmp:
-        launch = emulators.bochs(b.iso, tmp, kargs, memory_mb=grade.memory_for(seed), debugger=True,
-                                 breakpoints=[start])
+        launch = emulators.bochs(b.iso, tmp, r.cmdline, memory_mb=r.memory_mb, exits=b.stage.exit_values(),
+                                 debugger=True, breakpoints=[start])
         fd = os.open(launch.serial_fifo, os.O_RDWR | os.O_NONBLOCK)
         done = threading.Event()
 
@@ -205,17 +210,15 @@ def cmd_qemu(args):
     if args.cmd == "bochs":
         args.emulator = "bochs"
     deps.ensure(args.emulator, install=not args.no_install)
-    lab = labs.find(args.lab)
-    b = build_mod.build(lab.number, flag(args.solutions))
+    b = build_mod.build(stage_of(args))
     build_mod.link_compile_commands(b)
-    seed = grade.new_seed() if args.seed is None else args.seed
-    kargs = grade.kargs_for(seed, args.tests)
+    r = Run(new_seed() if args.seed is None else args.seed, args.tests, emulator=args.emulator)
     port = free_port() if args.gdb else None
     gdbinit = labs.ROOT / "build" / "gdbinit"
     if port:
         gdbinit.unlink(missing_ok=True)         # never let `make gdb` find an old session
-    print(f"booting {b.iso.relative_to(labs.ROOT)} in {args.emulator} with `{kargs}`, "
-          f"{grade.memory_for(seed)} MiB; Ctrl-C stops it", file=sys.stderr)
+    print(f"booting {b.iso.relative_to(labs.ROOT)} in {args.emulator} with `{r.cmdline}`, "
+          f"{r.memory_mb} MiB; Ctrl-C stops it", file=sys.stderr)
     if port:
         gdbinit.write_text(f"# written by `make qemu-gdb` (grader process {os.getpid()}), removed when it stops\n"
                            f"file {b.elf}\nset architecture i386:x86-64\n"
@@ -226,17 +229,18 @@ def cmd_qemu(args):
     def show(data):
         out.write(data)
         out.flush()
+    exits = b.stage.exit_values()
     try:
-        r = run.run(lambda tmp: emulators.EMULATORS[args.emulator](b.iso, tmp, kargs,
-                                                                     memory_mb=grade.memory_for(seed), gdb_port=port),
-                    total_timeout=24 * 3600 if port else 120, progress_timeout=None if port else 60,
-                    on_output=show)
+        result = run.run(lambda tmp: emulators.EMULATORS[args.emulator](b.iso, tmp, r.cmdline, memory_mb=r.memory_mb,
+                                                                          exits=exits, gdb_port=port),
+                         total_timeout=24 * 3600 if port else 120, progress_timeout=None if port else 60,
+                         on_output=show)
     finally:
         if port:
             gdbinit.unlink(missing_ok=True)
-    meaning = r.outcome.text if r.outcome else r.reason
+    meaning = result.outcome.text if result.outcome else result.reason
     print(f"\n[{args.emulator} stopped: {meaning}]", file=sys.stderr)
-    return 0 if r.outcome and r.outcome.ok else 1
+    return 0 if result.outcome and result.outcome.ok else 1
 
 
 GDB_WRITER = re.compile(r"grader process (\d+)")

@@ -10,7 +10,7 @@ import sys
 import tempfile
 import time
 
-from . import build, deps, emulators, grade, labs
+from . import build, deps, emulators, grade, labs, stage
 
 
 def median_time(fn, runs):
@@ -22,16 +22,18 @@ def median_time(fn, runs):
     return statistics.median(times), min(times), max(times)
 
 
-def raw_boot(iso, seed, emulator):
+def raw_boot(b, r):
     """The grader's exact emulator command, run bare: no runner, no checks.
     The args disk is made once, outside the timing; Bochs writes its serial
     output to a plain file instead of the runner's FIFO."""
     tmp = tempfile.mkdtemp(prefix="kit-bench-")
-    launch = emulators.EMULATORS[emulator](iso, tmp, grade.kargs_for(seed, "all"), memory_mb=grade.memory_for(seed))
+    emulator = r.emulator
+    exits = b.stage.exit_values()
+    launch = emulators.EMULATORS[emulator](b.iso, tmp, r.cmdline, memory_mb=r.memory_mb, exits=exits)
     if launch.serial_fifo:
         rc = launch.files["bochsrc"]
         rc.write_text(rc.read_text().replace(str(launch.serial_fifo), str(launch.serial_fifo) + ".txt"))
-    expected = emulators.qemu_status(emulators.EXIT_OK) if emulator == "qemu" else 1
+    expected = emulators.qemu_status(exits["OK"]) if emulator == "qemu" else 1
 
     def once():
         r = subprocess.run(launch.argv, cwd=tmp, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -62,10 +64,11 @@ def main(argv=None):
     for emulator in args.emulators.split(","):
         ratios = []
         for lab in all_labs:
-            b = build.build(lab.number, solutions=True)
-            once, tmp = raw_boot(b.iso, seed, emulator)
+            b = build.build(stage.make(lab.name, stage.Origin("solutions")))
+            r = stage.Run(seed, emulator=emulator)
+            once, tmp = raw_boot(b, r)
             raw = median_time(once, args.runs)
-            graded = median_time(lambda: grade.boot(b, seed, "all", emulator=emulator), args.runs)
+            graded = median_time(lambda: grade.boot(b, r), args.runs)
             subprocess.run(["rm", "-rf", tmp])
             ratios.append(graded[0] / raw[0])
             print(f"  {emulator:5s} stage {lab.name:12s} raw boot {raw[0]:.3f}s ({raw[1]:.3f}..{raw[2]:.3f})   "

@@ -1,6 +1,8 @@
 """Reading what went wrong: the exception chain from QEMU's `-d int,cpu_reset`
-log, each RIP mapped to function and source line, and a hint keyed to the lab
-that names the book section to read.
+log (or Bochs's), each RIP mapped to function and source line, the place of
+each address in words, and a hint. The places and the hints come from the
+labs of the stage (their checks.py: @place functions, HINTS); this module
+knows the CPU, not the labs.
 """
 import re
 import shutil
@@ -61,9 +63,7 @@ class Chain:
     triple: bool
     messages: list = field(default_factory=list)   # the emulator's own words (Bochs errors)
     handled: int = 0            # earlier exceptions in the kernel that it handled and survived
-    kernel_said: list = field(default_factory=list)   # the kernel's own report line (lab 05 on)
-    probe_fault: bool = False   # that report names a probe's instruction
-    in_jit: bool = False        # that report names a rip in the JIT's code (the heap)
+    kernel_said: list = field(default_factory=list)   # the kernel's own report line, if it has a handler
 
     def __bool__(self):
         return bool(self.faults) or self.triple
@@ -170,12 +170,12 @@ def parse_bochs_log(text):
     return Chain(faults, True, messages)
 
 
-def symbolize(elf, addresses, root=None):
-    """{address: 'function (file:line)'} from llvm-symbolizer, or addr2line."""
+def symbolize(elf, addresses, roots=(), place=None):
+    """{address: 'function (file:line)'} from llvm-symbolizer (or addr2line);
+    for an address with no source line, place(addr) names it if it can."""
     addresses = list(dict.fromkeys(addresses))
     if not addresses or not Path(elf).is_file():
         return {}
-    names = {}
     tool = shutil.which("llvm-symbolizer")
     try:
         if tool:
@@ -190,188 +190,90 @@ def symbolize(elf, addresses, root=None):
             return {}
     except (OSError, subprocess.TimeoutExpired):
         return {}
+    names = {}
     for addr, block in zip(addresses, blocks):
         if len(block) < 2 or block[0] in ("??", ""):
+            where = place(addr) if place else ""
+            if where:
+                names[addr] = where
             continue
         loc = block[1].rsplit(":", 1)[0] if block[1].count(":") >= 2 else block[1]
-        if root:
-            for r in root if isinstance(root, (list, tuple)) else [root]:
-                loc = loc.replace(str(r).rstrip("/") + "/", "")
-        func = block[0]
-        if loc.startswith("??"):
-            syms = nm_symbols(elf)
-            if syms.get("__heap_start", 1) <= addr < syms.get("__heap_end", 0):
-                names[addr] = "code generated at run time (in the heap: the JIT's pages)"
-                continue
-        if func.startswith("__"):
-            func = code_symbol(nm_symbols(elf), addr) or func
-        names[addr] = f"{func} ({loc})"
+        for r in roots:
+            loc = loc.replace(str(r).rstrip("/") + "/", "")
+        names[addr] = f"{block[0]} ({loc})"
     return names
 
 
-def nm_symbols(elf):
-    """{name: address} of the kernel's symbols, from llvm-nm."""
-    try:
-        out = subprocess.run(["llvm-nm", str(elf)], capture_output=True, text=True, timeout=30).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return {}
-    return {p[2]: int(p[0], 16) for p in (ln.split() for ln in out.splitlines()) if len(p) == 3}
+def fix_marker_names(names, symbols):
+    """llvm-symbolizer may name a linker marker (__text_start) that shares an
+    address with the real function: name the function instead."""
+    out = {}
+    for addr, text in names.items():
+        func = text.split(" (", 1)[0]
+        if func.startswith("__") and symbols.code_symbol(addr):
+            text = symbols.code_symbol(addr) + text[len(func):]
+        out[addr] = text
+    return out
 
 
-def code_symbol(syms, addr):
-    """The nearest code label at or below addr, skipping the linker script's
-    __section_start markers that share an address with the real function."""
-    best = max(((a, n) for n, a in syms.items() if a <= addr and not n.startswith("__")), default=None)
-    return best[1] if best else None
-
-
-def kernel_range(elf):
-    """[start, end) of the kernel image, from llvm-nm."""
-    syms = nm_symbols(elf)
-    if "__kernel_start" in syms and "__kernel_end" in syms:
-        return syms["__kernel_start"], syms["__kernel_end"]
-    return None
-
-
-SECTIONS = ((".text", "__text_start", "__text_end"), (".rodata", "__rodata_start", "__rodata_end"),
-            (".data", "__data_start", "__data_end"), ("the stack guard page", "__stack_guard", "__stack_bottom"),
-            ("the stack", "__stack_bottom", "__stack_top"), ("the heap", "__heap_start", "__heap_end"),
-            (".bss", "__bss_start", "__bss_end"))
-MAP_LINE = re.compile(r"^\[paging\] map 0x([0-9a-f]{16})-0x([0-9a-f]{16}) ")
-MMAP_LINE = re.compile(r"^\[mmap\] 0x([0-9a-f]{16})-0x([0-9a-f]{16}) usable$")
-
-
-def place_of(addr, syms, lines):
-    """Where addr lies, in words: a kernel section, or usable RAM that the
-    kernel's printed page map does (not) cover, or beyond RAM."""
-    for name, lo, hi in SECTIONS:
-        if lo in syms and hi in syms and syms[lo] <= addr < syms[hi]:
-            return name
-    maps = [(int(m.group(1), 16), int(m.group(2), 16)) for m in map(MAP_LINE.match, lines) if m]
-    ram = [(int(m.group(1), 16), int(m.group(2), 16) + 1) for m in map(MMAP_LINE.match, lines) if m]
-    if maps and not any(a <= addr < b for a, b in maps):
-        end = max(b for a, b in maps if a < 1 << 47)
-        if any(a <= addr < b for a, b in ram):
-            return f"usable RAM beyond the kernel's identity map (its last range ends at 0x{end:x})"
-        return "an address the kernel's page map does not cover"
-    if ram and not any(a <= addr < b for a, b in ram):
-        return "no usable RAM (the memory map lists nothing there)"
+def place_of(addr, ev, places):
+    """Where addr lies, in words, from the first of the labs' place functions that knows."""
+    for fn in places:
+        try:
+            where = fn(addr, ev)
+        except (KeyError, TypeError, ValueError, IndexError):
+            where = None
+        if where:
+            return where
     return ""
 
 
-# Hints: (test on the chain and its context, text). The first that applies is shown.
-def _in(fault, *names):
-    return fault is not None and any(n in fault.where for n in names)
+def choose_hint(ev, hints):
+    """The text of the first hint whose test holds (hints are in order)."""
+    for h in hints:
+        try:
+            if h.test(ev):
+                return h.text
+        except (KeyError, TypeError, IndexError, AttributeError, ValueError):
+            continue
+    return None
 
 
-def _overflow_without_ist(c, f, lab):
-    return (c.triple and f is not None and f.vector == 14 and 8 in [x.vector for x in c.faults]
-            and "stack guard page" in f.place)
+@dataclass
+class Knowledge:
+    """What the stage's labs add to the diagnosis, in the order to ask them."""
+    hints: list = field(default_factory=list)
+    places: list = field(default_factory=list)
+    kernel_report: list = field(default_factory=list)     # fn(lines) -> the kernel's own fault report
 
 
-def _in_jit_code(c, syms):
-    """The kernel's report names a rip in the heap: the JIT's generated code."""
-    m = re.search(r"at rip 0x([0-9a-f]+)", c.kernel_said[0]) if c.kernel_said else None
-    return bool(m) and syms.get("__heap_start", 1) <= int(m.group(1), 16) < syms.get("__heap_end", 0)
-
-
-HINTS = [
-    (lambda c, f, lab: lab >= 6 and c.kernel_said and "#UD invalid opcode" in c.kernel_said[0] and c.in_jit,
-     "an invalid-opcode fault in the JIT's code, at an SSE instruction: SSE is off until the kernel sets "
-     "CR4.OSFXSR (and CR4.OSXMMEXCPT, CR0.MP, with CR0.EM clear). Book: chapter 6, \"Turning SSE on\"."),
-    (lambda c, f, lab: lab >= 6 and c.kernel_said and "#GP general protection" in c.kernel_said[0] and c.in_jit,
-     "a general-protection fault in the JIT's code: a legacy SSE instruction (movdqa, pmaddwd) with a memory "
-     "operand that is not 16-byte aligned. Book: chapter 6, \"Turning SSE on\"."),
-    (_overflow_without_ist,
-     "a page fault in the stack guard page could not be delivered (its frame goes on the same full stack), "
-     "and neither could the double fault: vector 8 needs its own stack, IST1 in the TSS (idt_set_gate's "
-     "ist argument), and the TSS's IST1 pointer must be set and mapped. "
-     "Book: chapter 5, \"The double fault and the IST\"."),
-    (lambda c, f, lab: c.kernel_said and "at rip 0x0000000000000000" in c.kernel_said[0],
-     "the kernel's own report names rip 0, where nothing runs: the trap frame was read one word off, so "
-     "the CPU's error code sits where rip should be. A stub must push a dummy error code only where the CPU "
-     "pushes none, and trap_common must drop the vector and the error code (16 bytes) before iretq. "
-     "Book: chapter 5, \"The trap frame\"."),
-    (lambda c, f, lab: c.kernel_said and "unexpected" in c.kernel_said[0]
-     and re.search(r"rip 0x[0-9a-f]+ .*", c.kernel_said[0]) and c.probe_fault,
-     "a fault inside a probe had no fix-up entry: each instruction a probe expects to fault needs its "
-     "(insn, resume) pair in .fixup_table, and fixup_find must find it. Book: chapter 5, \"Probes and fix-ups\"."),
-    (lambda c, f, lab: any("Both CS.L and CS.D_B" in m for m in c.messages),
-     "the 64-bit code segment has both L and D set: Bochs refuses it (QEMU lets it pass). With L=1, "
-     "D must be 0: see the gdt in labs/01-boot/boot.S. Book: chapter 1, \"Pitfalls\"."),
-    (lambda c, f, lab: _in(f, "lm_enable") and f.vector == 14 and abs(f.regs.get("CR2", 0) - f.rip) < 0x1000,
-     "paging went on inside lm_enable and the next instruction fetch faulted (CR2 is next to RIP): "
-     "CR3 does not point at the page tables, or was loaded after CR0.PG. Do PAE and CR3 before CR0.PG. "
-     "Book: chapter 1, \"Entering long mode\"."),
-    (lambda c, f, lab: _in(f, "lm_enable") and f.vector == 14,
-     "paging went on inside lm_enable and an access faulted at CR2, which the page tables do not map "
-     "(the stack, if CR2 is near RSP): the identity map must cover all the kernel touches. "
-     "Book: chapter 1, \"Pitfalls\"."),
-    (lambda c, f, lab: _in(f, "lm_enable"),
-     "the first fault is inside lm_enable, before any IDT exists: check the order of the four "
-     "steps (PAE and CR3 before CR0.PG). Book: chapter 1, \"Entering long mode\"."),
-    (lambda c, f, lab: f is not None and f.vector == 14 and f.error & 0x8,
-     "a reserved bit is set in a paging entry on the walk to CR2: an address not aligned to its page "
-     "size (a 2 MiB page must be 2 MiB-aligned), PS where the level allows none, or address bits beyond "
-     "the CPU's physical width. Book: chapter 4, \"What an entry says\"."),
-    (lambda c, f, lab: f is not None and f.vector == 14 and f.error & 0x3 == 0x3 and lab >= 4,
-     "a write to a present page faulted: PTE_W is clear in its entry or in a table above it (upper "
-     "entries must allow writing for the leaf to decide). Book: chapter 4, \"What an entry says\"."),
-    (lambda c, f, lab: f is not None and f.vector == 14 and f.error & 0x10 and f.place == ".text",
-     "an instruction fetch from .text faulted: the kernel's code is mapped no-execute (PTE_NX) or not at "
-     "all. Book: chapter 4, \"Pitfalls\"."),
-    (lambda c, f, lab: f is not None and f.vector == 14 and "beyond the kernel's identity map" in f.place,
-     "CR2 is usable RAM that the new page tables do not map: the identity map must cover every usable "
-     "region of the memory map, not just the first megabytes. Book: chapter 4, \"Pitfalls\"."),
-    (lambda c, f, lab: f is not None and f.vector == 14 and f.regs.get("CR2", 0) >= 1 << 30 and lab <= 3,
-     "CR2 is beyond the boot identity map (1 GiB): the address was never mapped. A heap or buffer "
-     "at a made-up fixed address does this. Book: chapter 3, \"Pitfalls\"."),
-    (lambda c, f, lab: c.triple and lab < 5 and f is not None and f.regs.get("IDT", (0, 0))[1] == 0,
-     "there is no IDT before lab 05, so any exception in the kernel ends in a triple fault: the "
-     "first exception of the chain is the real problem. Book: chapter 0, \"Reading a grader report\"."),
-    (lambda c, f, lab: c.triple and f is None,
-     "the CPU reset without a logged exception in the kernel: a fault during the mode switch "
-     "(boot.S) or an emulator that cannot log (KVM). Book: chapter 1, \"Pitfalls\"."),
-]
-
-
-def _kernel_report(lines_printed):
-    """The kernel's own last word on a fault (lab 05 on): its report line."""
-    return [ln for ln in lines_printed if ln.startswith("[fault] ") and
-            ("unexpected" in ln or ln.startswith("[fault] #DF"))][-1:]
-
-
-def diagnose(log_text, elf, lab_number, roots=(), emulator="qemu", lines_printed=()):
+def diagnose(log_text, build, knowledge, emulator="qemu", lines_printed=(), roots=()):
     """Lines describing the exception chain in the log, or [] if there is none.
-    lines_printed (the serial output) tells where a page fault's CR2 lies."""
+    lines_printed (the serial output) helps the places say where an address lies."""
+    from .api import Evidence
+    syms = build.symbols
     if emulator == "bochs":
         chain = parse_bochs_log(log_text)
     else:
-        chain = parse_qemu_log(log_text, kernel_range(elf))
-    chain.kernel_said = _kernel_report(lines_printed)
-    syms = nm_symbols(elf) if (chain.faults or chain.kernel_said) else {}
-    if chain.kernel_said:
-        m = re.search(r"at rip 0x([0-9a-f]+)", chain.kernel_said[0])
-        probes = {n: a for n, a in syms.items() if n.startswith("probe_") and n.endswith("_insn")}
-        chain.probe_fault = bool(m) and int(m.group(1), 16) in probes.values()
-        chain.in_jit = _in_jit_code(chain, syms)
+        chain = parse_qemu_log(log_text, syms.kernel_range)
+    for report in knowledge.kernel_report:
+        chain.kernel_said = chain.kernel_said or list(report(lines_printed))
     if not chain and not chain.kernel_said:
         return [], chain
+    first = chain.faults[0] if chain.faults else None
+    ev = Evidence(chain, first, build.stage, syms, list(lines_printed), chain.kernel_said)
     if chain.kernel_said and not chain.triple:
         lines = [f"the kernel handled this fault itself and reported: {chain.kernel_said[0]}"]
-        for test, text in HINTS:
-            try:
-                if test(chain, chain.faults[0] if chain.faults else None, lab_number):
-                    lines.append("hint: " + text)
-                    break
-            except (KeyError, TypeError, IndexError, AttributeError):
-                continue
-        return lines, chain
-    names = symbolize(elf, [f.rip for f in chain.faults], roots)
+        hint = choose_hint(ev, knowledge.hints)
+        return lines + ([f"hint: {hint}"] if hint else []), chain
+    code_ev = Evidence(chain, first, build.stage, syms, list(lines_printed), chain.kernel_said, code=True)
+    names = symbolize(build.elf, [f.rip for f in chain.faults], roots,
+                      place=lambda a: place_of(a, code_ev, knowledge.places))
+    names = fix_marker_names(names, syms)
     for f in chain.faults:
         f.where = names.get(f.rip, "no symbol")
         if f.vector == 14:
-            f.place = place_of(f.regs.get("CR2", 0), syms, lines_printed)
+            f.place = place_of(f.regs.get("CR2", 0), ev, knowledge.places)
     lines = []
     for n, f in enumerate(chain.faults):
         kind = "raised by an instruction (int n)" if f.software else ""
@@ -384,12 +286,5 @@ def diagnose(log_text, elf, lab_number, roots=(), emulator="qemu", lines_printed
     lines += [f"bochs says: {m}" for m in chain.messages[:3]]
     if chain.handled:
         lines.append(f"(before this chain, the log shows {chain.handled} other exception(s) in the kernel)")
-    first = chain.faults[0] if chain.faults else None
-    for test, text in HINTS:
-        try:
-            if test(chain, first, lab_number):
-                lines.append("hint: " + text)
-                break
-        except (KeyError, TypeError, IndexError, AttributeError):
-            continue
-    return lines, chain
+    hint = choose_hint(ev, knowledge.hints)
+    return lines + ([f"hint: {hint}"] if hint else []), chain

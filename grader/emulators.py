@@ -17,15 +17,18 @@ from . import deps
 
 QEMU = "qemu-system-x86_64"
 BOCHS = "bochs"
-EXIT_OK, EXIT_PANIC, EXIT_BOOTFAIL, EXIT_DOUBLEFAULT = 0x10, 0x11, 0x12, 0x13
-REASONS = {EXIT_OK: "ok", EXIT_PANIC: "panic", EXIT_BOOTFAIL: "boot failure",
-           EXIT_DOUBLEFAULT: "double fault"}
 ARGS_DISK_BYTES = 16 * 63 * 512    # one cylinder: a geometry Bochs accepts for a flat disk
 
 
 def qemu_status(value):
     """The exit status QEMU gives for a value written to isa-debug-exit."""
     return (value << 1) | 1
+
+
+def exit_words(exits):
+    """{value: word} from the kernel's {"BOOT_FAILURE": 0x12, ...}: the word
+    its final line `[power] off: WORD` says for that value."""
+    return {v: name.lower().replace("_", " ") for name, v in (exits or {}).items()}
 
 
 @dataclass
@@ -47,15 +50,16 @@ class Launch:
     log: Path
     serial_fifo: Path = None    # read serial here instead of stdout
     files: dict = field(default_factory=dict)
+    exits: dict = field(default_factory=dict)      # the kernel's EXIT_* values: {"OK": 0x10, ...}
 
     def outcome(self, status, log, lines):
         if self.name == "bochs":
-            return bochs_outcome(status, log, lines)
-        return qemu_outcome(status, log)
+            return bochs_outcome(status, log, lines, self.exits)
+        return qemu_outcome(status, log, self.exits)
 
 
-def qemu_outcome(status, log):
-    for value, kind in REASONS.items():
+def qemu_outcome(status, log, exits=None):
+    for value, kind in exit_words(exits).items():
         if status == qemu_status(value):
             return Outcome(kind, f"exit status {status} ({kind})")
     if status == 0 and "Triple fault" in log:
@@ -65,13 +69,13 @@ def qemu_outcome(status, log):
     return Outcome("other", f"exit status {status} (QEMU itself failed?)")
 
 
-def bochs_outcome(status, log, lines):
+def bochs_outcome(status, log, lines, exits=None):
     if "3rd (" in log and "exception with no resolution" in log:
         return Outcome("triple fault", "triple fault: Bochs stopped at the third exception")
     if "Shutdown port: shutdown requested" in log or "ACPI control: soft power off" in log:
         final = [ln for ln in lines if ln.startswith("[power] off: ")]
         kind = final[-1][len("[power] off: "):] if final else "other"
-        if kind in REASONS.values():
+        if kind in exit_words(exits).values():
             return Outcome(kind, f"powered off ({kind})")
         return Outcome("other", "powered off without the final `[power] off:` line")
     panics = [ln.split(">>PANIC<<", 1)[1].strip() for ln in log.splitlines() if ">>PANIC<<" in ln]
@@ -91,7 +95,7 @@ def make_args_disk(tmpdir, kargs):
     return env
 
 
-def qemu(iso, tmpdir, kargs, memory_mb=128, gdb_port=None, extra=(), qmp=False, **_):
+def qemu(iso, tmpdir, kargs, memory_mb=128, exits=None, gdb_port=None, extra=(), qmp=False, **_):
     tmpdir = Path(tmpdir)
     log = tmpdir / "qemu.log"
     env = make_args_disk(tmpdir, kargs)
@@ -110,7 +114,7 @@ def qemu(iso, tmpdir, kargs, memory_mb=128, gdb_port=None, extra=(), qmp=False, 
         files["qmp"] = tmpdir / "qmp.sock"
         argv += ["-qmp", f"unix:{files['qmp']},server=on,wait=off"]
     argv += list(extra)
-    return Launch("qemu", argv, log, files=files)
+    return Launch("qemu", argv, log, files=files, exits=dict(exits or {}))
 
 
 BOCHSRC = """\
@@ -141,7 +145,7 @@ def netns_prefix():
     return ["unshare", "-n"] if os.geteuid() == 0 else ["unshare", "-rn"]
 
 
-def bochs(iso, tmpdir, kargs, memory_mb=128, debugger=False, breakpoints=(), **_):
+def bochs(iso, tmpdir, kargs, memory_mb=128, exits=None, debugger=False, breakpoints=(), **_):
     tmpdir = Path(tmpdir)
     disk = make_args_disk(tmpdir, kargs)
     fifo = tmpdir / "serial.fifo"
@@ -157,7 +161,8 @@ def bochs(iso, tmpdir, kargs, memory_mb=128, debugger=False, breakpoints=(), **_
     else:
         commands.write_text("c\nquit\n")     # the built-in debugger would stop at a prompt
     argv = netns_prefix() + [BOCHS, "-q", "-f", str(rc), "-rc", str(commands)]
-    return Launch("bochs", argv, log, serial_fifo=fifo, files={"args": disk, "bochsrc": rc})
+    return Launch("bochs", argv, log, serial_fifo=fifo, files={"args": disk, "bochsrc": rc},
+                  exits=dict(exits or {}))
 
 
 EMULATORS = {"qemu": qemu, "bochs": bochs}

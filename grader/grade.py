@@ -1,18 +1,19 @@
 """Grading a stage: build it, boot it (one boot per set of tests, in
-parallel), match the transcript, run the computed checks, diagnose failures."""
-import random
+parallel), match the transcript, run the computed checks, diagnose failures.
+
+Stage N scores lab N's checks (its expected.txt and its checks.py) plus the
+common end-of-run check; the diagnosis asks every lab of the stage.
+"""
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from . import api, diagnosis, emulators, run, transcript
 from . import build as build_mod
-from . import checks as checks_mod
-from . import diagnosis, emulators, labs, run, transcript
-from .checks.common import end_of_run
+from .ending import COMMON_CHECKS, end_of_run
+from .stage import Run, new_seed
 
-MEMORY_CHOICES = (128, 192, 256)    # MiB: the seed picks one, so the memory map cannot be hard-coded
 TIMEOUTS = {"total": 60.0, "progress": 15.0}
 
 
@@ -35,19 +36,26 @@ class CheckResult:
 
 @dataclass
 class StageResult:
-    lab: object
+    stage: object               # stage.Stage
     seed: int
     memory_mb: int
     emulator: str
-    source: str
     checks: list = field(default_factory=list)
     build_error: object = None
-    runs: dict = field(default_factory=dict)
-    kargs: dict = field(default_factory=dict)
+    runs: dict = field(default_factory=dict)        # boot name -> stage.Run (what it was given)
+    boots: dict = field(default_factory=dict)       # boot name -> run.RunResult (what came back)
     diagnoses: dict = field(default_factory=dict)
     stopped: str = ""           # why the default boot did not end cleanly
     elapsed: float = 0.0
     build: object = None        # build.Build, when the stage built
+
+    @property
+    def lab(self):
+        return self.stage.top
+
+    @property
+    def source(self):
+        return self.stage.origin.sentence
 
     @property
     def score(self):
@@ -66,16 +74,40 @@ class StageResult:
         return bool(self.checks) and all(c.passed for c in self.checks if not c.bonus)
 
 
-def new_seed():
-    return random.SystemRandom().randrange(1, 1 << 32)
+@dataclass
+class Plan:
+    """What grading the stage's top lab takes, read once from its folder."""
+    specs: list                 # transcript.CheckSpec from expected.txt
+    checks: list                # api.CheckDef: the lab's computed checks and the common ones
+    boots: dict                 # boot name -> tests=
+    interaction: object         # api.Interaction for the default boot, or None
+    values: list                # functions ctx -> {name: value}
+    precompute: list            # functions (seed, lab) -> {name: value}
 
 
-def memory_for(seed):
-    return MEMORY_CHOICES[seed % len(MEMORY_CHOICES)]
+def plan_for(stage, emulator):
+    lab = stage.top
+    spec_path = lab.dir / "expected.txt"
+    specs = transcript.parse(spec_path.read_text(), f"labs/{lab.name}/expected.txt") if spec_path.is_file() else []
+    found = api.collect(lab.module("checks"))
+    talk = found["interaction"]
+    return Plan(specs, [c for c in COMMON_CHECKS + found["checks"] if emulator in c.emulators],
+                {"default": "all", **found["boots"]}, talk if talk and emulator in talk.emulators else None,
+                found["values"], found["precompute"])
 
 
-def kargs_for(seed, tests):
-    return f"seed=0x{seed:08x} tests={tests}"
+def knowledge_of(stage):
+    """The hints, places and kernel-report readers of every lab of the stage:
+    hints by rank, then from the highest lab down; places from the highest lab down."""
+    k = diagnosis.Knowledge()
+    for lab, module in stage.lab_modules("checks"):
+        found = api.collect(module)
+        k.hints += found["hints"]
+        k.places += found["places"]
+        if found["kernel_report"]:
+            k.kernel_report.append(found["kernel_report"])
+    k.hints.sort(key=lambda h: h.rank)
+    return k
 
 
 _EMULATOR_SLOTS = threading.BoundedSemaphore(2)
@@ -86,111 +118,131 @@ def set_parallel(jobs):
     _EMULATOR_SLOTS = threading.BoundedSemaphore(max(1, jobs))
 
 
-def boot(build, seed, tests, emulator="qemu", timeouts=None, memory_mb=None, talk=None, **kw):
-    """One boot of a built stage with this seed and test selection; `talk`
-    (a checks.Interaction) adds command-line words and a line hook."""
+def boot(b, r, timeouts=None, talk=None, **kw):
+    """One boot of a built stage with the Run `r`; `talk` (an api.Interaction)
+    adds its line hook and emulator options."""
     timeouts = dict(TIMEOUTS, **(timeouts or {}))
-    make = emulators.EMULATORS[emulator]
-    kargs = kargs_for(seed, tests) + (f" {talk.kargs}" if talk and talk.kargs else "")
-    memory_mb = memory_mb or memory_for(seed)
-    opts = talk.launch if talk else {}
+    make = emulators.EMULATORS[r.emulator]
+    opts = dict(talk.launch) if talk else {}
     if talk:
         kw["on_line"] = talk.on_line
+    exits = b.stage.exit_values()
     with _EMULATOR_SLOTS:
-        return run.run(lambda tmp: make(build.iso, tmp, kargs, memory_mb=memory_mb, **opts),
+        return run.run(lambda tmp: make(b.iso, tmp, r.cmdline, memory_mb=r.memory_mb, exits=exits, **opts),
                        total_timeout=timeouts["total"], progress_timeout=timeouts["progress"], **kw)
 
 
-def source_name(solutions, submission, solutions_below):
-    below = " (labs below it from solutions/)" if solutions_below and not solutions else ""
-    if submission:
-        return str(submission) + below
-    return "solutions/" if solutions else "labs/ (your code)" + below
+def plan_runs(plan, seed, emulator, memory_mb=None):
+    extra = tuple(plan.interaction.kargs.split()) if plan.interaction and plan.interaction.kargs else ()
+    return {name: Run(seed, tests, memory_mb, extra if name == "default" else (), emulator)
+            for name, tests in plan.boots.items()}
 
 
-def grade_stage(lab_spec, solutions=False, submission=None, seed=None, emulator="qemu",
-                root=labs.ROOT, outdir=None, timeouts=None, solutions_below=False, memory_mb=None):
-    """Build, boot and check one stage. memory_mb overrides the machine size
-    the seed would pick (a mutant test boots a deliberately small machine)."""
+def grade_stage(stage, seed=None, emulator="qemu", memory_mb=None, timeouts=None, outdir=None):
+    """Build, boot and check one stage (a stage.Stage). memory_mb overrides
+    the machine size the seed would pick (a mutant may boot a small machine)."""
     t0 = time.monotonic()
-    lab = labs.find(lab_spec, root)
     seed = new_seed() if seed is None else seed
-    memory_mb = memory_mb or memory_for(seed)
-    result = StageResult(lab, seed, memory_mb, emulator, source_name(solutions, submission, solutions_below))
-    spec_path = lab.dir / "expected.txt"
-    specs = transcript.parse(spec_path.read_text(), str(spec_path)) if spec_path.is_file() else []
-    pychecks = [c for c in checks_mod.for_lab(lab.name) if emulator in c.emulators]
-    boots = {"default": "all", **checks_mod.BOOTS.get(lab.name, {})}
-    talk = checks_mod.INTERACTIONS.get(lab.name)
-    talk = talk if talk and emulator in talk.emulators else None
+    plan = plan_for(stage, emulator)
+    result = StageResult(stage, seed, 0, emulator)
+    result.runs = plan_runs(plan, seed, emulator, memory_mb)
+    result.memory_mb = result.runs["default"].memory_mb
     try:
-        b = build_mod.build(lab.number, solutions, submission, root, outdir, solutions_below=solutions_below)
+        result.build = build_mod.build(stage, outdir)
     except build_mod.BuildError as e:
         result.build_error = e
         msg = f"build failed: {e.summary}"
-        result.checks = ([CheckResult(s.title, s.points, False, msg, bonus=s.bonus) for s in specs]
-                         + [CheckResult(c.title, c.points, False, msg, boot=c.boot) for c in pychecks])
+        result.checks = ([CheckResult(s.title, s.points, False, msg, bonus=s.bonus) for s in plan.specs]
+                         + [CheckResult(c.title, c.points, False, msg, boot=c.boot) for c in plan.checks])
         result.elapsed = time.monotonic() - t0
         return result
-    result.build = b
-    with ThreadPoolExecutor(max_workers=len(boots) + 1) as pool:
-        futures = {name: pool.submit(boot, b, seed, tests, emulator, timeouts, memory_mb,
-                                     talk if name == "default" else None)
-                   for name, tests in boots.items()}
-        early = checks_mod.PRECOMPUTE.get(lab.name)
-        early = pool.submit(early, seed, root) if early else None
-        result.runs = {name: f.result() for name, f in futures.items()}
-        precomputed = early.result() if early else {}
-    result.kargs = {name: kargs_for(seed, tests) for name, tests in boots.items()}
-    if talk and talk.kargs:
-        result.kargs["default"] += f" {talk.kargs}"
+    precomputed = boot_all(result, plan, timeouts)
+    default = result.boots["default"]
+    ctx = api.Context(stage, result.runs["default"], default, result.boots, result.build)
+    ctx.values = {"seed": f"0x{seed:08x}", "cmdline": result.runs["default"].cmdline, **precomputed}
+    for fn in plan.values:
+        ctx.values.update(fn(ctx))
+    result.checks = transcript_checks(plan.specs, default, ctx.values) + computed_checks(plan.checks, result, ctx)
+    explain_the_end(result)
+    diagnose(result)
+    result.elapsed = time.monotonic() - t0
+    return result
 
-    default = result.runs["default"]
-    ctx = checks_mod.Context(lab, seed, memory_mb, default, result.runs, build=b, root=root)
-    ctx.values = {"seed": f"0x{seed:08x}", "cmdline": result.kargs["default"], **precomputed}
-    if lab.name in checks_mod.VARIABLES:
-        ctx.values.update(checks_mod.VARIABLES[lab.name](ctx))
 
-    matched = transcript.match(specs, default.lines, ctx.values)
+def boot_all(result, plan, timeouts):
+    """Every boot of the stage in parallel, and the lab's slow values meanwhile."""
+    lab = result.stage.top
+    with ThreadPoolExecutor(max_workers=len(result.runs) + len(plan.precompute)) as pool:
+        futures = {name: pool.submit(boot, result.build, r, timeouts, plan.interaction if name == "default" else None)
+                   for name, r in result.runs.items()}
+        early = [pool.submit(fn, result.seed, lab) for fn in plan.precompute]
+        result.boots = {name: f.result() for name, f in futures.items()}
+        precomputed = {}
+        for f in early:
+            precomputed.update(f.result())
+    return precomputed
+
+
+def transcript_checks(specs, default, values):
+    matched = transcript.match(specs, default.lines, values)
+    out = []
     for s in specs:
         lr = matched[s.title]
         bad = transcript.failed(lr)
         partial = any(r.status in ("matched", "wrong", "forbidden") for r in lr if not r.expect.never)
         show_diff = bad and (partial or any(r.status == "forbidden" for r in lr))
-        result.checks.append(CheckResult(
-            s.title, s.points, not bad, transcript.explain(lr, ctx.values, default.lines),
-            transcript.diff_view(lr, ctx.values, default.lines) if show_diff else [], s.hints if bad else [],
-            seconds=default.elapsed, bonus=s.bonus))
-    for c in pychecks:
-        ctx.run = result.runs[c.boot]
+        out.append(CheckResult(s.title, s.points, not bad, transcript.explain(lr, values, default.lines),
+                               transcript.diff_view(lr, values, default.lines) if show_diff else [],
+                               s.hints if bad else [], seconds=default.elapsed, bonus=s.bonus))
+    return out
+
+
+def computed_checks(checks, result, ctx):
+    out = []
+    for c in checks:
+        ctx.boot, ctx.run = result.boots[c.boot], result.runs[c.boot]
+        seconds = ctx.boot.elapsed
         try:
             c.fn(ctx)
-            result.checks.append(CheckResult(c.title, c.points, True, boot=c.boot, seconds=ctx.run.elapsed))
-        except checks_mod.Fail as f:
-            result.checks.append(CheckResult(c.title, c.points, False, f.message, f.details,
-                                             boot=c.boot, seconds=ctx.run.elapsed))
+            out.append(CheckResult(c.title, c.points, True, boot=c.boot, seconds=seconds))
+        except api.Fail as f:
+            out.append(CheckResult(c.title, c.points, False, f.message, f.details, boot=c.boot, seconds=seconds))
         except Exception as e:      # a grader bug must not hide the other checks
-            result.checks.append(CheckResult(c.title, c.points, False, f"internal error in this check: "
-                                             f"{type(e).__name__}: {e} (please report it)", boot=c.boot))
+            out.append(CheckResult(c.title, c.points, False, f"internal error in this check: "
+                                   f"{type(e).__name__}: {e} (please report it)", boot=c.boot))
+    return out
+
+
+def explain_the_end(result):
+    """Why the default boot did not end cleanly, once, for the report's head."""
+    default = result.boots["default"]
     problem = end_of_run(default)
-    if problem:
-        for c in result.checks:     # hints about code the kernel never reached only mislead
-            if not c.passed and not c.details and c.message.startswith("missing") and not default.output:
-                c.hints = []
-        result.stopped = problem[0]
-        fails = [ln for ln in default.lines if ln.startswith("[boot] FAIL") or ln.startswith("[panic]")]
-        if fails and lab.number > 1 and not solutions and not solutions_below:
-            result.stopped += (f". Stage {lab.number:02d} runs your code of every lab up to {lab.name}: "
-                               f"to grade {lab.name} alone on the reference labs below it, add BELOW=solutions")
-    # Only a boot that ended badly has a fault worth explaining: from lab 05 on,
-    # the log of a clean run is full of faults the kernel provoked and handled.
-    failing_boots = {c.boot for c in result.checks if not c.passed
-                     and not (result.runs[c.boot].outcome and result.runs[c.boot].outcome.ok)}
-    roots = [str(root)] + ([str(Path(submission).resolve())] if submission else [])
-    for name in failing_boots:
-        lines, _ = diagnosis.diagnose(result.runs[name].log, b.elf, lab.number, roots, emulator,
-                                      result.runs[name].lines)
+    if not problem:
+        return
+    for c in result.checks:     # hints about code the kernel never reached only mislead
+        if not c.passed and not c.details and c.message.startswith("missing") and not default.output:
+            c.hints = []
+    result.stopped = problem[0]
+    stage = result.stage
+    fails = [ln for ln in default.lines if ln.startswith("[boot] FAIL") or ln.startswith("[panic]")]
+    if fails and len(stage.labs) > 1 and stage.origin.kind != "solutions" and not stage.origin.below_from_solutions:
+        result.stopped += (f". Stage {stage.number:02d} runs your code of every lab up to {stage.top.name}: "
+                           f"to grade {stage.top.name} alone on the reference labs below it, add BELOW=solutions")
+
+
+def diagnose(result):
+    """Only a boot that ended badly has a fault worth explaining: from lab 05
+    on, the log of a clean run is full of faults the kernel provoked and handled."""
+    failing = {c.boot for c in result.checks if not c.passed
+               and not (result.boots[c.boot].outcome and result.boots[c.boot].outcome.ok)}
+    if not failing:
+        return
+    stage = result.stage
+    knowledge = knowledge_of(stage)
+    roots = [str(stage.root)] + ([str(stage.origin.submission.resolve())] if stage.origin.submission else [])
+    for name in sorted(failing):
+        boot_result = result.boots[name]
+        lines, _ = diagnosis.diagnose(boot_result.log, result.build, knowledge, result.emulator,
+                                      boot_result.lines, roots)
         if lines:
             result.diagnoses[name] = lines
-    result.elapsed = time.monotonic() - t0
-    return result

@@ -1,56 +1,94 @@
-"""The labs that exist, and which files make up a stage.
+"""The labs that exist: each a folder labs/NN-name/ with a lab.json, found
+by looking, never named by the engine.
 
-A lab is a directory labs/NN-name/ with a lab.json naming its student files.
-Stage N is the union of labs 01..N; each student file comes from the
-student's tree, from solutions/, or from a submission, never mixed per lab.
+lab.json says what the engine needs to know of a lab:
+    title      one line
+    student    the files the student writes (solutions/NN-name/ holds them completed)
+    chapter    the book chapter, book/NN-name.md
+    header     the header kmain includes for the lab's calls (optional)
+    modules    files GRUB loads as Multiboot2 modules (optional)
+Everything else a lab knows lives in its folder as code: checks.py (computed
+checks, hints, places), mutants.py (its deliberate breaks), its .ld
+fragments, its tools. Those Python files are loaded as a package of their
+own, so a lab's modules can import each other (`from . import model_ref`).
 """
+import importlib
 import json
 import re
+import sys
+import types
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCE_SUFFIXES = (".c", ".S")
+LAB_DIR = re.compile(r"^(\d\d)-[a-z0-9-]+$")
 
 
 class LabError(Exception):
-    """A lab name that does not exist, or a lab directory that is broken."""
+    """A lab name that does not exist, or a lab folder that is broken."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Lab:
     number: int
-    name: str                   # "01-boot"
+    name: str                   # the folder's name: NN-name
     dir: Path
     title: str
-    student: list = field(default_factory=list)
+    student: tuple = ()
     chapter: str = ""
-    modules: list = field(default_factory=list)     # files GRUB loads as Multiboot2 modules
+    header: str = ""
+    modules: tuple = ()
+    root: Path = field(default=ROOT, compare=False)
 
     @property
     def short(self):
-        return self.name.split("-", 1)[1] if "-" in self.name else self.name
+        return self.name.split("-", 1)[1]
+
+    @property
+    def solution_dir(self):
+        return self.root / "solutions" / self.name
+
+    def module(self, name):
+        """The lab's Python module `name` (checks, mutants, ...), or None."""
+        if not (self.dir / f"{name}.py").is_file():
+            return None
+        package = "kitlab_" + hashlib.sha1(str(self.dir).encode()).hexdigest()[:12]
+        if package not in sys.modules:
+            pkg = types.ModuleType(package)
+            pkg.__path__ = [str(self.dir)]
+            pkg.LAB = self
+            sys.modules[package] = pkg
+        try:
+            return importlib.import_module(f"{package}.{name}")
+        except SyntaxError as e:
+            raise LabError(f"labs/{self.name}/{name}.py: {e}") from None
+
+
+def read_lab(d, root):
+    conf = d / "lab.json"
+    try:
+        meta = json.loads(conf.read_text())
+    except ValueError as e:
+        raise LabError(f"labs/{d.name}/lab.json: not valid JSON ({e})") from None
+    return Lab(int(d.name[:2]), d.name, d, meta.get("title", d.name), tuple(meta.get("student", [])),
+               meta.get("chapter", ""), meta.get("header", ""), tuple(meta.get("modules", [])), root)
 
 
 def discover(root=ROOT):
     """Every lab under root/labs, in order."""
-    labs = []
-    for d in sorted((root / "labs").glob("[0-9][0-9]-*")):
-        conf = d / "lab.json"
-        if not conf.is_file():
-            continue
-        try:
-            meta = json.loads(conf.read_text())
-        except ValueError as e:
-            raise LabError(f"{conf}: not valid JSON ({e})") from None
-        labs.append(Lab(int(d.name[:2]), d.name, d, meta.get("title", d.name),
-                        list(meta.get("student", [])), meta.get("chapter", ""), list(meta.get("modules", []))))
-    return labs
+    labs_dir = Path(root) / "labs"
+    found = [read_lab(d, Path(root)) for d in sorted(labs_dir.glob("[0-9][0-9]-*"))
+             if LAB_DIR.match(d.name) and (d / "lab.json").is_file()]
+    numbers = [lab.number for lab in found]
+    if len(set(numbers)) != len(numbers):
+        raise LabError("two lab folders share a number under labs/")
+    return found
 
 
-def find(spec, root=ROOT):
-    """The lab named by spec: '2', '02', '02-serial' or 'serial'."""
-    labs = discover(root)
+def find(spec, root=ROOT, labs=None):
+    """The lab named by spec: its number ('2', '02'), its folder's name, or the name after the number."""
+    labs = discover(root) if labs is None else labs
     spec = str(spec).strip()
     for lab in labs:
         if spec in (lab.name, lab.short) or (re.fullmatch(r"\d+", spec) and int(spec) == lab.number):
@@ -59,39 +97,14 @@ def find(spec, root=ROOT):
     raise LabError(f"no lab called '{spec}' (labs here: {names})")
 
 
-@dataclass
-class Source:
-    path: Path                  # the file compiled
-    shown: str                  # how reports name it: labs/01-boot/mb2.c
-    lab: Lab
-    student: bool
-
-
-def stage_sources(number, solutions=False, submission=None, root=ROOT, solutions_below=False):
-    """The source files of stage `number`, with student files taken from
-    `submission` (a student tree) or from solutions/ when asked. With
-    solutions_below, labs before `number` use solutions/ whatever the source:
-    lab N graded alone on top of the reference labs."""
-    sources = []
-    for lab in discover(root):
-        if lab.number > number:
-            break
-        for f in sorted(lab.dir.iterdir()):
-            if f.suffix not in SOURCE_SUFFIXES:
-                continue
-            student = f.name in lab.student
-            path, shown = f, f"labs/{lab.name}/{f.name}"
-            below = solutions_below and lab.number < number
-            if student and submission is not None and not below:
-                path = Path(submission) / "labs" / lab.name / f.name
-            elif student and (solutions or below):
-                path, shown = root / "solutions" / lab.name / f.name, f"solutions/{lab.name}/{f.name}"
-            sources.append(Source(path, shown, lab, student))
-    return sources
-
-
-def include_dirs(number, root=ROOT):
-    return [lab.dir for lab in discover(root) if lab.number <= number]
+def lab_of(path):
+    """The lab whose folder holds `path` (for a lab's own tests and tools)."""
+    d = Path(path).resolve().parent
+    while d != d.parent and not (d / "lab.json").is_file():
+        d = d.parent
+    if not (d / "lab.json").is_file():
+        raise LabError(f"{path} is not inside a lab folder")
+    return read_lab(d, d.parent.parent)
 
 
 BEGIN = re.compile(r"LAB (\d+): your code here\.")
@@ -123,12 +136,12 @@ def outside_regions(text):
     return kept, regions
 
 
-def skeleton_drift(lab, root=ROOT):
+def skeleton_drift(lab):
     """Where the solution of each student file of `lab` differs from its
     skeleton outside the LAB regions: a list of one-line problems."""
     problems = []
     for name in lab.student:
-        skel, sol = lab.dir / name, root / "solutions" / lab.name / name
+        skel, sol = lab.dir / name, lab.solution_dir / name
         if not skel.is_file() or not sol.is_file():
             problems.append(f"{lab.name}/{name}: missing in labs/ or solutions/")
             continue

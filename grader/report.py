@@ -20,17 +20,16 @@ def use_color(stream, env=os.environ):
     return stream.isatty() and not env.get("NO_COLOR") and env.get("TERM") != "dumb"
 
 
-def reproduce_command(stage):
-    parts = [f"make grade LAB={stage.lab.number:02d}", f"SEED=0x{stage.seed:08x}"]
-    if stage.source.startswith("solutions"):
-        parts.insert(1, "SOLUTIONS=1")
-    from .grade import memory_for
-    if stage.memory_mb != memory_for(stage.seed):
-        parts.append(f"MEMORY={stage.memory_mb}")
-    if "labs below it from solutions" in stage.source:
-        parts.append("BELOW=solutions")
-    if stage.emulator != "qemu":
-        parts.append(f"EMULATOR={stage.emulator}")
+def reproduce_command(st):
+    """The command that runs this grading again, with the same seed."""
+    origin = st.stage.origin
+    parts = [f"make grade LAB={st.lab.number:02d}"] + [a for a in origin.make_args() if a.startswith("SOLUTIONS")]
+    parts.append(f"SEED=0x{st.seed:08x}")
+    if not st.runs["default"].memory_chosen_by_seed:
+        parts.append(f"MEMORY={st.memory_mb}")
+    parts += [a for a in origin.make_args() if a.startswith("BELOW")]
+    if st.emulator != "qemu":
+        parts.append(f"EMULATOR={st.emulator}")
     return " ".join(parts)
 
 
@@ -46,7 +45,7 @@ def terminal(stages, stream=sys.stdout, verbose=False, color=None):
                 w(f"      {ln}\n")
         if st.stopped:
             w(paint("   the kernel did not finish: ", "31") + st.stopped + "\n")
-            r = st.runs.get("default")
+            r = st.boots.get("default")
             for ln in (r.last_lines(3) if r else []):
                 w(f"      last output | {ln}\n")
         for c in st.checks:
@@ -62,11 +61,11 @@ def terminal(stages, stream=sys.stdout, verbose=False, color=None):
                 for h in c.hints:
                     w(paint(f"    hint: {h}", "33") + "\n")
         for boot, lines in st.diagnoses.items():
-            w(paint(f"   diagnosis ({boot} boot, {st.kargs.get(boot, '')}):", "1") + "\n")
+            w(paint(f"   diagnosis ({boot} boot, {st.runs[boot].cmdline}):", "1") + "\n")
             for ln in lines:
                 w(f"      {ln}\n")
-        if verbose and st.runs:
-            for name, r in st.runs.items():
+        if verbose and st.boots:
+            for name, r in st.boots.items():
                 w(f"   serial output of the {name} boot ({r.reason}, status {r.status}, {r.elapsed:.2f}s):\n")
                 for ln in r.lines:
                     w(f"      | {ln}\n")

@@ -1,6 +1,6 @@
-"""The seeded sequence the kernel's self-tests draw from (seed_next in
-labs/01-boot/cmdline.c): the grader draws the same numbers to compute what
-each self-test must print."""
+"""The seeded sequence the kernel's self-tests draw from (seed_next in the
+kernel's cmdline.c): the seed comes on the kernel command line, and the
+grader draws the same numbers to compute what each self-test must print."""
 MASK64 = (1 << 64) - 1
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from grader import build, deps, emulators, labs
+from grader import build, deps, emulators, labs, stage
 
 # Data files and plugins, as the emulator names them (shared libraries and
 # /etc/localtime come with the packages' own dependencies).
@@ -81,7 +81,7 @@ def test_every_program_the_build_runs_is_listed(tmp_path, monkeypatch):
         return real(cmd, *a, **kw)
     monkeypatch.setattr(build.subprocess, "run", spy)
     last = labs.discover()[-1]
-    build.build(last.number, solutions=True, outdir=tmp_path / "out")
+    build.build(stage.make(last.name, stage.Origin("solutions")), outdir=tmp_path / "out")
     assert {"clang", "ld.lld", "grub-mkrescue"} <= set(ran)
     assert [p for p in ran if deps.covers(p) is None] == []
 
@@ -117,7 +117,7 @@ def owner(path):
 @pytest.mark.skipif(not shutil.which("strace") or not shutil.which("dpkg"), reason="needs strace and dpkg")
 @pytest.mark.parametrize("emulator", sorted(emulators.EMULATORS))
 def test_every_data_file_an_emulator_opens_comes_from_a_listed_package(emulator, tmp_path):
-    b = build.build(1, solutions=True)
+    b = build.build(stage.make("01", stage.Origin("solutions")))
     run = tmp_path / "run"
     run.mkdir()
     launch = emulators.EMULATORS[emulator](b.iso, run, "seed=0x1 tests=all", memory_mb=128)

@@ -3,7 +3,7 @@ on real logs (fixtures/README.md says how each was made)."""
 import subprocess
 from pathlib import Path
 
-from grader import build, diagnosis
+from grader import build, diagnosis, stage
 
 FIX = Path(__file__).parent / "fixtures"
 
@@ -46,10 +46,11 @@ def test_empty_log_has_no_chain():
 
 
 def test_symbolizer_maps_kmain_to_its_source():
-    b = build.build(1, solutions=True)
+    b = build.build(stage.make("01", stage.Origin("solutions")))
     nm = subprocess.run(["llvm-nm", str(b.elf)], capture_output=True, text=True).stdout
     addr = next(int(ln.split()[0], 16) for ln in nm.splitlines() if ln.endswith(" kmain"))
+    assert b.symbols["kmain"] == addr                  # kernel.sym, read once, says the same
     names = diagnosis.symbolize(b.elf, [addr + 4], [str(build.ROOT)])
     assert names[addr + 4].startswith("kmain (labs/01-boot/kmain.c:")
-    start, end = diagnosis.kernel_range(b.elf)
+    start, end = b.symbols.kernel_range
     assert start == 0x100000 < addr < end

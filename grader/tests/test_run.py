@@ -5,7 +5,7 @@ import sys
 import time
 
 from grader import emulators, run
-from grader.checks.common import end_of_run
+from grader.ending import end_of_run
 
 
 def fake(script):

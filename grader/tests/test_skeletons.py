@@ -20,14 +20,14 @@ def test_regions_carry_the_lab_number(lab):
 
 
 def test_drift_outside_a_region_is_reported(tmp_path):
-    lab = labs.Lab(9, "09-x", tmp_path / "labs" / "09-x", "x", ["f.c"])
+    lab = labs.Lab(9, "09-x", tmp_path / "labs" / "09-x", "x", ("f.c",), root=tmp_path)
     lab.dir.mkdir(parents=True)
     (tmp_path / "solutions" / "09-x").mkdir(parents=True)
     (lab.dir / "f.c").write_text("a\n// LAB 9: your code here.\nstub\n// LAB 9: end of your code.\nb\n")
     (tmp_path / "solutions/09-x/f.c").write_text("a\n// LAB 9: your code here.\nreal\n// LAB 9: end of your code.\nB\n")
-    assert labs.skeleton_drift(lab, tmp_path) == ["09-x/f.c: differs outside the LAB regions: -b"]
+    assert labs.skeleton_drift(lab) == ["09-x/f.c: differs outside the LAB regions: -b"]
     (tmp_path / "solutions/09-x/f.c").write_text("a\n// LAB 9: your code here.\nreal\nb\n")
-    assert "never closed" in labs.skeleton_drift(lab, tmp_path)[0]
+    assert "never closed" in labs.skeleton_drift(lab)[0]
 
 
 def test_student_files_are_small():

@@ -4,14 +4,13 @@
  * The steps that switch long mode on are yours: lm_enable in longmode.S.
  */
 #include "memlayout.h"
+#include "uart.h"
 #include "x86.h"
 #include "kernel.h"
 
 #define MB2_HEADER_MAGIC 0xe85250d6   /* in our header */
 #define MB2_BOOT_MAGIC   0x36d76289   /* in %eax when GRUB jumps to us */
 #define MB2_ARCH_I386    0            /* 32-bit protected mode entry */
-#define LSR_THRE         0x20         /* line status: transmit holding empty */
-#define LSR_TEMT         0x40         /* line status: transmitter empty */
 #define EARLY_DIVISOR    3            /* 38400 baud until lab 02 programs its own */
 
     .section .multiboot, "a"
@@ -26,7 +25,7 @@ mb2_header:
     .long 8
 mb2_header_end:
 
-    .section .text.boot, "ax"
+    .section .text.code32, "ax"       /* kernel.ld puts 32-bit code first in .text */
     .code32
     .globl _start
     .type _start, @function
@@ -157,17 +156,17 @@ boot_check_long_mode:
  * it a strict emulator (Bochs) sends 5-bit words: garbage. Lab 02 replaces
  * this with a full driver. */
 early_uart_init:
-    mov $(COM1_PORT + 3), %dx         /* LCR: divisor latch access */
-    mov $0x80, %al
+    mov $(COM1_PORT + UART_LCR), %dx  /* divisor latch access */
+    mov $LCR_DLAB, %al
     outb %al, %dx
-    mov $COM1_PORT, %dx               /* divisor, low and high byte */
+    mov $(COM1_PORT + UART_DLL), %dx  /* divisor, low and high byte */
     mov $EARLY_DIVISOR, %al
     outb %al, %dx
-    inc %dx
+    mov $(COM1_PORT + UART_DLM), %dx
     xor %al, %al
     outb %al, %dx
-    mov $(COM1_PORT + 3), %dx         /* LCR: 8 bits, no parity, 1 stop bit */
-    mov $0x03, %al
+    mov $(COM1_PORT + UART_LCR), %dx  /* 8 bits, no parity, 1 stop bit */
+    mov $LCR_8N1, %al
     outb %al, %dx
     ret
 
@@ -176,28 +175,28 @@ puts32:
 1:  movzbl (%esi), %ebx
     test %ebx, %ebx
     jz 3f
-    mov $(COM1_PORT + 5), %dx
+    mov $(COM1_PORT + UART_LSR), %dx
 2:  inb %dx, %al
     test $LSR_THRE, %al
     jz 2b
-    mov $COM1_PORT, %dx
+    mov $(COM1_PORT + UART_THR), %dx
     mov %bl, %al
     outb %al, %dx
     inc %esi
     jmp 1b
 3:  ret
 
-/* Report the failed check at %esi, then power off with EXIT_BOOTFAIL. */
+/* Report the failed check at %esi, then power off with EXIT_BOOT_FAILURE. */
 boot_fail:
     call puts32
     mov $msg_power_fail, %esi
     call puts32
-    mov $(COM1_PORT + 5), %dx
+    mov $(COM1_PORT + UART_LSR), %dx
 1:  inb %dx, %al                      /* wait until the last bit is sent */
     test $LSR_TEMT, %al
     jz 1b
     mov $QEMU_EXIT_PORT, %dx          /* QEMU */
-    mov $EXIT_BOOTFAIL, %eax
+    mov $EXIT_BOOT_FAILURE, %eax
     outl %eax, %dx
     mov $msg_shutdown, %esi           /* Bochs */
     mov $BOCHS_SHUTDOWN_PORT, %dx
@@ -215,6 +214,7 @@ boot_fail:
     hlt
     jmp 4b
 
+    .text
     .code64
     .cfi_sections .debug_frame
 start64:
@@ -253,13 +253,12 @@ msg_shutdown:     .asciz "Shutdown"
     .section .data
     .balign 8
 /* The boot GDT. Accessed bits are preset so that loading a selector never
- * writes to the table. Slots 3 and 4 are left for the TSS of lab 05. */
+ * writes to the table. */
     .globl gdt
 gdt:
     .quad 0                           /* 0x00: null */
     .quad 0x00af9b000000ffff          /* 0x08: code, 64-bit: L=1, D=0, P, DPL 0 */
     .quad 0x00cf93000000ffff          /* 0x10: data, flat, writable */
-    .quad 0, 0                        /* 0x18: TSS descriptor (16 bytes, lab 05) */
 gdt_end:
     .globl gdt_ptr
 gdt_ptr:

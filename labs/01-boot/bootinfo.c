@@ -64,7 +64,7 @@ bootinfo_init(uint32_t magic, uint64_t mbi)
     con_puts("\n");
     if (mbi + sizeof(struct mb2_info) > BOOT_IDMAP_SIZE) {
         con_puts("[boot] FAIL: boot information beyond the identity map\n");
-        poweroff(EXIT_BOOTFAIL);
+        poweroff(EXIT_BOOT_FAILURE);
     }
     int ntags = mb2_parse(mbi, &boot_info);
     if (ntags < 0)

@@ -5,10 +5,8 @@
  */
 #include "kernel.h"
 #include "memlayout.h"
+#include "uart.h"
 #include "x86.h"
-
-#define EARLY_LSR      (COM1_PORT + 5)  /* line status register */
-#define EARLY_LSR_THRE 0x20             /* transmit holding register empty */
 
 /* Where con_putc sends characters; lab 02 points it at serial_putc. */
 void (*con_sink)(char c) = early_putc;
@@ -16,9 +14,9 @@ void (*con_sink)(char c) = early_putc;
 void
 early_putc(char c)
 {
-    while ((inb(EARLY_LSR) & EARLY_LSR_THRE) == 0)
+    while ((inb(COM1_PORT + UART_LSR) & LSR_THRE) == 0)
         ;
-    outb(COM1_PORT, (uint8_t)c);
+    outb(COM1_PORT + UART_THR, (uint8_t)c);
 }
 
 void

@@ -3,7 +3,7 @@
  */
 #include "x86.h"
 
-    .section .text.boot, "ax"
+    .section .text.code32, "ax"
     .code32
 
 // void lm_enable(uint32_t pml4): switch long mode on, in four steps.

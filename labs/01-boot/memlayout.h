@@ -15,8 +15,9 @@
  *              |             the boot GDT      |
  *              | .bss        zeroed at boot:   |
  *              |   boot page tables            |
- *              |   heap (lab 03, HEAP_SIZE)    |
- *              |   stack guard page (lab 04)   |
+ *              |   variables                   |
+ *              |   what later labs add (their  |  the heap, a stack guard
+ *              |   bss.ld, joined in order)    |  page: book chapters 3, 4
  *              |   kernel stack (STACK_SIZE)   |
  *   __kernel_end +-----------------------------+
  *              | free RAM, boot information,   |  the Multiboot2 memory map
@@ -31,7 +32,6 @@
 #define LARGE_PAGE_SIZE   0x200000      /* a 2 MiB page, as mapped by a PD entry */
 #define BOOT_IDMAP_SIZE   0x40000000    /* the boot tables map [0, 1 GiB) */
 #define STACK_SIZE        0x8000        /* 32 KiB kernel stack, in .bss */
-#define HEAP_SIZE         0x400000      /* 4 MiB heap in .bss (lab 03) */
 
 /* Legacy PC I/O ports. */
 #define COM1_PORT         0x3f8         /* first serial port (16550 UART) */

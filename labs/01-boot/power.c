@@ -4,10 +4,9 @@
  */
 #include "kernel.h"
 #include "memlayout.h"
+#include "uart.h"
 #include "x86.h"
 
-#define POWER_LSR      (COM1_PORT + 5)
-#define POWER_LSR_TEMT 0x40             /* transmitter empty: the last bit is out */
 #define ACPI_SLP_EN    0x2000           /* PM1a control: sleep enable, type 0 (S5) */
 
 static void
@@ -21,10 +20,10 @@ static const char *
 power_reason(int exit_value)
 {
     switch (exit_value) {
-    case EXIT_OK:          return "ok";
-    case EXIT_PANIC:       return "panic";
-    case EXIT_BOOTFAIL:    return "boot failure";
-    case EXIT_DOUBLEFAULT: return "double fault";
+    case EXIT_OK:           return "ok";
+    case EXIT_PANIC:        return "panic";
+    case EXIT_BOOT_FAILURE: return "boot failure";
+    case EXIT_DOUBLE_FAULT: return "double fault";
     default:               return "unknown";
     }
 }
@@ -38,7 +37,7 @@ poweroff(int exit_value)
     power_puts(power_reason(exit_value));
     power_puts("\n");
     /* Bochs models the baud rate: powering off now would lose the tail. */
-    while ((inb(POWER_LSR) & POWER_LSR_TEMT) == 0)
+    while ((inb(COM1_PORT + UART_LSR) & LSR_TEMT) == 0)
         ;
     outl(QEMU_EXIT_PORT, (uint32_t)exit_value);
     for (const char *p = "Shutdown"; *p; p++)

@@ -1,12 +1,18 @@
 /* Memory for the kernel: a bump allocator over a region of .bss (the
- * heap between __heap_start and __heap_end, HEAP_SIZE bytes, memlayout.h),
- * and the challenge of this lab, a free-list allocator with kfree.
+ * heap between __heap_start and __heap_end, HEAP_SIZE bytes, that this lab's
+ * bss.ld adds to the linker script), and the challenge of this lab, a
+ * free-list allocator with kfree.
  */
 #ifndef HEAP_H
 #define HEAP_H
+
+#define HEAP_SIZE  0x400000     /* 4 MiB of .bss for the kernel heap (bss.ld) */
+#define HEAP_ALIGN 16           /* every kmalloc block starts on this boundary */
+
+#ifndef __ASSEMBLER__
 #include "kernel.h"
 
-#define HEAP_ALIGN 16           /* every kmalloc block starts on this boundary */
+extern char __heap_start[], __heap_end[];     /* bss.ld: use their addresses */
 
 /* A bump allocator: blocks are handed out from `next` upwards, never freed. */
 struct heap {
@@ -45,4 +51,5 @@ void fl_init(struct freelist *fl, void *start, void *end);
 void *fl_alloc(struct freelist *fl, uint64_t size);
 void fl_free(struct freelist *fl, void *p);
 void freelist_selftest(uint64_t seed);
+#endif /* __ASSEMBLER__ */
 #endif

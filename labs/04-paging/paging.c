@@ -93,9 +93,9 @@ static void
 paging_wait_for_grader(void)
 {
     kprintf("[paging] tables final, waiting for the grader\n");
-    while (!(inb(COM1_PORT + 5) & 0x01))
+    while (!(inb(COM1_PORT + UART_LSR) & LSR_DR))
         ;
-    (void)inb(COM1_PORT);
+    (void)inb(COM1_PORT + UART_RBR);
 }
 
 void

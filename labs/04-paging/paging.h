@@ -24,6 +24,7 @@ typedef uint64_t pte_t;         /* one page-table entry: address bits and flags 
 #define PTE_ADDR(e)    ((e) & PTE_ADDR_MASK)
 
 extern pte_t *pt_root;          /* the PML4 that CR3 holds after paging_init */
+extern char __stack_guard[];    /* bss.ld: the page under the stack, left unmapped */
 
 /* pt.c (LAB 4) */
 pte_t *pt_entry(uint64_t va, int level, int create);

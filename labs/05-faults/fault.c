@@ -7,6 +7,9 @@
 #include "serial.h"
 
 struct idt_gate idt[256] __attribute__((aligned(16)));
+/* The GDT from fault_init on: the boot GDT's descriptors (boot.S), then the
+ * 16-byte TSS descriptor in slots 3 and 4 (SEG_TSS). */
+static uint64_t fault_gdt[SEG_TSS / 8 + 2] __attribute__((aligned(16)));
 static struct tss tss;
 static uint8_t ist_stack[IST_STACK_SIZE] __attribute__((aligned(16)));
 static int fault_ready;
@@ -84,9 +87,12 @@ fault_init(void)
         return;
     struct { uint16_t limit; uint64_t base; } __attribute__((packed)) idtr = {sizeof idt - 1, (uint64_t)idt};
     __asm__ volatile("lidt %0" : : "m"(idtr));
-    gdt[SEG_TSS / 8] = desc[0];
-    gdt[SEG_TSS / 8 + 1] = desc[1];
-    __asm__ volatile("ltr %w0" : : "r"(SEG_TSS));
+    memcpy(fault_gdt, gdt, SEG_TSS);
+    fault_gdt[SEG_TSS / 8] = desc[0];
+    fault_gdt[SEG_TSS / 8 + 1] = desc[1];
+    struct { uint16_t limit; uint64_t base; } __attribute__((packed)) gdtr = {sizeof fault_gdt - 1,
+                                                                             (uint64_t)fault_gdt};
+    __asm__ volatile("lgdt %0; ltr %w1" : : "m"(gdtr), "r"(SEG_TSS));
     fault_ready = 1;
     kprintf("[fault] IDT: 32 gates loaded, vector 8 on IST1; TSS loaded; fix-ups: %d entries\n", entries);
 }
@@ -124,7 +130,7 @@ fault_double(const struct trap_frame *tf, uint64_t cr2)
     else
         kprintf("[fault] #DF double fault on IST1 at rip %p, rsp %p, cr2 %p\n", (void *)tf->rip,
                 (void *)tf->rsp, (void *)cr2);
-    poweroff(EXIT_DOUBLEFAULT);
+    poweroff(EXIT_DOUBLE_FAULT);
 }
 
 /* Every exception comes here from trap_common. */

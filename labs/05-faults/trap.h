@@ -80,7 +80,7 @@ void fault_init(void);
 void trap_handler(struct trap_frame *tf);
 void fault_selftest(uint64_t seed);
 extern struct idt_gate idt[256];
-extern uint64_t gdt[];
+extern uint64_t gdt[];          /* the boot GDT (boot.S): code and data descriptors */
 
 /* vectors.S and probes.S */
 extern void (*const trap_stubs[32])(void);

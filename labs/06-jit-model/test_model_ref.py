@@ -1,10 +1,12 @@
-"""The model file and the integer rules of grader/model_ref.py, which the
-kernel's interpreter and JIT must follow bit for bit."""
+"""The model file and the integer rules of model_ref.py (beside this file),
+which the kernel's interpreter and JIT must follow bit for bit."""
 import pytest
 
-from grader import labs, model_ref as M
+from grader import labs
 
-MODEL = labs.ROOT / "labs/06-jit-model/chars.model"
+LAB = labs.lab_of(__file__)
+M = LAB.module("model_ref")
+MODEL = LAB.dir / "chars.model"
 
 
 @pytest.fixture(scope="module")

@@ -1,15 +1,11 @@
-"""Lab 02 checks computed by the grader: the kprintf self-test values are
-drawn from the per-run seed exactly as labs/02-serial/serial.c draws them,
-and the deliberate panic must name the file and line of its call."""
-import re
+"""Lab 02's computed checks: the kprintf self-test values are drawn from the
+per-run seed exactly as serial.c draws them, and the deliberate panic must
+name the file and line of its call and power off with EXIT_PANIC."""
+from grader.api import Fail, check, values
+from grader.ending import end_of_run, qemu_exit_status
+from grader.seeded import sequence, signed
 
-from . import Fail, boot, check, variables
-from .common import end_of_run
-from ..emulators import EXIT_PANIC, qemu_status
-from ..seeded import sequence, signed
-
-LAB = "02-serial"
-boot(LAB, "panic", "panic")
+BOOTS = {"panic": "panic"}
 
 
 def kprintf_values(seed):
@@ -31,32 +27,33 @@ def kprintf_values(seed):
     }
 
 
-@variables(LAB)
-def values(ctx):
+@values
+def kprintf_expected(ctx):
     return kprintf_values(ctx.seed)
 
 
-def panic_site(root):
-    """labs/02-serial/serial.c and the line of its `/* panic-test */` call."""
-    path = root / "labs" / LAB / "serial.c"
+def panic_site(lab):
+    """labs/<this lab>/serial.c and the line of its `/* panic-test */` call."""
+    path = lab.dir / "serial.c"
     for n, line in enumerate(path.read_text().splitlines(), 1):
         if "panic-test" in line:
-            return f"labs/{LAB}/serial.c", n
+            return f"labs/{lab.name}/serial.c", n
     raise Fail(f"{path} has no panic-test line")
 
 
-@check(LAB, "panic: file, line and failure exit", 10, boot="panic")
+@check("panic: file, line and failure exit", 10, boot="panic")
 def panic_report(ctx):
-    file, line = panic_site(ctx.root)
+    lab = ctx.lab
+    file, line = panic_site(lab)
     want = f"[panic] {file}:{line}: deliberate panic, seed 0x{ctx.seed & 0xFFFFFFFF:x}"
     got = ctx.find("[panic]")
     if not got:
         raise Fail(f"with tests=panic, expected `{want}`; no [panic] line was printed "
-                   "(kpanic in labs/02-serial/kprintf.c)", [f"last output: {ln}" for ln in ctx.run.last_lines()])
+                   f"(kpanic in labs/{lab.name}/kprintf.c)", [f"last output: {ln}" for ln in ctx.boot.last_lines()])
     if got[0] != want:
         raise Fail(f"expected `{want}`, got `{got[0]}`")
-    outcome = ctx.run.outcome
+    outcome = ctx.boot.outcome
     if outcome is None or outcome.kind != "panic" or ctx.find("[power] off:") != ["[power] off: panic"]:
-        problem = end_of_run(ctx.run)
+        problem = end_of_run(ctx.boot)
         raise Fail("panic must power off with EXIT_PANIC (QEMU exit status "
-                   f"{qemu_status(EXIT_PANIC)}); got: {problem[0] if problem else 'a clean power-off'}")
+                   f"{qemu_exit_status(ctx.stage, 'PANIC')}); got: {problem[0] if problem else 'a clean power-off'}")

@@ -237,7 +237,7 @@ def heldout_top1(m):
 
 def seeded_contexts(seed, m, count=SELFTEST_CONTEXTS):
     """The contexts the kernel draws with seed_next (labs/01-boot/cmdline.c)."""
-    from .seeded import sequence
+    from grader.seeded import sequence
     r = sequence(seed ^ 0x6d6f64656c)
     return [[next(r) % m.vocab for _ in range(m.context)] for _ in range(count)]
 

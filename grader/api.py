@@ -1,0 +1,136 @@
+"""What a lab's own Python (labs/NN-name/checks.py) may use: the engine's
+side of the contract. A lab's checks module defines, all optional:
+
+    @check("title", points[, boot="name"][, emulators=("qemu",)])
+    def f(ctx): ...             a computed check; raise Fail(...) when it fails
+    @values
+    def v(ctx): ...             {name: value} for the transcript's placeholders (after the boot)
+    @precompute
+    def p(seed, lab): ...       slow values that need only the seed (run while the kernel boots)
+    BOOTS = {"panic": "panic"}  more boots of the stage, by name: their tests= word
+    INTERACTION = Interaction(on_line, kargs=..., emulators=..., qmp=True)
+                                a conversation with the default boot
+    HINTS = [Hint(test, text, rank)]   diagnosis hints; test(ev) looks at the evidence
+    @place
+    def where(addr, ev): ...    a name for an address (a section, a region), or None
+
+The engine finds them by looking at the module; it never names a lab.
+"""
+from dataclasses import dataclass, field
+
+
+class Fail(Exception):
+    """A check failed: what was expected and what was seen, and the output around it."""
+
+    def __init__(self, message, details=()):
+        super().__init__(message)
+        self.message = message
+        self.details = list(details)
+
+
+@dataclass(frozen=True)
+class CheckDef:
+    title: str
+    points: int
+    fn: object
+    boot: str = "default"
+    emulators: tuple = ("qemu", "bochs")
+
+
+def check(title, points, boot="default", emulators=("qemu", "bochs")):
+    def deco(fn):
+        fn.kit_check = CheckDef(title, points, fn, boot, tuple(emulators))
+        return fn
+    return deco
+
+
+def values(fn):
+    fn.kit_values = True
+    return fn
+
+
+def precompute(fn):
+    fn.kit_precompute = True
+    return fn
+
+
+def place(fn):
+    fn.kit_place = True
+    return fn
+
+
+@dataclass(frozen=True)
+class Interaction:
+    """A conversation with the running kernel: extra command-line words, and
+    a hook called on each serial line (it may answer on the serial input)."""
+    on_line: object
+    kargs: str = ""
+    emulators: tuple = ("qemu",)
+    launch: dict = field(default_factory=dict)      # options for the emulator (qmp=True)
+
+
+@dataclass(frozen=True)
+class Hint:
+    """A diagnosis hint: shown when test(ev) is true and no hint of a lower
+    rank (then of a higher lab, at the same rank) was shown first."""
+    test: object
+    text: str
+    rank: int = 50
+
+
+@dataclass
+class Context:
+    """What a check may look at."""
+    stage: object               # stage.Stage
+    run: object                 # stage.Run of this check's boot: seed, tests, memory, command line
+    boot: object                # run.RunResult of this check's boot: its output, outcome, log
+    boots: dict                 # every boot of the stage, by name
+    build: object               # build.Build: kernel.elf, its symbols
+    values: dict = field(default_factory=dict)
+
+    @property
+    def seed(self):
+        return self.run.seed
+
+    @property
+    def memory_mb(self):
+        return self.run.memory_mb
+
+    @property
+    def lab(self):
+        return self.stage.top
+
+    @property
+    def symbols(self):
+        return self.build.symbols
+
+    def find(self, prefix):
+        return [ln for ln in self.boot.lines if ln.startswith(prefix)]
+
+
+@dataclass
+class Evidence:
+    """What a diagnosis hint may look at."""
+    chain: object               # diagnosis.Chain: the exceptions, in order
+    fault: object               # its first Fault, or None
+    stage: object               # stage.Stage
+    symbols: object             # symbols.Symbols of the kernel
+    lines: list                 # the serial output
+    said: list = field(default_factory=list)    # the kernel's own fault report, if it gave one
+    code: bool = False          # for a place: is the address one that ran (RIP), not data (CR2)?
+
+
+def collect(module):
+    """The check definitions, value and precompute functions, places, boots,
+    interaction and hints a lab's module declares."""
+    found = {"checks": [], "values": [], "precompute": [], "places": []}
+    if module is None:
+        return dict(found, boots={}, interaction=None, hints=[], kernel_report=None)
+    for obj in vars(module).values():
+        if hasattr(obj, "kit_check"):
+            found["checks"].append(obj.kit_check)
+        for attr, key in (("kit_values", "values"), ("kit_precompute", "precompute"), ("kit_place", "places")):
+            if getattr(obj, attr, False):
+                found[key].append(obj)
+    return dict(found, boots=dict(getattr(module, "BOOTS", {})), interaction=getattr(module, "INTERACTION", None),
+                hints=list(getattr(module, "HINTS", [])), kernel_report=getattr(module, "kernel_report", None))

@@ -1,0 +1,119 @@
+"""Deliberate breaks, graded for real. A lab's mutants.py declares them:
+
+    from grader.mutants import mutant, check_of, skeleton
+
+    @mutant("02", patches=[("solutions/02-serial/uart.c", "old text", "new text")])
+    def divisor_off_by_one(st):
+        assert not check_of(st, "serial: divisor").passed
+
+Each mutant grades a copy of the kit's labs/ and solutions/ with its patches
+applied (every old text must be found), by default with the student files
+from solutions/. Options: skeleton=True grades the student files of labs/
+(below=True: on the reference labs below), emulator, seed, memory_mb,
+timeouts; also=[{...}, ...] grades the same tree again with other options,
+and the function then receives every result. The test suite
+(grader/tests/test_mutants.py) runs every mutant of every lab.
+"""
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import grade, labs as labs_mod, stage as stage_mod
+
+SEED = 0x5EED1234
+
+
+@dataclass
+class Mutant:
+    name: str
+    lab: labs_mod.Lab           # the lab whose mutants.py declares it
+    stage: str
+    patches: list
+    expect: object
+    options: dict = field(default_factory=dict)
+    also: list = field(default_factory=list)
+
+
+def mutant(stage, patches=(), also=(), **options):
+    """Declare a mutant: grade `stage` of the patched kit, then call the function on the result(s)."""
+    def deco(fn):
+        fn.kit_mutant = (str(stage), list(patches), dict(options), [dict(a) for a in also])
+        return fn
+    return deco
+
+
+def skeleton(path):
+    """A patch that puts the skeleton of a student file in place of its solution:
+    skeleton("01-boot/mb2.c") copies labs/01-boot/mb2.c over solutions/01-boot/mb2.c."""
+    def apply(root):
+        (root / "solutions" / path).write_text((root / "labs" / path).read_text())
+    apply.shown = f"skeleton of {path}"
+    return apply
+
+
+def collect(root=labs_mod.ROOT):
+    """Every mutant of every lab under root, in lab order."""
+    found = []
+    for lab in labs_mod.discover(root):
+        module = lab.module("mutants")
+        for name, obj in (vars(module).items() if module else ()):
+            if hasattr(obj, "kit_mutant"):
+                stage, patches, options, also = obj.kit_mutant
+                found.append(Mutant(name, lab, stage, patches, obj, options, also))
+    return found
+
+
+def given_code_checks(root=labs_mod.ROOT):
+    """Checks that test given code (or the clean end of a run), which a skeleton may pass."""
+    titles = set()
+    for lab in labs_mod.discover(root):
+        module = lab.module("mutants")
+        titles |= set(getattr(module, "GIVEN_CODE_CHECKS", ()))
+    return titles
+
+
+def make_tree(dest, patches=(), root=labs_mod.ROOT):
+    """Copy labs/ and solutions/ of the kit to dest and apply the patches:
+    (relative path, old text, new text), or a function of the tree's root."""
+    dest = Path(dest)
+    for d in ("labs", "solutions"):
+        if (Path(root) / d).is_dir():
+            shutil.copytree(Path(root) / d, dest / d, ignore=shutil.ignore_patterns("__pycache__"))
+    for p in patches:
+        if callable(p):
+            p(dest)
+            continue
+        rel, old, new = p
+        path = dest / rel
+        text = path.read_text()
+        if old not in text:
+            raise AssertionError(f"mutant patch does not apply: {old!r} not in {rel}")
+        path.write_text(text.replace(old, new, 1))
+    return dest
+
+
+def grade_tree(tree, stage, skeleton=False, below=False, seed=SEED, emulator="qemu", **options):
+    origin = stage_mod.Origin("labs", None, below) if skeleton else stage_mod.Origin("solutions")
+    return grade.grade_stage(stage_mod.make(stage, origin, tree), seed=seed, emulator=emulator, **options)
+
+
+def run(m, workdir):
+    """Grade the mutant; returns what its function returns (it asserts)."""
+    tree = make_tree(Path(workdir) / "tree", m.patches, m.lab.root)
+    results = [grade_tree(tree, m.stage, **m.options)] + [grade_tree(tree, m.stage, **dict(m.options, **a))
+                                                          for a in m.also]
+    try:
+        return m.expect(*results)
+    finally:
+        shutil.rmtree(tree, ignore_errors=True)
+
+
+def check_of(st, title_start):
+    """The check of a graded stage whose title starts so."""
+    found = [c for c in st.checks if c.title.startswith(title_start)]
+    assert found, f"no check titled {title_start!r} in {[c.title for c in st.checks]}"
+    return found[0]
+
+
+def diagnosis_text(st, boot="default"):
+    return "\n".join(st.diagnoses.get(boot, []))

@@ -1,0 +1,166 @@
+"""A stage and a run: values computed once and passed down, never rebuilt.
+
+Stage N is the union of labs 01..N. Its sources are every .c and .S file of
+those labs; each student file comes from the student's tree (labs/), from
+solutions/, or from a submission (Origin says which, as data). A Run holds
+what one boot is given: the seed, the tests, the memory size and the kernel
+command line they make.
+"""
+import random
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import labs as labs_mod
+
+SOURCE_SUFFIXES = (".c", ".S")
+MEMORY_CHOICES = (128, 192, 256)    # MiB: the seed picks one, so the memory map cannot be hard-coded
+EXIT_DEFINE = re.compile(r"^#define\s+EXIT_([A-Z_]+)\s+(0x[0-9a-fA-F]+|\d+)\b", re.M)
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a stage's student files come from."""
+    kind: str = "labs"              # labs (the student's own tree), solutions, or submission
+    submission: Path = None         # the submission's folder, for kind "submission"
+    below_from_solutions: bool = False   # labs below the graded one come from solutions/
+
+    def __post_init__(self):
+        if self.kind not in ("labs", "solutions", "submission"):
+            raise ValueError(f"no origin kind {self.kind}")
+
+    @property
+    def sentence(self):
+        """How a report says it."""
+        below = " (labs below it from solutions/)" if self.below_from_solutions else ""
+        if self.kind == "submission":
+            return f"{self.submission}{below}"
+        return "solutions/" if self.kind == "solutions" else f"labs/ (your code){below}"
+
+    def make_args(self):
+        """The make variables that select this origin again."""
+        return (["SOLUTIONS=1"] if self.kind == "solutions" else []) + \
+            (["BELOW=solutions"] if self.below_from_solutions else [])
+
+
+def origin_of(solutions=False, submission=None, solutions_below=False):
+    if submission is not None:
+        return Origin("submission", Path(submission), bool(solutions_below))
+    if solutions:
+        return Origin("solutions")
+    return Origin("labs", None, bool(solutions_below))
+
+
+@dataclass(frozen=True)
+class Source:
+    path: Path                  # the file compiled
+    shown: str                  # how reports name it: labs/01-boot/mb2.c
+    lab: labs_mod.Lab
+    student: bool
+
+
+@dataclass(frozen=True)
+class Stage:
+    root: Path
+    labs: tuple                 # Lab 01..N
+    all_labs: tuple             # every lab of the kit (for the LAB_n switches of stage.h)
+    origin: Origin
+    sources: tuple              # Source, in lab order
+
+    @property
+    def top(self):
+        return self.labs[-1]
+
+    @property
+    def number(self):
+        return self.top.number
+
+    @property
+    def include_dirs(self):
+        return [lab.dir for lab in self.labs]
+
+    @property
+    def modules(self):
+        """The Multiboot2 module files of the stage's labs."""
+        return [lab.dir / name for lab in self.labs for name in lab.modules]
+
+    def given(self, suffixes):
+        """The stage's given files with these suffixes, in lab order."""
+        return [p for lab in self.labs for p in sorted(lab.dir.iterdir())
+                if p.suffix in suffixes and p.name not in lab.student]
+
+    def first(self, name):
+        """The first file called `name` in the stage's labs (kernel.ld, grub.cfg)."""
+        for lab in self.labs:
+            if (lab.dir / name).is_file():
+                return lab.dir / name
+        raise labs_mod.LabError(f"no lab of stage {self.number:02d} has a {name}")
+
+    def exit_values(self):
+        """{"OK": 0x10, "PANIC": 0x11, ...}: the EXIT_* values of the kernel's headers."""
+        found = {}
+        for h in self.given((".h",)):
+            for name, value in EXIT_DEFINE.findall(h.read_text()):
+                found[name] = int(value, 0)
+        if "OK" not in found:
+            raise labs_mod.LabError("no header of the stage defines EXIT_OK")
+        return found
+
+    def lab_modules(self, name):
+        """[(lab, module)] for the labs of the stage that have labs/NN/<name>.py, highest lab first."""
+        return [(lab, m) for lab in reversed(self.labs) if (m := lab.module(name)) is not None]
+
+    def missing_files(self):
+        return [s for s in self.sources if not s.path.is_file()]
+
+
+def make(spec, origin=Origin(), root=labs_mod.ROOT):
+    """The stage of lab `spec` ('02', '02-serial', 'serial'), its student files from `origin`."""
+    root = Path(root)
+    every = labs_mod.discover(root)
+    top = labs_mod.find(spec, root, every)
+    chosen = tuple(lab for lab in every if lab.number <= top.number)
+    sources = []
+    for lab in chosen:
+        below = lab is not top and origin.below_from_solutions
+        for f in sorted(lab.dir.iterdir()):
+            if f.suffix not in SOURCE_SUFFIXES:
+                continue
+            student = f.name in lab.student
+            path, shown = f, f"labs/{lab.name}/{f.name}"
+            if student and below or student and origin.kind == "solutions":
+                path, shown = lab.solution_dir / f.name, f"solutions/{lab.name}/{f.name}"
+            elif student and origin.kind == "submission":
+                path = origin.submission / "labs" / lab.name / f.name
+            sources.append(Source(path, shown, lab, student))
+    return Stage(root, chosen, tuple(every), origin, tuple(sources))
+
+
+def new_seed():
+    return random.SystemRandom().randrange(1, 1 << 32)
+
+
+def memory_for(seed):
+    return MEMORY_CHOICES[seed % len(MEMORY_CHOICES)]
+
+
+@dataclass(frozen=True)
+class Run:
+    """What one boot is given."""
+    seed: int
+    tests: str = "all"
+    memory_mb: int = None           # None: chosen by the seed
+    extra: tuple = ()               # more command-line words (an interaction's `monitor=1`)
+    emulator: str = "qemu"
+
+    def __post_init__(self):
+        if self.memory_mb is None:
+            object.__setattr__(self, "memory_mb", memory_for(self.seed))
+
+    @property
+    def cmdline(self):
+        return " ".join([f"seed=0x{self.seed:08x}", f"tests={self.tests}", *self.extra])
+
+    @property
+    def memory_chosen_by_seed(self):
+        return self.memory_mb == memory_for(self.seed)

@@ -1,0 +1,97 @@
+"""Lab 01's computed checks (the tag count, the memory map against the
+machine the grader chose), the names of the kernel's sections for a
+diagnosis, and the hints for faults during the switch to long mode."""
+import re
+
+from grader.api import Fail, Hint, check, place
+
+MMAP = re.compile(r"^\[mmap\] 0x([0-9a-f]{16})-0x([0-9a-f]{16}) (\w+)$")
+
+
+def ram_regions(lines, usable_only=True):
+    """[(start, end)] (end exclusive) of the memory map the kernel printed."""
+    return [(int(m.group(1), 16), int(m.group(2), 16) + 1) for m in map(MMAP.match, lines)
+            if m and (m.group(3) == "usable" or not usable_only)]
+
+
+@check("mb2: tag walk counts the tags", 5)
+def tag_count(ctx):
+    lines = ctx.find("[boot] multiboot2 tags: ")
+    if not lines:
+        raise Fail("no `[boot] multiboot2 tags: N` line (did the kernel reach kmain?)")
+    n = int(lines[0].split(": ")[1])
+    if n < 4:
+        raise Fail(f"mb2_parse returned {n}: GRUB passes at least the command line, loader name, "
+                   "memory map and more (labs/01-boot/mb2.c, mb2_parse)")
+
+
+@check("mb2: memory map matches the machine", 15)
+def memory_map(ctx):
+    regions = []
+    for ln in ctx.boot.lines:
+        m = MMAP.match(ln)
+        if m:
+            regions.append((int(m.group(1), 16), int(m.group(2), 16), m.group(3)))
+    total = ctx.find("[mmap] usable: ")
+    if not regions:
+        raise Fail("no `[mmap] 0x...-0x... type` lines: mb2_read_mmap recorded no region "
+                   "(labs/01-boot/mb2.c)", total)
+    for (b0, e0, _), (b1, _, _) in zip(regions, regions[1:]):
+        if b1 <= e0:
+            raise Fail(f"regions overlap or are out of order at {b1:#x}: read entries "
+                       "entry_size bytes apart, not sizeof(struct mb2_mmap_entry)")
+    usable = sum(e - b + 1 for b, e, t in regions if t == "usable")
+    mib = usable >> 20
+    if not (ctx.memory_mb - 2 <= mib <= ctx.memory_mb):
+        raise Fail(f"the usable regions add up to {mib} MiB, but this machine has {ctx.memory_mb} MiB "
+                   f"(the grader chose -m {ctx.memory_mb} from the seed): entries were lost or misread")
+    if not total or not total[0].startswith(f"[mmap] usable: {mib} MiB"):
+        raise Fail(f"the printed total does not match the regions ({mib} MiB)", total)
+
+
+SECTIONS = ((".text", "__text_start", "__text_end"), (".rodata", "__rodata_start", "__rodata_end"),
+            (".data", "__data_start", "__data_end"), ("the stack", "__stack_bottom", "__stack_top"),
+            (".bss", "__bss_start", "__bss_end"))
+
+
+@place
+def section(addr, ev):
+    """The kernel section addr lies in; or, outside the kernel, whether RAM is there at all."""
+    for name, lo, hi in SECTIONS:
+        r = ev.symbols.range(lo, hi)
+        if r and r[0] <= addr < r[1]:
+            return name
+    ram = ram_regions(ev.lines)
+    if ram and not any(a <= addr < b for a, b in ram):
+        return "no usable RAM (the memory map lists nothing there)"
+    return None
+
+
+def in_lm_enable(ev):
+    return ev.fault is not None and "lm_enable" in ev.fault.where
+
+
+HINTS = [
+    Hint(lambda ev: any("Both CS.L and CS.D_B" in m for m in ev.chain.messages),
+         "the 64-bit code segment has both L and D set: Bochs refuses it (QEMU lets it pass). With L=1, "
+         "D must be 0: see the gdt in labs/01-boot/boot.S. Book: chapter 1, \"Pitfalls\".", rank=40),
+    Hint(lambda ev: in_lm_enable(ev) and ev.fault.vector == 14
+         and abs(ev.fault.regs.get("CR2", 0) - ev.fault.rip) < 0x1000,
+         "paging went on inside lm_enable and the next instruction fetch faulted (CR2 is next to RIP): "
+         "CR3 does not point at the page tables, or was loaded after CR0.PG. Do PAE and CR3 before CR0.PG. "
+         "Book: chapter 1, \"Entering long mode\".", rank=40),
+    Hint(lambda ev: in_lm_enable(ev) and ev.fault.vector == 14,
+         "paging went on inside lm_enable and an access faulted at CR2, which the page tables do not map "
+         "(the stack, if CR2 is near RSP): the identity map must cover all the kernel touches. "
+         "Book: chapter 1, \"Pitfalls\".", rank=40),
+    Hint(in_lm_enable,
+         "the first fault is inside lm_enable, before any IDT exists: check the order of the four "
+         "steps (PAE and CR3 before CR0.PG). Book: chapter 1, \"Entering long mode\".", rank=40),
+    Hint(lambda ev: ev.chain.triple and ev.fault is not None and ev.fault.regs.get("IDT", (0, 0))[1] == 0,
+         "there is no IDT before lab 05, so any exception in the kernel ends in a triple fault: the "
+         "first exception of the chain is the real problem. Book: chapter 0, \"Reading a grader report\".",
+         rank=90),
+    Hint(lambda ev: ev.chain.triple and ev.fault is None,
+         "the CPU reset without a logged exception in the kernel: a fault during the mode switch "
+         "(boot.S) or an emulator that cannot log (KVM). Book: chapter 1, \"Pitfalls\".", rank=95),
+]

@@ -1,0 +1,135 @@
+"""Lab 04: the section addresses come from the kernel's symbols, the seeded
+translations from the memory map the kernel printed and the seed, and the
+independent check asks QEMU itself, through its monitor, what is mapped.
+A diagnosis names the stack guard page and memory the new tables leave out."""
+import difflib
+import re
+
+from grader import monitor
+from grader.api import Fail, Hint, Interaction, check, place, values
+from grader.seeded import sequence
+
+TRIGGER = "[paging] tables final, waiting for the grader"
+DUMP = re.compile(r"^\[paging\] (map 0x[0-9a-f]{16}-0x[0-9a-f]{16} r[w-][x-](?: -> 0x[0-9a-f]{16})?)$")
+MAP_LINE = re.compile(r"^\[paging\] map 0x([0-9a-f]{16})-0x([0-9a-f]{16}) ")
+SELFTEST_VA = 0x00007F0000000000
+PAGE = 0x1000
+
+
+def boot_lab(stage):
+    """The lab whose checks read the memory map the kernel prints (the first one)."""
+    return stage.labs[0].module("checks")
+
+
+def ask_qemu(line, result, send):
+    """When the kernel's tables are final, read them from QEMU, then let it go on."""
+    if line != TRIGGER:
+        return
+    try:
+        result.extra["tlb"], = monitor.human_commands(result.launch.files["qmp"], ["info tlb"])
+    except monitor.MonitorError as e:
+        result.extra["monitor_error"] = str(e)
+    send(b"g")
+
+
+INTERACTION = Interaction(ask_qemu, kargs="monitor=1", emulators=("qemu",), launch={"qmp": True})
+
+
+def hx(v):
+    return f"0x{v:016x}"
+
+
+def paging_values(seed, syms, usable):
+    v = {"text": f"{hx(syms['__text_start'])}-{hx(syms['__text_end'])}",
+         "rodata": f"{hx(syms['__rodata_start'])}-{hx(syms['__rodata_end'])}",
+         "data": f"{hx(syms['__data_start'])}-{hx(syms['__data_end'])}",
+         "bss": f"{hx(syms['__bss_start'])}-{hx(syms['__stack_guard'])}",
+         "guard": hx(syms["__stack_guard"])}
+    if not usable:
+        return dict(v, **{f"t{i}": "(no memory map printed)" for i in range(5)}, beyond="?", va="?")
+    big = max(usable, key=lambda r: r[1] - r[0])           # the first of the largest, as the kernel
+    top = max(end for _, end in usable)
+    lo = max(big[0], (syms["__kernel_end"] + PAGE - 1) & ~(PAGE - 1))   # above the kernel image
+    r = sequence(seed)
+    for i in range(5):
+        v[f"t{i}"] = hx(lo + ((next(r) % (big[1] - lo)) & ~7))
+    v["beyond"] = hx(((top + PAGE - 1) & ~(PAGE - 1)) + PAGE * (next(r) % 256))
+    v["va"] = hx(SELFTEST_VA + PAGE * (next(r) % 4096))
+    return v
+
+
+@values
+def paging_expected(ctx):
+    return paging_values(ctx.seed, ctx.symbols, boot_lab(ctx.stage).ram_regions(ctx.boot.lines))
+
+
+RANGE = re.compile(r"^map 0x([0-9a-f]{16})-0x([0-9a-f]{16}) (r[w-][x-])")
+
+
+def perms_at(ranges, addr):
+    for m in map(RANGE.match, ranges):
+        if m and int(m.group(1), 16) <= addr < int(m.group(2), 16):
+            return m.group(3)
+    return "not mapped"
+
+
+@check("paging: QEMU's own view matches the dump and the sections", 15, emulators=("qemu",))
+def qemu_view(ctx):
+    if "tlb" not in ctx.boot.extra:
+        why = ctx.boot.extra.get("monitor_error") or f"the kernel never printed `{TRIGGER}`"
+        raise Fail(f"no view from QEMU's monitor: {why}")
+    theirs = monitor.tlb_ranges(ctx.boot.extra["tlb"])
+    ours = [m.group(1) for m in map(DUMP.match, ctx.boot.lines) if m]
+    if theirs != ours:
+        diff = [d for d in difflib.unified_diff(ours, theirs, "kernel's dump", "QEMU's info tlb", lineterm="", n=0)
+                if not d.startswith("@@")]
+        raise Fail("the kernel's dump and QEMU's walk of CR3 differ: the tables CR3 points to are not the "
+                   "ones printed (tables built but not loaded, or a dump that lies)", diff[:12])
+    syms = ctx.symbols
+    want = [(".text", "__text_start", "__text_end", "r-x"), (".rodata", "__rodata_start", "__rodata_end", "r--"),
+            (".data", "__data_start", "__data_end", "rw-"), (".bss", "__bss_start", "__stack_guard", "rw-")]
+    for name, lo, hi, perms in want:
+        for addr in range(syms[lo], syms[hi], PAGE):
+            got = perms_at(theirs, addr)
+            if got != perms:
+                raise Fail(f"QEMU says {name} page {hx(addr)} is {got}, not {perms} (W^X: code read-only, "
+                           "data no-execute)")
+    for name, addr in (("the stack guard page", syms["__stack_guard"]), ("page 0", 0)):
+        if perms_at(theirs, addr) != "not mapped":
+            raise Fail(f"QEMU says {name} ({hx(addr)}) is mapped: it must stay unmapped")
+
+
+@place
+def unmapped(addr, ev):
+    """The guard page by name; memory that the kernel's printed page map leaves out."""
+    guard = ev.symbols.range("__stack_guard", "__stack_bottom")
+    if guard and guard[0] <= addr < guard[1]:
+        return "the stack guard page"
+    maps = [(int(m.group(1), 16), int(m.group(2), 16)) for m in map(MAP_LINE.match, ev.lines) if m]
+    if not maps or any(a <= addr < b for a, b in maps):
+        return None
+    end = max(b for a, b in maps if a < 1 << 47)
+    if any(a <= addr < b for a, b in boot_lab(ev.stage).ram_regions(ev.lines)):
+        return f"usable RAM beyond the kernel's identity map (its last range ends at 0x{end:x})"
+    return "an address the kernel's page map does not cover"
+
+
+def pf(ev):
+    return ev.fault is not None and ev.fault.vector == 14
+
+
+HINTS = [
+    Hint(lambda ev: pf(ev) and ev.fault.error & 0x8,
+         "a reserved bit is set in a paging entry on the walk to CR2: an address not aligned to its page "
+         "size (a 2 MiB page must be 2 MiB-aligned), PS where the level allows none, or address bits beyond "
+         "the CPU's physical width. Book: chapter 4, \"What an entry says\"."),
+    Hint(lambda ev: pf(ev) and ev.fault.error & 0x3 == 0x3,
+         "a write to a present page faulted: PTE_W is clear in its entry or in a table above it (upper "
+         "entries must allow writing for the leaf to decide). Book: chapter 4, \"What an entry says\"."),
+    Hint(lambda ev: pf(ev) and ev.fault.error & 0x10 and ev.fault.place == ".text",
+         "an instruction fetch from .text faulted: the kernel's code is mapped no-execute (PTE_NX) or not at "
+         "all. Book: chapter 4, \"Pitfalls\"."),
+    Hint(lambda ev: pf(ev) and "beyond the kernel's identity map" in ev.fault.place,
+         "CR2 is usable RAM that the new page tables do not map: the identity map must cover every usable "
+         "region of the memory map, not just the first megabytes. Book: chapter 4, \"Pitfalls\"."),
+]

@@ -1,0 +1,93 @@
+"""Lab 06: every number the model's self-test prints is recomputed here by
+the reference (model_ref.py, beside this file) from the committed weights
+file and the seed; the bit-exact checks name the first context that differs.
+A diagnosis recognises faults in the JIT's generated code."""
+import re
+import struct
+
+from grader.api import Fail, Hint, check, place, precompute
+from . import model_ref
+
+MODEL_FILE = "chars.model"
+EACH = re.compile(r"^\[model\] (.+): each context: ((?:[0-9a-f]+ ?)+)$")
+SAID_RIP = re.compile(r"at rip 0x([0-9a-f]+)")
+
+
+@precompute
+def model_expected(seed, lab):
+    path = lab.dir / MODEL_FILE
+    try:
+        m = model_ref.load(path)
+    except (OSError, model_ref.ModelError) as e:
+        bad = f"(no reference: labs/{lab.name}/{MODEL_FILE}: {e})"
+        size = path.stat().st_size if path.is_file() else bad
+        return {"hash": bad, "good": bad, "total": bad, "words": bad, "size": size, "_each": [], "_contexts": []}
+    contexts = model_ref.seeded_contexts(seed, m)
+    good, total = model_ref.heldout_top1(m)
+    each = [model_ref.fnv1a(struct.pack(f"<{m.vocab}i", *model_ref.logits(m, c))) for c in contexts]
+    return {"hash": f"0x{model_ref.logits_hash(m, contexts):x}", "good": good, "total": total,
+            "words": " ".join(model_ref.generate(m, seed)), "size": path.stat().st_size,
+            "_each": each, "_contexts": contexts}
+
+
+def spell(context):
+    return "".join("." if c == 0 else chr(96 + c) for c in context)
+
+
+def bit_exact(ctx, engine):
+    want = ctx.values["_each"]
+    if not want:
+        raise Fail(f"no reference values: {ctx.values['hash']}")
+    lines = {m.group(1): m.group(2).split() for m in map(EACH.match, ctx.boot.lines) if m}
+    if engine not in lines:
+        raise Fail(f"no `[model] {engine}: each context: ...` line (the self-test stopped before this engine)")
+    got = [int(x, 16) for x in lines[engine]]
+    for i, (g, w) in enumerate(zip(got, want)):
+        if g != w:
+            raise Fail(f"context {i} (`{spell(ctx.values['_contexts'][i])}`, oldest character first) is the first "
+                       f"that differs: its logits hash 0x{g:x}, the reference's 0x{w:x}; every rounding is "
+                       f"specified in labs/{ctx.lab.name}/model_ref.py")
+    if len(got) != len(want):
+        raise Fail(f"{len(got)} context hashes printed, {len(want)} expected")
+
+
+@check("model: the interpreter is bit-exact", 15)
+def interpreter_exact(ctx):
+    bit_exact(ctx, "interpreter")
+
+
+@check("jit: the scalar JIT is bit-exact", 15)
+def scalar_exact(ctx):
+    bit_exact(ctx, "jit scalar")
+
+
+@check("jit: the SSE2 JIT is bit-exact", 15)
+def sse2_exact(ctx):
+    bit_exact(ctx, "jit sse2")
+
+
+def in_heap(addr, syms):
+    r = syms.range("__heap_start", "__heap_end")
+    return r is not None and addr is not None and r[0] <= addr < r[1]
+
+
+def in_jit_code(ev):
+    """The kernel's own report names a rip in the heap: the JIT's generated code."""
+    m = SAID_RIP.search(ev.said[0]) if ev.said else None
+    return bool(m) and in_heap(int(m.group(1), 16), ev.symbols)
+
+
+@place
+def generated_code(addr, ev):
+    return "code generated at run time (in the heap: the JIT's pages)" if ev.code and in_heap(addr, ev.symbols) \
+        else None
+
+
+HINTS = [
+    Hint(lambda ev: ev.said and "#UD invalid opcode" in ev.said[0] and in_jit_code(ev),
+         "an invalid-opcode fault in the JIT's code, at an SSE instruction: SSE is off until the kernel sets "
+         "CR4.OSFXSR (and CR4.OSXMMEXCPT, CR0.MP, with CR0.EM clear). Book: chapter 6, \"Turning SSE on\"."),
+    Hint(lambda ev: ev.said and "#GP general protection" in ev.said[0] and in_jit_code(ev),
+         "a general-protection fault in the JIT's code: a legacy SSE instruction (movdqa, pmaddwd) with a memory "
+         "operand that is not 16-byte aligned. Book: chapter 6, \"Turning SSE on\"."),
+]

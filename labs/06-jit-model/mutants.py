@@ -1,0 +1,71 @@
+"""Lab 06's deliberate breaks (grader/mutants.py runs them)."""
+from grader.mutants import check_of, diagnosis_text, mutant
+
+# Checks of given code: a skeleton of this lab may pass them.
+GIVEN_CODE_CHECKS = {"model: module found and checked", "model: the interpreter's logits hash",
+                     "model: the interpreter is bit-exact"}
+
+
+@mutant("06", skeleton=True, below=True)
+def skeleton_runs_the_interpreter_and_refuses_the_jit(st):
+    assert st.boots["default"].outcome.ok
+    assert check_of(st, "model: the interpreter is bit-exact").passed
+    enc = check_of(st, "jit: the encoder is right")
+    assert not enc.passed and "for `mov rax, [rdx+0x10]` the encoder gives `8b`, the SDM `48 8b 42 10`" in enc.message
+    assert "no `[model] jit sse2: each context" in check_of(st, "jit: the SSE2 JIT is bit-exact").message
+
+
+@mutant("06", patches=[("solutions/06-jit-model/jit_seal.c", "        *e &= ~(PTE_W | PTE_NX);", "        *e &= ~PTE_NX;   /* mutant */")])
+def jit_pages_left_writable(st):
+    assert not check_of(st, "jit: W^X").passed and not check_of(st, "jit: the encoder is right").passed
+    assert "is not r-x after jit_seal" in check_of(st, "jit: the encoder is right").message
+
+
+@mutant("06", patches=[("labs/06-jit-model/model_selftest.c", "    sse_enable();\n",
+                        "    (void)sse_enable;   /* mutant: SSE left off */\n")])
+def sse_not_enabled(st):
+    diag = diagnosis_text(st)
+    assert "reported: [fault] #UD invalid opcode at rip" in diag and "CR4.OSFXSR" in diag
+    assert check_of(st, "jit: the scalar JIT is bit-exact").passed            # no SSE in the scalar path
+
+
+@mutant("06", patches=[("labs/06-jit-model/model_selftest.c", "    jm->in = kmalloc(2 * MODEL_IN);",
+                        "    jm->in = (int16_t *)((char *)kmalloc(2 * MODEL_IN + 16) + 8);   /* mutant */")])
+def misaligned_sse_operand(st):
+    diag = diagnosis_text(st)
+    assert "reported: [fault] #GP general protection at rip" in diag and "16-byte aligned" in diag
+
+
+@mutant("06", patches=[("labs/06-jit-model/model.c", "    int64_t v = (acc * mult + (1ll << 23)) >> 24;",
+                        "    int64_t v = (acc * mult) >> 24;   /* mutant: rounds down, not to nearest */")])
+def rounding_changed_by_one_names_the_first_context(st):
+    interp = check_of(st, "model: the interpreter is bit-exact")
+    assert not interp.passed and interp.message.startswith("context ") and "is the first that differs" in interp.message
+    assert check_of(st, "jit: the SSE2 JIT is bit-exact").passed              # the JIT does not share the bug
+
+
+def corrupt_weights(root):
+    p = root / "labs/06-jit-model/chars.model"
+    data = bytearray(p.read_bytes())
+    data[5000] ^= 1
+    p.write_bytes(bytes(data))
+
+
+@mutant("06", patches=[corrupt_weights])
+def corrupt_weights_module_panics_clearly(st):
+    assert "panic" in st.stopped
+    module = check_of(st, "model: module found and checked")
+    assert not module.passed and "model: checksum mismatch: the module is corrupt" in module.message
+
+
+@mutant("06", patches=[("solutions/06-jit-model/jit_seal.c", "        invlpg(va);\n", "        /* mutant: no invlpg */\n")])
+def seal_without_invlpg_is_caught_under_qemu(st):
+    enc = check_of(st, "jit: the encoder is right")
+    assert not enc.passed and "still writable through the TLB after jit_seal: invlpg missing?" in enc.message
+    assert st.diagnoses == {}                     # the run ended cleanly: no fault to blame
+
+
+@mutant("06", patches=[("labs/06-jit-model/lab.json", '"modules": ["chars.model"]', '"modules": []')])
+def missing_model_module_panics_clearly(st):
+    module = check_of(st, "model: module found and checked")
+    assert not module.passed and "model: no Multiboot2 module `chars.model`" in module.message
