@@ -75,120 +75,158 @@ def _kill_group(proc):
         pass
 
 
+@dataclass(frozen=True)
+class Limits:
+    total: float = 30.0         # seconds of the whole run
+    progress: float = 10.0      # seconds without output (None: no limit)
+    cap: int = 256 * 1024       # bytes of serial output kept; more is a flood
+    exit_grace: float = 3.0     # seconds to power off after the final line
+    log_cap: int = 4 * 1024 * 1024
+
+
 def run(make_launch, total_timeout=30.0, progress_timeout=10.0, cap=256 * 1024,
-        exit_grace=3.0, on_output=None, log_cap=4 * 1024 * 1024,
-        on_line=None):
+        exit_grace=3.0, on_output=None, log_cap=4 * 1024 * 1024, on_line=None):
     """Run one emulator. make_launch(tmpdir) returns an emulators.Launch.
     on_output(bytes) sees output as it comes (for `make qemu`); on_line(line,
     result, send) sees each complete line and may answer with send(bytes) on
     the serial input (the emulator's stdin)."""
+    limits = Limits(total_timeout, progress_timeout, cap, exit_grace, log_cap)
     with tempfile.TemporaryDirectory(prefix="kit-run-") as tmp:
-        launch = make_launch(tmp)
-        result = RunResult("start-failed", emulator=launch.name, launch=launch,
-                           limits={"total": total_timeout, "progress": progress_timeout, "cap": cap})
-        errf = open(Path(tmp) / "stderr.txt", "w+")
-        fifo_fd = None
-        if launch.serial_fifo:      # O_RDWR: the FIFO never reports EOF while we hold it
-            fifo_fd = os.open(launch.serial_fifo, os.O_RDWR | os.O_NONBLOCK)
-        start = time.monotonic()
-        try:
-            proc = subprocess.Popen(launch.argv, cwd=tmp, stdin=subprocess.PIPE,
-                                    stdout=errf if fifo_fd is not None else subprocess.PIPE,
-                                    stderr=errf, start_new_session=True)
-        except OSError as e:
-            result.stderr = f"could not start {launch.argv[0]}: {e.strerror}"
-            errf.close()
-            if fifo_fd is not None:
-                os.close(fifo_fd)
-            return result
-        try:
-            fd = fifo_fd if fifo_fd is not None else proc.stdout.fileno()
-            def send(data):
-                proc.stdin.write(data)
-                proc.stdin.flush()
-            hook = (lambda line: on_line(line, result, send)) if on_line else None
-            _pump(proc, fd, fifo_fd is not None, result, start, total_timeout, progress_timeout, cap,
-                  exit_grace, on_output, hook)
-        finally:
-            _kill_group(proc)
-            for f in (proc.stdin, proc.stdout):
-                try:
-                    if f:
-                        f.close()
-                except OSError:
-                    pass
-            if fifo_fd is not None:
-                os.close(fifo_fd)
-            result.elapsed = time.monotonic() - start
-            errf.seek(0)
-            result.stderr = errf.read()[-4000:]
-            errf.close()
-            if launch.log.is_file():
-                with open(launch.log, "rb") as f:
-                    size = launch.log.stat().st_size
-                    if size > log_cap:           # keep the end: the fault is there
-                        f.seek(size - log_cap)
-                    result.log = f.read().decode("latin-1")
-            result.outcome = launch.outcome(result.status, result.log, result.lines)
-        return result
-
-
-def _pump(proc, fd, eof_on_exit, result, start, total_timeout, progress_timeout, cap, exit_grace, on_output,
-          on_line=None):
-    """Read serial output from fd until the emulator is done. With a FIFO
-    (eof_on_exit) the end of the stream is the end of the process."""
-    buf = bytearray()
-    seen = 0                    # bytes of buf already handed to on_line
-    last = start
-    final_deadline = None
-    open_ = True
-    while True:
-        now = time.monotonic()
-        if eof_on_exit and open_ and proc.poll() is not None:
-            ready, _, _ = select.select([fd], [], [], 0)
-            if not ready:
-                open_ = False       # exited and drained
-        if proc.poll() is not None and not open_:
-            result.reason, result.status = "exited", proc.returncode
-            break
-        if now - start > total_timeout:
-            result.reason = "timeout"
-            break
-        if final_deadline is None and progress_timeout and now - last > progress_timeout:
-            result.reason = "silent"
-            break
-        if final_deadline is not None and now > final_deadline:
-            result.reason = "final-line-no-exit"
-            break
-        if not open_:
+        session = Session(make_launch(tmp), Path(tmp), limits, on_output, on_line)
+        if session.start():
             try:
-                proc.wait(timeout=0.05)
-            except subprocess.TimeoutExpired:
-                pass
-            continue
-        ready, _, _ = select.select([fd], [], [], 0.05)
-        if not ready:
-            continue
+                session.pump()
+            finally:
+                session.stop()
+        return session.result
+
+
+class Session:
+    """One emulator process: started in its folder, its serial output read
+    until it is done, then reaped with everything it started."""
+
+    def __init__(self, launch, tmp, limits, on_output=None, on_line=None):
+        self.launch, self.tmp, self.limits = launch, tmp, limits
+        self.on_output, self.on_line = on_output, on_line
+        self.result = RunResult("start-failed", emulator=launch.name, launch=launch,
+                                limits={"total": limits.total, "progress": limits.progress, "cap": limits.cap})
+        self.proc = self.fifo_fd = self.errf = None
+        self.buf, self.seen = bytearray(), 0
+
+    def start(self):
+        self.errf = open(self.tmp / "stderr.txt", "w+")
+        if self.launch.serial_fifo:      # O_RDWR: the FIFO never reports EOF while we hold it
+            self.fifo_fd = os.open(self.launch.serial_fifo, os.O_RDWR | os.O_NONBLOCK)
+        self.t0 = time.monotonic()
         try:
-            chunk = os.read(fd, 65536)
-        except BlockingIOError:
-            continue
-        if not chunk:
-            open_ = False
-            continue
-        last = time.monotonic()
-        take = chunk[: max(0, cap - len(buf))]
-        buf += take
-        if on_output:
-            on_output(take)
-        if len(buf) >= cap:
-            result.reason = "flood"
-            break
-        while on_line and b"\n" in buf[seen:]:
-            end = buf.index(b"\n", seen)
-            on_line(render(bytes(buf[seen:end])))
-            seen = end + 1
-            last = time.monotonic()             # time spent answering is not silence
-        if final_deadline is None and FINAL_LINE.search(buf):
-            final_deadline = time.monotonic() + exit_grace
-    result.output = bytes(buf)
+            self.proc = subprocess.Popen(self.launch.argv, cwd=self.tmp, stdin=subprocess.PIPE,
+                                         stdout=self.errf if self.fifo_fd is not None else subprocess.PIPE,
+                                         stderr=self.errf, start_new_session=True)
+        except OSError as e:
+            self.result.stderr = f"could not start {self.launch.argv[0]}: {e.strerror}"
+            self._close_files()
+            return False
+        return True
+
+    def send(self, data):
+        """Answer the kernel on its serial input; a kernel that has already
+        powered off simply does not hear it."""
+        try:
+            self.proc.stdin.write(data)
+            self.proc.stdin.flush()
+        except (BrokenPipeError, ValueError, OSError):
+            pass
+
+    def pump(self):
+        """Read serial output until the emulator is done or a limit is hit;
+        sets result.reason (and status). With a FIFO the end of the stream is
+        the end of the process."""
+        fd = self.fifo_fd if self.fifo_fd is not None else self.proc.stdout.fileno()
+        self.last, self.final_deadline, self.open = self.t0, None, True
+        while True:
+            reason = self._limit_reached()
+            if reason:
+                self.result.reason = reason
+                break
+            if not self.open:
+                try:
+                    self.proc.wait(timeout=0.05)
+                except subprocess.TimeoutExpired:
+                    pass
+                continue
+            if not select.select([fd], [], [], 0.05)[0]:
+                continue
+            try:
+                chunk = os.read(fd, 65536)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                self.open = False
+            elif self._take(chunk):
+                self.result.reason = "flood"
+                break
+        self.result.output = bytes(self.buf)
+
+    def _limit_reached(self):
+        """Why the run is over, or None."""
+        now, lim = time.monotonic(), self.limits
+        if self.fifo_fd is not None and self.open and self.proc.poll() is not None:
+            if not select.select([self.fifo_fd], [], [], 0)[0]:
+                self.open = False       # exited and drained
+        if self.proc.poll() is not None and not self.open:
+            self.result.status = self.proc.returncode
+            return "exited"
+        if now - self.t0 > lim.total:
+            return "timeout"
+        if self.final_deadline is None and lim.progress and now - self.last > lim.progress:
+            return "silent"
+        if self.final_deadline is not None and now > self.final_deadline:
+            return "final-line-no-exit"
+        return None
+
+    def _take(self, chunk):
+        """Keep a chunk of output (up to the cap), hand out its lines; True on a flood."""
+        self.last = time.monotonic()
+        take = chunk[: max(0, self.limits.cap - len(self.buf))]
+        self.buf += take
+        if self.on_output:
+            self.on_output(take)
+        if len(self.buf) >= self.limits.cap:
+            return True
+        while self.on_line and b"\n" in self.buf[self.seen:]:
+            end = self.buf.index(b"\n", self.seen)
+            self.on_line(render(bytes(self.buf[self.seen:end])), self.result, self.send)
+            self.seen = end + 1
+            self.last = time.monotonic()             # time spent answering is not silence
+        if self.final_deadline is None and FINAL_LINE.search(self.buf):
+            self.final_deadline = time.monotonic() + self.limits.exit_grace
+        return False
+
+    def stop(self):
+        """Reap the emulator's whole process group and gather what it left."""
+        _kill_group(self.proc)
+        for f in (self.proc.stdin, self.proc.stdout):
+            try:
+                if f:
+                    f.close()
+            except OSError:
+                pass
+        self.result.elapsed = time.monotonic() - self.t0
+        self.errf.seek(0)
+        self.result.stderr = self.errf.read()[-4000:]
+        self._close_files()
+        log = self.launch.log
+        if log.is_file():
+            with open(log, "rb") as f:
+                size = log.stat().st_size
+                if size > self.limits.log_cap:           # keep the end: the fault is there
+                    f.seek(size - self.limits.log_cap)
+                self.result.log = f.read().decode("latin-1")
+        self.result.outcome = self.launch.outcome(self.result.status, self.result.log, self.result.lines)
+
+    def _close_files(self):
+        if self.fifo_fd is not None:
+            os.close(self.fifo_fd)
+            self.fifo_fd = None
+        if self.errf:
+            self.errf.close()

@@ -26,12 +26,6 @@ static const char *const fault_names[32] = {
     "#VC VMM communication", "#SX security", "reserved 31",
 };
 
-static int
-fault_has_error(uint64_t v)
-{
-    return v == 8 || (v >= 10 && v <= 14) || v == 17 || v == 21 || v == 29 || v == 30;
-}
-
 /* Read back what idt_set_gate wrote; name the first field that is wrong. */
 static int
 fault_check_gate(int v, void (*handler)(void), int ist)
@@ -103,7 +97,7 @@ static void
 fault_report(const struct trap_frame *tf, uint64_t cr2, const char *outcome)
 {
     kprintf("[fault] %s at rip %p", fault_names[tf->vector & 31], (void *)tf->rip);
-    if (fault_has_error(tf->vector))
+    if (TRAP_HAS_ERROR(tf->vector))
         kprintf(" error 0x%lx", tf->error);
     if (tf->vector == 14) {
         char words[96];

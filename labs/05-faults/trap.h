@@ -10,7 +10,7 @@
  *   | rflags |
  *   |   cs   |
  *   |  rip   |
- *   | error  |  by the CPU for 8, 10-14, 17, 21; else 0 by our stub
+ *   | error  |  by the CPU where TRAP_HAS_ERROR; else 0 by our stub
  *   | vector |  by our stub
  *   |  rax   |  by trap_common ... down to r15
  *   |  ...   |
@@ -19,6 +19,13 @@
  */
 #ifndef TRAP_H
 #define TRAP_H
+
+/* The exceptions for which the CPU pushes an error code (SDM vol. 3A,
+ * table 6-1): the stubs and the reports both ask this. */
+#define TRAP_HAS_ERROR(v) ((v) == 8 || ((v) >= 10 && (v) <= 14) || (v) == 17 || (v) == 21 || (v) == 29 || \
+                           (v) == 30)
+
+#ifndef __ASSEMBLER__
 #include "kernel.h"
 
 struct trap_frame {
@@ -89,4 +96,5 @@ uint64_t probe_write(uint64_t addr);
 uint64_t probe_exec(uint64_t addr);
 uint64_t probe_divide(uint64_t n);
 uint64_t probe_ud2(void);
+#endif /* __ASSEMBLER__ */
 #endif

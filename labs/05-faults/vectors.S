@@ -2,14 +2,14 @@
  * in 64-bit mode). Each makes the stack look the same, a struct trap_frame,
  * whether or not the CPU pushed an error code, and calls trap_handler.
  */
-#define HAS_ERROR(v) ((v) == 8 || ((v) >= 10 && (v) <= 14) || (v) == 17 || (v) == 21 || (v) == 29 || (v) == 30)
+#include "trap.h"
 
     .section .text
 .macro stub v
     .globl trap_stub_\v
     .type trap_stub_\v, @function
 trap_stub_\v:
-    .if !HAS_ERROR(\v)
+    .if !TRAP_HAS_ERROR(\v)
     push $0                           /* a dummy error code: one frame layout for all */
     .endif
     push $\v

@@ -1,7 +1,7 @@
 /* The character model: found among the Multiboot2 modules, checked (magic,
  * version, shapes, size, checksum) before anything trusts it, and run by a
  * plain C interpreter that the JIT must match bit for bit. The arithmetic
- * is specified in grader/model_ref.py.
+ * is specified in labs/06-jit-model/model_ref.py.
  */
 #include "model.h"
 #include "serial.h"

@@ -1,6 +1,6 @@
 /* The character model of lab 06, as the kernel sees it: the file GRUB loads
  * as a Multiboot2 module (its format and every rounding rule are specified
- * in grader/model_ref.py), the C interpreter, and the JIT's entry points.
+ * in labs/06-jit-model/model_ref.py), the C interpreter, and the JIT's entry points.
  */
 #ifndef MODEL_H
 #define MODEL_H

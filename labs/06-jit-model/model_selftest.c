@@ -1,7 +1,7 @@
 /* The workload of the whole kernel: load the model, run the interpreter and
  * two JITs (scalar, SSE2) on seeded contexts, check W^X with the probes of
  * lab 05, then score held-out words and generate words with the SSE2 JIT.
- * Every printed value is recomputed by the grader (grader/model_ref.py).
+ * Every printed value is recomputed by the grader (labs/06-jit-model/model_ref.py).
  */
 #include "model.h"
 #include "jit.h"

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Maintainer tool (not run in CI): train the character model of lab 06 and
 write labs/06-jit-model/chars.model, the file the kernel loads as a Multiboot2
-module and the grader's reference (grader/model_ref.py) reads.
+module and the grader's reference (labs/06-jit-model/model_ref.py) reads.
 
 Needs Debian's python3-numpy and wamerican (the word list), only here:
     apt-get install --no-install-recommends python3-numpy wamerican
@@ -10,7 +10,7 @@ Needs Debian's python3-numpy and wamerican (the word list), only here:
 The model: the 6 previous characters (a-z, and 0 for "before the word"),
 each embedded in 16 int8 values; 96 -> 256 ReLU -> 256 ReLU -> 27 logits
 (0 = end of word, 1..26 = a..z). Trained in float32, then quantized to the
-integer pipeline that grader/model_ref.py specifies (int8 weights, int32
+integer pipeline that labs/06-jit-model/model_ref.py specifies (int8 weights, int32
 biases, requantization by multiply-and-shift). The training is seeded: the
 same packages give the same file.
 """
