@@ -11,14 +11,18 @@ applied (every old text must be found), by default with the student files
 from solutions/. Options: skeleton=True grades the student files of labs/
 (below=True: on the reference labs below), emulator, seed, memory_mb,
 timeouts; also=[{...}, ...] grades the same tree again with other options,
-and the function then receives every result. The test suite
+and the function then receives every result; seeds=N grades it with N random
+seeds (and the fixed one) and calls the function on each result: a classic
+bug must be caught whatever the seed. The test suite
 (grader/tests/test_mutants.py) runs every mutant of every lab.
 """
+import random
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import grade, labs as labs_mod, stage as stage_mod
+from . import build as build_mod, grade, labs as labs_mod, stage as stage_mod
 
 SEED = 0x5EED1234
 
@@ -92,20 +96,46 @@ def make_tree(dest, patches=(), root=labs_mod.ROOT):
     return dest
 
 
+def _stage_of(tree, stage, options):
+    origin = stage_mod.Origin("labs", None, options.get("below", False)) if options.get("skeleton") \
+        else stage_mod.Origin("solutions")
+    return stage_mod.make(stage, origin, tree)
+
+
 def grade_tree(tree, stage, skeleton=False, below=False, seed=SEED, emulator="qemu", **options):
-    origin = stage_mod.Origin("labs", None, below) if skeleton else stage_mod.Origin("solutions")
-    return grade.grade_stage(stage_mod.make(stage, origin, tree), seed=seed, emulator=emulator, **options)
+    st = _stage_of(tree, stage, {"skeleton": skeleton, "below": below})
+    return grade.grade_stage(st, seed=seed, emulator=emulator, **options)
 
 
-def run(m, workdir):
+def run(m, workdir, jobs=2):
     """Grade the mutant; returns what its function returns (it asserts)."""
     tree = make_tree(Path(workdir) / "tree", m.patches, m.lab.root)
-    results = [grade_tree(tree, m.stage, **m.options)] + [grade_tree(tree, m.stage, **dict(m.options, **a))
-                                                          for a in m.also]
+    options = dict(m.options)
+    seeds = options.pop("seeds", 0)
     try:
+        if seeds:
+            return _every_seed(m, tree, options, seeds, jobs)
+        results = [grade_tree(tree, m.stage, **options)] + [grade_tree(tree, m.stage, **dict(options, **a))
+                                                            for a in m.also]
         return m.expect(*results)
     finally:
         shutil.rmtree(tree, ignore_errors=True)
+
+
+def _every_seed(m, tree, options, n, jobs):
+    """The mutant must be caught with the fixed seed and with n random ones."""
+    options.pop("seed", None)
+    seeds = [SEED] + [random.SystemRandom().randrange(1, 1 << 32) for _ in range(n)]
+    build_mod.build(_stage_of(tree, m.stage, options))          # build once, before the parallel boots
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        results = list(pool.map(lambda s: grade_tree(tree, m.stage, seed=s, **options), seeds))
+    escaped = []
+    for seed, st in zip(seeds, results):
+        try:
+            m.expect(st)
+        except AssertionError as e:
+            escaped.append(f"seed 0x{seed:08x}: {e}")
+    assert not escaped, f"{m.lab.name}::{m.name} escapes with " + "; ".join(escaped[:3])
 
 
 def check_of(st, title_start):

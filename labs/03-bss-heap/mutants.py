@@ -37,3 +37,4 @@ def challenge_bug_from_the_seeds_free_list_left_empty(st):
     assert st.full                                       # the challenge is optional...
     small = check_of(st, "challenge: free list keeps a small remainder")
     assert not small.passed and small.bonus and "were not kept free" in small.message
+
