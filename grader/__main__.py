@@ -262,19 +262,29 @@ def cmd_gdb(args):
     os.execvp("gdb", ["gdb", "-q", "-x", str(gdbinit)])
 
 
-def _terminate(signum, _frame):
-    raise KeyboardInterrupt       # run the same clean-up as Ctrl-C: every emulator is reaped
+def _stop(signum, _frame):
+    """Ctrl-C (or SIGTERM, SIGHUP): every run ends at once and its emulator is
+    reaped; the grading goes on to its (partial) report. A second Ctrl-C
+    leaves at once."""
+    if run.STOP.is_set():
+        raise KeyboardInterrupt
+    run.STOP.set()
 
 
 def main(argv=None):
     import signal
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _terminate)
     args = make_parser().parse_args(argv)
+    if args.cmd != "bochs-debug":           # there Ctrl-C belongs to the Bochs debugger
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, _stop)
     commands = {"grade": cmd_grade, "demo": cmd_demo, "qemu": cmd_qemu, "bochs": cmd_qemu,
                 "bochs-debug": cmd_bochs_debug, "build": cmd_build, "setup": cmd_setup, "gdb": cmd_gdb}
     try:
-        return commands[args.cmd](args)
+        status = commands[args.cmd](args)
+        if run.STOP.is_set():
+            print("\ninterrupted (Ctrl-C): every emulator was stopped; what is above is partial", file=sys.stderr)
+            return 130
+        return status
     except deps.MissingTools as e:
         print(f"setup: {e}", file=sys.stderr)
     except labs.LabError as e:
@@ -283,7 +293,7 @@ def main(argv=None):
         print(f"error in an expected transcript: {e}", file=sys.stderr)
     except build_mod.BuildError as e:
         print(f"build failed: {e.summary}\n{e.details}", file=sys.stderr)
-        return 1
+        return 130 if run.STOP.is_set() else 1
     except KeyboardInterrupt:
         print("\ninterrupted; every emulator was stopped", file=sys.stderr)
         return 130

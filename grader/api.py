@@ -1,11 +1,11 @@
 """What a lab's own Python (labs/NN-name/checks.py) may use: the engine's
 side of the contract. A lab's checks module defines, all optional:
 
-    @check("title", points[, boot="name"][, emulators=("qemu",)])
+    @check("title", points[, boot="name"][, emulators=("qemu",)][, seeded=True])
     def f(ctx): ...             a computed check; raise Fail(...) when it fails
-    @values
+    @values  or  @values(seeded=True)
     def v(ctx): ...             {name: value} for the transcript's placeholders (after the boot)
-    @precompute
+    @precompute  or  @precompute(seeded=True)
     def p(seed, lab): ...       slow values that need only the seed (run while the kernel boots)
     BOOTS = {"panic": "panic"}  more boots of the stage, by name: their tests= word
     INTERACTION = Interaction(on_line, kargs=..., emulators=..., qmp=True)
@@ -14,7 +14,11 @@ side of the contract. A lab's checks module defines, all optional:
     @place
     def where(addr, ev): ...    a name for an address (a section, a region), or None
 
-The engine finds them by looking at the module; it never names a lab.
+`seeded=True` says that what is checked depends on this run's seed: a boot
+earns points only if it shows this run's command line and at least one of
+its seed-dependent lines or checks matched (a replayed transcript earns
+nothing). The engine finds all this by looking at the module; it never
+names a lab.
 """
 from dataclasses import dataclass, field
 
@@ -35,23 +39,28 @@ class CheckDef:
     fn: object
     boot: str = "default"
     emulators: tuple = ("qemu", "bochs")
+    seeded: bool = False        # what it checks depends on this run's seed
 
 
-def check(title, points, boot="default", emulators=("qemu", "bochs")):
+def check(title, points, boot="default", emulators=("qemu", "bochs"), seeded=False):
     def deco(fn):
-        fn.kit_check = CheckDef(title, points, fn, boot, tuple(emulators))
+        fn.kit_check = CheckDef(title, points, fn, boot, tuple(emulators), seeded)
         return fn
     return deco
 
 
-def values(fn):
-    fn.kit_values = True
-    return fn
+def _marker(attr):
+    """A decorator usable bare (@values) or with seeded=True (@values(seeded=True))."""
+    def deco(fn=None, *, seeded=False):
+        def mark(f):
+            setattr(f, attr, "seeded" if seeded else "fixed")
+            return f
+        return mark(fn) if fn is not None else mark
+    return deco
 
 
-def precompute(fn):
-    fn.kit_precompute = True
-    return fn
+values = _marker("kit_values")
+precompute = _marker("kit_precompute")
 
 
 def place(fn):
@@ -131,6 +140,6 @@ def collect(module):
             found["checks"].append(obj.kit_check)
         for attr, key in (("kit_values", "values"), ("kit_precompute", "precompute"), ("kit_place", "places")):
             if getattr(obj, attr, False):
-                found[key].append(obj)
+                found[key].append(obj)      # values and precompute: obj.kit_values says "seeded" or "fixed"
     return dict(found, boots=dict(getattr(module, "BOOTS", {})), interaction=getattr(module, "INTERACTION", None),
                 hints=list(getattr(module, "HINTS", [])), kernel_report=getattr(module, "kernel_report", None))

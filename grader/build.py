@@ -11,6 +11,13 @@ own files, so that the core names no later lab:
     in lab order, for the `#include "stage-NAME.ld"` lines of kernel.ld;
   - grub.cfg: a `module2` line for each module of the stage's labs.
 
+The build is sealed: it copies the stage's given files from the kit and
+only the declared student files from their origin (regular files, at most
+STUDENT_FILE_CAP bytes each) into a private folder, build/.../src, and runs
+the compiler and the linker in the sandbox (grader/sandbox.py), which shows
+them that folder and the toolchain and nothing else: an `#include` or an
+`.incbin` of any other file fails with the compiler's own error.
+
 Outputs are cached by a hash of every input: a second build of the same
 sources is free.
 """
@@ -21,13 +28,15 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import labs as labs_mod
+from . import labs as labs_mod, sandbox
 from .stage import Stage
 from .symbols import Symbols
 
@@ -39,8 +48,11 @@ CFLAGS = [
     "-O2", "-g", "-Wall", "-Wextra", "-Werror",
 ]
 LDFLAGS = ["-nostdlib", "-static", "-z", "max-page-size=4096", "--no-dynamic-linker"]
-TOOL_TIMEOUT = 120
+TOOL_TIMEOUT = 60
 LINKER_SCRIPT, GRUB_CFG, MODULES_MARK = "kernel.ld", "grub.cfg", "@MODULES@"
+GIVEN_SUFFIXES = (".c", ".S", ".h", ".ld", ".cfg")
+STUDENT_FILE_CAP = 256 * 1024       # bytes: a student file larger than this is refused
+OBJECTS_CAP = 32 << 20              # bytes: all objects of a stage together
 
 
 class BuildError(Exception):
@@ -80,18 +92,37 @@ def stage_dir(stage):
     return stage.root / "build" / name
 
 
-def _run(cmd, cwd=None):
+def _run(cmd, cwd=None, sealed=None):
+    """Run a tool; with sealed=outdir, inside the sandbox that sees only outdir."""
+    tool = cmd[0]
+    if sealed is not None:
+        cmd = sandbox.wrap(cmd, rw=[sealed], cwd=cwd, memory=True)
+    from .run import STOP
+    if STOP.is_set():
+        raise BuildError("interrupted (Ctrl-C)")
     try:
-        return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=TOOL_TIMEOUT)
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                errors="replace", start_new_session=True)
     except FileNotFoundError:
         raise BuildError(f"missing tool: {cmd[0]} (run `make setup` as root, or see README)") from None
-    except subprocess.TimeoutExpired:
-        raise BuildError(f"{cmd[0]} took more than {TOOL_TIMEOUT}s") from None
+    deadline = time.monotonic() + TOOL_TIMEOUT
+    while True:
+        try:
+            out, err = proc.communicate(timeout=0.1)
+            return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+        except subprocess.TimeoutExpired:
+            if STOP.is_set() or time.monotonic() > deadline:
+                os.killpg(proc.pid, 9)
+                proc.communicate()
+                raise BuildError("interrupted (Ctrl-C)" if STOP.is_set()
+                                 else f"{tool} took more than {TOOL_TIMEOUT}s: stopped") from None
 
 
-def first_errors(text, root, limit=8):
-    """The compiler's first error lines, with paths shown relative to root."""
-    lines = [ln.replace(str(root) + "/", "") for ln in text.splitlines()]
+def first_errors(text, *roots, limit=8):
+    """The compiler's first error lines, with paths shown relative to the roots."""
+    lines = text.splitlines()
+    for root in roots:
+        lines = [ln.replace(str(root) + "/", "") for ln in lines]
     errors = [i for i, ln in enumerate(lines) if re.search(r"\berror\b", ln)]
     if not errors:
         return "\n".join(lines[:limit])
@@ -146,6 +177,55 @@ def generated(stage):
     return {"stage.h": stage_header(stage), **fragments(stage)}
 
 
+# --- the sealed tree -----------------------------------------------------------
+
+def read_student_file(src, stage):
+    """The bytes of a student file, if it is a regular file inside its origin,
+    not a link, at most STUDENT_FILE_CAP bytes; else BuildError, one line."""
+    o = stage.origin
+    where = f" in {o.submission}" if o.kind == "submission" else ""
+    base = Path(o.submission if o.kind == "submission" else stage.root).resolve()
+    name = f"{src.shown}{where}"
+    try:
+        info = os.lstat(src.path)
+    except FileNotFoundError:
+        raise BuildError(f"missing file {name}",
+                         "a submission must contain every student file of the labs up to this one") from None
+    except OSError as e:
+        raise BuildError(f"{name} cannot be read: {e.strerror}") from None
+    if stat.S_ISLNK(info.st_mode):
+        raise BuildError(f"{name} is a symbolic link: a student file must be a regular file")
+    if not stat.S_ISREG(info.st_mode):
+        raise BuildError(f"{name} is not a regular file")
+    if base not in Path(src.path).resolve().parents:
+        raise BuildError(f"{name} lies outside {'the submission' if where else 'the kit'} (a link on its way?)")
+    if info.st_size > STUDENT_FILE_CAP:
+        raise BuildError(f"{name} is {info.st_size // 1024} KiB: a student file may have at most "
+                         f"{STUDENT_FILE_CAP // 1024} KiB")
+    fd = os.open(src.path, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, "rb") as f:
+        return f.read(STUDENT_FILE_CAP + 1)[:STUDENT_FILE_CAP]
+
+
+def seal(stage, outdir):
+    """outdir/src: the given files of the stage's labs, copied from the kit,
+    and its student files, copied from their origin, each where reports name
+    it (labs/NN-name/f.c, or solutions/NN-name/f.c)."""
+    student = {s.shown: read_student_file(s, stage) for s in stage.sources if s.student}
+    src = outdir / "src"
+    shutil.rmtree(src, ignore_errors=True)
+    for lab in stage.labs:
+        d = src / "labs" / lab.name
+        d.mkdir(parents=True)
+        for p in sorted(lab.dir.iterdir()):
+            if p.is_file() and p.suffix in GIVEN_SUFFIXES and p.name not in lab.student:
+                shutil.copyfile(p, d / p.name)
+    for shown, data in student.items():
+        (src / shown).parent.mkdir(parents=True, exist_ok=True)
+        (src / shown).write_bytes(data)
+    return src
+
+
 # --- the build ---------------------------------------------------------------
 
 def _inputs_hash(stage, gen):
@@ -169,18 +249,35 @@ def build(stage, outdir=None):
         return _build_locked(stage, outdir)
 
 
-def _compile_cmd(stage, src, obj, gendir):
-    incs = [f"-I{d}" for d in [gendir] + stage.include_dirs]
-    return (["clang"] + CFLAGS + [f"-fmacro-prefix-map={src.path.parent}/={Path(src.shown).parent}/"]
-            + incs + ["-c", str(src.path), "-o", str(obj)])
+def _include_flags(stage):
+    """-I of the generated headers and of every lab of the stage, relative to the sealed src/."""
+    return ["-I../gen"] + [f"-Ilabs/{lab.name}" for lab in stage.labs]
+
+
+def _debug_map(stage, srcdir):
+    """Debug information names the files where the student sees them (the kit),
+    except for a submission, whose copies stay in the build folder."""
+    return [] if stage.origin.kind == "submission" else [f"-fdebug-prefix-map={srcdir}={stage.root}"]
+
+
+def _editor_commands(stage, jobs, gendir):
+    """compile_commands.json for clangd: the kit's own files, as if unsealed."""
+    incs = [f"-I{gendir}"] + [f"-I{d}" for d in stage.include_dirs]
+    return [{"directory": str(stage.root), "file": str(s.path),
+             "arguments": ["clang"] + CFLAGS + incs + ["-c", str(s.path), "-o", str(obj)]} for s, obj in jobs]
+
+
+def _sealed_or_refused(stage):
+    """Is the sandbox here? A submission is never built without it, unless
+    the instructor said KIT_SANDBOX=off."""
+    if sandbox.mode() is None and stage.origin.kind == "submission" and \
+            os.environ.get("KIT_SANDBOX", "").lower() not in ("0", "off", "no"):
+        raise BuildError("a submission is built only in the sandbox, and there is none here: "
+                         + sandbox.why_not(), "to grade without it anyway (trusted code only): KIT_SANDBOX=off")
 
 
 def _build_locked(stage, outdir):
-    missing = stage.missing_files()
-    if missing:
-        where = f" in {stage.origin.submission}" if stage.origin.kind == "submission" else ""
-        raise BuildError(f"missing file {missing[0].shown}{where}",
-                         "a submission must contain every student file of the labs up to this one")
+    _sealed_or_refused(stage)
     gen = generated(stage)
     digest = _inputs_hash(stage, gen)
     elf, iso, stamp = outdir / "kernel.elf", outdir / "kernel.iso", outdir / "inputs.sha256"
@@ -194,27 +291,32 @@ def _build_locked(stage, outdir):
         d.mkdir()
     for name, text in gen.items():
         (gendir / name).write_text(text)
-    jobs = []
-    for i, src in enumerate(stage.sources):
-        obj = objdir / f"{i:02d}-{src.path.stem}{src.path.suffix.replace('.', '_')}.o"
-        jobs.append((src, obj, _compile_cmd(stage, src, obj, gendir)))
+    srcdir = seal(stage, outdir)
+    incs, debug = _include_flags(stage), _debug_map(stage, srcdir)
+    jobs = [(src, objdir / f"{i:02d}-{src.path.stem}{src.path.suffix.replace('.', '_')}.o")
+            for i, src in enumerate(stage.sources)]
+    cmds = [["clang"] + CFLAGS + debug + incs + ["-c", src.shown, "-o", str(obj)] for src, obj in jobs]
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        results = list(pool.map(lambda j: _run(j[2]), jobs))
-    for (src, obj, cmd), r in zip(jobs, results):
+        results = list(pool.map(lambda c: _run(c, cwd=srcdir, sealed=outdir), cmds))
+    for (src, obj), r in zip(jobs, results):
         if r.returncode != 0:
-            raise BuildError(f"{src.shown} does not compile", first_errors(r.stderr, stage.root))
-    (outdir / "compile_commands.json").write_text(json.dumps(
-        [{"directory": str(stage.root), "file": str(s.path), "arguments": c} for s, _, c in jobs], indent=1))
+            raise BuildError(f"{src.shown} does not compile", first_errors(r.stderr, srcdir, stage.root))
+    size = sum(obj.stat().st_size for _, obj in jobs if obj.is_file())
+    if size > OBJECTS_CAP:
+        raise BuildError(f"the objects add up to {size >> 20} MiB, more than {OBJECTS_CAP >> 20} MiB: "
+                         "is something filling a section on purpose?")
+    (outdir / "compile_commands.json").write_text(json.dumps(_editor_commands(stage, jobs, gendir), indent=1))
 
     ldscript = outdir / "kernel.ld"
-    incs = [f"-I{d}" for d in [gendir] + stage.include_dirs]
-    r = _run(["clang", "-E", "-P", "-x", "c", "-D__ASSEMBLER__"] + incs
-             + [str(stage.first(LINKER_SCRIPT)), "-o", str(ldscript)])
+    linker_script = stage.first(LINKER_SCRIPT).relative_to(stage.first(LINKER_SCRIPT).parents[2])
+    r = _run(["clang", "-E", "-P", "-x", "c", "-D__ASSEMBLER__"] + incs + [str(linker_script), "-o", str(ldscript)],
+             cwd=srcdir, sealed=outdir)
     if r.returncode != 0:
-        raise BuildError("the linker script does not preprocess", first_errors(r.stderr, stage.root))
-    r = _run(["ld.lld"] + LDFLAGS + ["-T", str(ldscript), "-o", str(elf)] + [str(j[1]) for j in jobs])
+        raise BuildError("the linker script does not preprocess", first_errors(r.stderr, srcdir, stage.root))
+    r = _run(["ld.lld"] + LDFLAGS + ["-T", str(ldscript), "-o", str(elf)] + [str(obj) for _, obj in jobs],
+             cwd=outdir, sealed=outdir)
     if r.returncode != 0:
-        raise BuildError("the kernel does not link", first_errors(r.stderr, stage.root))
+        raise BuildError("the kernel does not link", first_errors(r.stderr, srcdir, stage.root))
     _listings(elf, outdir)
     _make_iso(elf, iso, grub_config(stage), stage.modules)
     stamp.write_text(digest)

@@ -53,6 +53,8 @@ KERNEL = [
     Need("mformat", "mtools", "grub-mkrescue makes its EFI image with it"),
     Need("qemu-system-x86_64", "qemu-system-x86", "the first emulator"),
     Need(QEMU_BIOS, "seabios", "QEMU's firmware (-bios)"),
+    Need("bwrap", "bubblewrap", "the sandbox of every build and every emulator run"),
+    Need("prlimit", "util-linux", "caps the size of the files a build or a run writes"),
 ]
 BOCHS = [
     Need("bochs", "bochs", "the second, stricter emulator"),

@@ -13,7 +13,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import deps
+from . import deps, sandbox
 
 QEMU = "qemu-system-x86_64"
 BOCHS = "bochs"
@@ -46,11 +46,12 @@ class Outcome:
 class Launch:
     """One emulator run: the command, its files, and how to read its end."""
     name: str
-    argv: list
+    argv: list                  # the command that runs: the emulator, in its sandbox
     log: Path
     serial_fifo: Path = None    # read serial here instead of stdout
     files: dict = field(default_factory=dict)
     exits: dict = field(default_factory=dict)      # the kernel's EXIT_* values: {"OK": 0x10, ...}
+    command: list = field(default_factory=list)    # the emulator's own command, outside the sandbox
 
     def outcome(self, status, log, lines):
         if self.name == "bochs":
@@ -95,6 +96,11 @@ def make_args_disk(tmpdir, kargs):
     return env
 
 
+def boxed(argv, iso, tmpdir, net=False):
+    """The emulator in the sandbox: it reads its image, writes only its run folder."""
+    return sandbox.wrap(argv, rw=[tmpdir], ro=[iso], net=net, cwd=tmpdir, file_cap=sandbox.EMULATOR_FILE_CAP)
+
+
 def qemu(iso, tmpdir, kargs, memory_mb=128, exits=None, gdb_port=None, extra=(), qmp=False, **_):
     tmpdir = Path(tmpdir)
     log = tmpdir / "qemu.log"
@@ -114,7 +120,8 @@ def qemu(iso, tmpdir, kargs, memory_mb=128, exits=None, gdb_port=None, extra=(),
         files["qmp"] = tmpdir / "qmp.sock"
         argv += ["-qmp", f"unix:{files['qmp']},server=on,wait=off"]
     argv += list(extra)
-    return Launch("qemu", argv, log, files=files, exits=dict(exits or {}))
+    return Launch("qemu", boxed(argv, iso, tmpdir, net=bool(gdb_port)), log, files=files, exits=dict(exits or {}),
+                  command=argv)
 
 
 BOCHSRC = """\
@@ -139,9 +146,11 @@ magic_break: enabled={magic}
 """
 
 
-def netns_prefix():
-    """Run in a new network namespace: as root `unshare -n`, otherwise in a
-    user namespace too (`unshare -rn`)."""
+def netns_prefix(always=False):
+    """A network namespace of its own, where the sandbox does not give one:
+    as root `unshare -n`, otherwise in a user namespace too (`unshare -rn`)."""
+    if sandbox.mode() == "bwrap" and not always:
+        return []                   # the sandbox has no network
     return ["unshare", "-n"] if os.geteuid() == 0 else ["unshare", "-rn"]
 
 
@@ -160,9 +169,10 @@ def bochs(iso, tmpdir, kargs, memory_mb=128, exits=None, debugger=False, breakpo
         commands.write_text("".join(f"lb {a:#x}\n" for a in breakpoints) + "c\n")
     else:
         commands.write_text("c\nquit\n")     # the built-in debugger would stop at a prompt
-    argv = netns_prefix() + [BOCHS, "-q", "-f", str(rc), "-rc", str(commands)]
+    command = [BOCHS, "-q", "-f", str(rc), "-rc", str(commands)]
+    argv = netns_prefix(always=True) + command if debugger else boxed(netns_prefix() + command, iso, tmpdir)
     return Launch("bochs", argv, log, serial_fifo=fifo, files={"args": disk, "bochsrc": rc},
-                  exits=dict(exits or {}))
+                  exits=dict(exits or {}), command=command)
 
 
 EMULATORS = {"qemu": qemu, "bochs": bochs}
@@ -173,9 +183,9 @@ def named_paths(launch):
     """Every program and absolute path that the launch's command line and
     configuration files name: what must be installed for it to start."""
     named = []
-    for word in launch.argv:
+    for word in launch.command:
         named += [p for p in re.split(r"[=,]", word) if p.startswith("/")]
-    named += [w for w in launch.argv if w in (QEMU, BOCHS, "unshare")]
+    named += [w for w in launch.argv if w in (QEMU, BOCHS, "unshare", "bwrap", "prlimit")]
     rc = launch.files.get("bochsrc")
     if rc:
         text = Path(rc).read_text()

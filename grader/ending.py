@@ -17,6 +17,8 @@ def end_of_run(run):
         tail.append("the last line is cut off: the machine stopped while the UART was still sending "
                     "(Bochs models the baud rate), so the line's end says nothing about the code")
     final = [ln for ln in run.lines if ln.startswith("[power] off:")]
+    if run.reason == "interrupted":
+        return "interrupted (Ctrl-C): the run was stopped", tail
     if run.reason == "start-failed":
         return "the emulator did not start: " + run.stderr.strip()[:200], []
     if run.reason == "flood":

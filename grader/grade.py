@@ -4,6 +4,7 @@ parallel), match the transcript, run the computed checks, diagnose failures.
 Stage N scores lab N's checks (its expected.txt and its checks.py) plus the
 common end-of-run check; the diagnosis asks every lab of the stage.
 """
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -45,6 +46,7 @@ class StageResult:
     runs: dict = field(default_factory=dict)        # boot name -> stage.Run (what it was given)
     boots: dict = field(default_factory=dict)       # boot name -> run.RunResult (what came back)
     diagnoses: dict = field(default_factory=dict)
+    unproven: dict = field(default_factory=dict)    # boot name -> why its output cannot count for this run
     stopped: str = ""           # why the default boot did not end cleanly
     elapsed: float = 0.0
     build: object = None        # build.Build, when the stage built
@@ -157,12 +159,24 @@ def grade_stage(stage, seed=None, emulator="qemu", memory_mb=None, timeouts=None
         result.elapsed = time.monotonic() - t0
         return result
     precomputed = boot_all(result, plan, timeouts)
+    if run.STOP.is_set():
+        result.stopped = "interrupted (Ctrl-C): the runs were stopped"
+        result.checks = ([CheckResult(s.title, s.points, False, "interrupted", bonus=s.bonus) for s in plan.specs]
+                         + [CheckResult(c.title, c.points, False, "interrupted", boot=c.boot) for c in plan.checks])
+        result.elapsed = time.monotonic() - t0
+        return result
     default = result.boots["default"]
     ctx = api.Context(stage, result.runs["default"], default, result.boots, result.build)
     ctx.values = {"seed": f"0x{seed:08x}", "cmdline": result.runs["default"].cmdline, **precomputed}
     for fn in plan.values:
-        ctx.values.update(fn(ctx))
-    result.checks = transcript_checks(plan.specs, default, ctx.values) + computed_checks(plan.checks, result, ctx)
+        got = fn(ctx)
+        ctx.values.update(got)
+        ctx.values[f"_from_{fn.__name__}"] = list(got)
+    seeded = seeded_names(plan, ctx.values, precomputed)
+    matched = transcript.match(plan.specs, default.lines, ctx.values)
+    result.checks = transcript_checks(plan.specs, matched, default, ctx.values) + \
+        computed_checks(plan.checks, result, ctx)
+    prove(result, plan, matched, seeded)
     explain_the_end(result)
     diagnose(result)
     result.elapsed = time.monotonic() - t0
@@ -170,21 +184,31 @@ def grade_stage(stage, seed=None, emulator="qemu", memory_mb=None, timeouts=None
 
 
 def boot_all(result, plan, timeouts):
-    """Every boot of the stage in parallel, and the lab's slow values meanwhile."""
+    """Every boot of the stage in parallel, and the lab's slow values meanwhile
+    (in threads that Ctrl-C does not wait for)."""
     lab = result.stage.top
-    with ThreadPoolExecutor(max_workers=len(result.runs) + len(plan.precompute)) as pool:
+    early = []
+    for fn in plan.precompute:
+        box = {}
+        t = threading.Thread(target=lambda fn=fn, box=box: box.update(value=fn(result.seed, lab)), daemon=True)
+        t.start()
+        early.append((fn, t, box))
+    with ThreadPoolExecutor(max_workers=len(result.runs)) as pool:
         futures = {name: pool.submit(boot, result.build, r, timeouts, plan.interaction if name == "default" else None)
                    for name, r in result.runs.items()}
-        early = [pool.submit(fn, result.seed, lab) for fn in plan.precompute]
         result.boots = {name: f.result() for name, f in futures.items()}
-        precomputed = {}
-        for f in early:
-            precomputed.update(f.result())
+    precomputed = {"_seeded": []}
+    for fn, t, box in early:
+        while t.is_alive() and not run.STOP.is_set():
+            t.join(0.05)
+        got = box.get("value", {})
+        precomputed.update(got)
+        if getattr(fn, "kit_precompute", "") == "seeded":
+            precomputed["_seeded"] += list(got)
     return precomputed
 
 
-def transcript_checks(specs, default, values):
-    matched = transcript.match(specs, default.lines, values)
+def transcript_checks(specs, matched, default, values):
     out = []
     for s in specs:
         lr = matched[s.title]
@@ -195,6 +219,51 @@ def transcript_checks(specs, default, values):
                                transcript.diff_view(lr, values, default.lines) if show_diff else [],
                                s.hints if bad else [], seconds=default.elapsed, bonus=s.bonus))
     return out
+
+
+def seeded_names(plan, values, precomputed):
+    """The placeholders whose values depend on this run's seed."""
+    names = {"seed"} | set(precomputed.get("_seeded", ()))
+    for fn in plan.values:
+        if getattr(fn, "kit_values", "") == "seeded":
+            names |= set(values.get(f"_from_{fn.__name__}", ()))
+    return names
+
+
+OTHER_SEED = re.compile(r"seed=0x([0-9a-f]{8})\b")
+
+
+def prove(result, plan, matched, seeded):
+    """Every point depends on this run: a boot counts only if its output
+    shows this run's command line and, where the lab has seed-dependent
+    lines or checks for it, at least one of them matched. A check on a boot
+    that fails the proof earns nothing."""
+    placeholders = re.compile(r"\{([^{}|]*)\}")
+    for name, r in result.runs.items():
+        boot = result.boots[name]
+        lines = boot.lines
+        echo = any(r.cmdline in ln for ln in lines)
+        items = [c.passed for c, d in zip(result.checks[len(plan.specs):], plan.checks)
+                 if d.boot == name and d.seeded]
+        if name == "default":
+            items += [lr.status == "matched" for spec in plan.specs for lr in matched[spec.title]
+                      if not lr.expect.never and seeded & set(placeholders.findall(lr.expect.text))]
+        if echo and (not items or any(items)):
+            continue
+        others = {m for ln in lines for m in OTHER_SEED.findall(ln)} - {f"{result.seed:08x}"}
+        if others:
+            why = (f"this output was computed for seed 0x{sorted(others)[0]}, this run's seed is "
+                   f"0x{result.seed:08x}: no point can come from it")
+        elif not echo:
+            why = (f"no points from this boot: its output never shows this run's command line "
+                   f"`{r.cmdline}`, so none of it can be shown to belong to this run")
+        else:
+            why = ("no points from this boot: none of its lines that depend on this run's seed matched, so "
+                   "the lines that do not depend on the seed cannot be shown to belong to this run either")
+        result.unproven[name] = why
+        for c in result.checks:
+            if c.boot == name and c.passed:
+                c.passed, c.message, c.details, c.hints = False, why, [], []
 
 
 def computed_checks(checks, result, ctx):
@@ -239,7 +308,8 @@ def diagnose(result):
         return
     stage = result.stage
     knowledge = knowledge_of(stage)
-    roots = [str(stage.root)] + ([str(stage.origin.submission.resolve())] if stage.origin.submission else [])
+    roots = [str(result.build.outdir / "src"), str(stage.root)] + \
+        ([str(stage.origin.submission.resolve())] if stage.origin.submission else [])
     for name in sorted(failing):
         boot_result = result.boots[name]
         lines, _ = diagnosis.diagnose(boot_result.log, result.build, knowledge, result.emulator,

@@ -43,6 +43,8 @@ def terminal(stages, stream=sys.stdout, verbose=False, color=None):
             w(paint("   build failed: ", "31") + st.build_error.summary + "\n")
             for ln in st.build_error.details.splitlines():
                 w(f"      {ln}\n")
+        for boot, why in st.unproven.items():
+            w(paint(f"   {boot} boot: ", "31") + why + "\n")
         if st.stopped:
             w(paint("   the kernel did not finish: ", "31") + st.stopped + "\n")
             r = st.boots.get("default")
@@ -100,7 +102,9 @@ def disagreements(stages):
 
 
 def as_dict(stages):
+    from .run import STOP
     return {
+        "interrupted": STOP.is_set(),
         "score": sum(s.score for s in stages),
         "max_score": sum(s.total for s in stages),
         "stages": [{
@@ -108,7 +112,7 @@ def as_dict(stages):
             "emulator": s.emulator, "source": s.source, "score": s.score, "max_score": s.total,
             "challenge_score": s.bonus,
             "build_error": s.build_error.summary if s.build_error else None,
-            "diagnosis": s.diagnoses, "seconds": round(s.elapsed, 3),
+            "diagnosis": s.diagnoses, "unproven": s.unproven, "seconds": round(s.elapsed, 3),
             "checks": [{"title": c.title, "score": c.score, "max_score": c.points, "passed": c.passed,
                         "challenge": c.bonus,
                         "message": c.message, "details": c.details, "hints": c.hints, "boot": c.boot}

@@ -8,17 +8,19 @@ import select
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 FINAL_LINE = re.compile(rb"^\[power\] off: .*$", re.M)
+STOP = threading.Event()        # set on Ctrl-C: every run ends at once, its emulator reaped
 PRINTABLE = set(range(0x20, 0x7f)) | {0x0a, 0x0d, 0x09}
 
 
 @dataclass
 class RunResult:
-    reason: str                 # exited, final-line-no-exit, silent, timeout, flood, start-failed
+    reason: str                 # exited, final-line-no-exit, silent, timeout, flood, start-failed, interrupted
     status: int = None          # the emulator's exit status, if it exited
     output: bytes = b""
     log: str = ""               # the emulator's own log (-D), possibly trimmed
@@ -58,8 +60,10 @@ def render(data):
 
 
 def _kill_group(proc):
-    """SIGTERM the process group, then SIGKILL what is left; reap the child."""
-    for sig, wait in ((signal.SIGTERM, 1.0), (signal.SIGKILL, 5.0)):
+    """SIGTERM the process group, then SIGKILL what is left; reap the child.
+    After Ctrl-C, SIGKILL at once."""
+    steps = ((signal.SIGKILL, 5.0),) if STOP.is_set() else ((signal.SIGTERM, 1.0), (signal.SIGKILL, 5.0))
+    for sig, wait in steps:
         try:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:
@@ -91,6 +95,8 @@ def run(make_launch, total_timeout=30.0, progress_timeout=10.0, cap=256 * 1024,
     result, send) sees each complete line and may answer with send(bytes) on
     the serial input (the emulator's stdin)."""
     limits = Limits(total_timeout, progress_timeout, cap, exit_grace, log_cap)
+    if STOP.is_set():
+        return RunResult("interrupted", limits={"total": total_timeout, "progress": progress_timeout, "cap": cap})
     with tempfile.TemporaryDirectory(prefix="kit-run-") as tmp:
         session = Session(make_launch(tmp), Path(tmp), limits, on_output, on_line)
         if session.start():
@@ -170,6 +176,8 @@ class Session:
     def _limit_reached(self):
         """Why the run is over, or None."""
         now, lim = time.monotonic(), self.limits
+        if STOP.is_set():
+            return "interrupted"
         if self.fifo_fd is not None and self.open and self.proc.poll() is not None:
             if not select.select([self.fifo_fd], [], [], 0)[0]:
                 self.open = False       # exited and drained

@@ -90,7 +90,7 @@ def mix(seed):
     return p ^ (p >> 29)
 
 
-@check("hello: greet_mix of the seed", 20)
+@check("hello: greet_mix of the seed", 20, seeded=True)
 def greeting(ctx):
     want = f"[hello] seed 0x{ctx.seed:08x} mix 0x{mix(ctx.seed):016x}"
     got = ctx.find("[hello] seed")

@@ -14,8 +14,12 @@ def skeleton_fails_on_lm_enable_and_says_so(st):
 
 @mutant("01", patches=[skeleton("01-boot/mb2.c")])
 def skeleton_mb2_fails_exactly_the_tag_walk(st):
-    # lm_enable from the solution, mb2.c from the skeleton: boot passes, mb2 fails.
-    assert check_of(st, "boot: long mode").passed and check_of(st, "power").passed
+    # lm_enable from the solution, mb2.c from the skeleton: the boot reaches kmain, but without the
+    # command line nothing in its output can be shown to belong to this run, so nothing counts.
+    assert "long mode reached" not in " ".join(c.title for c in st.checks if c.passed) and st.score == 0
+    assert check_of(st, "boot: long mode").message == check_of(st, "power").message == st.unproven["default"] == \
+        f"no points from this boot: its output never shows this run's command line `seed=0x{SEED:08x} tests=all`, " \
+        "so none of it can be shown to belong to this run"
     assert check_of(st, "mb2: command line").message == \
         f"expected `[boot] cmdline: seed=0x{SEED:08x} tests=all`, got `[boot] cmdline: (none)`"
     assert check_of(st, "mb2: boot loader name").message == \

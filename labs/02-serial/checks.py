@@ -27,7 +27,7 @@ def kprintf_values(seed):
     }
 
 
-@values
+@values(seeded=True)
 def kprintf_expected(ctx):
     return kprintf_values(ctx.seed)
 
@@ -41,7 +41,7 @@ def panic_site(lab):
     raise Fail(f"{path} has no panic-test line")
 
 
-@check("panic: file, line and failure exit", 10, boot="panic")
+@check("panic: file, line and failure exit", 10, boot="panic", seeded=True)
 def panic_report(ctx):
     lab = ctx.lab
     file, line = panic_site(lab)

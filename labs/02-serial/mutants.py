@@ -6,7 +6,9 @@ from .checks import kprintf_values
 
 @mutant("02", skeleton=True, below=True, also=[{"emulator": "bochs"}])
 def skeleton_on_reference_lab_01_fails_exactly_lab_02(st, under_bochs):
-    assert st.score == check_of(st, "power").points == 10     # only the clean power-off passes
+    assert st.score == 0        # the clean power-off alone does not prove that the output belongs to this run
+    assert check_of(st, "power").message.startswith("no points from this boot: none of its lines that depend "
+                                                    "on this run's seed matched")
     assert "serial_init returned an error" in st.boots["default"].text
     v = kprintf_values(SEED)
     assert check_of(st, "kprintf: %d %u %x").message == \

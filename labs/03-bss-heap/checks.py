@@ -34,7 +34,7 @@ def heap_values(seed):
     return out
 
 
-@values
+@values(seeded=True)
 def heap_expected(ctx):
     return heap_values(ctx.seed)
 

@@ -39,14 +39,20 @@ def hx(v):
     return f"0x{v:016x}"
 
 
+def section_values(syms):
+    return {"text": f"{hx(syms['__text_start'])}-{hx(syms['__text_end'])}",
+            "rodata": f"{hx(syms['__rodata_start'])}-{hx(syms['__rodata_end'])}",
+            "data": f"{hx(syms['__data_start'])}-{hx(syms['__data_end'])}",
+            "bss": f"{hx(syms['__bss_start'])}-{hx(syms['__stack_guard'])}",
+            "guard": hx(syms["__stack_guard"])}
+
+
 def paging_values(seed, syms, usable):
-    v = {"text": f"{hx(syms['__text_start'])}-{hx(syms['__text_end'])}",
-         "rodata": f"{hx(syms['__rodata_start'])}-{hx(syms['__rodata_end'])}",
-         "data": f"{hx(syms['__data_start'])}-{hx(syms['__data_end'])}",
-         "bss": f"{hx(syms['__bss_start'])}-{hx(syms['__stack_guard'])}",
-         "guard": hx(syms["__stack_guard"])}
+    """The seeded translations: five addresses inside the largest usable
+    region above the kernel, one beyond RAM, one virtual address."""
+    v = {}
     if not usable:
-        return dict(v, **{f"t{i}": "(no memory map printed)" for i in range(5)}, beyond="?", va="?")
+        return {**{f"t{i}": "(no memory map printed)" for i in range(5)}, "beyond": "?", "va": "?"}
     big = max(usable, key=lambda r: r[1] - r[0])           # the first of the largest, as the kernel
     top = max(end for _, end in usable)
     lo = max(big[0], (syms["__kernel_end"] + PAGE - 1) & ~(PAGE - 1))   # above the kernel image
@@ -59,6 +65,11 @@ def paging_values(seed, syms, usable):
 
 
 @values
+def sections_expected(ctx):
+    return section_values(ctx.symbols)
+
+
+@values(seeded=True)
 def paging_expected(ctx):
     return paging_values(ctx.seed, ctx.symbols, boot_lab(ctx.stage).ram_regions(ctx.boot.lines))
 

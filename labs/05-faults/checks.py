@@ -19,9 +19,14 @@ def hx(v):
     return f"0x{v:016x}"
 
 
+def probe_values(syms):
+    return {f"rip_{name}": hx(syms[f"probe_{name}_insn"]) for name in ("divide", "ud2", "read", "write")}
+
+
 def fault_values(seed, syms):
+    """The seeded addresses each probe touches."""
     r = sequence(seed)
-    v = {f"rip_{name}": hx(syms[f"probe_{name}_insn"]) for name in ("divide", "ud2", "read", "write")}
+    v = {}
     v["gp"] = hx(0x0000800000000000 + (next(r) & 0xFFFFF000))
     v["unmapped"] = hx(0x00007E0000000000 + PAGE * (next(r) % 4096))
     v["ro"] = hx(syms["__rodata_start"] + next(r) % (syms["__rodata_end"] - syms["__rodata_start"]))
@@ -31,6 +36,11 @@ def fault_values(seed, syms):
 
 
 @values
+def probes_expected(ctx):
+    return probe_values(ctx.symbols)
+
+
+@values(seeded=True)
 def fault_expected(ctx):
     return fault_values(ctx.seed, ctx.symbols)
 
