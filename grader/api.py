@@ -81,10 +81,17 @@ class Interaction:
 @dataclass(frozen=True)
 class Hint:
     """A diagnosis hint: shown when test(ev) is true and no hint of a lower
-    rank (then of a higher lab, at the same rank) was shown first."""
+    rank (then of a higher lab, at the same rank) was shown first. `text` is
+    a string, or a function of the evidence that returns one."""
     test: object
     text: str
     rank: int = 50
+    key: str = ""               # words every version of the text has (for a text that is a function)
+
+    @property
+    def words(self):
+        """The words a test of this hint looks for in a report."""
+        return self.key or " ".join(str(self.text).split()[:8])
 
 
 @dataclass

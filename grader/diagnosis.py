@@ -29,7 +29,7 @@ PF_BITS = [(0, "P", "protection violation (page present)", "page not present"),
 
 ENTRY = re.compile(r"^\s*\d+: v=([0-9a-f]+) e=([0-9a-f]+) i=(\d) cpl=(\d) IP=([0-9a-f]+):([0-9a-f]+) "
                    r"pc=([0-9a-f]+) SP=([0-9a-f]+):([0-9a-f]+)")
-REG = re.compile(r"\b(CR0|CR2|CR3|CR4|EFER|IDT|GDT)=\s*([0-9a-f]+)(?: ([0-9a-f]+))?")
+REG = re.compile(r"\b(CR0|CR2|CR3|CR4|EFER|IDT|GDT|EAX|RAX)=\s*([0-9a-f]+)(?: ([0-9a-f]+))?")
 
 
 @dataclass
@@ -64,6 +64,7 @@ class Chain:
     messages: list = field(default_factory=list)   # the emulator's own words (Bochs errors)
     handled: int = 0            # earlier exceptions in the kernel that it handled and survived
     kernel_said: list = field(default_factory=list)   # the kernel's own report line, if it has a handler
+    stray: object = None        # the last fresh exception of the log, when it lies outside the kernel
 
     def __bool__(self):
         return bool(self.faults) or self.triple
@@ -98,7 +99,7 @@ def parse_qemu_log(text, kernel_range=None):
     exception (`check_exception old: 0xffffffff`, or a software interrupt) and
     goes on with those raised while delivering it. Earlier chains were
     handled by the kernel; they are only counted. Also: a triple fault?"""
-    chains, current, old, tracking, prev = [], None, None, False, None
+    chains, current, old, tracking, prev, stray = [], None, None, False, None, None
     triple = "Triple fault" in text
     for line in text.splitlines():
         c = CHECK.match(line)
@@ -109,11 +110,14 @@ def parse_qemu_log(text, kernel_range=None):
         if m:
             v, e, i, _, _, rip, pc, _, sp = m.groups()
             current = Fault(int(v, 16), int(e, 16), i == "1", int(pc, 16), int(sp, 16))
-            fresh = (old is None or old == 0xFFFFFFFF) and not (
-                prev is not None and prev.software and prev.rip == current.rip)   # int n that failed
+            delivering = prev is not None and prev.rip == current.rip and (
+                prev.software                                       # an int n that failed
+                or (current.error & 2 and current.error >> 3 == prev.vector))   # its IDT gate was unusable
+            fresh = (old is None or old == 0xFFFFFFFF) and not delivering
             old, prev = None, current
             if fresh:
                 tracking = kernel_range is None or kernel_range[0] <= current.rip < kernel_range[1]
+                stray = None if tracking else current
                 if tracking:
                     chains.append([])
             if tracking:
@@ -126,15 +130,18 @@ def parse_qemu_log(text, kernel_range=None):
                 if name in ("IDT", "GDT"):
                     current.regs[name] = (int(a, 16), int(b, 16) if b else 0)
                 else:
-                    current.regs[name] = int(a, 16)
+                    current.regs["RAX" if name == "EAX" else name] = int(a, 16)
     last = chains[-1] if chains else []
-    return Chain(last, triple, handled=sum(len(c) for c in chains[:-1]))
+    chain = Chain(last, triple, handled=sum(len(c) for c in chains[:-1]))
+    chain.stray = stray if triple else None
+    return chain
 
 
 BOCHS_EVENT = re.compile(r"^(\d+)[de]\[CPU0\s*\] (?:exception\(0x([0-9a-f]+)\): error_code=([0-9a-f]+)"
                          r"|interrupt\(\): vector = ([0-9a-f]+), TYPE = (\d+), EXT = (\d+)|(.*))$")
 BOCHS_TRIPLE = re.compile(r"^(\d+)p\[CPU0\s*\] >>PANIC<< exception\(\): 3rd \((\d+)\) exception with no resolution")
-BOCHS_REG = re.compile(r"\b(RIP|EIP|CR0|CR2|CR3|CR4)=(?:0x)?([0-9a-f]+)")
+BOCHS_REG = re.compile(r"\b(RIP|EIP|RAX|EAX|CR0|CR2|CR3|CR4)=(?:0x)?([0-9a-f]+)")
+BOCHS_EFER = re.compile(r"\bEFER\s*=\s*0x([0-9a-f]+)")
 SOFTWARE_TYPES = {"4", "5", "6"}   # int n, privileged software interrupt, int3/into
 
 
@@ -158,9 +165,12 @@ def parse_bochs_log(text):
             faults.append(Fault(int(m.group(4), 16), 0, True, 0, 0))
         elif m and m.group(7) and "e[CPU0" in ln[:20] and m.group(7) not in messages:
             messages.append(m.group(7).strip())
-        if ln[len(stamp):].startswith("i[CPU0") and "|" in ln and not regs.get("_done"):
-            for name, value in BOCHS_REG.findall(ln):
-                regs["RIP" if name == "EIP" else name] = int(value, 16)
+        if ln[len(stamp):].startswith("i[CPU0") and not regs.get("_done"):
+            e = BOCHS_EFER.search(ln)
+            if e:
+                regs["EFER"] = int(e.group(1), 16)
+            for name, value in (BOCHS_REG.findall(ln) if "|" in ln else ()):
+                regs[{"EIP": "RIP", "EAX": "RAX"}.get(name, name)] = int(value, 16)
         if ">>PANIC<<" in ln:
             regs["_done"] = bool(regs)
     regs.pop("_done", None)
@@ -171,17 +181,19 @@ def parse_bochs_log(text):
 
 
 def symbolize(elf, addresses, roots=(), place=None):
-    """{address: 'function (file:line)'} from llvm-symbolizer (or addr2line);
-    for an address with no source line, place(addr) names it if it can."""
+    """{address: 'function (file:line)'} from llvm-symbolizer (or addr2line):
+    the function the code belongs to and its own source line (where a helper
+    such as inb() was inlined, the line that called it); for an address with
+    no source line, place(addr) names it if it can."""
     addresses = list(dict.fromkeys(addresses))
     if not addresses or not Path(elf).is_file():
         return {}
     tool = shutil.which("llvm-symbolizer")
     try:
         if tool:
-            out = subprocess.run([tool, f"--obj={elf}", "--inlining=false"] + [hex(a) for a in addresses],
+            out = subprocess.run([tool, f"--obj={elf}", "--inlining=true"] + [hex(a) for a in addresses],
                                  capture_output=True, text=True, timeout=30).stdout
-            blocks = [b.splitlines() for b in out.strip().split("\n\n")]
+            blocks = [b.splitlines()[-2:] for b in out.strip().split("\n\n")]    # the outermost frame
         elif shutil.which("addr2line"):
             out = subprocess.run(["addr2line", "-f", "-e", str(elf)] + [hex(a) for a in addresses],
                                  capture_output=True, text=True, timeout=30).stdout.splitlines()
@@ -233,7 +245,7 @@ def choose_hint(ev, hints):
     for h in hints:
         try:
             if h.test(ev):
-                return h.text
+                return h.text(ev) if callable(h.text) else h.text
         except (KeyError, TypeError, IndexError, AttributeError, ValueError):
             continue
     return None
@@ -245,6 +257,36 @@ class Knowledge:
     hints: list = field(default_factory=list)
     places: list = field(default_factory=list)
     kernel_report: list = field(default_factory=list)     # fn(lines) -> the kernel's own fault report
+
+
+def where_stuck(samples, build, roots=(), knowledge=None):
+    """One line saying where a stalled kernel was, from RIP samples taken
+    through QEMU's monitor, or None without samples."""
+    if not samples:
+        return None
+    from .api import Evidence
+    ev = Evidence(Chain([], False), None, build.stage, build.symbols, [], code=True)
+    places = knowledge.places if knowledge else []
+    names = fix_marker_names(symbolize(build.elf, [s["rip"] for s in samples], roots,
+                                       place=lambda a: place_of(a, ev, places)), build.symbols)
+    found = {}
+    for s in samples:
+        text = names.get(s["rip"], f"0x{s['rip']:x} (no symbol)")
+        func, _, loc = text.partition(" (")
+        found.setdefault(func, []).append(loc.rstrip(")"))
+    func, locs = max(found.items(), key=lambda kv: len(kv[1]))
+    files = sorted({loc.rsplit(":", 1)[0] for loc in locs if ":" in loc})
+    lines = sorted({int(loc.rsplit(":", 1)[1]) for loc in locs if re.search(r":\d+$", loc)})
+    if len(files) == 1 and lines:
+        where = f"{files[0]}:{lines[0]}" + (f"-{lines[-1]}" if len(lines) > 1 else "")
+    else:
+        where = ", ".join(sorted(set(locs))) or "no source line"
+    on = [s["interrupts"] for s in samples]
+    state = "interrupts off" if not any(on) else "interrupts on" if all(on) else "interrupts on and off"
+    if all(s["halted"] for s in samples):
+        state = "halted (hlt) with " + state + (": nothing will wake it" if not any(on) else "")
+    return (f"the kernel was still running in {func} ({where}) in {len(locs)} of {len(samples)} samples, "
+            f"{state}")
 
 
 def diagnose(log_text, build, knowledge, emulator="qemu", lines_printed=(), roots=()):
@@ -280,8 +322,11 @@ def diagnose(log_text, build, knowledge, emulator="qemu", lines_printed=(), root
         err = f.error_text()
         lines.append(f"{'then ' if n else ''}{f.name} at rip {f.rip:#x} in {f.where}"
                      + (f"; {err}" if err else "") + (f" [{kind}]" if kind else ""))
+    if chain.stray is not None and not chain.faults:
+        s = chain.stray
+        lines.append(f"{s.name} at rip {s.rip:#x}, outside the kernel" + (f"; {s.error_text()}" if s.error_text() else ""))
     if chain.triple:
-        lines.append("then triple fault: " + ("Bochs stopped at the third exception" if emulator == "bochs"
+        lines.append(("then " if lines else "") + "triple fault: " + ("Bochs stopped at the third exception" if emulator == "bochs"
                                               else "the CPU reset (QEMU exits 0 under -no-reboot)"))
     lines += [f"bochs says: {m}" for m in chain.messages[:3]]
     if chain.handled:

@@ -10,7 +10,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from . import api, diagnosis, emulators, run, transcript
+from . import api, diagnosis, emulators, monitor, run, transcript
 from . import build as build_mod
 from .ending import COMMON_CHECKS, end_of_run
 from .stage import Run, new_seed
@@ -128,10 +128,20 @@ def boot(b, r, timeouts=None, talk=None, **kw):
     opts = dict(talk.launch) if talk else {}
     if talk:
         kw["on_line"] = talk.on_line
+    if r.emulator == "qemu":
+        opts["qmp"] = True              # so that a hang can be asked where it is
+        kw.setdefault("on_stall", ask_where)
     exits = b.stage.exit_values()
     with _EMULATOR_SLOTS:
         return run.run(lambda tmp: make(b.iso, tmp, r.cmdline, memory_mb=r.memory_mb, exits=exits, **opts),
                        total_timeout=timeouts["total"], progress_timeout=timeouts["progress"], **kw)
+
+
+def ask_where(result):
+    """The run is stalled: where is the CPU? Five looks through QEMU's monitor."""
+    qmp = result.launch.files.get("qmp") if result.launch else None
+    if qmp:
+        result.extra["samples"] = monitor.sample_registers(qmp)
 
 
 def plan_runs(plan, seed, emulator, memory_mb=None):
@@ -289,7 +299,7 @@ def explain_the_end(result):
     if not problem:
         return
     for c in result.checks:     # hints about code the kernel never reached only mislead
-        if not c.passed and not c.details and c.message.startswith("missing") and not default.output:
+        if not c.passed and not c.details and c.message.startswith("missing"):
             c.hints = []
     result.stopped = problem[0]
     stage = result.stage
@@ -314,5 +324,20 @@ def diagnose(result):
         boot_result = result.boots[name]
         lines, _ = diagnosis.diagnose(boot_result.log, result.build, knowledge, result.emulator,
                                       boot_result.lines, roots)
+        stuck = stall_report(boot_result, result, knowledge, roots)
+        if stuck:
+            lines = [stuck] + lines
+            if name == "default" and result.stopped:
+                result.stopped += f"; {stuck}"
         if lines:
             result.diagnoses[name] = lines
+
+
+def stall_report(boot_result, result, knowledge, roots):
+    """Where a run that timed out was stuck, or why that cannot be said."""
+    if boot_result.reason not in ("silent", "timeout"):
+        return None
+    if boot_result.emulator == "bochs":
+        return ("Bochs cannot be asked where the CPU was stuck; grade under QEMU (EMULATOR=qemu) to have the "
+                "function and the source line named")
+    return diagnosis.where_stuck(boot_result.extra.get("samples"), result.build, roots, knowledge)

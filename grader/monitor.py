@@ -4,6 +4,7 @@ same ranges the kernel's paging_dump prints."""
 import json
 import re
 import socket
+import time
 
 TLB_LINE = re.compile(r"^([0-9a-f]{16}): ([0-9a-f]{16}) ([-X])([-G])([-P])[-D][-A][-C][-T]([-U])([-W])$")
 
@@ -36,6 +37,32 @@ def human_commands(sock_path, commands, timeout=10.0):
                           "arguments": {"command-line": c}}).get("return", "") for c in commands]
     except (OSError, ValueError) as e:
         raise MonitorError(f"could not ask QEMU's monitor: {e}") from None
+
+
+REGS = re.compile(r"\b(?:RIP|EIP)=([0-9a-f]+) (?:RFL|EFL)=([0-9a-f]+).*?\bHLT=(\d)")
+EFER = re.compile(r"\bEFER=([0-9a-f]+)")
+RFLAGS_IF = 1 << 9
+
+
+def sample_registers(sock_path, count=5, interval=0.04, timeout=2.0):
+    """`count` looks at the running CPU through the monitor, `interval`
+    seconds apart: [{"rip", "interrupts", "halted", "efer"}]; [] if QEMU
+    cannot be asked (it has gone, or it never had a monitor)."""
+    try:
+        texts = []
+        for _ in range(count):
+            texts += human_commands(sock_path, ["info registers"], timeout=timeout)
+            time.sleep(interval)
+    except MonitorError:
+        return []
+    samples = []
+    for text in texts:
+        m = REGS.search(text)
+        if m:
+            e = EFER.search(text)
+            samples.append({"rip": int(m.group(1), 16), "interrupts": bool(int(m.group(2), 16) & RFLAGS_IF),
+                            "halted": m.group(3) == "1", "efer": int(e.group(1), 16) if e else None})
+    return samples
 
 
 def tlb_ranges(text):

@@ -78,10 +78,65 @@ def terminal(stages, stream=sys.stdout, verbose=False, color=None):
     for line in disagreements(stages):
         w(paint(line, "33") + "\n")
     if len(stages) > 1:
+        for line in summary_table(stages):
+            w(line + "\n")
         total = sum(s.score for s in stages)
         out_of = sum(s.total for s in stages)
         ok = all(s.full for s in stages)
         w(paint(f"Total score: {total}/{out_of}", "32" if ok else "31") + "\n")
+
+
+def one_line(st):
+    """A stage in one line, as it finishes."""
+    verdict = "OK" if st.full else "FAIL"
+    bonus = f" +{st.bonus}" if st.bonus else ""
+    return f"stage {st.lab.name:<14} {st.emulator:<5} {st.score:>3}/{st.total:<3}{bonus:<4} {verdict:<4} {st.elapsed:5.1f}s"
+
+
+def summary_table(stages):
+    """Stages down, emulators across: the scores of a multi-stage grade."""
+    emus = sorted({s.emulator for s in stages}, key=["qemu", "bochs"].index)
+    by = {(s.lab.name, s.emulator): s for s in stages}
+    names = list(dict.fromkeys(s.lab.name for s in sorted(stages, key=lambda s: s.lab.number)))
+    out = ["Summary", "  " + "stage".ljust(16) + "".join(e.ljust(16) for e in emus)]
+    for name in names:
+        cells = []
+        for e in emus:
+            s = by.get((name, e))
+            cells.append(("-" if s is None else f"{s.score}/{s.total}" + (f" +{s.bonus}" if s.bonus else "")
+                          + ("" if s.full else " FAIL")).ljust(16))
+        out.append("  " + name.ljust(16) + "".join(cells))
+    return out
+
+
+class Progress:
+    """One line per stage as it finishes (when there is more than one), and on
+    a terminal a live `done/total` line that the next line overwrites."""
+
+    def __init__(self, total, out, status):
+        self.total, self.count, self.out, self.status = total, 0, out, status
+        self.live = status.isatty() and os.environ.get("TERM") != "dumb"
+        self.show("")
+
+    def show(self, text):
+        if self.live:
+            self.status.write(f"\r\033[K[{self.count}/{self.total} done]{text}")
+            self.status.flush()
+
+    def done(self, st):
+        self.count += 1
+        if self.total > 1:
+            if self.live:
+                self.status.write("\r\033[K")
+                self.status.flush()
+            self.out.write(one_line(st) + "\n")
+            self.out.flush()
+        self.show("" if self.count == self.total else " ...")
+
+    def close(self):
+        if self.live:
+            self.status.write("\r\033[K")
+            self.status.flush()
 
 
 def disagreements(stages):

@@ -89,16 +89,17 @@ class Limits:
 
 
 def run(make_launch, total_timeout=30.0, progress_timeout=10.0, cap=256 * 1024,
-        exit_grace=3.0, on_output=None, log_cap=4 * 1024 * 1024, on_line=None):
+        exit_grace=3.0, on_output=None, log_cap=4 * 1024 * 1024, on_line=None, on_stall=None):
     """Run one emulator. make_launch(tmpdir) returns an emulators.Launch.
     on_output(bytes) sees output as it comes (for `make qemu`); on_line(line,
     result, send) sees each complete line and may answer with send(bytes) on
-    the serial input (the emulator's stdin)."""
+    the serial input (the emulator's stdin); on_stall(result) is called when
+    a timeout stops the run, while the emulator still runs (to ask where)."""
     limits = Limits(total_timeout, progress_timeout, cap, exit_grace, log_cap)
     if STOP.is_set():
         return RunResult("interrupted", limits={"total": total_timeout, "progress": progress_timeout, "cap": cap})
     with tempfile.TemporaryDirectory(prefix="kit-run-") as tmp:
-        session = Session(make_launch(tmp), Path(tmp), limits, on_output, on_line)
+        session = Session(make_launch(tmp), Path(tmp), limits, on_output, on_line, on_stall)
         if session.start():
             try:
                 session.pump()
@@ -111,9 +112,9 @@ class Session:
     """One emulator process: started in its folder, its serial output read
     until it is done, then reaped with everything it started."""
 
-    def __init__(self, launch, tmp, limits, on_output=None, on_line=None):
+    def __init__(self, launch, tmp, limits, on_output=None, on_line=None, on_stall=None):
         self.launch, self.tmp, self.limits = launch, tmp, limits
-        self.on_output, self.on_line = on_output, on_line
+        self.on_output, self.on_line, self.on_stall = on_output, on_line, on_stall
         self.result = RunResult("start-failed", emulator=launch.name, launch=launch,
                                 limits={"total": limits.total, "progress": limits.progress, "cap": limits.cap})
         self.proc = self.fifo_fd = self.errf = None
@@ -153,6 +154,11 @@ class Session:
             reason = self._limit_reached()
             if reason:
                 self.result.reason = reason
+                if reason in ("silent", "timeout") and self.on_stall and self.proc.poll() is None:
+                    try:
+                        self.on_stall(self.result)
+                    except Exception as e:      # asking must never lose the report
+                        self.result.extra["stall_error"] = f"{type(e).__name__}: {e}"
                 break
             if not self.open:
                 try:

@@ -71,27 +71,66 @@ def in_lm_enable(ev):
     return ev.fault is not None and "lm_enable" in ev.fault.where
 
 
+EFER_LME, CR0_PG = 1 << 8, 1 << 31          # x86.h
+STEPS = ("lm_enable's four steps, in this order: 1. CR4.PAE; 2. CR3 = the PML4 passed in; 3. EFER.LME and "
+         "EFER.NXE (rdmsr, or, wrmsr); 4. CR0.PG and CR0.WP in one write")
+
+
+def paging_before_long_mode(ev):
+    """The evidence of CR0.PG set while EFER.LME is clear: the CPU state at the
+    fault shows LME clear, and PG set in CR0 (or in the value being written to
+    it, or Bochs refused that write)."""
+    f = ev.fault
+    if not in_lm_enable(ev) or f.regs.get("EFER") is None or f.regs["EFER"] & EFER_LME:
+        return False
+    return bool(f.regs.get("CR0", 0) & CR0_PG or f.regs.get("RAX", 0) & CR0_PG
+                or any("SetCR0" in m for m in ev.chain.messages))
+
+
+def cr3_is_wrong(ev):
+    pml4 = ev.symbols.get("boot_pml4")
+    return pml4 is not None and ev.fault.regs.get("CR3") not in (None, pml4)
+
+
+def paging_fault_text(ev):
+    f = ev.fault
+    if cr3_is_wrong(ev):
+        why = (f"CR3 holds {f.regs['CR3']:#x}, not the PML4 (boot_pml4, {ev.symbols['boot_pml4']:#x}): the walk "
+               "read whatever lies there")
+    else:
+        why = "CR3 does not point at the page tables, or was loaded after CR0.PG"
+    return (f"paging went on inside lm_enable and the next instruction fetch faulted (CR2 is next to RIP): {why}. "
+            f"{STEPS}. Book: chapter 1, \"Entering long mode\".")
+
+
 HINTS = [
+    Hint(paging_before_long_mode,
+         "paging was switched on before long mode: at the fault EFER.LME is still clear while CR0.PG is set (or "
+         "being set), so the CPU started 32-bit PAE paging, which cannot use our PML4 (under QEMU the page "
+         "fault's CR2 is then just the value written to CR0, not an address; Bochs refuses the CR0 write). "
+         f"{STEPS}. Book: chapter 1, \"Entering long mode\".", rank=40),
     Hint(lambda ev: any("Both CS.L and CS.D_B" in m for m in ev.chain.messages),
          "the 64-bit code segment has both L and D set: Bochs refuses it (QEMU lets it pass). With L=1, "
          "D must be 0: see the gdt in labs/01-boot/boot.S. Book: chapter 1, \"Pitfalls\".", rank=40),
     Hint(lambda ev: in_lm_enable(ev) and ev.fault.vector == 14
          and abs(ev.fault.regs.get("CR2", 0) - ev.fault.rip) < 0x1000,
-         "paging went on inside lm_enable and the next instruction fetch faulted (CR2 is next to RIP): "
-         "CR3 does not point at the page tables, or was loaded after CR0.PG. Do PAE and CR3 before CR0.PG. "
-         "Book: chapter 1, \"Entering long mode\".", rank=40),
+         paging_fault_text, rank=40, key="paging went on inside lm_enable and the next instruction fetch faulted"),
     Hint(lambda ev: in_lm_enable(ev) and ev.fault.vector == 14,
          "paging went on inside lm_enable and an access faulted at CR2, which the page tables do not map "
          "(the stack, if CR2 is near RSP): the identity map must cover all the kernel touches. "
          "Book: chapter 1, \"Pitfalls\".", rank=40),
     Hint(in_lm_enable,
-         "the first fault is inside lm_enable, before any IDT exists: check the order of the four "
-         "steps (PAE and CR3 before CR0.PG). Book: chapter 1, \"Entering long mode\".", rank=40),
+         f"the first fault is inside lm_enable, before any IDT exists: check the order of the steps: {STEPS}. "
+         "Book: chapter 1, \"Entering long mode\".", rank=40),
     Hint(lambda ev: ev.chain.triple and ev.fault is not None and ev.fault.regs.get("IDT", (0, 0))[1] == 0,
          "there is no IDT before lab 05, so any exception in the kernel ends in a triple fault: the "
          "first exception of the chain is the real problem. Book: chapter 0, \"Reading a grader report\".",
          rank=90),
-    Hint(lambda ev: ev.chain.triple and ev.fault is None,
-         "the CPU reset without a logged exception in the kernel: a fault during the mode switch "
-         "(boot.S) or an emulator that cannot log (KVM). Book: chapter 1, \"Pitfalls\".", rank=95),
+    Hint(lambda ev: ev.chain.triple and ev.fault is None and ev.chain.stray is not None,
+         lambda ev: f"the CPU was running outside the kernel when it faulted (rip {ev.chain.stray.rip:#x}): a jump, "
+         "a call or a return through a bad address, such as a smashed stack or a wrong function pointer. "
+         "Book: chapter 1, \"Pitfalls\".", rank=94, key="the CPU was running outside the kernel when it faulted"),
+    Hint(lambda ev: ev.chain.triple and ev.fault is None and ev.chain.stray is None,
+         "the log shows no exception before the reset: start from the last line printed, and from boot.S if "
+         "nothing was. Book: chapter 1, \"Pitfalls\".", rank=95),
 ]

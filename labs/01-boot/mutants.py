@@ -70,7 +70,9 @@ def lm_enable_without_cr3_faults_in_lm_enable(st):
     # Paging switched on with CR3 still 0: the next fetch walks garbage tables.
     diag = diagnosis_text(st)
     assert "#PF (page fault, vector 14)" in diag and "in lm_enable (solutions/01-boot/longmode.S:" in diag
-    assert "triple fault" in diag and "PAE and CR3 before CR0.PG" in diag
+    assert "triple fault" in diag and "CR3 holds 0x0, not the PML4 (boot_pml4, 0x" in diag
+    assert "paging went on inside lm_enable and the next instruction fetch faulted" in diag
+    assert "1. CR4.PAE; 2. CR3 = the PML4 passed in; 3. EFER.LME" in diag
     assert "triple fault" in st.stopped
 
 
@@ -103,4 +105,57 @@ def paging_before_pae_fails_only_under_bochs(under_qemu, under_bochs):
     assert under_qemu.full                      # QEMU 7.2 accepts it
     diag = diagnosis_text(under_bochs)
     assert "#GP" in diag and "in lm_enable (solutions/01-boot/longmode.S:" in diag
-    assert "PAE and CR3 before CR0.PG" in diag
+    assert "check the order of the steps: lm_enable's four steps, in this order: 1. CR4.PAE; 2. CR3" in diag
+
+
+STEPS_3_AND_4_SWAPPED = ("solutions/01-boot/longmode.S", """    mov $MSR_EFER, %ecx               /* 3. EFER.LME and EFER.NXE */
+    rdmsr
+    or $(EFER_LME | EFER_NXE), %eax
+    wrmsr
+    mov %cr0, %eax                    /* 4. paging on, write protect on */
+    or $(CR0_PG | CR0_WP), %eax
+    mov %eax, %cr0
+""", """    mov %cr0, %eax                    /* 4. paging on, write protect on */
+    or $(CR0_PG | CR0_WP), %eax
+    mov %eax, %cr0                    /* mutant: before step 3 */
+    mov $MSR_EFER, %ecx               /* 3. EFER.LME and EFER.NXE */
+    rdmsr
+    or $(EFER_LME | EFER_NXE), %eax
+    wrmsr
+""")
+
+
+@mutant("01", patches=[STEPS_3_AND_4_SWAPPED], also=[{"emulator": "bochs"}])
+def paging_before_efer_lme_names_the_order_under_both_emulators(under_qemu, under_bochs):
+    for st in (under_qemu, under_bochs):
+        diag = diagnosis_text(st)
+        assert "in lm_enable (solutions/01-boot/longmode.S:" in diag, diag
+        assert "paging was switched on before long mode: at the fault EFER.LME is still clear" in diag, diag
+        assert "1. CR4.PAE; 2. CR3 = the PML4 passed in; 3. EFER.LME and EFER.NXE" in diag
+        assert "identity map must cover" not in diag                 # not the hint for a small map
+
+
+@mutant("03", patches=[("labs/01-boot/boot.S", "    cmp $(BOOT_IDMAP_SIZE / LARGE_PAGE_SIZE), %ecx",
+                        "    cmp $1, %ecx                      /* mutant: only the first 2 MiB */")])
+def boot_identity_map_too_small_faults_on_the_stack(st):
+    # From stage 03 the 4 MiB heap puts the stack above 2 MiB: lm_enable's `ret` reads an unmapped stack.
+    diag = diagnosis_text(st)
+    assert "#PF (page fault, vector 14) at rip" in diag and "in lm_enable (" in diag, diag
+    assert "an access faulted at CR2, which the page tables do not map (the stack, if CR2 is near RSP)" in diag
+
+
+@mutant("01", patches=[("solutions/01-boot/longmode.S", "    mov %cr4, %eax                    /* 1. PAE */",
+                        "    ud2                               /* mutant */\n    mov %cr4, %eax")])
+def any_fault_in_lm_enable_names_the_steps(st):
+    diag = diagnosis_text(st)
+    assert diag.startswith("#UD (invalid opcode, vector 6) at rip") and "in lm_enable (" in diag
+    assert "then #GP (general protection, vector 13)" in diag                 # delivering it failed
+    assert "the first fault is inside lm_enable, before any IDT exists: check the order of the steps" in diag
+
+
+@mutant("01", patches=[("labs/01-boot/kmain.c", "    (void)bi;\n",
+                        "    (void)bi;\n    ((void (*)(void))0x40000000)();   /* mutant: a call through a bad pointer */\n")])
+def a_jump_outside_the_kernel_is_named(st):
+    diag = diagnosis_text(st)
+    assert diag.startswith("#PF (page fault, vector 14) at rip 0x40000000, outside the kernel"), diag
+    assert "the CPU was running outside the kernel when it faulted (rip 0x40000000)" in diag

@@ -1,5 +1,5 @@
 """Lab 03's deliberate breaks (grader/mutants.py runs them)."""
-from grader.mutants import check_of, mutant
+from grader.mutants import check_of, diagnosis_text, mutant
 
 FIXED_HEAP = ("labs/03-bss-heap/heap_selftest.c", "    heap_init(&kernel_heap, __heap_start, __heap_end);",
               "    heap_init(&kernel_heap, (void *)0x2100000, (void *)(0x2100000 + HEAP_SIZE));   /* mutant */")
@@ -38,3 +38,12 @@ def challenge_bug_from_the_seeds_free_list_left_empty(st):
     small = check_of(st, "challenge: free list keeps a small remainder")
     assert not small.passed and small.bonus and "were not kept free" in small.message
 
+
+
+@mutant("03", patches=[("labs/03-bss-heap/heap_selftest.c", "    heap_init(&kernel_heap, __heap_start, __heap_end);",
+                        "    heap_init(&kernel_heap, (void *)0x50000000, (void *)(0x50000000 + HEAP_SIZE));   /* mutant */")])
+def heap_at_a_fixed_address_beyond_the_boot_map(st):
+    # 1.25 GiB: beyond the 1 GiB the boot tables map, so the first write faults (no IDT yet: triple fault).
+    diag = diagnosis_text(st)
+    assert "#PF (page fault, vector 14)" in diag and "CR2=0x50000000" in diag
+    assert "CR2 is beyond the boot identity map (1 GiB)" in diag and "made-up fixed address" in diag

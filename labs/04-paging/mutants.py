@@ -48,3 +48,19 @@ def dump_that_lies_is_caught_only_by_qemus_view(st):
     failed = [c.title for c in st.checks if not c.passed]
     assert failed == ["paging: QEMU's own view matches the dump and the sections"]
     assert "differ" in check_of(st, "paging: QEMU's own view").message
+
+
+@mutant("04", patches=[("labs/04-paging/paging.c", "        *pd_entry = pa | flags | PTE_P | PTE_PS;",
+                        "        *pd_entry = (pa | 0x2000) | flags | PTE_P | PTE_PS;   /* mutant: not 2 MiB-aligned */")])
+def large_page_not_aligned_sets_a_reserved_bit(st):
+    diag = diagnosis_text(st)
+    assert "#PF (page fault, vector 14)" in diag and "RSVD=reserved bit set in a paging entry" in diag
+    assert "a reserved bit is set in a paging entry on the walk to CR2" in diag
+
+
+@mutant("04", patches=[("labs/04-paging/paging.c", "#define KERNEL_DATA   (PTE_P | PTE_W | PTE_NX)",
+                        "#define KERNEL_DATA   (PTE_P | PTE_NX)   /* mutant: data read-only */")])
+def data_mapped_read_only(st):
+    diag = diagnosis_text(st)
+    assert "#PF (page fault, vector 14)" in diag and "P=protection violation (page present), W=write" in diag
+    assert "a write to a present page faulted: PTE_W is clear" in diag
