@@ -15,6 +15,7 @@
 #       SOLUTIONS=1  SEED=0x...  BELOW=solutions  EMULATOR=qemu|bochs|both  MEMORY=MiB
 #   make bench                       benchmark figures (medians): QEMU and Bochs boots, grading
 #   make bench-jit                   the lab 06 JIT natively: cycles per multiply-add, each path
+#   make jit-check [SOLUTIONS=1]     every instruction form your lab 06 encoder emits, against llvm-objdump
 #   make book                        the book as HTML under build/book/
 #   make clean                       remove build/ and compile_commands.json
 
@@ -32,7 +33,7 @@ opts = $(if $(LAB),--lab $(LAB)) $(if $(filter 1 yes true,$(SOLUTIONS)),--soluti
        $(if $(SEED),--seed $(SEED)) --emulator $(EMULATOR)
 need_lab = $(if $(LAB),,$(error LAB is missing: for example `make $@ LAB=01`))
 
-.PHONY: help demo test setup grade qemu qemu-gdb gdb bochs bochs-debug build bench bench-jit book clean
+.PHONY: help demo test setup grade qemu qemu-gdb gdb bochs bochs-debug build bench bench-jit jit-check book clean
 .DEFAULT_GOAL := help
 
 help:
@@ -76,6 +77,10 @@ build:
 
 bench:
 	@$(PYTHON) -m grader.bench
+
+jit-check:
+	@$(GRADER) setup
+	@$(PYTHON) -m grader.native check $(if $(filter 1 yes true,$(SOLUTIONS)),,--labs)
 
 bench-jit:
 	@$(GRADER) setup

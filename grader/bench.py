@@ -4,13 +4,14 @@ and how long grading every stage takes. Prints medians over several runs.
     make bench            or   python3 -m grader.bench [--runs N]
 """
 import argparse
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-from . import build, deps, emulators, grade, labs, stage
+from . import build, deps, emulators, grade, labs, sandbox, stage
 
 
 def median_time(fn, runs):
@@ -42,6 +43,85 @@ def raw_boot(b, r):
     return once, tmp
 
 
+def interleaved(fns, runs):
+    """Each function run `runs` times, in turn (a, b, a, b, ...): medians, mins, maxes."""
+    times = [[] for _ in fns]
+    for _ in range(runs):
+        for i, fn in enumerate(fns):
+            t = time.perf_counter()
+            fn()
+            times[i].append(time.perf_counter() - t)
+    return [(statistics.median(t), min(t), max(t)) for t in times]
+
+
+def fmt(m):
+    return f"{m[0]:.3f}s ({m[1]:.3f}..{m[2]:.3f})"
+
+
+def whole_process(runs, seed):
+    """What a student waits for: `make grade LAB=01` as a whole process,
+    against the same QEMU boot started bare; then where the difference goes."""
+    first = labs.discover()[0]
+    b = build.build(stage.make(first.name, stage.Origin("solutions")))
+    r = stage.Run(seed)
+    tmp = tempfile.mkdtemp(prefix="kit-bench-")
+    launch = emulators.qemu(b.iso, tmp, r.cmdline, memory_mb=r.memory_mb, exits=b.stage.exit_values())
+    expected = emulators.qemu_status(launch.exits["OK"])
+
+    def bare():
+        p = subprocess.run(launch.command, cwd=tmp, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=120)
+        assert p.returncode == expected, p.returncode
+
+    def student():
+        p = subprocess.run(["make", "-s", "grade", f"LAB={first.number:02d}", "SOLUTIONS=1", f"SEED=0x{seed:x}"],
+                           cwd=labs.ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+        assert p.returncode == 0, p.returncode
+
+    def python_start():
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+
+    def imports():
+        subprocess.run([sys.executable, "-c", "import grader.__main__"], cwd=labs.ROOT, check=True)
+
+    def sandboxed():
+        p = subprocess.run(launch.argv, cwd=tmp, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=120)
+        assert p.returncode == expected
+
+    whole, raw, sand, py, imp = interleaved([student, bare, sandboxed, python_start, imports], runs)
+    subprocess.run(["rm", "-rf", tmp])
+    print(f"  make grade LAB={first.number:02d} (whole process, build cached) {fmt(whole)}   bare QEMU boot "
+          f"{fmt(raw)}   ratio {whole[0] / raw[0]:.2f}x (target at most 1.15x)")
+    print(f"    where it goes: python3 start {py[0]:.3f}s, + the grader's imports {imp[0] - py[0]:.3f}s, "
+          f"the sandbox around QEMU {sand[0] - raw[0]:+.3f}s, the rest (make, stage, cache check, args disk, "
+          f"checks, report) {whole[0] - imp[0] - sand[0]:.3f}s")
+    return whole[0] / raw[0]
+
+
+def sandbox_cost(runs):
+    """A fresh build of the last stage with and without the sandbox."""
+    last = labs.discover()[-1]
+    st = stage.make(last.name, stage.Origin("solutions"))
+
+    def fresh_build(off):
+        def go():
+            tmp = tempfile.mkdtemp(prefix="kit-bench-")
+            old = os.environ.get("KIT_SANDBOX")
+            os.environ["KIT_SANDBOX"] = "off" if off else "on"
+            sandbox.mode.cache_clear()
+            try:
+                build.build(st, outdir=tmp)
+            finally:
+                os.environ.pop("KIT_SANDBOX") if old is None else os.environ.__setitem__("KIT_SANDBOX", old)
+                sandbox.mode.cache_clear()
+                subprocess.run(["rm", "-rf", tmp])
+        return go
+    sealed, open_ = interleaved([fresh_build(False), fresh_build(True)], runs)
+    print(f"  fresh build of stage {last.name}: sealed (sandbox) {fmt(sealed)}, unsealed {fmt(open_)}: "
+          f"the sandbox costs {sealed[0] - open_[0]:+.3f}s per build ({sealed[0] / open_[0]:.2f}x)")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python3 -m grader.bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -59,8 +139,11 @@ def main(argv=None):
         return 2
     seed = 0x5EED
     all_labs = labs.discover()
-    print(f"benchmark: medians of {args.runs} runs (min..max), {len(all_labs)} stages, QEMU under TCG")
-    summary = []
+    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
+    print(f"benchmark, {time.strftime('%Y-%m-%d')}, {cpu}, {os.cpu_count()} cores: medians of {args.runs} runs "
+          f"(min..max), {len(all_labs)} stages, QEMU under TCG")
+    summary = [f"make grade LAB=01 is {whole_process(args.runs, seed):.2f}x a bare QEMU boot"]
+    sandbox_cost(max(3, args.runs // 2))
     for emulator in args.emulators.split(","):
         ratios = []
         for lab in all_labs:
@@ -71,8 +154,7 @@ def main(argv=None):
             graded = median_time(lambda: grade.boot(b, r), args.runs)
             subprocess.run(["rm", "-rf", tmp])
             ratios.append(graded[0] / raw[0])
-            print(f"  {emulator:5s} stage {lab.name:12s} raw boot {raw[0]:.3f}s ({raw[1]:.3f}..{raw[2]:.3f})   "
-                  f"grader's runner {graded[0]:.3f}s ({graded[1]:.3f}..{graded[2]:.3f})   "
+            print(f"  {emulator:5s} stage {lab.name:12s} raw boot {fmt(raw)}   grader's runner {fmt(graded)}   "
                   f"ratio {graded[0] / raw[0]:.2f}x")
 
         def grade_all():
@@ -81,8 +163,8 @@ def main(argv=None):
                                stderr=subprocess.DEVNULL, timeout=600)
             assert r.returncode == 0
         whole = median_time(grade_all, max(3, args.runs // 2))
-        print(f"  {emulator:5s} `python3 -m grader grade --solutions --emulator {emulator}` (every stage, builds "
-              f"cached, a new process each time): {whole[0]:.3f}s ({whole[1]:.3f}..{whole[2]:.3f})")
+        print(f"  {emulator:5s} whole course: `python3 -m grader grade --solutions --emulator {emulator}` (every "
+              f"stage, builds cached, a new process each time): {fmt(whole)}")
         summary.append(f"{emulator}: runner overhead at most {max(ratios):.2f}x a raw boot, "
                        f"all {len(all_labs)} stages graded in {whole[0]:.2f}s")
     print("summary: " + "; ".join(summary))

@@ -10,6 +10,7 @@ rfb listener on port 5900 is reachable from nowhere.
 import os
 import re
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,13 +86,40 @@ def bochs_outcome(status, log, lines, exits=None):
     return Outcome("other", f"Bochs exited with status {status}")
 
 
+SAFE_KARGS = re.compile(r"^[A-Za-z0-9=,._ -]*$")
+_EMPTY_ENV = []
+
+
+def empty_env_block():
+    """The block `grub-editenv FILE create` writes (its header, then '#'
+    padding to 1 KiB), made once per process."""
+    if not _EMPTY_ENV:
+        with tempfile.TemporaryDirectory(prefix="kit-env-") as tmp:
+            subprocess.run(["grub-editenv", f"{tmp}/env", "create"], check=True, timeout=30)
+            _EMPTY_ENV.append(Path(f"{tmp}/env").read_bytes())
+    return _EMPTY_ENV[0]
+
+
+def env_block(kargs):
+    """What `grub-editenv FILE set kargs=...` makes of the empty block: the
+    variable's line after the header, the padding shorter by as much (a test
+    compares the two byte for byte). Two processes less per boot."""
+    if not SAFE_KARGS.match(kargs):
+        raise ValueError(f"kernel arguments with characters GRUB would escape: {kargs!r}")
+    empty = empty_env_block()
+    body = empty.rstrip(b"#")
+    line = f"kargs={kargs}\n".encode()
+    if len(body) + len(line) > len(empty):
+        raise ValueError("kernel arguments too long for a GRUB environment block")
+    return body + line + b"#" * (len(empty) - len(body) - len(line))
+
+
 def make_args_disk(tmpdir, kargs):
-    """A GRUB environment block (grub-editenv) holding `kargs`, padded to a
-    disk geometry both emulators accept; grub.cfg reads its first two
-    sectors with load_env and passes kargs to the kernel."""
+    """A GRUB environment block holding `kargs`, padded to a disk geometry
+    both emulators accept; grub.cfg reads its first two sectors with
+    load_env and passes kargs to the kernel."""
     env = Path(tmpdir) / "args.img"
-    subprocess.run(["grub-editenv", str(env), "create"], check=True, timeout=30)
-    subprocess.run(["grub-editenv", str(env), "set", f"kargs={kargs}"], check=True, timeout=30)
+    env.write_bytes(env_block(kargs))
     os.truncate(env, ARGS_DISK_BYTES)
     return env
 

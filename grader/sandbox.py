@@ -20,13 +20,40 @@ MEMORY_CAP = 4 << 30            # bytes of address space for a compiler
 TOOLCHAIN_LINKS = (("usr/bin", "/bin"), ("usr/sbin", "/sbin"), ("usr/lib", "/lib"), ("usr/lib64", "/lib64"))
 
 
+def _probe_key(bwrap):
+    """What the probe's answer depends on: this bwrap, this kernel, this user."""
+    st = os.stat(bwrap)
+    return f"{bwrap} {st.st_ino} {st.st_mtime_ns} {os.uname().release} {os.geteuid()}"
+
+
 @functools.lru_cache(maxsize=None)
 def mode():
-    """'bwrap' when bubblewrap can make its namespaces here, else None."""
+    """'bwrap' when bubblewrap can make its namespaces here, else None. The
+    answer is kept in build/.sandbox for the next process (a probe costs a
+    process start)."""
     if os.environ.get("KIT_SANDBOX", "").lower() in ("0", "off", "no"):
         return None
-    if not shutil.which("bwrap"):
+    bwrap = shutil.which("bwrap")
+    if not bwrap:
         return None
+    from .labs import ROOT
+    memo, key = ROOT / "build" / ".sandbox", _probe_key(bwrap)
+    try:
+        if memo.read_text() == key:
+            return "bwrap"
+    except OSError:
+        pass
+    found = _probe()
+    if found:
+        try:
+            memo.parent.mkdir(exist_ok=True)
+            memo.write_text(key)
+        except OSError:
+            pass
+    return found
+
+
+def _probe():
     try:
         r = subprocess.run(["bwrap", "--unshare-all", "--ro-bind", "/usr", "/usr",
                             *[a for src, dst in TOOLCHAIN_LINKS for a in ("--symlink", src, dst)],

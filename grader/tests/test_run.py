@@ -85,3 +85,15 @@ def test_process_group_is_reaped():
 def test_missing_emulator_is_a_verdict():
     r = run.run(lambda tmp: emulators.Launch("none", ["/nonexistent/qemu"], __import__("pathlib").Path(tmp) / "x"))
     assert r.reason == "start-failed" and "could not start" in r.stderr
+
+
+def test_the_args_disk_is_what_grub_editenv_writes(tmp_path):
+    import subprocess
+    for kargs in ("seed=0x00000001 tests=all", "seed=0xffffffff tests=panic monitor=1", ""):
+        real = tmp_path / "real.env"
+        real.unlink(missing_ok=True)
+        subprocess.run(["grub-editenv", str(real), "create"], check=True)
+        subprocess.run(["grub-editenv", str(real), "set", f"kargs={kargs}"], check=True)
+        assert emulators.env_block(kargs) == real.read_bytes()
+        disk = emulators.make_args_disk(tmp_path, kargs)
+        assert disk.read_bytes()[:1024] == real.read_bytes() and disk.stat().st_size == emulators.ARGS_DISK_BYTES

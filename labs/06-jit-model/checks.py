@@ -56,11 +56,17 @@ def bit_exact(ctx, engine):
     if engine not in lines:
         raise Fail(f"no `[model] {engine}: each context: ...` line (the self-test stopped before this engine)")
     got = [int(x, 16) for x in lines[engine]]
+    interpreter = [int(x, 16) for x in lines.get("interpreter", [])]
     for i, (g, w) in enumerate(zip(got, want)):
         if g != w:
+            where = (f"every rounding is specified in labs/{ctx.lab.name}/model_ref.py"
+                     if engine == "interpreter" or interpreter[:len(want)] != want else
+                     "the interpreter agrees with the reference, so the difference is in the code this JIT "
+                     "generated: check your encoder for every operand form (displacements of 128 and more, "
+                     "negative ones, r12 and r13 as a base) with `make jit-check`, which compares each form "
+                     "the emitter supports with llvm-objdump")
             raise Fail(f"context {i} (`{spell(ctx.values['_contexts'][i])}`, oldest character first) is the first "
-                       f"that differs: its logits hash 0x{g:x}, the reference's 0x{w:x}; every rounding is "
-                       f"specified in labs/{ctx.lab.name}/model_ref.py")
+                       f"that differs: its logits hash 0x{g:x}, the reference's 0x{w:x}; {where}")
     if len(got) != len(want):
         raise Fail(f"{len(got)} context hashes printed, {len(want)} expected")
 

@@ -70,3 +70,12 @@ def seal_without_invlpg_is_caught_under_qemu(st):
 def missing_model_module_panics_clearly(st):
     module = check_of(st, "model: module found and checked")
     assert not module.passed and "model: no Multiboot2 module `chars.model`" in module.message
+
+
+@mutant("06", patches=[("solutions/06-jit-model/jit_encode.c", "(disp >= -128 && disp <= 127) ? 1 : 2",
+                        "(disp >= -128 && disp <= 255) ? 1 : 2")])
+def disp8_up_to_255_points_at_the_generated_code(st):
+    # "fits in a byte": a displacement of 128..255 is then read back as negative
+    assert check_of(st, "model: the interpreter is bit-exact").passed
+    sse2 = check_of(st, "jit: the SSE2 JIT is bit-exact")
+    assert not sse2.passed and "the interpreter agrees with the reference, so the difference is in the code" in sse2.message
