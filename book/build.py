@@ -429,7 +429,8 @@ def block_body(lines, d):
     """The text inside the directive's fenced block, or None."""
     if d.block is None:
         return None
-    return "\n".join(lines[d.block[0] + 1:d.block[1] - 1])
+    pad = tr.indent_of(lines[d.start])
+    return "\n".join(ln[len(pad):] if ln.startswith(pad) else ln for ln in lines[d.block[0] + 1:d.block[1] - 1])
 
 
 def transcript_of(d):
@@ -513,6 +514,8 @@ def rewrite(ch, produce):
         new = produce(d)
         if new is None:
             continue
+        pad = tr.indent_of(lines[d.start])
+        new = [pad + ln if ln else ln for ln in new]
         old = lines[d.block[0]:d.block[1]] if d.block else []
         if old != new:
             changed += 1
@@ -583,16 +586,20 @@ def sync(chapter_paths, rerun_all=False, verify_only=False, jobs=2, out=print):
         lock[t.key] = tr.inputs_of(t)
     if not verify_only:
         for ch in chapter_paths:
+            body_of = {d.start: block_body(ch.read_text().split("\n"), d)
+                       for d in directives(ch.read_text().split("\n"))}
+
             def transcript_block(d):
                 if d.kind != "transcript":
                     return None
                 t = transcript_of(d)
-                return fenced(t.lang, "\n".join(results[t.key])) if t.key in results else None
+                if t.key in results:
+                    return fenced(t.lang, "\n".join(results[t.key]))
+                return fenced(t.lang, body_of[d.start]) if body_of.get(d.start) is not None else None
             changed += rewrite(ch, transcript_block)
     keys = {transcript_of(d).key for ch in chapter_paths for d in directives(ch.read_text().split("\n"))
             if d.kind == "transcript"}
-    if not problems:
-        tr.write_lock({k: v for k, v in lock.items() if k in keys})
+    tr.write_lock({k: v for k, v in lock.items() if k in keys})
     if not verify_only:
         out(f"book: {changed} block{'s' * (changed != 1)} rewritten")
     return problems

@@ -47,4 +47,33 @@ EXPERIMENTS = {
                           "    .if !TRAP_HAS_ERROR(\\v) || \\v == 13 || \\v == 14")],
     # chapter 5: a probe without its fix-up entry.
     "no-fixup-entry": [("labs/05-faults/probes.S", "    FIXUP(probe_read_insn, 1f)\n", "")],
+    # chapter 3: the room test written as a sum, which wraps.
+    "sum-wraps": [("solutions/03-bss-heap/heap.c", "    if (size > h->end - addr)", "    if (addr + size > h->end)")],
+    # chapter 4: a dump that prints `-` where the x goes.
+    "dump-lies": [("labs/04-paging/paging.c", "run->flags & PTE_NX ? '-' : 'x');", "'-');")],
+    # chapter 4: invlpg given the address of the entry instead of the page.
+    "invlpg-entry": [("solutions/04-paging/pt.c", "    invlpg(va);\n", "    invlpg((uint64_t)e);\n")],
+    # chapter 4: the kernel's code mapped no-execute.
+    "text-nx": [("labs/04-paging/paging.c", "#define KERNEL_TEXT   (PTE_P)  ", "#define KERNEL_TEXT   (PTE_P | PTE_NX)")],
+    # chapter 5: a fault report that reads address 0 after its first words.
+    "handler-faults": [("labs/05-faults/fault.c",
+                        '    kprintf("[fault] %s at rip %p", fault_names[tf->vector & 31], (void *)tf->rip);\n',
+                        '    kprintf("[fault] %s at rip %p", fault_names[tf->vector & 31], (void *)tf->rip);\n'
+                        '    (void)*(volatile char *)0;\n')],
+    # chapter 5: the TSS's IST1 pointer never set.
+    "ist-zero": [("labs/05-faults/fault.c", "    tss.ist[IST_DOUBLE_FAULT - 1] = (uint64_t)ist_stack + sizeof ist_stack;\n",
+                  "    tss.ist[IST_DOUBLE_FAULT - 1] = 0;   /* experiment: IST1 left at 0 */\n    (void)ist_stack;\n")],
+    # chapter 5: ltr twice.
+    "ltr-twice": [("labs/05-faults/fault.c", '"lgdt %0; ltr %w1"', '"lgdt %0; ltr %w1; ltr %w1"')],
+    # appendix: a magic breakpoint at the top of mb2_read_mmap.
+    "magic-break": [("solutions/01-boot/mb2.c",
+                     "mb2_read_mmap(const struct mb2_tag_mmap *t, struct boot_info *bi)\n{\n    // LAB 1: your code here.\n",
+                     "mb2_read_mmap(const struct mb2_tag_mmap *t, struct boot_info *bi)\n{\n    // LAB 1: your code here.\n"
+                     '    __asm__ volatile("xchg %bx, %bx");     /* Bochs: stop here */\n')],
+    # appendix: kmain loads an empty IDT and executes int3.
+    "lidt-int3": [("labs/01-boot/kmain.c",
+                   "    struct boot_info *bi = bootinfo_init(magic, mbi);   /* lab 01: what GRUB told us */\n",
+                   "    struct boot_info *bi = bootinfo_init(magic, mbi);   /* lab 01: what GRUB told us */\n"
+                   "    static const struct { uint16_t limit; uint64_t base; } __attribute__((packed)) no_idt = { 0, 0 };\n"
+                   '    __asm__ volatile("lidt %0\\n\\tint3" : : "m"(no_idt));   /* a breakpoint with no IDT */\n')],
 }

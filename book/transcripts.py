@@ -17,7 +17,9 @@ an experiment patches it):
   sh      run="a shell command", after building stage lab (with solutions)
 Filters, applied in the order written, cut the output; a cut is marked
 `[...]`: from=RE, to=RE (first lines matching), keep=RE (only matching
-lines), drop=RE, head=N, tail=N. prompt=no hides the `$ command` line.
+lines), drop=RE, head=N, tail=N; clip=N cuts lines longer than N
+characters. prompt=no hides the `$ command` line. patch experiment=NAME
+shows an experiment as a unified diff.
 
 Every output is normalised before it is written: the kit's own folder and
 the scratch copy's become relative paths, a temporary folder becomes
@@ -52,11 +54,11 @@ LOCK = BOOK / "transcripts.json"
 ENGINE = "2"                    # bump when a change here changes what a transcript shows
 RUN_TIMEOUT = 300
 CUT = "[...]"
-KINDS = ("grade", "qemu", "gdb", "sh")
-FLAGS = ("solutions", "below", "init")
+KINDS = ("grade", "qemu", "gdb", "sh", "patch")
+FLAGS = ("solutions", "below", "init", "noinit")
 FILTERS = ("from", "to", "keep", "drop", "head", "tail")
 VALUED = ("lab", "seed", "memory", "emulator", "tests", "experiment", "ex", "run", "serial", "prompt",
-          "mask", "lang") + FILTERS
+          "mask", "lang", "qemuhead", "clip") + FILTERS
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 DURATION = re.compile(r"\b\d+\.\d+ ?s\b")
 GDB_LOCK = threading.Lock()     # one GDB session at a time: they share build/gdbinit
@@ -89,11 +91,13 @@ class Transcript:
                 self.options.append((key, value))
             else:
                 raise TranscriptError(f"unknown option `{key}`")
-        if self.kind != "sh" and not self.get("lab"):
+        if self.kind not in ("sh", "patch") and not self.get("lab"):
             raise TranscriptError("lab=NN is missing")
         if self.kind == "sh" and not self.get("run"):
             raise TranscriptError('run="command" is missing')
         exp = self.get("experiment")
+        if self.kind == "patch" and not exp:
+            raise TranscriptError("experiment=NAME is missing")
         if exp and exp not in experiments():
             raise TranscriptError(f"no experiment `{exp}` in book/experiments.py")
         for key, value in self.options:
@@ -261,9 +265,31 @@ def run_qemu(t, cwd):
 
 
 def run_sh(t, cwd):
+    """Each run= command in turn, in one folder; its `$ command` line comes
+    before its output and survives every filter."""
     if t.get("lab"):
         build_stage(t, cwd)
-    return [f"$ {t.get('run')}"], run_cmd(t.get("run"), cwd, shell=True)
+    out = []
+    for cmd in t.all("run"):
+        out.append(PROMPT + "$ " + cmd)
+        out.append(run_cmd(cmd, cwd, shell=True).rstrip("\n"))
+    return [], "\n".join(out) + "\n"
+
+
+def run_patch(t, cwd):
+    """The experiment as a unified diff against the kit's files."""
+    import difflib
+    out = []
+    texts = {}
+    for rel, old, new in experiments()[t.get("experiment")]:
+        before = texts.get(rel, (ROOT / rel).read_text())
+        if old not in before:
+            raise TranscriptError(f"experiment {t.get('experiment')}: {old[:40]!r} not in {rel}")
+        texts[rel] = before.replace(old, new, 1)
+    for rel, after in texts.items():
+        out += list(difflib.unified_diff((ROOT / rel).read_text().split("\n"), after.split("\n"),
+                                         f"a/{rel}", f"b/{rel}", lineterm="", n=1))
+    return [], "\n".join(out) + "\n"
 
 
 def run_gdb(t, cwd):
@@ -282,11 +308,13 @@ def run_gdb(t, cwd):
                     raise TranscriptError(f"make qemu-gdb did not start: {qout.read_text()[-300:]}")
                 time.sleep(0.1)
             init = gdbinit.read_text()
+            port = re.search(r"target remote 127\.0\.0\.1:(\d+)", init).group(1)
             exs = t.all("ex")
-            argv = ["gdb", "-q", "-nx", "-batch", "-x", "build/gdbinit"]
+            argv = ["gdb", "-q", "-nx", "-batch"] + ([] if "noinit" in t.flags else ["-x", "build/gdbinit"])
             for e in exs:
-                argv += ["-ex", e]
-            out = run_cmd(argv, cwd, timeout=120)
+                argv += ["-ex", e.replace("$port", port)]
+            head = qout.read_text(errors="replace").splitlines()[:int(t.get("qemuhead", "0"))]
+            out = run_cmd(argv, cwd, timeout=120) if (exs or "noinit" not in t.flags) else ""
             tail = ""
             n = int(t.get("serial", "0"))
             if n:
@@ -304,26 +332,36 @@ def run_gdb(t, cwd):
                     os.killpg(q.pid, signal.SIGKILL)
                     q.wait()
     shown = ["$ " + make_words(t, "qemu-gdb") + " > qemu.out 2>&1 &"]
+    if t.get("qemuhead"):
+        shown += [f"$ head -{t.get('qemuhead')} qemu.out"] + head
     if "init" in t.flags:
         shown += ["$ cat build/gdbinit"] + [ln for ln in init.splitlines() if not ln.startswith("#")]
-    shown.append("$ " + " ".join(["gdb -q -batch -x build/gdbinit"] + [f"-ex {shlex.quote(e)}" for e in exs]))
+    if exs or "noinit" not in t.flags:
+        gdb = "gdb -q -batch" + ("" if "noinit" in t.flags else " -x build/gdbinit")
+        shown.append("$ " + " ".join([gdb] + [f"-ex {shlex.quote(e)}" if "$port" not in e else f'-ex "{e}"'
+                                              for e in exs]))
     text = out
     if tail:
         text = text.rstrip("\n") + f"\n$ tail -{n} qemu.out\n" + tail + "\n"
     return shown, text
 
 
-RUNNERS = {"grade": run_grade, "qemu": run_qemu, "gdb": run_gdb, "sh": run_sh}
+RUNNERS = {"grade": run_grade, "qemu": run_qemu, "gdb": run_gdb, "sh": run_sh, "patch": run_patch}
+PROMPT = "\x00"
 
 
 def normalise(text, cwd):
     text = ANSI.sub("", text)
     for base in sorted({str(cwd), str(ROOT)}, key=len, reverse=True):
         text = text.replace(base + "/", "").replace(base, ".")
-    text = re.sub(r"/tmp/[A-Za-z0-9_.-]+", "$TMPDIR", text)
+    text = re.sub(re.escape(tempfile.gettempdir()) + r"/[A-Za-z0-9_.-]+", "$TMPDIR", text)
     text = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", text)
     text = re.sub(r"\bgrader process \d+\b", "grader process PID", text)
     return [ln.rstrip() for ln in text.splitlines()]
+
+
+def indent_of(line):
+    return line[:len(line) - len(line.lstrip())]
 
 
 def cut(t, lines):
@@ -354,7 +392,10 @@ def cut(t, lines):
                 keep[i] = i in chosen
     out, cutting = [], False
     for line, k in zip(lines, keep):
-        if k:
+        if line.startswith(PROMPT):
+            out.append(line[1:])
+            cutting = False
+        elif k:
             out.append(line)
             cutting = False
         elif not cutting:
@@ -362,6 +403,9 @@ def cut(t, lines):
             cutting = True
     while out and not out[-1].strip():
         out.pop()
+    width = int(t.get("clip", "0"))
+    if width:
+        out = [ln if len(ln) <= width else ln[:width] + " " + CUT for ln in out]
     return out
 
 
@@ -373,6 +417,7 @@ def produce(t):
     with tempfile.TemporaryDirectory(prefix="book-run-") as tmp:
         cwd = make_tree(Path(tmp) / "kit", exp) if exp else ROOT
         shown, text = RUNNERS[t.kind](t, cwd)
+        shown = normalise("\n".join(shown), cwd) if shown else []
         body = cut(t, normalise(text, cwd))
     prompt = t.get("prompt", "yes") not in ("no", "0", "false")
     return (shown if prompt else []) + body
