@@ -728,11 +728,15 @@ def main(argv):
             print("book: every listing, figure and transcript matches its source")
         return 1 if problems else 0
     if argv == ["--check"]:
-        problems = check(paths) + figures_mod.check_all()
+        problems = check(paths, transcripts=False) + figures_mod.check_all()
         for p in problems:
             print(p)
         if problems:
             return 1
+        stale = [p for p in check(paths, figures=False) if "made from other inputs" in p]
+        if stale:
+            print(f"book: {len(stale)} transcripts were made from other inputs than the kit's now: "
+                  "`python3 book/build.py --verify` runs them again and compares")
         kinds = [d.kind for ch in paths for d in directives(ch.read_text().split("\n"))]
         print(f"book: {kinds.count('listing')} listings, {kinds.count('figure')} text figures, "
               f"{kinds.count('transcript')} transcripts and {len(figures_mod.FIGURES)} drawn figures "

@@ -12,7 +12,8 @@ writes its findings into the DOM. It fails on:
   - a figure wider than its box, a page that scrolls sideways;
   - an image that did not load (naturalWidth 0), a JavaScript error;
 and, read from the HTML itself, a relative link to a file or an anchor that
-does not exist. Nothing is downloaded: the pages are files, and Chromium
+does not exist; and book.epub with epubcheck, when Debian's epubcheck is
+installed. Nothing is downloaded: the pages are files, and Chromium
 runs with a new empty profile and no network features.
 """
 import html.parser
@@ -133,10 +134,34 @@ def check_dir(folder, out=print):
     return problems
 
 
+EPUBCHECK_JAR = Path("/usr/share/java/epubcheck.jar")     # Debian's epubcheck (it needs a Java runtime)
+
+
+def epub_problems(folder, out=print):
+    """epubcheck's errors for book.epub, when Debian's epubcheck is installed."""
+    epub = Path(folder) / "book.epub"
+    if not epub.is_file():
+        return []
+    if not (EPUBCHECK_JAR.is_file() and shutil.which("java")):
+        out("book-check: epubcheck is not installed (apt-get install epubcheck, which brings a Java runtime): "
+            "book.epub not validated")
+        return []
+    try:
+        r = subprocess.run(["java", "-jar", str(EPUBCHECK_JAR), str(epub)], capture_output=True, text=True,
+                           timeout=300)
+    except subprocess.TimeoutExpired:
+        return ["epubcheck took more than 300s"]
+    if r.returncode == 0:
+        out("book-check: epubcheck: book.epub has no errors or warnings")
+        return []
+    return [f"book.epub: {ln}" for ln in (r.stdout + r.stderr).splitlines() if ln.startswith(("ERROR", "FATAL", "WARN"))] \
+        or [f"book.epub: epubcheck exit status {r.returncode}"]
+
+
 def main(argv):
     folder = Path(argv[0]) if argv else DEFAULT_DIR
     try:
-        problems = check_dir(folder)
+        problems = check_dir(folder) + epub_problems(folder)
     except FileNotFoundError as e:
         print(f"book-check: {e}", file=sys.stderr)
         return 2

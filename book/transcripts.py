@@ -18,7 +18,9 @@ an experiment patches it):
 Filters, applied in the order written, cut the output; a cut is marked
 `[...]`: from=RE, to=RE (first lines matching), keep=RE (only matching
 lines), drop=RE, head=N, tail=N; clip=N cuts lines longer than N
-characters. prompt=no hides the `$ command` line. patch experiment=NAME
+characters. prompt=no hides the `$ command` line; racy marks a transcript
+whose streams interleave differently from run to run (compared as a
+multiset of tokens). patch experiment=NAME
 shows an experiment as a unified diff.
 
 Every output is normalised before it is written: the kit's own folder and
@@ -55,7 +57,7 @@ ENGINE = "2"                    # bump when a change here changes what a transcr
 RUN_TIMEOUT = 300
 CUT = "[...]"
 KINDS = ("grade", "qemu", "gdb", "sh", "patch")
-FLAGS = ("solutions", "below", "init", "noinit")
+FLAGS = ("solutions", "below", "init", "noinit", "racy")
 FILTERS = ("from", "to", "keep", "drop", "head", "tail")
 VALUED = ("lab", "seed", "memory", "emulator", "tests", "experiment", "ex", "run", "serial", "prompt",
           "mask", "lang", "qemuhead", "clip") + FILTERS
@@ -424,10 +426,16 @@ def produce(t):
 
 
 def masked(t, lines):
+    """What a comparison sees. A racy transcript (two streams that interleave
+    differently from run to run, such as Bochs's debugger and the serial
+    line it copies) is compared as a multiset of tokens: the same words,
+    in any order."""
     pats = [DURATION] + [re.compile(m) for m in t.all("mask")]
     out = []
     for ln in lines:
         for p in pats:
             ln = p.sub("~", ln)
         out.append(ln)
+    if "racy" in t.flags:
+        return sorted(re.findall(r"\w+|[^\w\s]", "\n".join(out)))
     return out

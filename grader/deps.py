@@ -73,7 +73,11 @@ GROUPS = {
     "qemu": KERNEL,
     "bochs": KERNEL + BOCHS,
     "test": KERNEL + BOCHS + TEST,
-    "book": KERNEL + [Need("pandoc", "pandoc", "turns the chapters into HTML")],
+    "book": KERNEL + BOCHS + [Need("pandoc", "pandoc", "turns the chapters into HTML and EPUB"),
+                              Need("gdb", "gdb", "the book's GDB transcripts (book/build.py --sync)")],
+    "book-check": KERNEL + BOCHS + [Need("pandoc", "pandoc", "turns the chapters into HTML and EPUB"),
+                                    Need("gdb", "gdb", "the book's GDB transcripts (book/build.py --sync)"),
+                                    Need("chromium", "chromium", "make book-check loads every page headless")],
     "gdb": [Need("gdb", "gdb", "make gdb")],
 }
 

@@ -4,7 +4,12 @@
 (function () {
   var errors = [];
   window.addEventListener("error", function (e) {
-    errors.push("javascript error: " + (e.message || (e.target && (e.target.src || e.target.href)) || "unknown"));
+    var t = e.target;
+    if (t && t !== window && (t.src || t.href)) {
+      errors.push("failed to load " + (t.getAttribute("src") || t.getAttribute("href")));
+    } else {
+      errors.push("javascript error: " + (e.message || "unknown"));
+    }
   }, true);
   function text(el) { return (el.textContent || "").replace(/\n$/, ""); }
   function where(el) {
@@ -25,13 +30,18 @@
                    pre.clientWidth + " px, with no scrollbar (overflow-x " + cs.overflowX + ")");
       }
       var lines = text(pre).split("\n").length;
-      var lh = parseFloat(cs.lineHeight);
-      var inner = pre.firstElementChild && pre.firstElementChild.tagName === "CODE" ? pre.firstElementChild : pre;
-      var h = inner.getBoundingClientRect().height;
-      if (inner === pre) { h -= parseFloat(cs.paddingTop) + parseFloat(cs.paddingBottom); }
-      if (lh > 0 && h > (lines + 0.5) * lh) {
-        found.push("pre " + where(pre) + ": " + lines + " lines take " + Math.round(h / lh) +
-                   " line boxes: a line wraps");
+      var tops = {}, walk = document.createTreeWalker(pre, NodeFilter.SHOW_TEXT), node;
+      while ((node = walk.nextNode())) {
+        var range = document.createRange();
+        range.selectNodeContents(node);
+        var rects = range.getClientRects();
+        for (var r = 0; r < rects.length; r++) {
+          if (rects[r].width > 0) { tops[Math.round(rects[r].top)] = true; }
+        }
+      }
+      var boxes = Object.keys(tops).length;
+      if (boxes > lines) {
+        found.push("pre " + where(pre) + ": " + lines + " lines take " + boxes + " line boxes: a line wraps");
       }
     }
     var imgs = document.querySelectorAll("img");
