@@ -16,7 +16,9 @@
 #   make bench                       benchmark figures (medians): QEMU and Bochs boots, grading
 #   make bench-jit                   the lab 06 JIT natively: cycles per multiply-add, each path
 #   make jit-check [SOLUTIONS=1]     every instruction form your lab 06 encoder emits, against llvm-objdump
-#   make book                        the book as HTML under build/book/
+#   make book                        sync the chapters' listings, figures and transcripts, then the
+#                                    HTML under build/book/ and build/book/book.epub
+#   make book-check                  make book, then load every page in headless Chromium (1200, 600 px)
 #   make clean                       remove build/ and compile_commands.json
 
 PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
@@ -33,7 +35,7 @@ opts = $(if $(LAB),--lab $(LAB)) $(if $(filter 1 yes true,$(SOLUTIONS)),--soluti
        $(if $(SEED),--seed $(SEED)) --emulator $(EMULATOR)
 need_lab = $(if $(LAB),,$(error LAB is missing: for example `make $@ LAB=01`))
 
-.PHONY: help demo test setup grade qemu qemu-gdb gdb bochs bochs-debug build bench bench-jit jit-check book clean
+.PHONY: help demo test setup grade qemu qemu-gdb gdb bochs bochs-debug build bench bench-jit jit-check book book-check clean
 .DEFAULT_GOAL := help
 
 help:
@@ -88,7 +90,14 @@ bench-jit:
 
 book:
 	@$(GRADER) setup --for book
+	@$(PYTHON) book/build.py --sync
 	@$(PYTHON) book/build.py
+
+book-check:
+	@$(GRADER) setup --for book-check
+	@$(PYTHON) book/build.py --sync
+	@$(PYTHON) book/build.py
+	@$(PYTHON) book/build.py --browser-check
 
 clean:
 	rm -rf build compile_commands.json

@@ -1,35 +1,52 @@
-"""Build the book: each book/NN-name.md becomes build/book/NN-name.html.
+"""The book: chapters in Markdown that carry their own code, figures and
+transcripts, and the HTML and EPUB made from them.
 
-    python3 book/build.py           preprocess the chapters, run pandoc
-    python3 book/build.py --check   only check the listing references
+    python3 book/build.py --sync     write every generated block into the chapters
+                                     (listings, text figures, transcripts) and the
+                                     SVG figures into book/figures/
+    python3 book/build.py --check    fast: every listing and figure is what the
+                                     sources give; every transcript has its block
+                                     and the inputs it was made from
+    python3 book/build.py --verify   --check, and every transcript whose inputs
+                                     changed is run again and compared
+    python3 book/build.py            the HTML under build/book/ and build/book/book.epub
+                                     (pandoc), from the chapters as they are
+    python3 book/build.py --browser-check [DIR]
+                                     load every page of DIR (default build/book) in
+                                     headless Chromium at 1200 and 600 px (book/check.py)
 
-A chapter pulls code from the kernel with a line of its own:
+A generated block follows the HTML comment that asks for it, in the Markdown
+itself, so a chapter reads complete on a forge or in an editor:
 
     <!-- listing: labs/01-boot/boot.S _start -->
+    ```asm
+    ... the code of _start, as labs/01-boot/boot.S has it ...
+    ```
 
-which becomes a fenced code block holding that function, read from the file
-at build time, so the book cannot drift from the code:
   - C (.c, .h): from the comment block directly above the definition through
     the closing `}` in column 0. Definitions put the return type on its own
     line and the name at the start of the next one: `^name(`.
   - Assembly (.S, .s): from the line `NAME:` through the end of the last
     blank-line-separated paragraph before the next paragraph that holds a
     top-level label or a section directive (or the end of the file).
-A listing may never point into solutions/: the book is given to students.
-
-A chapter draws a figure from the built kernel with:
+  A listing may never point into solutions/: the book is given to students.
 
     <!-- figure: memory-layout 03 -->
 
-which builds stage 03 with the grader's own recipe (from solutions/, or from
-labs/ when solutions/ is absent, as in a student handout), reads the section
-addresses of its kernel.elf with `llvm-objdump -h` and the symbols from the
-kernel.sym the build wrote, and draws the physical memory layout as a text figure: the
-sections, the boot page tables, the heap, the stack guard page and the stack.
-`--check` only checks that the figure is known and the stage exists; it
-builds nothing.
+builds stage 03 with the grader's own recipe and draws its physical memory
+layout from `llvm-objdump -h` of kernel.elf and the kernel.sym the build wrote.
 
-Python 3 standard library only; pandoc is needed for HTML, not for --check.
+    <!-- transcript: grade lab=03 solutions seed=0x1234 -->
+
+runs the command and writes what it printed (book/transcripts.py says how).
+
+The drawn figures (book/figures/*.svg) are made by book/figures.py, some from
+the kernel's own data; the chapters show them with ordinary image links.
+
+In a student handout (no solutions/), --sync and --check check the listings
+and skip what needs the reference solutions, and say so.
+
+Python 3 standard library only; pandoc is needed for HTML and EPUB.
 """
 import html
 import re
@@ -37,21 +54,29 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BOOK = ROOT / "book"
 OUT = ROOT / "build" / "book"
+STYLE = BOOK / "style"
+sys.path.insert(0, str(BOOK))
+import figures as figures_mod  # noqa: E402
+import transcripts as tr  # noqa: E402
+
 PANDOC_INSTALL = "apt-get install -y --no-install-recommends pandoc"
 PANDOC_TIMEOUT = 120
 
 LISTING = re.compile(r"^\s*<!--\s*listing:\s*(\S+)\s+(\S+)\s*-->\s*$")
 FIGURE = re.compile(r"^\s*<!--\s*figure:\s*(\S+)\s+(\S+)\s*-->\s*$")
-DIRECTIVE_START = re.compile(r"^\s*<!--\s*(listing|figure):")
+DIRECTIVE_START = re.compile(r"^\s*<!--\s*(listing|figure|transcript):")
 FENCE = re.compile(r"^\s*(```+|~~~+)")
 ASM_LABEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*:")          # top level: no .L, no 1:
 ASM_SECTION = re.compile(r"^\s*\.(section|text|data|bss|rodata|previous|pushsection|popsection)\b")
 LANGUAGES = {".c": "c", ".h": "c", ".S": "asm", ".s": "asm"}
+# An absolute path of some machine: none may appear anywhere in book/.
+MACHINE_PATH = re.compile(r"(?<![\w.~$-])/(root|home|tmp|work|Users|var/tmp|mnt|srv|opt|builds?)/")
 
 
 class BookError(Exception):
@@ -345,72 +370,248 @@ def figure(kind, stage):
     return FIGURES[key]
 
 
-# --- chapters ---------------------------------------------------------------
+# --- chapters: directives and the blocks that follow them -------------------
 
-def directive_lines(text):
-    """(line number, line) of every listing or figure line outside fenced blocks."""
-    fence = None
-    for n, line in enumerate(text.splitlines(), 1):
+class Directive:
+    """A `<!-- kind: ... -->` comment outside any fenced block, and the fenced
+    block right under it (lines are 0-based, end exclusive)."""
+
+    def __init__(self, kind, text, start, end, block):
+        self.kind, self.text, self.start, self.end = kind, text, start, end
+        self.block = block              # (first, last+1) of the fenced block, or None
+
+    @property
+    def line(self):
+        return self.start + 1
+
+
+def directives(lines):
+    """Every directive of a chapter, in order."""
+    found, fence, i = [], None, 0
+    while i < len(lines):
+        line = lines[i]
         m = FENCE.match(line)
         if m:
             mark = m.group(1)
             if fence is None:
                 fence = mark
-            elif mark[0] == fence[0] and len(mark) >= len(fence):
+            elif mark[0] == fence[0] and len(mark) >= len(fence) and not line.strip()[len(mark):].strip():
                 fence = None
+            i += 1
             continue
-        if fence is None and DIRECTIVE_START.match(line):
-            yield n, line
+        d = DIRECTIVE_START.match(line) if fence is None else None
+        if not d:
+            i += 1
+            continue
+        j = i
+        while "-->" not in lines[j] and j + 1 < len(lines):
+            j += 1
+        text = " ".join(ln.strip() for ln in lines[i:j + 1])
+        block = None
+        k = j + 1
+        if k < len(lines) and FENCE.match(lines[k]):
+            mark = FENCE.match(lines[k]).group(1)
+            close = next((n for n in range(k + 1, len(lines))
+                          if re.fullmatch(re.escape(mark[0]) + "{%d,}" % len(mark), lines[n].strip())), None)
+            if close is not None:
+                block = (k, close + 1)
+        found.append(Directive(d.group(1), text, i, j + 1, block))
+        i = (block[1] if block else j + 1)
+    return found
 
 
-# kind -> (its line's pattern, the form to show, what validates it, the error it raises)
-CHECKED = {
-    "figure": (FIGURE, "<!-- figure: KIND STAGE -->", figure_lab, FigureError),
-    "listing": (LISTING, "<!-- listing: PATH NAME -->", resolve, ListingError),
-}
+def fenced(lang, body):
+    ticks = "`" * max(3, 1 + max((len(r) for r in re.findall(r"`+", body)), default=0))
+    return [f"{ticks}{lang}"] + body.split("\n") + [ticks]
 
 
-def check(chapter_paths):
-    """One message per broken listing or figure line; [] when all resolve.
-    A figure is only checked for its kind and stage: nothing is built."""
+def block_body(lines, d):
+    """The text inside the directive's fenced block, or None."""
+    if d.block is None:
+        return None
+    pad = tr.indent_of(lines[d.start])
+    return "\n".join(ln[len(pad):] if ln.startswith(pad) else ln for ln in lines[d.block[0] + 1:d.block[1] - 1])
+
+
+def transcript_of(d):
+    m = re.match(r"^\s*<!--\s*transcript:(.*)-->\s*$", d.text, re.S)
+    if not m:
+        raise tr.TranscriptError("a transcript line is `<!-- transcript: KIND OPTIONS -->`")
+    return tr.Transcript(m.group(1))
+
+
+def wanted(d, figures_ok=True):
+    """(language, text) the block under a listing or figure directive must hold."""
+    if d.kind == "listing":
+        m = LISTING.match(d.text)
+        if not m:
+            raise ListingError("a listing line is `<!-- listing: PATH NAME -->`")
+        return resolve(m.group(1), m.group(2))
+    m = FIGURE.match(d.text)
+    if not m:
+        raise FigureError("a figure line is `<!-- figure: KIND STAGE -->`")
+    figure_lab(m.group(1), m.group(2))
+    if not figures_ok:
+        return None
+    return "text", figure(m.group(1), m.group(2))
+
+
+def shown(ch):
+    return ch.relative_to(ROOT) if ch.is_relative_to(ROOT) else ch
+
+
+def check(chapter_paths, transcripts=True, figures=None, only_broken=False):
+    """One message per problem: a listing or figure that does not resolve or
+    whose block differs from what the sources give, a transcript that cannot
+    be parsed, has no block, or was made from other inputs (run --sync or
+    --verify), an absolute path. [] when all is well. Figures drawn from a
+    built kernel are compared only when solutions/ is present (figures=None)."""
+    figures = tr.have_solutions() if figures is None else figures
+    lock = tr.read_lock()
     problems = []
     for ch in chapter_paths:
-        shown = ch.relative_to(ROOT) if ch.is_relative_to(ROOT) else ch
-        for n, line in directive_lines(ch.read_text()):
-            kind = DIRECTIVE_START.match(line).group(1)
-            pattern, form, validate, error = CHECKED[kind]
-            m = pattern.match(line)
-            if not m:
-                problems.append(f"{shown}:{n}: a {kind} line is `{form}`")
+        text = ch.read_text()
+        lines = text.split("\n")
+        for d in directives(lines):
+            where = f"{shown(ch)}:{d.line}"
+            if d.kind == "transcript":
+                try:
+                    t = transcript_of(d)
+                except tr.TranscriptError as e:
+                    problems.append(f"{where}: transcript: {e}")
+                    continue
+                if only_broken:
+                    continue
+                if d.block is None:
+                    problems.append(f"{where}: transcript has no fenced block under it (run --sync)")
+                elif transcripts and lock.get(t.key) != tr.inputs_of(t):
+                    problems.append(f"{where}: transcript made from other inputs: run `python3 book/build.py --verify`"
+                                    " (or --sync)")
                 continue
             try:
-                validate(m.group(1), m.group(2))
-            except error as e:
-                problems.append(f"{shown}:{n}: {kind} {m.group(1)} {m.group(2)}: {e}")
+                want = wanted(d, figures and not only_broken)
+            except BookError as e:
+                problems.append(f"{where}: {d.text.strip('<!-> ')}: {e}")
+                continue
+            if only_broken:
+                continue
+            if d.block is None:
+                problems.append(f"{where}: {d.kind} has no fenced block under it (run --sync)")
+            elif want is not None and block_body(lines, d) != want[1]:
+                problems.append(f"{where}: the block under `{d.text}` differs from its source (run --sync)")
+        for n, line in enumerate([] if only_broken else lines, 1):
+            if MACHINE_PATH.search(line):
+                problems.append(f"{shown(ch)}:{n}: an absolute path of a machine: {line.strip()[:80]}")
     return problems
 
 
-def expand(text):
-    """The chapter with every listing line replaced by its code block, and
-    every figure line by its figure."""
-    refs = dict(directive_lines(text))
-    out = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if n not in refs:
-            out.append(line)
+def rewrite(ch, produce):
+    """Replace the block under each directive with produce(directive) (a list
+    of lines, or None to leave it). Returns the number of blocks changed."""
+    lines = ch.read_text().split("\n")
+    changed = 0
+    for d in reversed(directives(lines)):
+        new = produce(d)
+        if new is None:
             continue
-        m = FIGURE.match(line)
-        if m:
-            out += ["```text", figure(m.group(1), m.group(2)), "```"]
-            continue
-        m = LISTING.match(line)
-        lang, code = resolve(m.group(1), m.group(2))
-        ticks = "`" * max(3, 1 + max((len(r) for r in re.findall(r"`+", code)), default=0))
-        out.append(f"{ticks}{lang}")
-        out.append(code)
-        out.append(ticks)
-    return "\n".join(out) + "\n"
+        pad = tr.indent_of(lines[d.start])
+        new = [pad + ln if ln else ln for ln in new]
+        old = lines[d.block[0]:d.block[1]] if d.block else []
+        if old != new:
+            changed += 1
+            if d.block:
+                lines[d.block[0]:d.block[1]] = new
+            else:
+                lines[d.end:d.end] = new
+    if changed:
+        ch.write_text("\n".join(lines))
+    return changed
 
+
+def sync(chapter_paths, rerun_all=False, verify_only=False, jobs=2, out=print):
+    """Write (or, with verify_only, compare) every generated block. Returns problems."""
+    problems = check(chapter_paths, transcripts=False, only_broken=True)
+    if problems:
+        return problems
+    solutions = tr.have_solutions()
+    if not solutions:
+        out("book: solutions/ is absent (a student handout): listings are checked; figures drawn from the "
+            "reference kernel and transcripts are left as they are")
+    changed = 0
+    if not verify_only:
+        for ch in chapter_paths:
+            def listing_block(d):
+                if d.kind == "transcript":
+                    return None
+                want = wanted(d, solutions)
+                return fenced(*want) if want else None
+            changed += rewrite(ch, listing_block)
+        if solutions:
+            changed += figures_mod.write_all(out=out)
+    if not solutions:
+        return []
+    lock = tr.read_lock()
+    todo = {}
+    for ch in chapter_paths:
+        lines = ch.read_text().split("\n")
+        for d in directives(lines):
+            if d.kind != "transcript":
+                continue
+            t = transcript_of(d)
+            if rerun_all or d.block is None or lock.get(t.key) != tr.inputs_of(t):
+                todo.setdefault(t.key, (t, ch, d.line, block_body(lines, d)))
+    if todo:
+        out(f"book: running {len(todo)} transcript{'s' * (len(todo) != 1)} ...")
+    results = {}
+
+    def one(item):
+        key, (t, ch, line, _) = item
+        try:
+            return key, tr.produce(t), None
+        except tr.TranscriptError as e:
+            return key, None, f"{shown(ch)}:{line}: transcript: {e}"
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        for key, produced, err in pool.map(one, todo.items()):
+            if err:
+                problems.append(err)
+            else:
+                results[key] = produced
+    for key, produced in results.items():
+        t, ch, line, old = todo[key]
+        if verify_only:
+            if old is None or tr.masked(t, old.split("\n")[0:]) != tr.masked(t, produced):
+                problems.append(f"{shown(ch)}:{line}: transcript `{t.text[:60]}` drifted from a real run "
+                                f"(run `python3 book/build.py --sync`):\n" + diff_text(old or "", produced))
+                continue
+        lock[t.key] = tr.inputs_of(t)
+    if not verify_only:
+        for ch in chapter_paths:
+            body_of = {d.start: block_body(ch.read_text().split("\n"), d)
+                       for d in directives(ch.read_text().split("\n"))}
+
+            def transcript_block(d):
+                if d.kind != "transcript":
+                    return None
+                t = transcript_of(d)
+                if t.key in results:
+                    return fenced(t.lang, "\n".join(results[t.key]))
+                return fenced(t.lang, body_of[d.start]) if body_of.get(d.start) is not None else None
+            changed += rewrite(ch, transcript_block)
+    keys = {transcript_of(d).key for ch in chapter_paths for d in directives(ch.read_text().split("\n"))
+            if d.kind == "transcript"}
+    tr.write_lock({k: v for k, v in lock.items() if k in keys})
+    if not verify_only:
+        out(f"book: {changed} block{'s' * (changed != 1)} rewritten")
+    return problems
+
+
+def diff_text(old, new):
+    import difflib
+    d = difflib.unified_diff(old.split("\n"), new, "in the book", "from the run", lineterm="", n=1)
+    return "\n".join(list(d)[:40])
+
+
+# --- HTML and EPUB ------------------------------------------------------------
 
 def split_title(text, fallback):
     """(title, body): the first `# ` heading becomes the page title."""
@@ -421,75 +622,137 @@ def split_title(text, fallback):
     return fallback, text
 
 
-def pandoc(markdown, title, out_path, before=""):
-    with tempfile.TemporaryDirectory(prefix="book-") as tmp:
-        src = Path(tmp) / "in.md"
-        src.write_text(markdown)
-        cmd = ["pandoc", "--standalone", "--toc", "--from", "markdown", "--to", "html5",
-               "--metadata", f"title={title}", "--output", str(out_path), str(src)]
-        if before:
-            nav = Path(tmp) / "nav.html"
-            nav.write_text(before)
-            cmd[1:1] = ["--include-before-body", str(nav), "--include-after-body", str(nav)]
-        try:
-            r = subprocess.run(cmd, capture_output=True, text=True, timeout=PANDOC_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            raise BookError(f"pandoc took more than {PANDOC_TIMEOUT}s on {out_path.name}") from None
-        if r.returncode != 0:
-            first = (r.stderr.strip().splitlines() or ["(no message)"])[0]
-            raise BookError(f"pandoc failed on {out_path.name}: {first}")
+def run_pandoc(cmd, name):
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=PANDOC_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise BookError(f"pandoc took more than {PANDOC_TIMEOUT}s on {name}") from None
+    if r.returncode != 0:
+        first = (r.stderr.strip().splitlines() or ["(no message)"])[0]
+        raise BookError(f"pandoc failed on {name}: {first}")
 
 
-def nav_html(prev, nxt):
-    parts = ['<a href="index.html">Contents</a>']
-    if prev:
-        parts.insert(0, f'<a href="{prev[0]}">&larr; {html.escape(prev[1])}</a>')
-    if nxt:
-        parts.append(f'<a href="{nxt[0]}">{html.escape(nxt[1])} &rarr;</a>')
-    return '<nav class="chapter-nav"><p>' + " | ".join(parts) + "</p></nav>\n"
+def nav_html(pages, i):
+    """The top bar: the book's title, previous and next."""
+    prev = pages[i - 1] if i > 0 else None
+    nxt = pages[i + 1] if i + 1 < len(pages) else None
+    parts = ['<nav class="chapter-nav" aria-label="chapters">',
+             '<a class="home" href="index.html">The teaching OS kit</a>']
+    parts.append(f'<a class="prev" rel="prev" href="{prev[0]}">&larr; {html.escape(prev[1])}</a>' if prev
+                 else '<span class="prev"></span>')
+    parts.append(f'<a class="next" rel="next" href="{nxt[0]}">{html.escape(nxt[1])} &rarr;</a>' if nxt
+                 else '<span class="next"></span>')
+    return "\n".join(parts) + "\n</nav>\n"
+
+
+def chapter_list_html(pages, current=None):
+    items = []
+    for name, title, _ in pages:
+        mark = ' aria-current="page"' if name == current else ""
+        items.append(f'<li><a href="{name}"{mark}>{html.escape(title)}</a></li>')
+    return '<ol class="chapters">' + "".join(items) + "</ol>"
+
+
+def strip_directives(body):
+    """The Markdown pandoc sees: the directive comments dropped (their blocks stay)."""
+    lines = body.split("\n")
+    for d in reversed(directives(lines)):
+        del lines[d.start:d.end]
+    return "\n".join(lines)
 
 
 def build(chapter_paths):
     OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "figures").mkdir(exist_ok=True)
+    for svg in (BOOK / "figures").glob("*.svg"):
+        shutil.copy2(svg, OUT / "figures" / svg.name)
+    shutil.copy2(STYLE / "book.css", OUT / "book.css")
     pages = []
     for ch in chapter_paths:
-        title, body = split_title(expand(ch.read_text()), ch.stem)
-        (OUT / ch.name).write_text(f"# {title}\n{body}")      # the preprocessed chapter, for reference
+        title, body = split_title(strip_directives(ch.read_text()), ch.stem)
         pages.append((ch.stem + ".html", title, body))
-    for i, (name, title, body) in enumerate(pages):
-        prev = pages[i - 1][:2] if i > 0 else None
-        nxt = pages[i + 1][:2] if i + 1 < len(pages) else None
-        pandoc(body, title, OUT / name, nav_html(prev, nxt))
-    index = "\n".join(f"- [{title}]({name})" for name, title, _ in pages)
-    pandoc("One chapter per lab. Each lab's handout is `labs/NN-name/README.md`.\n\n" + index + "\n",
-           "Contents", OUT / "index.html")
-    return [OUT / p[0] for p in pages] + [OUT / "index.html"]
+    with tempfile.TemporaryDirectory(prefix="book-") as tmp:
+        tmp = Path(tmp)
+        for i, (name, title, body) in enumerate(pages):
+            src = tmp / f"{i}.md"
+            src.write_text(body)
+            nav = tmp / f"{i}-nav.html"
+            nav.write_text(nav_html(pages, i))
+            side = tmp / f"{i}-side.html"
+            side.write_text(chapter_list_html(pages, name))
+            run_pandoc(["pandoc", "--standalone", "--toc", "--toc-depth=2", "--from", "markdown-smart",
+                        "--to", "html5", "--template", str(STYLE / "template.html"),
+                        "--metadata", f"title={title}", "--metadata", "lang=en",
+                        "--variable", f"chapters={side.read_text()}", "--css", "book.css",
+                        "--include-before-body", str(nav), "--include-after-body", str(nav),
+                        "--output", str(OUT / name), str(src)], name)
+        index = tmp / "index.md"
+        index.write_text("One chapter per lab, then an appendix on debugging. Each lab's handout is "
+                         "`labs/NN-name/README.md`; the book is also an EPUB: [book.epub](book.epub).\n")
+        side = tmp / "index-side.html"
+        side.write_text(chapter_list_html(pages))
+        run_pandoc(["pandoc", "--standalone", "--from", "markdown-smart", "--to", "html5",
+                    "--template", str(STYLE / "template.html"), "--metadata", "title=The teaching OS kit",
+                    "--metadata", "lang=en", "--variable", f"chapters={side.read_text()}",
+                    "--variable", "index=1", "--css", "book.css",
+                    "--output", str(OUT / "index.html"), str(index)], "index.html")
+        epub_sources = []
+        for i, (name, title, body) in enumerate(pages):
+            src = tmp / f"epub-{i}.md"
+            src.write_text(f"# {title}\n\n{body}")
+            epub_sources.append(str(src))
+        run_pandoc(["pandoc", "--from", "markdown-smart", "--to", "epub3", "--toc", "--toc-depth=2",
+                    "--metadata", "title=The teaching OS kit", "--metadata", "lang=en",
+                    "--css", str(STYLE / "epub.css"), "--resource-path", str(BOOK),
+                    "--output", str(OUT / "book.epub")] + epub_sources, "book.epub")
+    return [OUT / p[0] for p in pages] + [OUT / "index.html", OUT / "book.epub"]
 
 
 def main(argv):
-    if argv not in ([], ["--check"]):
-        print("usage: python3 book/build.py [--check]", file=sys.stderr)
-        return 2
+    usage = "usage: python3 book/build.py [--sync [--all] | --check | --verify | --browser-check [DIR]]"
     paths = chapters()
     if not paths:
         print(f"book: no chapters (book/NN-name.md) under {BOOK}", file=sys.stderr)
         return 1
+    if argv[:1] == ["--browser-check"]:
+        import check as browser
+        return browser.main(argv[1:])
+    if argv in (["--sync"], ["--sync", "--all"], ["--verify"]):
+        try:
+            problems = sync(paths, rerun_all="--all" in argv, verify_only=argv == ["--verify"])
+        except BookError as e:
+            problems = [f"book: {e}"]
+        for p in problems:
+            print(p)
+        if not problems and argv == ["--verify"]:
+            print("book: every listing, figure and transcript matches its source")
+        return 1 if problems else 0
     if argv == ["--check"]:
-        problems = check(paths)
+        problems = check(paths, transcripts=False) + figures_mod.check_all()
         for p in problems:
             print(p)
         if problems:
             return 1
-        kinds = [DIRECTIVE_START.match(line).group(1) for ch in paths for _, line in directive_lines(ch.read_text())]
-        listings, figures = kinds.count("listing"), kinds.count("figure")
-        print(f"book: {listings} listing{'s' * (listings != 1)} and {figures} figure{'s' * (figures != 1)} "
-              f"in {len(paths)} chapters resolve")
+        stale = [p for p in check(paths, figures=False) if "made from other inputs" in p]
+        if stale and not tr.have_solutions():
+            print(f"book: {len(stale)} transcripts cannot be run again here (no solutions/, a student handout); "
+                  "they were checked against real runs when the book was synced")
+        elif stale:
+            print(f"book: {len(stale)} transcripts were made from other inputs than the kit's now: "
+                  "`python3 book/build.py --verify` runs them again and compares")
+        kinds = [d.kind for ch in paths for d in directives(ch.read_text().split("\n"))]
+        print(f"book: {kinds.count('listing')} listings, {kinds.count('figure')} text figures, "
+              f"{kinds.count('transcript')} transcripts and {len(figures_mod.FIGURES)} drawn figures "
+              f"in {len(paths)} chapters are up to date")
         return 0
+    if argv:
+        print(usage, file=sys.stderr)
+        return 2
     if shutil.which("pandoc") is None:
         print("book: pandoc is missing; install it (as root) with:", file=sys.stderr)
         print(PANDOC_INSTALL, file=sys.stderr)
         return 2
-    problems = check(paths)
+    problems = check(paths, transcripts=False, figures=False)
     if problems:
         for p in problems:
             print(p)
@@ -499,7 +762,7 @@ def main(argv):
     except BookError as e:
         print(f"book: {e}", file=sys.stderr)
         return 1
-    print(f"book: wrote {len(written)} pages under {OUT.relative_to(ROOT)}/ (start at index.html)")
+    print(f"book: wrote {len(written) - 1} pages and book.epub under {OUT.relative_to(ROOT)}/ (start at index.html)")
     return 0
 
 

@@ -66,16 +66,22 @@ BOCHS = [
     Need(bochs_plugin("term"), "bochs-term", "satisfies bochs's dependency on a display package"),
     Need("unshare", "util-linux", "runs Bochs in a network namespace of its own"),
 ]
+BOOK = [
+    Need("pandoc", "pandoc", "turns the chapters into HTML and EPUB"),
+    Need("gdb", "gdb", "the book's GDB transcripts (book/build.py --sync)"),
+]
 TEST = [
     Need("py:pytest", "python3-pytest", "runs the test suite"),
     Need("strace", "strace", "the test that lists the files each emulator opens"),
-]
+] + BOOK
 GROUPS = {
     "kernel": KERNEL,
     "qemu": KERNEL,
     "bochs": KERNEL + BOCHS,
     "test": KERNEL + BOCHS + TEST,
-    "book": KERNEL + [Need("pandoc", "pandoc", "turns the chapters into HTML")],
+    "book": KERNEL + BOCHS + BOOK,
+    # The browser is big: make test runs the browser check when it is installed; CI installs it.
+    "book-check": KERNEL + BOCHS + BOOK + [Need("chromium", "chromium", "make book-check loads every page headless")],
     "gdb": [Need("gdb", "gdb", "make gdb")],
 }
 

@@ -1,14 +1,66 @@
-"""The book: every listing reference resolves to our own given code."""
+"""The book: every listing, figure and transcript in book/*.md is what its
+source gives; no absolute path of a machine appears anywhere in book/."""
+import importlib.util
+import re
 import subprocess
 import sys
 
+import pytest
+
 from grader import labs
 
+BOOK = labs.ROOT / "book"
 
-def test_book_listings_resolve():
+
+def book_module(name):
+    sys.path.insert(0, str(BOOK))
+    try:
+        spec = importlib.util.spec_from_file_location(f"book_{name}", BOOK / f"{name}.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod
+    finally:
+        sys.path.remove(str(BOOK))
+
+
+def test_book_is_up_to_date_with_its_sources():
+    """Listings, the text figure, the SVG figures and the transcripts' inputs."""
     r = subprocess.run([sys.executable, "book/build.py", "--check"], cwd=labs.ROOT,
-                       capture_output=True, text=True, timeout=120)
+                       capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_every_transcript_matches_a_real_run():
+    """A transcript whose inputs changed since the last sync is run again and
+    compared (durations masked); unchanged inputs mean an unchanged run."""
+    if not (labs.ROOT / "solutions").is_dir():
+        pytest.skip("solutions/ is absent (a student handout): transcripts cannot be run again")
+    r = subprocess.run([sys.executable, "book/build.py", "--check"], cwd=labs.ROOT,
+                       capture_output=True, text=True, timeout=300)
+    if "made from other inputs" in r.stdout:
+        from grader import deps                 # running them needs the book's tools (gdb, bochs)
+        try:
+            deps.ensure("book", install=True)
+        except deps.MissingTools as e:
+            pytest.fail(f"transcripts must be run again and their tools are missing: {e}")
+    r = subprocess.run([sys.executable, "book/build.py", "--verify"], cwd=labs.ROOT,
+                       capture_output=True, text=True, timeout=1800)
+    assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-2000:]
+
+
+def test_no_absolute_path_of_a_machine_in_book():
+    build = book_module("build")
+    pattern = build.MACHINE_PATH
+    found = []
+    for p in sorted(BOOK.rglob("*")):
+        if p.is_file() and "__pycache__" not in p.parts:
+            for n, line in enumerate(p.read_text(errors="replace").splitlines(), 1):
+                if pattern.search(line):
+                    found.append(f"{p.relative_to(labs.ROOT)}:{n}: {line.strip()[:100]}")
+    assert not found, "\n".join(found)
+    assert pattern.search("at /home/ann/kit/labs/01-boot/kmain.c:14") and pattern.search("-D /tmp/q.log")
+    assert pattern.search("file /work/main/build/stage-01-sol/kernel.elf")
+    assert not pattern.search("labs/01-boot/kmain.c") and not pattern.search("$TMPDIR/run")
 
 
 def test_every_lab_has_a_chapter_and_a_handout():
@@ -18,14 +70,85 @@ def test_every_lab_has_a_chapter_and_a_handout():
         assert lab.chapter in handout and all(name in handout for name in lab.student)
 
 
+def test_every_listing_and_transcript_is_followed_by_its_block():
+    build = book_module("build")
+    for ch in build.chapters():
+        lines = ch.read_text().split("\n")
+        for d in build.directives(lines):
+            assert d.block is not None, f"{ch.name}:{d.line}: {d.text}"
+            assert lines[d.block[0]].strip().startswith("```"), f"{ch.name}:{d.line}"
+
+
 def test_a_broken_listing_or_figure_is_reported(tmp_path):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("book_build", labs.ROOT / "book" / "build.py")
-    book = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(book)
+    build = book_module("build")
     ch = tmp_path / "99-broken.md"
     ch.write_text("# Broken\n\n<!-- listing: labs/01-boot/kmain.c no_such_function -->\n\n"
                   "<!-- listing: solutions/01-boot/mb2.c mb2_parse -->\n\n<!-- figure: memory-layout 77 -->\n")
-    problems = book.check([ch])
+    problems = build.check([ch], transcripts=False, figures=False)
     assert len(problems) == 3, problems
     assert "no_such_function" in problems[0] and "solutions" in problems[1] and "77" in problems[2]
+
+
+def test_a_listing_that_drifts_from_its_source_is_reported(tmp_path):
+    build = book_module("build")
+    lang, code = build.resolve("labs/01-boot/kmain.c", "kmain")
+    ch = tmp_path / "99-drift.md"
+    good = f"# Drift\n\n<!-- listing: labs/01-boot/kmain.c kmain -->\n```{lang}\n{code}\n```\n"
+    ch.write_text(good)
+    assert build.check([ch], transcripts=False, figures=False) == []
+    ch.write_text(good.replace("kmain(", "kmain_of_an_older_day(", 1))
+    problems = build.check([ch], transcripts=False, figures=False)
+    assert len(problems) == 1 and "differs from its source" in problems[0], problems
+    ch.write_text(f"# Missing\n\n<!-- listing: labs/01-boot/kmain.c kmain -->\n\nsome text\n")
+    assert "no fenced block" in build.check([ch], transcripts=False, figures=False)[0]
+    assert build.rewrite(ch, lambda d: build.fenced(*build.wanted(d))) == 1
+    assert build.check([ch], transcripts=False, figures=False) == []
+
+
+def test_a_transcript_that_drifts_from_a_real_run_is_reported(tmp_path, monkeypatch):
+    """A transcript block that says something else than its command prints
+    fails --verify with a diff; --sync writes what the run printed."""
+    if not (labs.ROOT / "solutions").is_dir():
+        pytest.skip("solutions/ is absent (a student handout): transcripts cannot be run")
+    build = book_module("build")
+    monkeypatch.setattr(build.tr, "LOCK", tmp_path / "transcripts.json")
+    ch = tmp_path / "99-transcript.md"
+    ch.write_text("# T\n\n<!-- transcript: sh run='printf \"one\\ntwo\\nthree\\n\"' drop='^two' -->\n"
+                  "```text\n$ printf \"one\\ntwo\\nthree\\n\"\none\n[...]\nfour\n```\n")
+    problems = build.sync([ch], verify_only=True, out=lambda *a: None)
+    assert len(problems) == 1 and "drifted from a real run" in problems[0] and "+three" in problems[0], problems
+    assert build.sync([ch], out=lambda *a: None) == []
+    assert "one\n[...]\nthree\n```" in ch.read_text()
+    assert build.sync([ch], verify_only=True, out=lambda *a: None) == []
+    assert build.check([ch], figures=False) == []
+    ch.write_text(ch.read_text().replace("drop='^two'", "drop='^one'"))
+    assert "made from other inputs" in build.check([ch], figures=False)[0]
+
+
+def test_a_transcript_line_is_checked_before_anything_runs(tmp_path):
+    build = book_module("build")
+    ch = tmp_path / "99-bad.md"
+    ch.write_text("# B\n\n<!-- transcript: grade seed=0x1 -->\n\n<!-- transcript: qemu lab=01 experiment=nope -->\n\n"
+                  "<!-- transcript: gdb lab=01 color=red -->\n")
+    problems = build.check([ch], figures=False)
+    assert len(problems) == 3, problems
+    assert "lab=NN is missing" in problems[0] and "no experiment `nope`" in problems[1] and "color" in problems[2]
+
+
+def test_every_experiment_still_applies():
+    exps = book_module("experiments").EXPERIMENTS
+    for name, patches in exps.items():
+        for rel, old, new in patches:
+            if rel.startswith("solutions/") and not (labs.ROOT / "solutions").is_dir():
+                continue
+            assert old in (labs.ROOT / rel).read_text(), f"experiment {name}: {old[:50]!r} not in {rel}"
+
+
+def test_figures_are_readable_on_a_phone():
+    figures = book_module("figures")
+    for name in figures.FIGURES:
+        svg = (BOOK / "figures" / name).read_text()
+        width = int(re.search(r'<svg[^>]* width="(\d+)"', svg).group(1))
+        sizes = [float(s) for s in re.findall(r'font-size="([\d.]+)"', svg)]
+        assert width <= 640, name
+        assert min(sizes) * 600 / width >= 9.5, f"{name}: text of {min(sizes)} units in {width} is too small at 600 px"

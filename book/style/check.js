@@ -1,0 +1,74 @@
+/* Injected by book/check.py into a copy of each page: measures the page as
+   Chromium laid it out and writes the findings into the DOM, where
+   `chromium --dump-dom` hands them back. */
+(function () {
+  var errors = [];
+  window.addEventListener("error", function (e) {
+    var t = e.target;
+    if (t && t !== window && (t.src || t.href)) {
+      errors.push("failed to load " + (t.getAttribute("src") || t.getAttribute("href")));
+    } else {
+      errors.push("javascript error: " + (e.message || "unknown"));
+    }
+  }, true);
+  function text(el) { return (el.textContent || "").replace(/\n$/, ""); }
+  function where(el) {
+    var t = text(el).split("\n")[0].trim();
+    return "`" + (t.length > 60 ? t.slice(0, 60) + "..." : t) + "`";
+  }
+  function check() {
+    var found = errors.slice();
+    var pres = document.querySelectorAll("pre");
+    for (var i = 0; i < pres.length; i++) {
+      var pre = pres[i], cs = getComputedStyle(pre);
+      if (cs.whiteSpace !== "pre") {
+        found.push("pre " + where(pre) + ": white-space is " + cs.whiteSpace + ", not pre");
+      }
+      var scrolls = cs.overflowX === "auto" || cs.overflowX === "scroll";
+      if (pre.scrollWidth > pre.clientWidth + 1 && !scrolls) {
+        found.push("pre " + where(pre) + ": content " + pre.scrollWidth + " px wide in a box of " +
+                   pre.clientWidth + " px, with no scrollbar (overflow-x " + cs.overflowX + ")");
+      }
+      var lines = text(pre).split("\n").length;
+      var tops = {}, walk = document.createTreeWalker(pre, NodeFilter.SHOW_TEXT), node;
+      while ((node = walk.nextNode())) {
+        var range = document.createRange();
+        range.selectNodeContents(node);
+        var rects = range.getClientRects();
+        for (var r = 0; r < rects.length; r++) {
+          if (rects[r].width > 0) { tops[Math.round(rects[r].top)] = true; }
+        }
+      }
+      var boxes = Object.keys(tops).length;
+      if (boxes > lines) {
+        found.push("pre " + where(pre) + ": " + lines + " lines take " + boxes + " line boxes: a line wraps");
+      }
+    }
+    var imgs = document.querySelectorAll("img");
+    for (var j = 0; j < imgs.length; j++) {
+      var img = imgs[j];
+      if (!img.complete || img.naturalWidth === 0) {
+        found.push("image " + img.getAttribute("src") + " did not load");
+      } else if (img.getBoundingClientRect().right > document.documentElement.clientWidth + 1) {
+        found.push("image " + img.getAttribute("src") + " is wider than the page");
+      }
+    }
+    var figs = document.querySelectorAll("figure");
+    for (var k = 0; k < figs.length; k++) {
+      var f = figs[k], fs = getComputedStyle(f);
+      if (f.scrollWidth > f.clientWidth + 1 && fs.overflowX !== "auto" && fs.overflowX !== "scroll") {
+        found.push("figure " + (f.querySelector("img") || f).getAttribute("src") + " is wider than its box");
+      }
+    }
+    if (document.documentElement.scrollWidth > document.documentElement.clientWidth + 1) {
+      found.push("the page scrolls sideways: " + document.documentElement.scrollWidth + " px in a window of " +
+                 document.documentElement.clientWidth + " px");
+    }
+    var out = document.createElement("pre");
+    out.id = "book-check-result";
+    out.setAttribute("data-checked", String(pres.length) + " pre, " + imgs.length + " images");
+    out.textContent = JSON.stringify(found);
+    document.body.appendChild(out);
+  }
+  window.addEventListener("load", function () { setTimeout(check, 50); });
+})();
