@@ -599,8 +599,8 @@ def sync(chapter_paths, rerun_all=False, verify_only=False, jobs=2, out=print):
             changed += rewrite(ch, transcript_block)
     keys = {transcript_of(d).key for ch in chapter_paths for d in directives(ch.read_text().split("\n"))
             if d.kind == "transcript"}
-    tr.write_lock({k: v for k, v in lock.items() if k in keys})
-    if not verify_only:
+    if not verify_only:                 # a check never writes into the repository
+        tr.write_lock({k: v for k, v in lock.items() if k in keys})
         out(f"book: {changed} block{'s' * (changed != 1)} rewritten")
     return problems
 
