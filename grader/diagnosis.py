@@ -64,6 +64,7 @@ class Chain:
     kernel_said: list = field(default_factory=list)   # the kernel's own report line (lab 05 on)
     probe_fault: bool = False   # that report names a probe's instruction
     in_jit: bool = False        # that report names a rip in the JIT's code (the heap)
+    jit_code: str = ""          # and the JIT whose code it is, from the kernel's `[jit] NAME: ...` lines
 
     def __bool__(self):
         return bool(self.faults) or self.triple
@@ -275,7 +276,24 @@ def _in_jit_code(c, syms):
     return bool(m) and syms.get("__heap_start", 1) <= int(m.group(1), 16) < syms.get("__heap_end", 0)
 
 
+JIT_CODE = re.compile(r"^\[jit\] (\S+): (\d+) bytes of code at 0x([0-9a-f]+), sealed r-x$")
+
+
+def _jit_code_at(c, lines):
+    """The name of the JIT whose code holds the rip of the kernel's report, or ''."""
+    m = re.search(r"at rip 0x([0-9a-f]+)", c.kernel_said[0]) if c.kernel_said else None
+    for j in filter(None, map(JIT_CODE.match, lines)) if m else ():
+        if int(j.group(3), 16) <= int(m.group(1), 16) < int(j.group(3), 16) + int(j.group(2)):
+            return j.group(1)
+    return ""
+
+
 HINTS = [
+    (lambda c, f, lab: lab >= 6 and c.kernel_said and "#UD invalid opcode" in c.kernel_said[0]
+     and c.jit_code.startswith("avx"),
+     "an invalid-opcode fault in the JIT's AVX code, at a VEX or EVEX instruction: AVX is off until the kernel "
+     "sets CR4.OSXSAVE and then writes XCR0 with xsetbv (x87, SSE and AVX state; for zmm also opmask, "
+     "ZMM_Hi256 and Hi16_ZMM), before the first such instruction. Book: chapter 6, \"Turning AVX on\"."),
     (lambda c, f, lab: lab >= 6 and c.kernel_said and "#UD invalid opcode" in c.kernel_said[0] and c.in_jit,
      "an invalid-opcode fault in the JIT's code, at an SSE instruction: SSE is off until the kernel sets "
      "CR4.OSFXSR (and CR4.OSXMMEXCPT, CR0.MP, with CR0.EM clear). Book: chapter 6, \"Turning SSE on\"."),
@@ -355,6 +373,7 @@ def diagnose(log_text, elf, lab_number, roots=(), emulator="qemu", lines_printed
         probes = {n: a for n, a in syms.items() if n.startswith("probe_") and n.endswith("_insn")}
         chain.probe_fault = bool(m) and int(m.group(1), 16) in probes.values()
         chain.in_jit = _in_jit_code(chain, syms)
+        chain.jit_code = _jit_code_at(chain, lines_printed)
     if not chain and not chain.kernel_said:
         return [], chain
     if chain.kernel_said and not chain.triple:

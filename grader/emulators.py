@@ -97,7 +97,7 @@ def qemu(iso, tmpdir, kargs, memory_mb=128, gdb_port=None, extra=(), qmp=False, 
     env = make_args_disk(tmpdir, kargs)
     argv = [QEMU, "-nodefaults", "-vga", "none", "-display", "none", "-no-reboot",
             "-machine", "pc", "-m", str(memory_mb), "-bios", deps.QEMU_BIOS,
-            "-accel", "tcg",
+            "-accel", "tcg", "-cpu", "max",
             "-serial", "stdio", "-monitor", "none",
             "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
             "-drive", f"file={env},format=raw,if=ide,index=0",

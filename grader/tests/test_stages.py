@@ -296,17 +296,44 @@ def test_mutant_jit_pages_left_writable(mutant):
 
 
 def test_mutant_sse_not_enabled(mutant):
-    st = mutant([("labs/06-jit-model/model_selftest.c", "    sse_enable();\n", "    (void)sse_enable;   /* mutant: SSE left off */\n")], "06")
+    patch = ("labs/06-jit-model/model_selftest.c", "    cr4 |= CR4_OSFXSR | CR4_OSXMMEXCPT | (xcr0 ? CR4_OSXSAVE : 0);",
+             "    cr4 |= xcr0 ? CR4_OSXSAVE : 0;   /* mutant: SSE left off */")
+    st = mutant([patch], "06")
     diag = "\n".join(st.diagnoses["default"])
     assert "reported: [fault] #UD invalid opcode at rip" in diag and "CR4.OSFXSR" in diag
     assert check(st, "jit: the scalar JIT is bit-exact").passed            # no SSE in the scalar path
 
 
+def test_mutant_xsetbv_skipped(mutant):
+    # CR4.OSXSAVE set, XCR0 left at x87 only: the first VEX instruction of the AVX2 code is #UD.
+    st = mutant([("labs/06-jit-model/model_selftest.c", "        xsetbv(XCR0, xcr0);\n",
+                  "        (void)0;   /* mutant: no xsetbv */\n")], "06")
+    diag = "\n".join(st.diagnoses["default"])
+    assert "reported: [fault] #UD invalid opcode at rip" in diag
+    assert "JIT's AVX code" in diag and "xsetbv" in diag and "CR4.OSFXSR" not in diag
+    assert check(st, "jit: the SSE2 JIT is bit-exact").passed              # legacy SSE needs no XCR0
+    assert check(st, "jit: SSE2 fallback").passed                          # nor does the fallback
+    assert not check(st, "jit: the AVX2 path").passed
+
+
 def test_mutant_misaligned_sse_operand(mutant):
-    st = mutant([("labs/06-jit-model/model_selftest.c", "    jm->in = kmalloc(2 * MODEL_IN);",
-                  "    jm->in = (int16_t *)((char *)kmalloc(2 * MODEL_IN + 16) + 8);   /* mutant */")], "06")
+    st = mutant([("labs/06-jit-model/model_selftest.c", "    jm->in = jit_alloc(2 * MODEL_IN);",
+                  "    jm->in = (char *)jit_alloc(2 * MODEL_IN + 16) + 8;   /* mutant */")], "06")
     diag = "\n".join(st.diagnoses["default"])
     assert "reported: [fault] #GP general protection at rip" in diag and "16-byte aligned" in diag
+
+
+def test_the_jit_path_follows_cpuid_in_each_emulator():
+    # QEMU -cpu max: AVX and AVX2, no VNNI, no AVX-512. Bochs 2.7's default CPU: SSE2, no XSAVE, no AVX.
+    for emulator, path, facts in (("qemu", "avx2", "XSAVE yes, AVX yes, AVX2 yes, AVX-VNNI no, AVX512F no"),
+                                  ("bochs", "sse2", "XSAVE no, AVX no, AVX2 no, AVX-VNNI no, AVX512F no")):
+        st = grade.grade_stage("06", solutions=True, seed=SEED, emulator=emulator)
+        lines = st.runs["default"].lines
+        assert any(ln.startswith(f"[jit] path: {path} (CPUID: ") for ln in lines), emulator
+        assert any(ln.startswith("[simd] CPUID: ") and facts in ln for ln in lines), emulator
+        assert f"[model] words (jit {path}): " in st.runs["default"].text
+        assert any(ln.startswith("[jit] path: sse2 (forced by tests=jit-sse2; ") for ln in st.runs["jit-sse2"].lines)
+        assert st.full, [(c.title, c.message) for c in st.checks if not c.passed]
 
 
 def test_mutant_rounding_changed_by_one_names_the_first_context(mutant):
