@@ -43,7 +43,7 @@ demo:
 
 test:
 	@$(GRADER) setup --for test
-	@$(PYTHON) -m pytest -q grader/tests
+	@$(PYTHON) -m pytest -q -rs grader/tests
 
 setup:
 	@$(GRADER) setup --for test
