@@ -130,7 +130,7 @@ info: action=report
 debug: action=ignore, cpu0=report
 speaker: enabled=0
 clock: sync=none, time0=1
-cpu: reset_on_triple_fault=0, ips=4000000
+cpu: {cpu_model}reset_on_triple_fault=0, ips=4000000
 magic_break: enabled={magic}
 """
 
@@ -141,7 +141,8 @@ def netns_prefix():
     return ["unshare", "-n"] if os.geteuid() == 0 else ["unshare", "-rn"]
 
 
-def bochs(iso, tmpdir, kargs, memory_mb=128, debugger=False, breakpoints=(), **_):
+def bochs(iso, tmpdir, kargs, memory_mb=128, debugger=False, breakpoints=(), cpu_model=None, **_):
+    """cpu_model: one of `bochs -help cpu` (tigerlake has AVX-512 VNNI), or Bochs's default CPU."""
     tmpdir = Path(tmpdir)
     disk = make_args_disk(tmpdir, kargs)
     fifo = tmpdir / "serial.fifo"
@@ -150,7 +151,8 @@ def bochs(iso, tmpdir, kargs, memory_mb=128, debugger=False, breakpoints=(), **_
     rc = tmpdir / "bochsrc"
     rc.write_text(BOCHSRC.format(memory_mb=memory_mb, bios=deps.BOCHS_BIOS, vgabios=deps.BOCHS_VGABIOS,
                                  display=deps.BOCHS_DISPLAY, disk=disk, iso=iso, fifo=fifo,
-                                 log=log, magic=1 if debugger else 0))
+                                 log=log, magic=1 if debugger else 0,
+                                 cpu_model=f"model={cpu_model}, " if cpu_model else ""))
     commands = tmpdir / "debugger.rc"
     if debugger:
         commands.write_text("".join(f"lb {a:#x}\n" for a in breakpoints) + "c\n")

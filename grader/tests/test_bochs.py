@@ -3,7 +3,8 @@ log is read, and that a run leaves no listener reachable and no process."""
 import os
 from pathlib import Path
 
-from grader import diagnosis, emulators, grade, report
+from grader import build, diagnosis, emulators, grade, report, run
+from grader.checks import lab06_model
 from conftest import SEED, check
 
 FIX = Path(__file__).parent / "fixtures"
@@ -107,3 +108,17 @@ def test_stage_skeleton_fails_the_same_under_bochs():
     st = grade.grade_stage("02", seed=SEED, emulator="bochs", solutions_below=True)
     assert "got `[kprintf] d=%d u=%u x=%x`" in check(st, "kprintf: %d %u %x").message
     assert check(st, "serial: divisor").message.endswith("got `[serial] COM1: divisor 3 (38400 baud), LCR 0x03, FIFO off`")
+
+
+def test_a_tigerlake_cpu_runs_the_avx512_vnni_jit_bit_exactly():
+    """Bochs's tigerlake model has AVX-512 VNNI: the kernel enables opmask,
+    ZMM_Hi256 and Hi16_ZMM in XCR0 (0xe7) and its zmm code matches the reference."""
+    b = build.build(6, solutions=True)
+    kargs = grade.kargs_for(SEED, "all")
+    r = run.run(lambda tmp: emulators.bochs(b.iso, tmp, kargs, memory_mb=grade.memory_for(SEED),
+                                            cpu_model="tigerlake"), total_timeout=120, progress_timeout=60)
+    assert "[power] off: ok" in r.lines, r.last_lines(5)
+    assert "[jit] path: avx512-vnni (CPUID: AVX2 yes, AVX-VNNI no, AVX-512 VNNI yes)" in r.lines
+    assert any(ln.startswith("[simd] enabled: ") and "CR4.OSXSAVE, XCR0 = 0xe7" in ln for ln in r.lines)
+    want = " ".join(f"{h:x}" for h in lab06_model.values(SEED, b.lab.dir.parent.parent)["_each"])
+    assert f"[model] jit avx512-vnni: each context: {want}" in r.lines
