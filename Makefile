@@ -14,7 +14,7 @@
 #   make grade [LAB=01]              grade a stage (every stage without LAB); more options below
 #       SOLUTIONS=1  SEED=0x...  BELOW=solutions  EMULATOR=qemu|bochs|both  MEMORY=MiB
 #   make bench                       benchmark figures (medians): QEMU and Bochs boots, grading
-#   make bench-jit                   the lab 06 JIT natively: cycles per multiply-add, each path
+#   make bench-jit [JIT="sse2 avx2"]  the lab 06 JIT natively: cycles per multiply-add, each path (or those named)
 #   make book                        the book as HTML under build/book/
 #   make clean                       remove build/ and compile_commands.json
 
@@ -27,6 +27,7 @@ EMULATOR ?= qemu
 BELOW ?=
 MEMORY ?=
 TESTS ?= all
+JIT ?=
 
 opts = $(if $(LAB),--lab $(LAB)) $(if $(filter 1 yes true,$(SOLUTIONS)),--solutions) \
        $(if $(SEED),--seed $(SEED)) --emulator $(EMULATOR)
@@ -79,7 +80,7 @@ bench:
 
 bench-jit:
 	@$(GRADER) setup
-	@$(PYTHON) -m grader.native bench
+	@$(PYTHON) -m grader.native bench $(foreach k,$(JIT),--path $(k))
 
 book:
 	@$(GRADER) setup --for book

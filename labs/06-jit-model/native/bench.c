@@ -281,8 +281,9 @@ bench_report(const struct row *rows, int n, double ceiling, int best, const stru
         printf("%-34s %14.0f %12.4f %8.1f%% %16.0f\n", rows[k].name, rows[k].matvec, rows[k].matvec / MACS,
                100 * ceiling / rows[k].matvec, rows[k].forward);
     const struct row *top = &rows[best];
-    printf("best JIT (%s): %.2fx clang -O3 -march=native, %.1fx kernel-flag C, %.0f%% of the ceiling (matvec)",
-           top->name, rows[1].matvec / top->matvec, rows[0].matvec / top->matvec, 100 * ceiling / top->matvec);
+    printf("fastest JIT path on the matvec: %s, %.2fx clang -O3 -march=native, %.1fx kernel-flag C, %.0f%% of the "
+           "ceiling", top->name + strlen("JIT, "), rows[1].matvec / top->matvec, rows[0].matvec / top->matvec,
+           100 * ceiling / top->matvec);
     if (sse2 && avx2)
         printf("; AVX2 %.2fx SSE2", sse2->matvec / avx2->matvec);
     printf("\n");
