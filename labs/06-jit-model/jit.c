@@ -1,7 +1,8 @@
 /* The emitter's byte and instruction helpers (built on jit_rex and
- * jit_modrm_mem, which you write), and the layer compiler: one function per
- * layer, its weights' address, shape and requantization constant folded in.
- * Compiled for the kernel and, unchanged, for Linux user space.
+ * jit_modrm_mem, which you write): legacy, VEX and EVEX forms. And the layer
+ * compiler: one function per layer, its weights' address, shape and
+ * requantization constant folded in; scalar and SSE2 here, the wide kinds in
+ * jit_wide.c. Compiled for the kernel and, unchanged, for Linux user space.
  */
 #include "jit.h"
 

@@ -63,6 +63,7 @@ jit_wide_rows(enum jit_kind kind)
     return wide_of(kind, 0).lanes;
 }
 
+/* The bytes of a wide kind's packed copy: weights, bias, constants. */
 size_t
 jit_wide_pack_size(enum jit_kind kind, const struct jit_layer *l)
 {
@@ -245,7 +246,8 @@ wide_set(struct jit *j, const struct wide *wd, const struct jit_layer *l, int bl
     }
     for (int b = 0; b < blocks; b++)
         wide_finish(j, wd, l, b);
-    jit_add_imm32(j, RDX, blocks * (l->cols / wd->g) * vb - rdx);
+    if (blocks * (l->cols / wd->g) * vb != rdx)
+        jit_add_imm32(j, RDX, blocks * (l->cols / wd->g) * vb - rdx);
     jit_add_imm32(j, R8, 4 * wd->lanes * blocks);
     jit_add_imm32(j, RSI, (l->mult ? 1 : 4) * wd->lanes * blocks);
 }

@@ -233,21 +233,33 @@ bench_ceiling(const struct native_model *m, int kind)
     return ceiling;
 }
 
+/* The value of the first /proc/cpuinfo line that starts with `key`, or "?". */
 static void
-bench_cpu_line(const struct simd_cpu *c)
+cpuinfo(const char *key, char *out, size_t n)
 {
-    char line[256] = "", name[256] = "unknown";
+    char line[256];
     FILE *f = fopen("/proc/cpuinfo", "r");
+    snprintf(out, n, "?");
     while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, "model name", 10) == 0 && strchr(line, ':')) {
-            snprintf(name, sizeof name, "%s", strchr(line, ':') + 2);
-            name[strcspn(name, "\n")] = 0;
+        if (strncmp(line, key, strlen(key)) == 0 && line[strcspn(line, ":")] == ':' &&
+            strspn(line + strlen(key), " \t") == strcspn(line + strlen(key), ":")) {
+            snprintf(out, n, "%s", line + strcspn(line, ":") + 2);
+            out[strcspn(out, "\n")] = 0;
             break;
         }
     if (f)
         fclose(f);
-    printf("CPU: %s; CPUID: AVX2 %s, AVX-VNNI %s, AVX-512 VNNI %s (F %s, BW %s)\n", name, YN(c->avx2),
-           YN(c->avx_vnni), YN(c->avx512_vnni), YN(c->avx512f), YN(c->avx512bw));
+}
+
+static void
+bench_cpu_line(const struct simd_cpu *c)
+{
+    char name[128], family[16], model[16];
+    cpuinfo("model name", name, sizeof name);
+    cpuinfo("cpu family", family, sizeof family);
+    cpuinfo("model", model, sizeof model);
+    printf("CPU: %s (family %s, model %s); CPUID: AVX2 %s, AVX-VNNI %s, AVX-512 VNNI %s (F %s, BW %s)\n", name,
+           family, model, YN(c->avx2), YN(c->avx_vnni), YN(c->avx512_vnni), YN(c->avx512f), YN(c->avx512bw));
     printf("rdtsc counts reference cycles (the TSC's fixed rate, not the core's clock); "
            "each figure is the median of %d timed runs\n", RUNS);
 }
@@ -289,6 +301,9 @@ bench_report(const struct row *rows, int n, double ceiling, int best, const stru
     printf("\n");
 }
 
+/* Time every way to run the matvec and the forward pass (all the kinds this
+ * machine allows, or those named), check each against the C loop, and print
+ * them against the ceiling. Returns the exit status. */
 int
 bench_main(const char *model_path, int nkinds, char **kinds)
 {

@@ -117,6 +117,7 @@ encode_memory(struct jit *j, FILE *txt, const struct vform *f)
                 }
 }
 
+/* Emit every vector form into j and its intended text into txt. */
 void
 encode_vector(struct jit *j, FILE *txt)
 {

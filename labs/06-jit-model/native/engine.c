@@ -46,6 +46,7 @@ native_load(const char *path, struct native_model *m)
     return 0;
 }
 
+/* Fresh pages for generated code: read-write, not executable. */
 void *
 native_code(size_t cap)
 {
@@ -53,6 +54,7 @@ native_code(size_t cap)
     return p == MAP_FAILED ? NULL : p;
 }
 
+/* Seal them read-only and executable (W^X), as jit_seal does in the kernel. */
 int
 native_seal(void *code, size_t cap)
 {
