@@ -4,7 +4,8 @@
  *   encode OUT.bin OUT.txt   every instruction form the emitter supports, and
  *                            the text llvm-objdump should print for it (the encoder test)
  *   paths                    each JIT kind: usable here or not, and why
- *   logits MODEL KIND        for each context on stdin (6 numbers a line), the 27 logits
+ *   logits MODEL KIND        for each context on stdin (6 numbers a line), the 27 logits;
+ *                            KIND may be `best`: the widest CPUID allows, as in the kernel
  *   layer KIND               one layer from stdin (see layer_main), its outputs
  *   dump MODEL KIND N OUT    the code of layer N (1-3) for KIND, as raw bytes, for llvm-objdump
  *   bench MODEL [KIND...]    cycles per multiply-add of every way to run a
@@ -170,12 +171,20 @@ encoder_sane(void)
     return 0;
 }
 
+/* The kind called `name`, or for "best" the widest CPUID and XCR0 allow
+ * here, as the kernel chooses; -1 for an unknown name. */
 static int
 kind_named(const char *name)
 {
+    struct simd_cpu c;
+    if (strcmp(name, "best") == 0) {
+        simd_probe(&c);
+        return simd_best(&c, native_xcr0(&c));
+    }
     for (int k = 0; k < JIT_KINDS; k++)
         if (strcmp(name, jit_kind_name[k]) == 0)
             return k;
+    fprintf(stderr, "no JIT kind `%s`\n", name);
     return -1;
 }
 
