@@ -9,7 +9,8 @@
 #include "native.h"
 
 #define RUNS 101
-#define MACS (256.0 * 256)
+#define MACS (256.0 * 256)                          /* the matvec's multiply-adds */
+#define FORWARD_MACS (96.0 * 256 + 256.0 * 256 + 256.0 * 27)   /* the forward pass's: 97,024 */
 
 typedef void (*matvec_fn)(const int8_t *, const int16_t *, const int32_t *, int64_t, int, int, void *);
 void matvec_kernel_flags(const int8_t *, const int16_t *, const int32_t *, int64_t, int, int, void *);
@@ -288,10 +289,12 @@ bench_kinds(const struct simd_cpu *c, int n, char **names, int *want)
 static void
 bench_report(const struct row *rows, int n, double ceiling, int best, const struct row *sse2, const struct row *avx2)
 {
-    printf("%-34s %14s %12s %9s %16s\n", "path", "cycles/matvec", "cycles/MAC", "%ceiling", "cycles/forward");
+    printf("cycles: per 256x256 matvec (65,536 multiply-adds) and per multiply-add, the ceiling as a share of "
+           "the matvec's, per forward pass (97,024) and per multiply-add\n");
+    printf("%-31s %8s %8s %9s %9s %8s\n", "path", "matvec", "per MAC", "%ceiling", "forward", "per MAC");
     for (int k = 0; k < n; k++)
-        printf("%-34s %14.0f %12.4f %8.1f%% %16.0f\n", rows[k].name, rows[k].matvec, rows[k].matvec / MACS,
-               100 * ceiling / rows[k].matvec, rows[k].forward);
+        printf("%-31s %8.0f %8.4f %8.1f%% %9.0f %8.4f\n", rows[k].name, rows[k].matvec, rows[k].matvec / MACS,
+               100 * ceiling / rows[k].matvec, rows[k].forward, rows[k].forward / FORWARD_MACS);
     const struct row *top = &rows[best];
     printf("fastest JIT path on the matvec: %s, %.2fx clang -O3 -march=native, %.1fx kernel-flag C, %.0f%% of the "
            "ceiling", top->name + strlen("JIT, "), rows[1].matvec / top->matvec, rows[0].matvec / top->matvec,
