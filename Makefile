@@ -14,7 +14,7 @@
 #   make grade [LAB=01]              grade a stage (every stage without LAB); more options below
 #       SOLUTIONS=1  SEED=0x...  BELOW=solutions  EMULATOR=qemu|bochs|both  MEMORY=MiB
 #   make bench                       benchmark figures (medians): QEMU and Bochs boots, grading
-#   make bench-jit                   the lab 06 JIT natively: cycles per multiply-add, each path
+#   make bench-jit [JIT="sse2 avx2"] the lab 06 JIT natively: cycles per multiply-add, each path (or those named)
 #   make jit-check [SOLUTIONS=1]     every instruction form your lab 06 encoder emits, against llvm-objdump
 #   make book                        sync the chapters' listings, figures and transcripts, then the
 #                                    HTML under build/book/ and build/book/book.epub
@@ -30,6 +30,7 @@ EMULATOR ?= qemu
 BELOW ?=
 MEMORY ?=
 TESTS ?= all
+JIT ?=
 
 opts = $(if $(LAB),--lab $(LAB)) $(if $(filter 1 yes true,$(SOLUTIONS)),--solutions) \
        $(if $(SEED),--seed $(SEED)) --emulator $(EMULATOR)
@@ -46,7 +47,7 @@ demo:
 
 test:
 	@$(GRADER) setup --for test
-	@$(PYTHON) -m pytest -q grader/tests labs
+	@$(PYTHON) -m pytest -q -rs grader/tests labs
 
 setup:
 	@$(GRADER) setup --for test
@@ -82,11 +83,11 @@ bench:
 
 jit-check:
 	@$(GRADER) setup
-	@$(PYTHON) -m grader.native check $(if $(filter 1 yes true,$(SOLUTIONS)),,--labs)
+	@$(PYTHON) labs/06-jit-model/native.py check $(if $(filter 1 yes true,$(SOLUTIONS)),,--labs)
 
 bench-jit:
 	@$(GRADER) setup
-	@$(PYTHON) -m grader.native bench
+	@$(PYTHON) labs/06-jit-model/native.py bench $(foreach k,$(JIT),--path $(k))
 
 book:
 	@$(GRADER) setup --for book

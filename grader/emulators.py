@@ -135,7 +135,7 @@ def qemu(iso, tmpdir, kargs, memory_mb=128, exits=None, gdb_port=None, extra=(),
     env = make_args_disk(tmpdir, kargs)
     argv = [QEMU, "-nodefaults", "-vga", "none", "-display", "none", "-no-reboot",
             "-machine", "pc", "-m", str(memory_mb), "-bios", deps.QEMU_BIOS,
-            "-accel", "tcg",
+            "-accel", "tcg", "-cpu", "max",
             "-serial", "stdio", "-monitor", "none",
             "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
             "-drive", f"file={env},format=raw,if=ide,index=0",
@@ -169,7 +169,7 @@ info: action=report
 debug: action=ignore, cpu0=report
 speaker: enabled=0
 clock: sync=none, time0=1
-cpu: reset_on_triple_fault=0, ips=4000000
+cpu: {cpu_model}reset_on_triple_fault=0, ips=4000000
 magic_break: enabled={magic}
 """
 
@@ -182,7 +182,8 @@ def netns_prefix(always=False):
     return ["unshare", "-n"] if os.geteuid() == 0 else ["unshare", "-rn"]
 
 
-def bochs(iso, tmpdir, kargs, memory_mb=128, exits=None, debugger=False, breakpoints=(), **_):
+def bochs(iso, tmpdir, kargs, memory_mb=128, exits=None, debugger=False, breakpoints=(), cpu_model=None, **_):
+    """cpu_model: one of `bochs -help cpu` (tigerlake has AVX-512 VNNI), or Bochs's default CPU."""
     tmpdir = Path(tmpdir)
     disk = make_args_disk(tmpdir, kargs)
     fifo = tmpdir / "serial.fifo"
@@ -191,7 +192,8 @@ def bochs(iso, tmpdir, kargs, memory_mb=128, exits=None, debugger=False, breakpo
     rc = tmpdir / "bochsrc"
     rc.write_text(BOCHSRC.format(memory_mb=memory_mb, bios=deps.BOCHS_BIOS, vgabios=deps.BOCHS_VGABIOS,
                                  display=deps.BOCHS_DISPLAY, disk=disk, iso=iso, fifo=fifo,
-                                 log=log, magic=1 if debugger else 0))
+                                 log=log, magic=1 if debugger else 0,
+                                 cpu_model=f"model={cpu_model}, " if cpu_model else ""))
     commands = tmpdir / "debugger.rc"
     if debugger:
         commands.write_text("".join(f"lb {a:#x}\n" for a in breakpoints) + "c\n")

@@ -2,7 +2,7 @@
 
     from grader.mutants import mutant, check_of, skeleton
 
-    @mutant("02", patches=[("solutions/02-serial/uart.c", "old text", "new text")])
+    @mutant("NN", patches=[("solutions/NN-name/file.c", "old text", "new text")])
     def divisor_off_by_one(st):
         assert not check_of(st, "serial: divisor").passed
 
@@ -48,7 +48,7 @@ def mutant(stage, patches=(), also=(), **options):
 
 def skeleton(path):
     """A patch that puts the skeleton of a student file in place of its solution:
-    skeleton("01-boot/mb2.c") copies labs/01-boot/mb2.c over solutions/01-boot/mb2.c."""
+    skeleton("NN-name/f.c") copies labs/NN-name/f.c over solutions/NN-name/f.c."""
     def apply(root):
         (root / "solutions" / path).write_text((root / "labs" / path).read_text())
     apply.shown = f"skeleton of {path}"

@@ -54,7 +54,7 @@ def origin_of(solutions=False, submission=None, solutions_below=False):
 @dataclass(frozen=True)
 class Source:
     path: Path                  # the file compiled
-    shown: str                  # how reports name it: labs/01-boot/mb2.c
+    shown: str                  # how reports name it: labs/NN-name/f.c
     lab: labs_mod.Lab
     student: bool
 
@@ -115,7 +115,7 @@ class Stage:
 
 
 def make(spec, origin=Origin(), root=labs_mod.ROOT):
-    """The stage of lab `spec` ('02', '02-serial', 'serial'), its student files from `origin`."""
+    """The stage of lab `spec` (its number, folder name or name), its student files from `origin`."""
     root = Path(root)
     every = labs_mod.discover(root)
     top = labs_mod.find(spec, root, every)

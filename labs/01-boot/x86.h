@@ -6,14 +6,10 @@
 #define X86_H
 
 #define CR0_PE    (1 << 0)     /* protected mode enable */
-#define CR0_MP    (1 << 1)     /* monitor coprocessor (lab 06: SSE) */
-#define CR0_EM    (1 << 2)     /* x87 emulation: must be clear for SSE */
 #define CR0_WP    (1 << 16)    /* write protect: ring 0 honours read-only pages */
 #define CR0_PG    (1 << 31)    /* paging enable */
 
 #define CR4_PAE   (1 << 5)     /* physical address extension: 64-bit entries */
-#define CR4_OSFXSR (1 << 9)    /* OS saves SSE state with fxsave (lab 06) */
-#define CR4_OSXMMEXCPT (1 << 10) /* OS handles SIMD exceptions (lab 06) */
 
 #define MSR_EFER  0xc0000080   /* extended feature enable register */
 #define EFER_LME  (1 << 8)     /* long mode enable */

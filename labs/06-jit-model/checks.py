@@ -1,14 +1,23 @@
 """Lab 06: every number the model's self-test prints is recomputed here by
 the reference (model_ref.py, beside this file) from the committed weights
 file and the seed; the bit-exact checks name the first context that differs.
+The kernel chooses its widest JIT path from CPUID: the grader recomputes that
+choice from the CPUID facts the kernel prints, and a second boot
+(tests=jit-sse2) grades the SSE2 fallback, with the AVX state left off.
 A diagnosis recognises faults in the JIT's generated code."""
 import re
 import struct
 
 from grader.api import Fail, Hint, check, place, precompute
+from grader.ending import end_of_run
 from . import model_ref
 
 MODEL_FILE = "chars.model"
+BOOTS = {"jit-sse2": "jit-sse2"}
+CPUID = re.compile(r"^\[simd\] CPUID: (.*); XCR0 may hold 0x([0-9a-f]+)$")
+PATH = re.compile(r"^\[jit\] path: (\S+) \((forced by tests=jit-sse2; )?CPUID: ")
+JIT_CODE = re.compile(r"^\[jit\] (\S+): (\d+) bytes of code at 0x([0-9a-f]+), sealed r-x$")
+XCR0_AVX, XCR0_AVX512 = 0x7, 0xE7           # simd.h
 EACH = re.compile(r"^\[model\] (.+): each context: ((?:[0-9a-f]+ ?)+)$")
 SAID_RIP = re.compile(r"at rip 0x([0-9a-f]+)")
 
@@ -86,6 +95,81 @@ def sse2_exact(ctx):
     bit_exact(ctx, "jit sse2")
 
 
+def best_path(facts, xcr0):
+    """The kind simd.c must choose from these CPUID facts."""
+    yes = {name for name, v in (f.rsplit(" ", 1) for f in facts.split(", ")) if v == "yes"}
+    avx = {"XSAVE", "AVX", "AVX2"} <= yes
+    if avx and {"AVX512F", "AVX512BW", "AVX512_VNNI"} <= yes and xcr0 & XCR0_AVX512 == XCR0_AVX512:
+        return "avx512-vnni"
+    if avx and xcr0 & XCR0_AVX == XCR0_AVX:
+        return "avx-vnni" if "AVX-VNNI" in yes else "avx2"
+    return "sse2" if "SSE2" in yes else "scalar"
+
+
+def chosen_path(ctx):
+    """(path, forced, expected path) from the `[simd] CPUID` and `[jit] path` lines."""
+    facts = [m for m in map(CPUID.match, ctx.boot.lines) if m]
+    path = [m for m in map(PATH.match, ctx.boot.lines) if m]
+    if not facts or not path:
+        raise Fail("no `[simd] CPUID: ...` and `[jit] path: ...` lines (simd_choose in model_selftest.c)")
+    return path[0].group(1), bool(path[0].group(2)), best_path(facts[0].group(1), int(facts[0].group(2), 16))
+
+
+def enabled_line(ctx):
+    lines = [ln for ln in ctx.boot.lines if ln.startswith("[simd] enabled: ")]
+    if not lines:
+        raise Fail("no `[simd] enabled: ...` line (simd_enable in model_selftest.c)")
+    return lines[0]
+
+
+def widest_path(ctx, need_avx2):
+    """The path CPUID allows is the one chosen, its state enabled, its code
+    sealed, and its logits bit-exact."""
+    path, forced, best = chosen_path(ctx)
+    if need_avx2 and best == "sse2":
+        raise Fail("the kernel says CPUID has no AVX2, but the grader boots QEMU with `-cpu max`, which has it")
+    if path != best or forced:
+        raise Fail(f"the kernel chose `{path}`{' (forced)' if forced else ''}; its CPUID facts allow `{best}`")
+    want = {"avx512-vnni": f"XCR0 = 0x{XCR0_AVX512:x}", "avx2": f"XCR0 = 0x{XCR0_AVX:x}",
+            "avx-vnni": f"XCR0 = 0x{XCR0_AVX:x}"}.get(path, "XCR0 not written")
+    if want not in enabled_line(ctx):
+        raise Fail(f"for {path}, `{enabled_line(ctx)}` should say `{want}`")
+    if path != "sse2" and not any(ln.startswith(f"[jit] {path}: ") and ln.endswith("sealed r-x")
+                                  for ln in ctx.boot.lines):
+        raise Fail(f"no `[jit] {path}: ... bytes of code at ..., sealed r-x` line")
+    bit_exact(ctx, f"jit {path}")
+
+
+@check("jit: the AVX2 path QEMU -cpu max offers is bit-exact", 15, emulators=("qemu",), seeded=True)
+def widest_path_qemu(ctx):
+    widest_path(ctx, need_avx2=True)
+
+
+@check("jit: the path Bochs's CPUID allows is bit-exact", 15, emulators=("bochs",), seeded=True)
+def widest_path_bochs(ctx):
+    widest_path(ctx, need_avx2=False)
+
+
+@check("jit: SSE2 fallback (tests=jit-sse2), no AVX state", 10, boot="jit-sse2", seeded=True)
+def sse2_fallback(ctx):
+    problem = end_of_run(ctx.boot)
+    if problem:
+        raise Fail("the boot with tests=jit-sse2: " + problem[0], problem[1])
+    path, forced, _ = chosen_path(ctx)
+    if path != "sse2" or not forced:
+        raise Fail(f"with tests=jit-sse2 the kernel chose `{path}`, not sse2")
+    if "XCR0 not written" not in enabled_line(ctx) or "OSXSAVE" in enabled_line(ctx):
+        raise Fail(f"with tests=jit-sse2 the AVX state must stay off: `{enabled_line(ctx)}`")
+    wide = [ln for ln in ctx.boot.lines if re.match(r"^\[jit\] avx\S*: ", ln)]
+    if wide:
+        raise Fail(f"with tests=jit-sse2 no AVX code may be built: `{wide[0]}`")
+    bit_exact(ctx, "jit sse2")
+    words = f"[model] words (jit sse2): {ctx.values['words']}"
+    if words not in ctx.boot.lines:
+        got = [ln for ln in ctx.boot.lines if ln.startswith("[model] words")]
+        raise Fail(f"expected `{words}`, got `{got[0] if got else '(no words line)'}`")
+
+
 def in_heap(addr, syms):
     r = syms.range("__heap_start", "__heap_end")
     return r is not None and addr is not None and r[0] <= addr < r[1]
@@ -97,6 +181,16 @@ def in_jit_code(ev):
     return bool(m) and in_heap(int(m.group(1), 16), ev.symbols)
 
 
+def jit_code_at(ev):
+    """The name of the JIT whose code holds the rip of the kernel's report
+    (from its `[jit] NAME: N bytes of code at ...` lines), or ''."""
+    m = SAID_RIP.search(ev.said[0]) if ev.said else None
+    for j in filter(None, map(JIT_CODE.match, ev.lines)) if m else ():
+        if int(j.group(3), 16) <= int(m.group(1), 16) < int(j.group(3), 16) + int(j.group(2)):
+            return j.group(1)
+    return ""
+
+
 @place
 def generated_code(addr, ev):
     return "code generated at run time (in the heap: the JIT's pages)" if ev.code and in_heap(addr, ev.symbols) \
@@ -104,6 +198,10 @@ def generated_code(addr, ev):
 
 
 HINTS = [
+    Hint(lambda ev: ev.said and "#UD invalid opcode" in ev.said[0] and jit_code_at(ev).startswith("avx"),
+         "an invalid-opcode fault in the JIT's AVX code, at a VEX or EVEX instruction: AVX is off until the kernel "
+         "sets CR4.OSXSAVE and then writes XCR0 with xsetbv (x87, SSE and AVX state; for zmm also opmask, "
+         "ZMM_Hi256 and Hi16_ZMM), before the first such instruction. Book: chapter 6, \"Turning AVX on\"."),
     Hint(lambda ev: ev.said and "#UD invalid opcode" in ev.said[0] and in_jit_code(ev),
          "an invalid-opcode fault in the JIT's code, at an SSE instruction: SSE is off until the kernel sets "
          "CR4.OSFXSR (and CR4.OSXMMEXCPT, CR0.MP, with CR0.EM clear). Book: chapter 6, \"Turning SSE on\"."),

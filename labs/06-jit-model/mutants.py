@@ -21,8 +21,9 @@ def jit_pages_left_writable(st):
     assert "is not r-x after jit_seal" in check_of(st, "jit: the encoder is right").message
 
 
-@mutant("06", patches=[("labs/06-jit-model/model_selftest.c", "    sse_enable();\n",
-                        "    (void)sse_enable;   /* mutant: SSE left off */\n")])
+@mutant("06", patches=[("labs/06-jit-model/model_selftest.c",
+                        "    cr4 |= CR4_OSFXSR | CR4_OSXMMEXCPT | (xcr0 ? CR4_OSXSAVE : 0);",
+                        "    cr4 |= xcr0 ? CR4_OSXSAVE : 0;   /* mutant: SSE left off */")])
 def sse_not_enabled(st):
     diag = diagnosis_text(st)
     assert "reported: [fault] #UD invalid opcode at rip" in diag
@@ -30,11 +31,38 @@ def sse_not_enabled(st):
     assert check_of(st, "jit: the scalar JIT is bit-exact").passed            # no SSE in the scalar path
 
 
-@mutant("06", patches=[("labs/06-jit-model/model_selftest.c", "    jm->in = kmalloc(2 * MODEL_IN);",
-                        "    jm->in = (int16_t *)((char *)kmalloc(2 * MODEL_IN + 16) + 8);   /* mutant */")])
+@mutant("06", patches=[("labs/06-jit-model/model_selftest.c", "    jm->in = jit_alloc(2 * MODEL_IN);",
+                        "    jm->in = (char *)jit_alloc(2 * MODEL_IN + 16) + 8;   /* mutant */")])
 def misaligned_sse_operand(st):
     diag = diagnosis_text(st)
     assert "reported: [fault] #GP general protection at rip" in diag and "16-byte aligned" in diag
+
+
+@mutant("06", patches=[("labs/06-jit-model/model_selftest.c", "        xsetbv(XCR0, xcr0);\n",
+                        "        (void)0;   /* mutant: no xsetbv */\n")])
+def xsetbv_skipped(st):
+    # CR4.OSXSAVE set, XCR0 left at x87 only: the first VEX instruction of the AVX2 code is #UD.
+    diag = diagnosis_text(st)
+    assert "reported: [fault] #UD invalid opcode at rip" in diag
+    assert "an invalid-opcode fault in the JIT's AVX code, at a VEX or EVEX instruction" in diag
+    assert "xsetbv" in diag and "CR4.OSFXSR" not in diag
+    assert check_of(st, "jit: the SSE2 JIT is bit-exact").passed              # legacy SSE needs no XCR0
+    assert check_of(st, "jit: SSE2 fallback").passed                          # nor does the fallback
+    assert not check_of(st, "jit: the AVX2 path").passed
+
+
+@mutant("06", also=[{"emulator": "bochs"}])
+def the_jit_path_follows_cpuid_in_each_emulator(under_qemu, under_bochs):
+    # QEMU -cpu max: AVX and AVX2, no VNNI, no AVX-512. Bochs 2.7's default CPU: SSE2, no XSAVE, no AVX.
+    for st, path, facts in ((under_qemu, "avx2", "XSAVE yes, AVX yes, AVX2 yes, AVX-VNNI no, AVX512F no"),
+                            (under_bochs, "sse2", "XSAVE no, AVX no, AVX2 no, AVX-VNNI no, AVX512F no")):
+        lines = st.boots["default"].lines
+        assert any(ln.startswith(f"[jit] path: {path} (CPUID: ") for ln in lines), st.emulator
+        assert any(ln.startswith("[simd] CPUID: ") and facts in ln for ln in lines), st.emulator
+        assert f"[model] words (jit {path}): " in st.boots["default"].text
+        assert any(ln.startswith("[jit] path: sse2 (forced by tests=jit-sse2; ")
+                   for ln in st.boots["jit-sse2"].lines)
+        assert st.full, [(c.title, c.message) for c in st.checks if not c.passed]
 
 
 @mutant("06", patches=[("labs/06-jit-model/model.c", "    int64_t v = (acc * mult + (1ll << 23)) >> 24;",
