@@ -8,7 +8,7 @@ A diagnosis recognises faults in the JIT's generated code."""
 import re
 import struct
 
-from grader.api import Fail, Hint, check, place, precompute
+from grader.api import Fail, Hint, check, place, precompute, values
 from grader.ending import end_of_run
 from . import model_ref
 
@@ -93,6 +93,13 @@ def scalar_exact(ctx):
 @check("jit: the SSE2 JIT is bit-exact", 15, seeded=True)
 def sse2_exact(ctx):
     bit_exact(ctx, "jit sse2")
+
+
+@values
+def path_chosen(ctx):
+    """The JIT path the kernel says it chose (the widest lines name it)."""
+    m = [m for m in map(PATH.match, ctx.boot.lines) if m]
+    return {"path": m[0].group(1) if m else "(no `[jit] path:` line)"}
 
 
 def best_path(facts, xcr0):
