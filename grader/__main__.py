@@ -10,15 +10,14 @@
 import argparse
 import os
 import re
-import socket
-import subprocess
 import sys
-import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
+# What a grade needs before its emulator starts, and no more: the report, the
+# diagnosis and the thread pools of multi-stage grades are imported later,
+# while the kernel boots (a student waits for `make grade`, not for imports).
 from . import build as build_mod
-from . import deps, emulators, grade, labs, report, run, stage as stage_mod, transcript
+from . import deps, emulators, grade, labs, run, stage as stage_mod, transcript
 from .stage import Run, new_seed
 
 
@@ -112,6 +111,10 @@ def grade_many(args, stages):
 
     def one(job):
         return grade.grade_stage(job[0], seed=seed, emulator=job[1], memory_mb=getattr(args, "memory", None))
+    if len(jobs) == 1:
+        return [one(jobs[0])]
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+    from . import report
     progress = report.Progress(len(jobs), sys.stdout, sys.stderr)
     with ThreadPoolExecutor(max_workers=max(1, min(len(jobs), getattr(args, "jobs", 2) or 1))) as pool:
         futures = [pool.submit(one, job) for job in jobs]
@@ -124,6 +127,7 @@ def grade_many(args, stages):
 def cmd_grade(args, show_output=False):
     for emu in emulator_names(args.emulator):
         deps.ensure(emu, install=not args.no_install)
+    run.mark("tools-checked")
     if getattr(args, "submission", None) and not args.submission.is_dir():
         raise labs.LabError(f"submission '{args.submission}' is not a directory")
     specs = [args.lab] if args.lab else [lab.name for lab in labs.discover()]
@@ -138,6 +142,7 @@ def cmd_grade(args, show_output=False):
                 print(f"--- serial output of stage {st.lab.name} ({st.runs['default'].cmdline}) ---")
                 print(r.text, end="" if r.text.endswith("\n") else "\n")
                 print("--- end of serial output ---")
+    from . import report
     report.terminal(stages)
     if getattr(args, "json", None):
         report.write_json(stages, args.json)
@@ -157,6 +162,7 @@ def cmd_demo(args):
 
 
 def free_port():
+    import socket
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -197,6 +203,7 @@ def cmd_bochs_debug(args):
                     sys.stdout.flush()
         t = threading.Thread(target=copy, daemon=True)
         t.start()
+        import subprocess
         proc = subprocess.Popen(launch.argv, cwd=tmp)
         try:
             proc.wait()
@@ -280,6 +287,7 @@ def _stop(signum, _frame):
 
 def main(argv=None):
     import signal
+    run.mark("main")
     args = make_parser().parse_args(argv)
     if args.cmd != "bochs-debug":           # there Ctrl-C belongs to the Bochs debugger
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):

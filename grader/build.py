@@ -32,7 +32,6 @@ import stat
 import subprocess
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -296,6 +295,7 @@ def _build_locked(stage, outdir):
     jobs = [(src, objdir / f"{i:02d}-{src.path.stem}{src.path.suffix.replace('.', '_')}.o")
             for i, src in enumerate(stage.sources)]
     cmds = [["clang"] + CFLAGS + debug + incs + ["-c", src.shown, "-o", str(obj)] for src, obj in jobs]
+    from concurrent.futures import ThreadPoolExecutor
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         results = list(pool.map(lambda c: _run(c, cwd=srcdir, sealed=outdir), cmds))
     for (src, obj), r in zip(jobs, results):

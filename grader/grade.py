@@ -7,10 +7,9 @@ common end-of-run check; the diagnosis asks every lab of the stage.
 import re
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from . import api, diagnosis, emulators, monitor, run, transcript
+from . import api, emulators, run, transcript
 from . import build as build_mod
 from .ending import COMMON_CHECKS, end_of_run
 from .stage import Run, new_seed
@@ -79,7 +78,7 @@ class StageResult:
 @dataclass
 class Plan:
     """What grading the stage's top lab takes, read once from its folder."""
-    specs: list                 # transcript.CheckSpec from expected.txt
+    specs: list                 # transcript.CheckSpec from expected.txt (None until read)
     checks: list                # api.CheckDef: the lab's computed checks and the common ones
     boots: dict                 # boot name -> tests=
     interaction: object         # api.Interaction for the default boot, or None
@@ -87,10 +86,16 @@ class Plan:
     precompute: list            # functions (seed, lab) -> {name: value}
 
 
-def plan_for(stage, emulator):
-    lab = stage.top
+def expected_transcript(lab):
+    """The checks of labs/NN-name/expected.txt (read while the kernel boots)."""
     spec_path = lab.dir / "expected.txt"
-    specs = transcript.parse(spec_path.read_text(), f"labs/{lab.name}/expected.txt") if spec_path.is_file() else []
+    return transcript.parse(spec_path.read_text(), f"labs/{lab.name}/expected.txt") if spec_path.is_file() else []
+
+
+def plan_for(stage, emulator):
+    """The plan; its transcript (specs) is read later, while the kernel boots."""
+    lab = stage.top
+    specs = None
     found = api.collect(lab.module("checks"))
     talk = found["interaction"]
     return Plan(specs, [c for c in COMMON_CHECKS + found["checks"] if emulator in c.emulators],
@@ -101,6 +106,7 @@ def plan_for(stage, emulator):
 def knowledge_of(stage):
     """The hints, places and kernel-report readers of every lab of the stage:
     hints by rank, then from the highest lab down; places from the highest lab down."""
+    from . import diagnosis
     k = diagnosis.Knowledge()
     for lab, module in stage.lab_modules("checks"):
         found = api.collect(module)
@@ -141,6 +147,7 @@ def ask_where(result):
     """The run is stalled: where is the CPU? Five looks through QEMU's monitor."""
     qmp = result.launch.files.get("qmp") if result.launch else None
     if qmp:
+        from . import monitor
         result.extra["samples"] = monitor.sample_registers(qmp)
 
 
@@ -163,11 +170,13 @@ def grade_stage(stage, seed=None, emulator="qemu", memory_mb=None, timeouts=None
         result.build = build_mod.build(stage, outdir)
     except build_mod.BuildError as e:
         result.build_error = e
+        plan.specs = expected_transcript(stage.top)
         msg = f"build failed: {e.summary}"
         result.checks = ([CheckResult(s.title, s.points, False, msg, bonus=s.bonus) for s in plan.specs]
                          + [CheckResult(c.title, c.points, False, msg, boot=c.boot) for c in plan.checks])
         result.elapsed = time.monotonic() - t0
         return result
+    run.mark("built")
     precomputed = boot_all(result, plan, timeouts)
     if run.STOP.is_set():
         result.stopped = "interrupted (Ctrl-C): the runs were stopped"
@@ -193,24 +202,41 @@ def grade_stage(stage, seed=None, emulator="qemu", memory_mb=None, timeouts=None
     return result
 
 
+def in_thread(fn, *args):
+    """Start fn(*args) in a thread of its own; (thread, box): box["value"] or box["error"] when done."""
+    box = {}
+
+    def work():
+        try:
+            box["value"] = fn(*args)
+        except BaseException as e:          # handed to whoever waits for it
+            box["error"] = e
+    t = threading.Thread(target=work, daemon=True)
+    t.start()
+    return t, box
+
+
 def boot_all(result, plan, timeouts):
     """Every boot of the stage in parallel, and the lab's slow values meanwhile
-    (in threads that Ctrl-C does not wait for)."""
+    (in threads that Ctrl-C does not wait for); while they run, this thread
+    reads the expected transcript."""
     lab = result.stage.top
-    early = []
-    for fn in plan.precompute:
-        box = {}
-        t = threading.Thread(target=lambda fn=fn, box=box: box.update(value=fn(result.seed, lab)), daemon=True)
-        t.start()
-        early.append((fn, t, box))
-    with ThreadPoolExecutor(max_workers=len(result.runs)) as pool:
-        futures = {name: pool.submit(boot, result.build, r, timeouts, plan.interaction if name == "default" else None)
-                   for name, r in result.runs.items()}
-        result.boots = {name: f.result() for name, f in futures.items()}
+    early = [(fn, *in_thread(fn, result.seed, lab)) for fn in plan.precompute]
+    boots = {name: in_thread(boot, result.build, r, timeouts, plan.interaction if name == "default" else None)
+             for name, r in result.runs.items()}
+    plan.specs = expected_transcript(lab)
+    result.boots = {}
+    for name, (t, box) in boots.items():
+        t.join()
+        if "error" in box:
+            raise box["error"]
+        result.boots[name] = box["value"]
     precomputed = {"_seeded": []}
     for fn, t, box in early:
         while t.is_alive() and not run.STOP.is_set():
             t.join(0.05)
+        if "error" in box:
+            raise box["error"]
         got = box.get("value", {})
         precomputed.update(got)
         if getattr(fn, "kit_precompute", "") == "seeded":
@@ -316,6 +342,7 @@ def diagnose(result):
                and not (result.boots[c.boot].outcome and result.boots[c.boot].outcome.ok)}
     if not failing:
         return
+    from . import diagnosis
     stage = result.stage
     knowledge = knowledge_of(stage)
     roots = [str(result.build.outdir / "src"), str(stage.root)] + \
@@ -340,4 +367,5 @@ def stall_report(boot_result, result, knowledge, roots):
     if boot_result.emulator == "bochs":
         return ("Bochs cannot be asked where the CPU was stuck; grade under QEMU (EMULATOR=qemu) to have the "
                 "function and the source line named")
+    from . import diagnosis
     return diagnosis.where_stuck(boot_result.extra.get("samples"), result.build, roots, knowledge)

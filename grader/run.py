@@ -79,6 +79,15 @@ def _kill_group(proc):
         pass
 
 
+def mark(event):
+    """With KIT_TIMING set, say on stderr when an event happens (the monotonic
+    clock that a parent process shares): make bench uses it to see where a
+    student's wait goes."""
+    if os.environ.get("KIT_TIMING"):
+        import sys
+        print(f"kit-timing: {event} {time.monotonic():.6f}", file=sys.stderr, flush=True)
+
+
 @dataclass(frozen=True)
 class Limits:
     total: float = 30.0         # seconds of the whole run
@@ -125,6 +134,7 @@ class Session:
         if self.launch.serial_fifo:      # O_RDWR: the FIFO never reports EOF while we hold it
             self.fifo_fd = os.open(self.launch.serial_fifo, os.O_RDWR | os.O_NONBLOCK)
         self.t0 = time.monotonic()
+        mark("emulator-started")
         try:
             self.proc = subprocess.Popen(self.launch.argv, cwd=self.tmp, stdin=subprocess.PIPE,
                                          stdout=self.errf if self.fifo_fd is not None else subprocess.PIPE,
@@ -218,6 +228,7 @@ class Session:
 
     def stop(self):
         """Reap the emulator's whole process group and gather what it left."""
+        mark("emulator-done")
         _kill_group(self.proc)
         for f in (self.proc.stdin, self.proc.stdout):
             try:
