@@ -12,11 +12,13 @@
 #   make bochs LAB=01                boot a stage in Bochs, serial on this terminal
 #   make bochs-debug LAB=01          the Bochs debugger, stopped at _start and at xchg %bx,%bx
 #   make grade [LAB=01]              grade a stage (every stage without LAB); more options below
-#       SOLUTIONS=1  SEED=0x...  BELOW=solutions  EMULATOR=qemu|bochs|both  MEMORY=MiB
+#       SOLUTIONS=1  SEED=0x...  BELOW=solutions  EMULATOR=qemu|bochs|both  MEMORY=MiB  REPORTS=dir
 #   make bench                       benchmark figures (medians): QEMU and Bochs boots, grading
 #   make bench-jit                   the lab 06 JIT natively: cycles per multiply-add, each path
 #   make book                        the book as HTML under build/book/
 #   make clean                       remove build/ and compile_commands.json
+#   make handout OUT=DIR [LAB=NN]    instructors: the students' repository (no solutions, no hidden checks)
+#   make gradescope LAB=NN|all       instructors: build/gradescope/lab-NN-autograder.zip
 
 PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
 GRADER := $(PYTHON) -m grader
@@ -27,12 +29,16 @@ EMULATOR ?= qemu
 BELOW ?=
 MEMORY ?=
 TESTS ?= all
+REPORTS ?=
+OUT ?=
 
 opts = $(if $(LAB),--lab $(LAB)) $(if $(filter 1 yes true,$(SOLUTIONS)),--solutions) \
        $(if $(SEED),--seed $(SEED)) --emulator $(EMULATOR)
 need_lab = $(if $(LAB),,$(error LAB is missing: for example `make $@ LAB=01`))
+reports = $(if $(REPORTS),--json $(REPORTS)/grade.json --junit $(REPORTS)/junit.xml)
+no_solutions = echo "make $@ measures the reference solutions (solutions/), which only an instructor's copy of the kit has"; exit 2
 
-.PHONY: help demo test setup grade qemu qemu-gdb gdb bochs bochs-debug build bench bench-jit book clean
+.PHONY: help demo test setup grade qemu qemu-gdb gdb bochs bochs-debug build bench bench-jit book clean handout gradescope
 .DEFAULT_GOAL := help
 
 help:
@@ -49,7 +55,8 @@ setup:
 	@$(GRADER) setup --for test
 
 grade:
-	@$(GRADER) grade $(opts) $(if $(filter solutions,$(BELOW)),--solutions-below) $(if $(MEMORY),--memory $(MEMORY))
+	@$(if $(REPORTS),mkdir -p $(REPORTS))
+	@$(GRADER) grade $(opts) $(if $(filter solutions,$(BELOW)),--solutions-below) $(if $(MEMORY),--memory $(MEMORY)) $(reports)
 
 qemu:
 	$(need_lab)
@@ -75,11 +82,11 @@ build:
 	@$(GRADER) build $(opts)
 
 bench:
-	@$(PYTHON) -m grader.bench
+	@$(if $(wildcard solutions),$(PYTHON) -m grader.bench,$(no_solutions))
 
 bench-jit:
 	@$(GRADER) setup
-	@$(PYTHON) -m grader.native bench
+	@$(PYTHON) -m grader.native bench $(if $(wildcard solutions),,--labs)
 
 book:
 	@$(GRADER) setup --for book
@@ -87,3 +94,11 @@ book:
 
 clean:
 	rm -rf build compile_commands.json
+
+handout:
+	$(if $(OUT),,$(error OUT is missing: for example `make handout OUT=../kit-2027`))
+	@$(GRADER) handout $(OUT) $(if $(LAB),--lab $(LAB))
+
+gradescope:
+	$(need_lab)
+	@$(GRADER) gradescope --lab $(LAB)

@@ -72,6 +72,7 @@ def test_a_missing_firmware_or_program_is_named(tmp_path):
     assert deps.missing_packages("qemu", root) == ["lld", "seabios"]
 
 
+@pytest.mark.instructor
 def test_every_program_the_build_runs_is_listed(tmp_path, monkeypatch):
     ran = []
     real = subprocess.run
@@ -115,6 +116,7 @@ def owner(path):
     return r.stdout.split(":")[0] if r.returncode == 0 else None
 
 
+@pytest.mark.instructor
 @pytest.mark.skipif(not shutil.which("strace") or not shutil.which("dpkg"), reason="needs strace and dpkg")
 @pytest.mark.parametrize("emulator", sorted(emulators.EMULATORS))
 def test_every_data_file_an_emulator_opens_comes_from_a_listed_package(emulator, tmp_path):

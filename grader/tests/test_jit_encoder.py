@@ -9,6 +9,7 @@ import pytest
 from grader import build as build_mod, labs, native
 
 
+@pytest.mark.instructor
 @pytest.mark.parametrize("solutions", [True])
 def test_every_form_disassembles_to_the_intended_instruction(tmp_path, solutions):
     exe = native.build(solutions=solutions, outdir=tmp_path / "native")
@@ -17,6 +18,7 @@ def test_every_form_disassembles_to_the_intended_instruction(tmp_path, solutions
     assert not mismatches, mismatches[:5]
 
 
+@pytest.mark.instructor
 def test_a_wrong_encoder_is_caught(tmp_path):
     """The comparison fails on a broken encoder: disp8 used for every displacement."""
     root = tmp_path / "tree"
