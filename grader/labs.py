@@ -52,10 +52,13 @@ class Lab:
 
     def module(self, name):
         """The lab's Python module `name` (checks, mutants, hidden.checks for
-        hidden/checks.py, ...), or None."""
+        hidden/checks.py, ...), or None. A module once loaded stays loaded,
+        even if its file is moved away."""
+        package = "kitlab_" + hashlib.sha1(str(self.dir).encode()).hexdigest()[:12]
+        if f"{package}.{name}" in sys.modules:
+            return sys.modules[f"{package}.{name}"]
         if not (self.dir / (name.replace(".", "/") + ".py")).is_file():
             return None
-        package = "kitlab_" + hashlib.sha1(str(self.dir).encode()).hexdigest()[:12]
         if package not in sys.modules:
             pkg = types.ModuleType(package)
             pkg.__path__ = [str(self.dir)]
