@@ -205,13 +205,16 @@ def merge(out, parts):
 
 def bench(batch, kept, wall, cores):
     """Each student's build again, cold, and each of its boots as the bare
-    emulator command (with the batch's total timeout), one at a time: the
-    batch's wall time against (builds + boots) / cores."""
+    emulator command, one at a time (a boot the batch stopped for silence
+    or a flood counts for the time the batch gave it): the batch's wall
+    time against (builds + boots) / cores."""
     import subprocess
     from . import emulators
     limit = (batch.timeouts or {}).get("total", grade.TIMEOUTS["total"])
     builds = boots = 0.0
     for name, st in kept.items():
+        if st.build is None and not (st.build_error and "does not compile" in st.build_error.summary):
+            continue                        # not handed in: nothing was built
         outdir = st.tmp / "bench-build"
         t = time.monotonic()
         try:
@@ -222,6 +225,9 @@ def bench(batch, kept, wall, cores):
         builds += time.monotonic() - t
         exits = b.stage.exit_values()
         for boot_name, r in st.runs.items():
+            if st.boots[boot_name].reason != "exited":      # a hang or a flood: the time the grader allowed it
+                boots += st.boots[boot_name].elapsed
+                continue
             with tempfile.TemporaryDirectory(prefix="kit-bench-") as tmp:
                 talk = grade.plan_for(st.stage, "qemu").interaction if boot_name == "default" else None
                 launch = emulators.EMULATORS[r.emulator](b.iso, tmp, r.cmdline, memory_mb=r.memory_mb, exits=exits,

@@ -55,10 +55,8 @@ class Lab:
         hidden/checks.py, ...), or None. A module once loaded stays loaded,
         even if its file is moved away."""
         package = "kitlab_" + hashlib.sha1(str(self.dir).encode()).hexdigest()[:12]
-        if f"{package}.{name}" in sys.modules:
-            return sys.modules[f"{package}.{name}"]
         if not (self.dir / (name.replace(".", "/") + ".py")).is_file():
-            return None
+            return sys.modules.get(f"{package}.{name}")     # loaded before its file was moved away, or None
         if package not in sys.modules:
             pkg = types.ModuleType(package)
             pkg.__path__ = [str(self.dir)]

@@ -164,3 +164,17 @@ def test_a_challenge_is_extra_credit_and_case_times_add_up_to_the_stage(tmp_path
 def test_sanitize_cuts_host_paths_and_control_characters():
     text = "/tmp/kit-run-x/heap.c:3: error\x1b[31m at /home/ann/kit/labs/03-bss-heap/heap.c\x07"
     assert report.sanitize(text, ["/home/ann/kit"]) == ".../heap.c:3: error[31m at labs/03-bss-heap/heap.c"
+
+
+def test_the_reproduce_line_of_a_submission_repeats_it_and_qemu_boots_it(tmp_path):
+    up = loose(tmp_path, LAB03, change=lambda d: (d / "heap.c").write_text((LAB03.dir / "heap.c").read_text()))
+    r = cli("grade", "--lab", "03", "--submission", str(up), "--solutions-below", env={"NO_COLOR": "1"})
+    assert r.returncode == 1
+    score = next(ln for ln in r.stdout.splitlines() if ln.startswith("Score:"))
+    again = score.split("reproduce: ", 1)[1].split()
+    assert again[:2] == ["python3", "-m"] and str(up) in again
+    r2 = cli(*again[3:], env={"NO_COLOR": "1"})
+    assert next(ln for ln in r2.stdout.splitlines() if ln.startswith("Score:")).split("   ")[0] == score.split("   ")[0]
+    seed = again[again.index("--seed") + 1]
+    r3 = cli("qemu", "--lab", "03", "--submission", str(up), "--solutions-below", "--seed", seed)
+    assert r3.returncode == 0 and "[power] off: ok" in r3.stdout and f"seed={seed}" in r3.stdout, r3.stderr
