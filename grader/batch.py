@@ -164,6 +164,7 @@ class Batch:
 
     def run(self):
         grade.set_parallel(self.jobs)
+        os.environ.setdefault("KIT_BUILD_JOBS", str(max(1, (os.cpu_count() or 2) // self.jobs)))
         with ThreadPoolExecutor(max_workers=self.jobs) as pool:
             list(pool.map(self.one, self.names))
         return [self.rows[n] for n in self.names if n in self.rows]

@@ -298,7 +298,8 @@ def _build_locked(stage, outdir):
     jobs = [(src, objdir / f"{i:02d}-{src.path.stem}{src.path.suffix.replace('.', '_')}.o")
             for i, src in enumerate(stage.sources)]
     cmds = [["clang"] + CFLAGS + debug + incs + ["-c", src.shown, "-o", str(obj)] for src, obj in jobs]
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+    workers = int(os.environ.get("KIT_BUILD_JOBS", "0") or 0) or os.cpu_count() or 2   # compilers at once
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         results = list(pool.map(lambda c: _run(c, cwd=srcdir, sealed=outdir), cmds))
     for (src, obj), r in zip(jobs, results):
         if r.returncode != 0:
