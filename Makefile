@@ -12,7 +12,7 @@
 #   make bochs LAB=01                boot a stage in Bochs, serial on this terminal
 #   make bochs-debug LAB=01          the Bochs debugger, stopped at _start and at xchg %bx,%bx
 #   make grade [LAB=01]              grade a stage (every stage without LAB); more options below
-#       SOLUTIONS=1  SEED=0x...  BELOW=solutions  EMULATOR=qemu|bochs|both  MEMORY=MiB
+#       SOLUTIONS=1  SEED=0x...  BELOW=solutions  EMULATOR=qemu|bochs|both  MEMORY=MiB  REPORTS=dir
 #   make bench                       benchmark figures (medians): QEMU and Bochs boots, grading
 #   make bench-jit [JIT="sse2 avx2"] the lab 06 JIT natively: cycles per multiply-add, each path (or those named)
 #   make jit-check [SOLUTIONS=1]     every instruction form your lab 06 encoder emits, against llvm-objdump
@@ -20,6 +20,8 @@
 #                                    HTML under build/book/ and build/book/book.epub
 #   make book-check                  make book, then load every page in headless Chromium (1200, 600 px)
 #   make clean                       remove build/ and compile_commands.json
+#   make handout OUT=DIR [LAB=NN]    instructors: the students' repository (no solutions, no hidden checks)
+#   make gradescope LAB=NN|all       instructors: build/gradescope/lab-NN-autograder.zip
 
 PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
 GRADER := $(PYTHON) -m grader
@@ -31,12 +33,16 @@ BELOW ?=
 MEMORY ?=
 TESTS ?= all
 JIT ?=
+REPORTS ?=
+OUT ?=
 
 opts = $(if $(LAB),--lab $(LAB)) $(if $(filter 1 yes true,$(SOLUTIONS)),--solutions) \
        $(if $(SEED),--seed $(SEED)) --emulator $(EMULATOR)
 need_lab = $(if $(LAB),,$(error LAB is missing: for example `make $@ LAB=01`))
+reports = $(if $(REPORTS),--json $(REPORTS)/grade.json --junit $(REPORTS)/junit.xml)
+no_solutions = echo "make $@ measures the reference solutions (solutions/), which only an instructor's copy of the kit has"; exit 2
 
-.PHONY: help demo test setup grade qemu qemu-gdb gdb bochs bochs-debug build bench bench-jit jit-check book book-check clean
+.PHONY: help demo test setup grade qemu qemu-gdb gdb bochs bochs-debug build bench bench-jit jit-check book book-check clean handout gradescope
 .DEFAULT_GOAL := help
 
 help:
@@ -53,7 +59,8 @@ setup:
 	@$(GRADER) setup --for test
 
 grade:
-	@$(GRADER) grade $(opts) $(if $(filter solutions,$(BELOW)),--solutions-below) $(if $(MEMORY),--memory $(MEMORY))
+	@$(if $(REPORTS),mkdir -p $(REPORTS))
+	@$(GRADER) grade $(opts) $(if $(filter solutions,$(BELOW)),--solutions-below) $(if $(MEMORY),--memory $(MEMORY)) $(reports)
 
 qemu:
 	$(need_lab)
@@ -79,7 +86,7 @@ build:
 	@$(GRADER) build $(opts)
 
 bench:
-	@$(PYTHON) -m grader.bench
+	@$(if $(wildcard solutions),$(PYTHON) -m grader.bench,$(no_solutions))
 
 jit-check:
 	@$(GRADER) setup
@@ -87,7 +94,7 @@ jit-check:
 
 bench-jit:
 	@$(GRADER) setup
-	@$(PYTHON) labs/06-jit-model/native.py bench $(foreach k,$(JIT),--path $(k))
+	@$(PYTHON) labs/06-jit-model/native.py bench $(if $(wildcard solutions),,--labs) $(foreach k,$(JIT),--path $(k))
 
 book:
 	@$(GRADER) setup --for book
@@ -102,3 +109,11 @@ book-check:
 
 clean:
 	rm -rf build compile_commands.json
+
+handout:
+	$(if $(OUT),,$(error OUT is missing: for example `make handout OUT=../kit-2027`))
+	@$(GRADER) handout $(OUT) $(if $(LAB),--lab $(LAB))
+
+gradescope:
+	$(need_lab)
+	@$(GRADER) gradescope --lab $(LAB)

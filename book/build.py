@@ -247,8 +247,9 @@ def tool_output(cmd):
 def built_kernel(lab):
     """(the grader's Build, where its student files came from)."""
     _, gbuild, gstage = grader()
-    st = gstage.make(lab.name, gstage.Origin("solutions"), ROOT)
-    if st.missing_files():                                      # a student handout has no solutions/
+    kind = "solutions" if (ROOT / "solutions").is_dir() else "labs"     # a student handout has no solutions/
+    st = gstage.make(lab.name, gstage.Origin(kind), ROOT)
+    if st.missing_files():
         st = gstage.make(lab.name, gstage.Origin("labs"), ROOT)
     try:
         return gbuild.build(st), ("solutions/" if st.origin.kind == "solutions" else "labs/")

@@ -6,8 +6,10 @@
   bochs   the same in Bochs;  bochs-debug: in the Bochs debugger, stopped at _start
   build   build a stage only
   setup   install (as root) or name the Debian packages the kit needs
+Instructors' copies also have: batch, batch-merge, gradescope, handout.
 """
 import argparse
+import importlib
 import os
 import re
 import sys
@@ -17,8 +19,10 @@ from pathlib import Path
 # diagnosis and the thread pools of multi-stage grades are imported later,
 # while the kernel boots (a student waits for `make grade`, not for imports).
 from . import build as build_mod
-from . import deps, emulators, grade, labs, run, stage as stage_mod, transcript
+from . import deps, emulators, grade, intake, labs, run, stage as stage_mod, transcript
 from .stage import Run, new_seed
+
+INSTRUCTOR_TOOLS = ("batch", "gradescope", "handout")     # modules a student's copy leaves out
 
 
 def parse_seed(text):
@@ -69,6 +73,8 @@ def make_parser():
         add_common(q, lab_required=True)
         q.add_argument("--gdb", action="store_true", help="QEMU: wait for GDB on a free local port")
         q.add_argument("--tests", default="all", help="the tests= list on the command line")
+        q.add_argument("--submission", type=Path, help="boot a student's submission (loose files or a tree)")
+        q.add_argument("--solutions-below", action="store_true", help="labs before --lab come from solutions/")
     b = sub.add_parser("build", help="build a stage")
     add_common(b, lab_required=True)
     gd = sub.add_parser("gdb", help="attach GDB to the QEMU that `make qemu-gdb` started")
@@ -77,6 +83,14 @@ def make_parser():
     s.add_argument("--for", dest="group", default="kernel", choices=sorted(deps.GROUPS))
     s.add_argument("--no-install", action="store_true")
     s.add_argument("--list", action="store_true", help="print the package names and stop")
+    for name in INSTRUCTOR_TOOLS:
+        try:
+            importlib.import_module(f"grader.{name}").add_parsers(sub)
+        except ModuleNotFoundError as e:
+            if e.name != f"grader.{name}":
+                raise
+            sub.add_parser(name, help="an instructor's tool (not in a student's copy)", add_help=False,
+                           prefix_chars="\0").add_argument("rest", nargs="*")
     return ap
 
 
@@ -99,8 +113,15 @@ def origin_of(args):
 
 
 def stage_of(args, spec=None):
-    """The Stage the command line names: computed here once, passed down."""
-    return stage_mod.make(spec or args.lab, origin_of(args))
+    """The Stage the command line names: computed here once, passed down. A
+    submission is first mapped onto the kit's layout (grader/intake.py):
+    loose files or a whole tree; IntakeError when a file is missing."""
+    spec = spec or args.lab
+    if getattr(args, "submission", None) is None:
+        return stage_mod.make(spec, origin_of(args))
+    below = "reference" if getattr(args, "solutions_below", False) else "submission"
+    tree = intake.tree_for(args.submission) / f"lab-{labs.find(spec).name}"
+    return stage_mod.make(spec, intake.materialize(args.submission, spec, tree, below))
 
 
 def grade_many(args, stages):
@@ -131,7 +152,16 @@ def cmd_grade(args, show_output=False):
     if getattr(args, "submission", None) and not args.submission.is_dir():
         raise labs.LabError(f"submission '{args.submission}' is not a directory")
     specs = [args.lab] if args.lab else [lab.name for lab in labs.discover()]
-    stages = grade_many(args, [stage_of(args, spec) for spec in specs])
+    args.seed = new_seed() if args.seed is None else args.seed
+    todo, refused = [], {}
+    for spec in specs:
+        try:
+            todo.append(stage_of(args, spec))
+        except intake.IntakeError as e:
+            refused[spec] = (stage_mod.make(spec, origin_of(args)), e)
+    graded, emus = iter(grade_many(args, todo)), emulator_names(args.emulator)
+    stages = [intake.refused(*refused[spec], args.seed, emu) if spec in refused else next(graded)
+              for spec in specs for emu in emus]
     built = [st.build for st in stages if st.build is not None]
     if built and not getattr(args, "submission", None):
         build_mod.link_compile_commands(max(built, key=lambda b: b.lab.number))
@@ -257,6 +287,12 @@ def cmd_qemu(args):
     return 1 if result.reason == "start-failed" else 0
 
 
+def instructor_only(args):
+    print(f"`{args.cmd}` is an instructor's tool: it is not part of this copy of the kit (a student's copy "
+          "has no solutions/ and no instructor tools)", file=sys.stderr)
+    return 2
+
+
 GDB_WRITER = re.compile(r"grader process (\d+)")
 
 
@@ -295,7 +331,7 @@ def main(argv=None):
     commands = {"grade": cmd_grade, "demo": cmd_demo, "qemu": cmd_qemu, "bochs": cmd_qemu,
                 "bochs-debug": cmd_bochs_debug, "build": cmd_build, "setup": cmd_setup, "gdb": cmd_gdb}
     try:
-        status = commands[args.cmd](args)
+        status = commands[args.cmd](args) if args.cmd in commands else getattr(args, "run", instructor_only)(args)
         if run.STOP.is_set():
             print("\ninterrupted (Ctrl-C): every emulator was stopped; what is above is partial", file=sys.stderr)
             return 130
@@ -304,6 +340,8 @@ def main(argv=None):
         print(f"setup: {e}", file=sys.stderr)
     except labs.LabError as e:
         print(f"error: {e}", file=sys.stderr)
+    except intake.IntakeError as e:
+        print(f"error: {e.summary}" + (f" ({e.details})" if e.details else ""), file=sys.stderr)
     except transcript.TranscriptError as e:
         print(f"error in an expected transcript: {e}", file=sys.stderr)
     except build_mod.BuildError as e:

@@ -182,14 +182,16 @@ def read_student_file(src, stage):
     """The bytes of a student file, if it is a regular file inside its origin,
     not a link, at most STUDENT_FILE_CAP bytes; else BuildError, one line."""
     o = stage.origin
-    where = f" in {o.submission}" if o.kind == "submission" else ""
-    base = Path(o.submission if o.kind == "submission" else stage.root).resolve()
+    handed_in = o.kind == "submission" and src.shown.startswith("labs/")   # not a reference file below it
+    where = f" in {o.upload or o.submission}" if handed_in else ""
+    base = Path(o.submission if handed_in else o.reference or stage.root).resolve()
     name = f"{src.shown}{where}"
     try:
         info = os.lstat(src.path)
     except FileNotFoundError:
         raise BuildError(f"missing file {name}",
-                         "a submission must contain every student file of the labs up to this one") from None
+                         "a submission must contain every student file of the labs up to this one" if handed_in
+                         else "every student file of the labs below comes from the reference files") from None
     except OSError as e:
         raise BuildError(f"{name} cannot be read: {e.strerror}") from None
     if stat.S_ISLNK(info.st_mode):
@@ -296,7 +298,8 @@ def _build_locked(stage, outdir):
             for i, src in enumerate(stage.sources)]
     cmds = [["clang"] + CFLAGS + debug + incs + ["-c", src.shown, "-o", str(obj)] for src, obj in jobs]
     from concurrent.futures import ThreadPoolExecutor
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+    workers = int(os.environ.get("KIT_BUILD_JOBS", "0") or 0) or os.cpu_count() or 2   # compilers at once
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         results = list(pool.map(lambda c: _run(c, cwd=srcdir, sealed=outdir), cmds))
     for (src, obj), r in zip(jobs, results):
         if r.returncode != 0:

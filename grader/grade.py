@@ -4,10 +4,11 @@ parallel), match the transcript, run the computed checks, diagnose failures.
 Stage N scores lab N's checks (its expected.txt and its checks.py) plus the
 common end-of-run check; the diagnosis asks every lab of the stage.
 """
+import os
 import re
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from . import api, emulators, run, transcript
 from . import build as build_mod
@@ -28,6 +29,8 @@ class CheckResult:
     boot: str = "default"
     seconds: float = 0.0
     bonus: bool = False         # a challenge: optional points, outside the total
+    visibility: str = "visible"     # when Gradescope shows it to students (api.VISIBILITIES)
+    hidden: bool = False            # declared in the lab's hidden/ folder
 
     @property
     def score(self):
@@ -86,6 +89,12 @@ class Plan:
     precompute: list            # functions (seed, lab) -> {name: value}
 
 
+def with_hidden():
+    """Are the labs' hidden checks graded? Yes where they exist, unless
+    KIT_HIDDEN=off (an instructor previewing what students see)."""
+    return os.environ.get("KIT_HIDDEN", "").lower() not in ("0", "off", "no")
+
+
 def expected_transcript(lab):
     """The checks of labs/NN-name/expected.txt (read while the kernel boots)."""
     spec_path = lab.dir / "expected.txt"
@@ -97,10 +106,13 @@ def plan_for(stage, emulator):
     lab = stage.top
     specs = None
     found = api.collect(lab.module("checks"))
+    hidden = api.collect(lab.module("hidden.checks") if with_hidden() else None, hidden=True)
     talk = found["interaction"]
-    return Plan(specs, [c for c in COMMON_CHECKS + found["checks"] if emulator in c.emulators],
-                {"default": "all", **found["boots"]}, talk if talk and emulator in talk.emulators else None,
-                found["values"], found["precompute"])
+    checks = [replace(c, visibility=c.visibility or "visible") for c in COMMON_CHECKS + found["checks"]]
+    return Plan(specs, [c for c in checks + hidden["checks"] if emulator in c.emulators],
+                {"default": "all", **found["boots"], **hidden["boots"]},
+                talk if talk and emulator in talk.emulators else None,
+                found["values"] + hidden["values"], found["precompute"] + hidden["precompute"])
 
 
 def knowledge_of(stage):
@@ -153,8 +165,9 @@ def ask_where(result):
 
 def plan_runs(plan, seed, emulator, memory_mb=None):
     extra = tuple(plan.interaction.kargs.split()) if plan.interaction and plan.interaction.kargs else ()
-    return {name: Run(seed, tests, memory_mb, extra if name == "default" else (), emulator)
-            for name, tests in plan.boots.items()}
+    boots = {name: b if isinstance(b, api.Boot) else api.Boot(b) for name, b in plan.boots.items()}
+    return {name: Run(b.seed_for(seed), b.tests, memory_mb, extra if name == "default" else (), emulator)
+            for name, b in boots.items()}
 
 
 def grade_stage(stage, seed=None, emulator="qemu", memory_mb=None, timeouts=None, outdir=None):
@@ -173,7 +186,8 @@ def grade_stage(stage, seed=None, emulator="qemu", memory_mb=None, timeouts=None
         plan.specs = expected_transcript(stage.top)
         msg = f"build failed: {e.summary}"
         result.checks = ([CheckResult(s.title, s.points, False, msg, bonus=s.bonus) for s in plan.specs]
-                         + [CheckResult(c.title, c.points, False, msg, boot=c.boot) for c in plan.checks])
+                         + [CheckResult(c.title, c.points, False, msg, boot=c.boot, visibility=c.visibility,
+                                        hidden=c.hidden) for c in plan.checks])
         result.elapsed = time.monotonic() - t0
         return result
     run.mark("built")
@@ -181,7 +195,8 @@ def grade_stage(stage, seed=None, emulator="qemu", memory_mb=None, timeouts=None
     if run.STOP.is_set():
         result.stopped = "interrupted (Ctrl-C): the runs were stopped"
         result.checks = ([CheckResult(s.title, s.points, False, "interrupted", bonus=s.bonus) for s in plan.specs]
-                         + [CheckResult(c.title, c.points, False, "interrupted", boot=c.boot) for c in plan.checks])
+                         + [CheckResult(c.title, c.points, False, "interrupted", boot=c.boot, visibility=c.visibility,
+                                        hidden=c.hidden) for c in plan.checks])
         result.elapsed = time.monotonic() - t0
         return result
     default = result.boots["default"]
@@ -286,10 +301,10 @@ def prove(result, plan, matched, seeded):
                       if not lr.expect.never and seeded & set(placeholders.findall(lr.expect.text))]
         if echo and (not items or any(items)):
             continue
-        others = {m for ln in lines for m in OTHER_SEED.findall(ln)} - {f"{result.seed:08x}"}
+        others = {m for ln in lines for m in OTHER_SEED.findall(ln)} - {f"{r.seed:08x}"}
         if others:
             why = (f"this output was computed for seed 0x{sorted(others)[0]}, this run's seed is "
-                   f"0x{result.seed:08x}: no point can come from it")
+                   f"0x{r.seed:08x}: no point can come from it")
         elif not echo:
             why = (f"no points from this boot: its output never shows this run's command line "
                    f"`{r.cmdline}`, so none of it can be shown to belong to this run")
@@ -306,15 +321,17 @@ def computed_checks(checks, result, ctx):
     out = []
     for c in checks:
         ctx.boot, ctx.run = result.boots[c.boot], result.runs[c.boot]
-        seconds = ctx.boot.elapsed
+        seconds, shown = ctx.boot.elapsed, {"visibility": c.visibility, "hidden": c.hidden}
         try:
             c.fn(ctx)
-            out.append(CheckResult(c.title, c.points, True, boot=c.boot, seconds=seconds))
+            out.append(CheckResult(c.title, c.points, True, boot=c.boot, seconds=seconds, **shown))
         except api.Fail as f:
-            out.append(CheckResult(c.title, c.points, False, f.message, f.details, boot=c.boot, seconds=seconds))
+            out.append(CheckResult(c.title, c.points, False, f.message, f.details, boot=c.boot, seconds=seconds,
+                                   **shown))
         except Exception as e:      # a grader bug must not hide the other checks
             out.append(CheckResult(c.title, c.points, False, f"internal error in this check: "
-                                   f"{type(e).__name__}: {e} (please report it)", boot=c.boot))
+                                   f"{type(e).__name__}: {e} (please report it)", boot=c.boot, **shown))
+    ctx.boot, ctx.run = result.boots["default"], result.runs["default"]
     return out
 
 

@@ -9,7 +9,8 @@ lab.json says what the engine needs to know of a lab:
     modules    files GRUB loads as Multiboot2 modules (optional)
 Everything else a lab knows lives in its folder as code: checks.py (computed
 checks, hints, places), mutants.py (its deliberate breaks), its .ld
-fragments, its tools. Those Python files are loaded as a package of their
+fragments, its tools, and hidden/checks.py (checks the students' copy leaves
+out). Those Python files are loaded as a package of their
 own, so a lab's modules can import each other (`from . import model_ref`).
 """
 import importlib
@@ -50,10 +51,12 @@ class Lab:
         return self.root / "solutions" / self.name
 
     def module(self, name):
-        """The lab's Python module `name` (checks, mutants, ...), or None."""
-        if not (self.dir / f"{name}.py").is_file():
-            return None
+        """The lab's Python module `name` (checks, mutants, hidden.checks for
+        hidden/checks.py, ...), or None. A module once loaded stays loaded,
+        even if its file is moved away."""
         package = "kitlab_" + hashlib.sha1(str(self.dir).encode()).hexdigest()[:12]
+        if not (self.dir / (name.replace(".", "/") + ".py")).is_file():
+            return sys.modules.get(f"{package}.{name}")     # loaded before its file was moved away, or None
         if package not in sys.modules:
             pkg = types.ModuleType(package)
             pkg.__path__ = [str(self.dir)]

@@ -1,7 +1,12 @@
 """Reports of a grading: the terminal (one line per check), JSON, JUnit XML
-and Gradescope's results.json."""
+and Gradescope's results.json. The three files carry, besides each check,
+the compiler's error lines and the tail of each boot's serial output, with
+no host path and no control character; a challenge is extra credit there,
+never a failed test; each check's time is its share of the stage's time."""
 import json
 import os
+import re
+import shlex
 import sys
 
 WIDTH = 58
@@ -22,6 +27,14 @@ def use_color(stream, env=os.environ):
 def reproduce_command(st):
     """The command that runs this grading again, with the same seed."""
     origin = st.stage.origin
+    if origin.kind == "submission":
+        folder = shlex.quote(str(origin.upload or origin.submission))
+        parts = [f"python3 -m grader grade --lab {st.lab.number:02d} --submission {folder}"]
+        parts += ["--solutions-below"] if origin.below_from_solutions else []
+        parts.append(f"--seed 0x{st.seed:08x}")
+        parts += [] if st.runs["default"].memory_chosen_by_seed else [f"--memory {st.memory_mb}"]
+        parts += [] if st.emulator == "qemu" else [f"--emulator {st.emulator}"]
+        return " ".join(parts)
     parts = [f"make grade LAB={st.lab.number:02d}"] + [a for a in origin.make_args() if a.startswith("SOLUTIONS")]
     parts.append(f"SEED=0x{st.seed:08x}")
     if not st.runs["default"].memory_chosen_by_seed:
@@ -155,24 +168,98 @@ def disagreements(stages):
     return lines
 
 
+SERIAL_TAIL = 20                # lines of serial output a report keeps, per boot
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+HOST_PATH = re.compile(r"(?<![\w.~-])/(?:tmp|home|root|autograder|work|var|srv|mnt|run)/[^\s'\"`:;,()]*")
+
+
+def host_roots(st):
+    """Folders of this machine a report must not show: the kit, the build,
+    the submission and what the student handed in."""
+    o = st.stage.origin
+    roots = [st.stage.root, o.submission, o.upload, o.reference, st.build.outdir if st.build else None]
+    return sorted({str(r) for r in roots if r}, key=len, reverse=True)
+
+
+def sanitize(text, roots=()):
+    """Text fit for a student's eyes: the machine's folders cut (a path
+    inside the kit or the submission keeps its part below it, any other
+    one its last component), control characters dropped."""
+    for root in roots:
+        text = text.replace(root + "/", "").replace(root, ".")
+    text = HOST_PATH.sub(lambda m: ".../" + m.group(0).rstrip("/").rsplit("/", 1)[-1], text)
+    return CONTROL.sub("", text)
+
+
+def serial_tail(st, boot, n=SERIAL_TAIL):
+    r = st.boots.get(boot)
+    return r.lines[-n:] if r is not None else []
+
+
+def compiler_errors(st):
+    """The build's one-line verdict and the compiler's first error lines, or []."""
+    if not st.build_error:
+        return []
+    return [f"build failed: {st.build_error.summary}"] + st.build_error.details.splitlines()
+
+
+def shares(st):
+    """Each check's share of the stage's time: a boot's time split between
+    the checks it feeds, scaled so that the shares add up to the stage's time."""
+    if not st.checks:
+        return []
+    per_boot = {}
+    for c in st.checks:
+        per_boot[c.boot] = per_boot.get(c.boot, 0) + 1
+    weights = [(st.boots[c.boot].elapsed if c.boot in st.boots else 1.0) / per_boot[c.boot] for c in st.checks]
+    if sum(weights) <= 0:
+        weights = [1.0] * len(st.checks)
+    return [st.elapsed * w / sum(weights) for w in weights]
+
+
+def check_text(st, c, roots, tail=True):
+    """What a report says of a failed check: the message, its details and
+    hints, the diagnosis of its boot, the compiler's errors, the end of its
+    boot's serial output."""
+    out = [c.message] + c.details + [f"hint: {h}" for h in c.hints]
+    out += st.diagnoses.get(c.boot, [])
+    errors = compiler_errors(st)
+    out += errors[1:] if c.message.startswith("build failed:") else errors
+    lines = serial_tail(st, c.boot) if tail else []
+    if lines:
+        out += [f"last {len(lines)} lines of the serial output ({st.runs[c.boot].cmdline}):"] + \
+            [f"  | {ln}" for ln in lines]
+    return sanitize("\n".join(x for x in out if x), roots)
+
+
 def as_dict(stages):
     from .run import STOP
-    return {
-        "interrupted": STOP.is_set(),
-        "score": sum(s.score for s in stages),
-        "max_score": sum(s.total for s in stages),
-        "stages": [{
+    out = {"interrupted": STOP.is_set(), "score": sum(s.score for s in stages),
+           "max_score": sum(s.total for s in stages), "challenge_score": sum(s.bonus for s in stages), "stages": []}
+    for s in stages:
+        roots = host_roots(s)
+        clean = lambda text: sanitize(text, roots)      # noqa: E731
+        out["stages"].append({
             "lab": s.lab.name, "seed": f"0x{s.seed:08x}", "memory_mb": s.memory_mb,
-            "emulator": s.emulator, "source": s.source, "score": s.score, "max_score": s.total,
+            "emulator": s.emulator, "source": clean(s.source), "score": s.score, "max_score": s.total,
             "challenge_score": s.bonus,
-            "build_error": s.build_error.summary if s.build_error else None,
-            "diagnosis": s.diagnoses, "unproven": s.unproven, "seconds": round(s.elapsed, 3),
-            "checks": [{"title": c.title, "score": c.score, "max_score": c.points, "passed": c.passed,
-                        "challenge": c.bonus,
-                        "message": c.message, "details": c.details, "hints": c.hints, "boot": c.boot}
-                       for c in s.checks],
-        } for s in stages],
-    }
+            "build_error": clean(s.build_error.summary) if s.build_error else None,
+            "compiler_errors": [clean(ln) for ln in compiler_errors(s)[1:]],
+            "stopped": clean(s.stopped),
+            "diagnosis": {b: [clean(ln) for ln in lines] for b, lines in s.diagnoses.items()},
+            "unproven": s.unproven, "seconds": round(s.elapsed, 3),
+            "reproduce": reproduce_command(s),
+            "boots": {name: {"cmdline": s.runs[name].cmdline, "seed": f"0x{s.runs[name].seed:08x}",
+                             "ended": r.reason, "status": r.status, "seconds": round(r.elapsed, 3),
+                             "serial_tail": [clean(ln) for ln in serial_tail(s, name)]}
+                      for name, r in s.boots.items()},
+            "checks": [{"title": c.title, "score": c.score, "max_score": 0 if c.bonus else c.points,
+                        "points": c.points, "passed": c.passed, "challenge": c.bonus,
+                        "visibility": c.visibility, "hidden": c.hidden, "seconds": round(t, 3),
+                        "message": clean(c.message), "details": [clean(d) for d in c.details], "hints": c.hints,
+                        "boot": c.boot} for c, t in zip(s.checks, shares(s))],
+        })
+    return out
 
 
 def write_json(stages, path):
@@ -181,29 +268,68 @@ def write_json(stages, path):
 
 
 def write_junit(stages, path):
+    """JUnit XML: a suite per stage, a case per check with its own share of
+    the time; a challenge not earned is skipped (optional), not failed."""
     from xml.etree import ElementTree as ET
     suites = ET.Element("testsuites")
     for s in stages:
+        roots = host_roots(s)
+        failures = sum(not c.passed and not c.bonus for c in s.checks)
+        skipped = sum(not c.passed and c.bonus for c in s.checks)
         suite = ET.SubElement(suites, "testsuite", name=f"lab {s.lab.name}", tests=str(len(s.checks)),
-                              failures=str(sum(not c.passed for c in s.checks)), time=f"{s.elapsed:.3f}")
-        for c in s.checks:
-            case = ET.SubElement(suite, "testcase", classname=s.lab.name, name=c.title, time=f"{c.seconds:.3f}")
-            if not c.passed:
-                fail = ET.SubElement(case, "failure", message=c.message)
-                fail.text = "\n".join(c.details + [f"hint: {h}" for h in c.hints])
+                              failures=str(failures), skipped=str(skipped), time=f"{s.elapsed:.3f}")
+        for c, t in zip(s.checks, shares(s)):
+            case = ET.SubElement(suite, "testcase", classname=s.lab.name, name=c.title, time=f"{t:.3f}")
+            if c.passed:
+                continue
+            if c.bonus:
+                ET.SubElement(case, "skipped", message=sanitize(f"extra credit not earned: {c.message}", roots))
+                continue
+            fail = ET.SubElement(case, "failure", message=sanitize(c.message, roots))
+            fail.text = check_text(s, c, roots)
+        out = compiler_errors(s) + [f"seed 0x{s.seed:08x}; reproduce: {reproduce_command(s)}"]
+        for name in s.boots:
+            out += [f"serial output of the {name} boot ({s.runs[name].cmdline}), last lines:"]
+            out += [f"  | {ln}" for ln in serial_tail(s, name)]
+        ET.SubElement(suite, "system-out").text = sanitize("\n".join(out), roots)
     ET.ElementTree(suites).write(path, encoding="unicode", xml_declaration=True)
 
 
-def write_gradescope(stages, path):
-    tests = []
+def gradescope_results(stages, note="", reproduce=None):
+    """Gradescope's results.json as a dict (gradescope-autograders.readthedocs.io,
+    "Autograder Specifications"): a test per check with its visibility; a
+    challenge is extra credit (max_score 0, its points added to the score),
+    never a failed test. `reproduce(st)` is the command shown for a stage."""
+    tests, lines = [], []
     for s in stages:
+        roots = host_roots(s)
         for c in s.checks:
-            out = "\n".join([c.message] + c.details + [f"hint: {h}" for h in c.hints]) if not c.passed else ""
-            if not c.passed and s.diagnoses.get(c.boot):
-                out += "\n" + "\n".join(s.diagnoses[c.boot])
-            tests.append({"name": f"{s.lab.name}: {c.title}", "score": c.score, "max_score": c.points,
-                          "status": "passed" if c.passed else "failed", "output": out.strip()})
-    data = {"score": sum(s.score + s.bonus for s in stages), "tests": tests,
-            "output": "seeds: " + ", ".join(f"{s.lab.name}=0x{s.seed:08x}" for s in stages)}
+            test = {"name": f"{s.lab.name}: {c.title}", "score": c.score, "max_score": c.points,
+                    "status": "passed" if c.passed else "failed", "visibility": c.visibility,
+                    "output": "" if c.passed else check_text(s, c, roots)}
+            if c.bonus:
+                test.update(name=f"{s.lab.name}: {c.title} (extra credit)", max_score=0, status="passed",
+                            output=f"extra credit: +{c.score} of {c.points} points" if c.passed else
+                            f"extra credit, optional: not earned this time (0 of {c.points}).\n"
+                            + check_text(s, c, roots, tail=False))
+            tests.append(test)
+        hidden = any(c.visibility != "visible" for c in s.checks)
+        lines.append(f"Lab {s.lab.name}, seed 0x{s.seed:08x}, {s.memory_mb} MiB, {s.emulator}"
+                     + ("" if hidden else f": {s.score}/{s.total}")
+                     + (f", +{s.bonus} extra credit" if s.bonus else "") + ".")
+        lines += [sanitize(ln, roots) for ln in compiler_errors(s)]
+        lines += [sanitize(f"{b} boot: {why}", roots) for b, why in s.unproven.items()]
+        if s.stopped:
+            lines.append(sanitize(f"The kernel did not finish: {s.stopped}", roots))
+        lines.append(f"Run the same test: {(reproduce or reproduce_command)(s)}")
+    return {"score": sum(s.score + s.bonus for s in stages),
+            "execution_time": round(sum(s.elapsed for s in stages)),
+            "output": "\n".join(([note] if note else []) + lines),
+            "stdout_visibility": "hidden",
+            "tests": tests,
+            "extra_data": {"seeds": {s.lab.name: f"0x{s.seed:08x}" for s in stages}}}
+
+
+def write_gradescope(stages, path, note="", reproduce=None):
     with open(path, "w") as f:
-        json.dump(data, f, indent=2)
+        json.dump(gradescope_results(stages, note, reproduce), f, indent=2)

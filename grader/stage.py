@@ -24,6 +24,8 @@ class Origin:
     kind: str = "labs"              # labs (the student's own tree), solutions, or submission
     submission: Path = None         # the submission's folder, for kind "submission"
     below_from_solutions: bool = False   # labs below the graded one come from solutions/
+    reference: Path = None          # where the reference student files are (default: the kit's solutions/)
+    upload: Path = None             # what the student handed in, when `submission` is the tree made from it
 
     def __post_init__(self):
         if self.kind not in ("labs", "solutions", "submission"):
@@ -34,7 +36,7 @@ class Origin:
         """How a report says it."""
         below = " (labs below it from solutions/)" if self.below_from_solutions else ""
         if self.kind == "submission":
-            return f"{self.submission}{below}"
+            return f"{self.upload or self.submission}{below}"
         return "solutions/" if self.kind == "solutions" else f"labs/ (your code){below}"
 
     def make_args(self):
@@ -114,12 +116,20 @@ class Stage:
         return [s for s in self.sources if not s.path.is_file()]
 
 
+NO_SOLUTIONS = ("this copy of the kit has no solutions/ (a student's copy has none): `make demo`, SOLUTIONS=1 "
+                "and BELOW=solutions grade the reference code, which only an instructor's copy holds. "
+                "Grade your own code with `make grade LAB=NN`")
+
+
 def make(spec, origin=Origin(), root=labs_mod.ROOT):
     """The stage of lab `spec` (its number, folder name or name), its student files from `origin`."""
     root = Path(root)
     every = labs_mod.discover(root)
     top = labs_mod.find(spec, root, every)
     chosen = tuple(lab for lab in every if lab.number <= top.number)
+    reference = Path(origin.reference) if origin.reference else root / "solutions"
+    if (origin.kind == "solutions" or origin.below_from_solutions and len(chosen) > 1) and not reference.is_dir():
+        raise labs_mod.LabError(NO_SOLUTIONS if origin.reference is None else f"no reference folder {reference}")
     sources = []
     for lab in chosen:
         below = lab is not top and origin.below_from_solutions
@@ -129,7 +139,7 @@ def make(spec, origin=Origin(), root=labs_mod.ROOT):
             student = f.name in lab.student
             path, shown = f, f"labs/{lab.name}/{f.name}"
             if student and below or student and origin.kind == "solutions":
-                path, shown = lab.solution_dir / f.name, f"solutions/{lab.name}/{f.name}"
+                path, shown = reference / lab.name / f.name, f"{reference.name}/{lab.name}/{f.name}"
             elif student and origin.kind == "submission":
                 path = origin.submission / "labs" / lab.name / f.name
             sources.append(Source(path, shown, lab, student))

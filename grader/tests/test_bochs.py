@@ -4,6 +4,8 @@ lets pass is in the labs' mutants.)"""
 import os
 from pathlib import Path
 
+import pytest
+
 from grader import build, diagnosis, emulators, grade, stage
 from conftest import SEED
 
@@ -60,6 +62,7 @@ def bochs_pids(mark="kit-run-"):
     return pids
 
 
+@pytest.mark.instructor
 def test_bochs_run_leaves_no_listener_and_no_process(tmp_path, monkeypatch):
     import tempfile
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))   # our runs only: their paths name tmp_path

@@ -3,6 +3,8 @@ on real logs (fixtures/README.md says how each was made)."""
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from grader import build, diagnosis, stage
 
 FIX = Path(__file__).parent / "fixtures"
@@ -45,6 +47,7 @@ def test_empty_log_has_no_chain():
     assert not chain and not chain.triple
 
 
+@pytest.mark.instructor
 def test_symbolizer_maps_kmain_to_its_source():
     b = build.build(stage.make("01", stage.Origin("solutions")))
     nm = subprocess.run(["llvm-nm", str(b.elf)], capture_output=True, text=True).stdout

@@ -4,6 +4,8 @@ import pytest
 
 from grader import mutants
 
+pytestmark = pytest.mark.instructor       # needs solutions/: not in a student's copy
+
 MUTANTS = mutants.collect()
 
 

@@ -5,8 +5,12 @@ import hashlib
 import shutil
 from pathlib import Path
 
+import pytest
+
 from grader import grade, labs, mutants, stage
 from conftest import ROOT, SEED
+
+pytestmark = pytest.mark.instructor       # needs solutions/: not in a student's copy
 
 LAB07 = {
     "labs/07-hello/lab.json": """{

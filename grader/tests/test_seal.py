@@ -15,6 +15,8 @@ import pytest
 from grader import build, grade, labs, mutants, sandbox, stage
 from conftest import ROOT, SEED, grade_stage
 
+pytestmark = pytest.mark.instructor       # needs solutions/: not in a student's copy
+
 LABS = labs.discover()
 needs_sandbox = pytest.mark.skipif(sandbox.mode() is None, reason="no sandbox here: " + (
     sandbox.why_not() if sandbox.mode() is None else ""))

@@ -4,6 +4,8 @@ import pytest
 
 from grader import labs
 
+pytestmark = pytest.mark.instructor       # needs solutions/: not in a student's copy
+
 LABS = labs.discover()
 
 

@@ -7,6 +7,8 @@ import pytest
 from grader import labs, mutants
 from conftest import SEED, grade_stage
 
+pytestmark = pytest.mark.instructor       # needs solutions/: not in a student's copy
+
 LABS = [lab.name for lab in labs.discover()]
 
 

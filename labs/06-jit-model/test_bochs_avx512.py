@@ -1,7 +1,12 @@
 """Bochs's tigerlake model has AVX-512 VNNI (no emulator here offers it
 otherwise): the kernel enables opmask, ZMM_Hi256 and Hi16_ZMM in XCR0
 (0xe7), and its zmm code matches the reference bit for bit."""
+import pytest
+
 from grader import build, emulators, labs, run, stage
+
+
+pytestmark = pytest.mark.instructor           # it needs solutions/
 
 LAB = labs.lab_of(__file__)
 SEED = 0x5EED1234

@@ -13,6 +13,7 @@ LAB = labs.lab_of(__file__)
 native = LAB.module("native")
 
 
+@pytest.mark.instructor
 @pytest.mark.parametrize("solutions", [True])
 def test_every_form_disassembles_to_the_intended_instruction(tmp_path, solutions):
     exe = native.build(solutions=solutions, outdir=tmp_path / "native")
@@ -33,6 +34,7 @@ VECTOR_FORMS = ["vpxor ymm", "vpbroadcastd ymm", "vpmaddubsw ymm", "vpmaddwd ymm
                 "vmovdqu32 zmmword ptr", "vzeroupper", "zmm31", "[r13 + 8*r13 + 4]"]
 
 
+@pytest.mark.instructor
 def test_a_wrong_encoder_is_caught(tmp_path):
     """The comparison fails on a broken encoder: disp8 used for every displacement."""
     root = tmp_path / "tree"
@@ -46,6 +48,7 @@ def test_a_wrong_encoder_is_caught(tmp_path):
     assert mismatches and mismatches[0][1] != mismatches[0][2]
 
 
+@pytest.mark.instructor
 def test_an_unscaled_evex_displacement_is_caught(tmp_path):
     """EVEX's disp8 counts in vectors: emitting the byte offset itself reads elsewhere."""
     root = tmp_path / "tree"
