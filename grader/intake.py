@@ -138,7 +138,8 @@ def refused(stage, error, seed, emulator="qemu"):
     result.memory_mb = result.runs["default"].memory_mb
     result.build_error = build_mod.BuildError(error.summary, error.details)
     msg = f"build failed: {error.summary}"
-    result.checks = ([grade.CheckResult(s.title, s.points, False, msg, bonus=s.bonus) for s in plan.specs]
+    specs = grade.expected_transcript(stage.top)
+    result.checks = ([grade.CheckResult(s.title, s.points, False, msg, bonus=s.bonus) for s in specs]
                      + [grade.CheckResult(c.title, c.points, False, msg, boot=c.boot, visibility=c.visibility,
                                           hidden=c.hidden) for c in plan.checks])
     return result

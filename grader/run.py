@@ -211,6 +211,7 @@ class Session:
     def _take(self, chunk):
         """Keep a chunk of output (up to the cap), hand out its lines; True on a flood."""
         self.last = time.monotonic()
+        self.result.extra["last_output_at"] = self.last - self.t0
         take = chunk[: max(0, self.limits.cap - len(self.buf))]
         self.buf += take
         if self.on_output:
