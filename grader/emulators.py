@@ -92,11 +92,24 @@ _EMPTY_ENV = []
 
 def empty_env_block():
     """The block `grub-editenv FILE create` writes (its header, then '#'
-    padding to 1 KiB), made once per process."""
+    padding to 1 KiB): made once, and kept in build/ for the next process."""
     if not _EMPTY_ENV:
-        with tempfile.TemporaryDirectory(prefix="kit-env-") as tmp:
-            subprocess.run(["grub-editenv", f"{tmp}/env", "create"], check=True, timeout=30)
-            _EMPTY_ENV.append(Path(f"{tmp}/env").read_bytes())
+        from .labs import ROOT
+        kept = ROOT / "build" / ".grubenv-empty"
+        try:
+            data = kept.read_bytes()
+        except OSError:
+            data = b""
+        if len(data) != 1024 or not data.startswith(b"# GRUB Environment Block\n"):
+            with tempfile.TemporaryDirectory(prefix="kit-env-") as tmp:
+                subprocess.run(["grub-editenv", f"{tmp}/env", "create"], check=True, timeout=30)
+                data = Path(f"{tmp}/env").read_bytes()
+            try:
+                kept.parent.mkdir(exist_ok=True)
+                kept.write_bytes(data)
+            except OSError:
+                pass
+        _EMPTY_ENV.append(data)
     return _EMPTY_ENV[0]
 
 

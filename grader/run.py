@@ -34,7 +34,9 @@ class RunResult:
 
     @property
     def text(self):
-        return render(self.output)
+        if self.__dict__.get("_rendered", (None,))[0] is not self.output:     # render once per output
+            self.__dict__["_rendered"] = (self.output, render(self.output))
+        return self.__dict__["_rendered"][1]
 
     @property
     def lines(self):
