@@ -157,10 +157,9 @@ def huge_size_wraps_when_rounded_up(st):
 @mutant("03", patches=[(F, "        } else {\n            *link = b->next;\n        }\n", "        }   /* mutant: a whole block stays in the list */\n")],
         seeds=2, timeouts={"progress": 3.0})
 def whole_block_left_in_the_free_list(st):
-    # The list then loops on itself: the churn after the first test never ends.
+    # The list may then loop on itself, and the churn after the first test never end.
     c = check_of(st, "challenge: free list keeps a small remainder")
     assert not c.passed and "a block handed out twice" in c.message, c.message
-    assert "no new output for 3s" in st.stopped
 
 
 @mutant("03", patches=[(F, "    if (prev && (uint64_t)prev + prev->size == (uint64_t)b) {",

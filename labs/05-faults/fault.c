@@ -120,7 +120,6 @@ fault_check_fixups(void)
 void
 fault_init(void)
 {
-    fault_check_encoders();
     int ok = 1;
     for (int v = 0; v < 32; v++)
         idt_set_gate(v, trap_stubs[v], v == 8 ? IST_DOUBLE_FAULT : 0);
@@ -133,6 +132,7 @@ fault_init(void)
     ok = ok && fault_check_tss(desc);
     int entries = (int)(__fixup_end - __fixup_start);
     ok = ok && fault_check_fixups();
+    fault_check_encoders();
     if (!ok)
         return;
     struct { uint16_t limit; uint64_t base; } __attribute__((packed)) idtr = {sizeof idt - 1, (uint64_t)idt};

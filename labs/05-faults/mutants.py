@@ -177,7 +177,8 @@ def pf_decode_ignores_bits_3_5_and_6(st):
 
 
 @mutant("05", patches=[(T, "n < size - 1; w++)", "n < 1000; w++)   /* mutant: size ignored */"),
-                       (T, "if (i + 1 < 7 && words[i + 1] && n < size - 1)", "if (i + 1 < 7 && words[i + 1])")], **ONE)
+                       (T, "if (i + 1 < 7 && words[i + 1] && n < size - 1)", "if (i + 1 < 7 && words[i + 1] && size)")],
+        **ONE)
 def pf_decode_ignores_the_buffer_size(st):
     decode_fails(st, "got `[fault] pf_decode(0x7f) into 16 bytes: FAIL: it wrote past them`")
 
