@@ -67,24 +67,28 @@ def divisor_bytes_swapped(st):
 
 
 @mutant("02", patches=[(U, "    outb(COM1_PORT + UART_LCR, LCR_DLAB);\n" + DIVISOR,
-                        DIVISOR + "    outb(COM1_PORT + UART_LCR, LCR_DLAB);   /* mutant: DLAB set too late */\n")], seeds=2, boots=["default"])
+                        DIVISOR + "    outb(COM1_PORT + UART_LCR, LCR_DLAB);   /* mutant: DLAB set too late */\n")],
+        seeds=2, boots=["default"])
 def divisor_written_before_dlab(st):
     wrong_setting(st, "divisor 3 (38400 baud), LCR 0x03, FIFO on")
 
 
-@mutant("02", patches=[(U, "    outb(COM1_PORT + UART_LCR, LCR_8N1);", "    outb(COM1_PORT + UART_LCR, 0x07);   /* mutant: 2 stop bits */")],
+@mutant("02", patches=[(U, "    outb(COM1_PORT + UART_LCR, LCR_8N1);",
+                           "    outb(COM1_PORT + UART_LCR, 0x07);   /* mutant: 2 stop bits */")],
         seeds=2, boots=["default"])
 def two_stop_bits(st):
     wrong_setting(st, "divisor 1 (115200 baud), LCR 0x07, FIFO on")
 
 
 @mutant("02", patches=[(U, "    outb(COM1_PORT + UART_FCR, FCR_ENABLE | FCR_CLEAR_RX | FCR_CLEAR_TX | FCR_TRIG_14);",
-                        "    outb(COM1_PORT + UART_FCR, FCR_CLEAR_RX | FCR_CLEAR_TX);   /* mutant: FIFOs off */")], seeds=2, boots=["default"])
+                        "    outb(COM1_PORT + UART_FCR, FCR_CLEAR_RX | FCR_CLEAR_TX);   /* mutant: FIFOs off */")],
+        seeds=2, boots=["default"])
 def fifos_left_off(st):
     wrong_setting(st, "divisor 1 (115200 baud), LCR 0x03, FIFO off")
 
 
-@mutant("02", patches=[(U, "    outb(COM1_PORT + UART_LCR, LCR_8N1);", "    outb(COM1_PORT + UART_LCR, LCR_8N1 | LCR_DLAB);   /* mutant */")],
+@mutant("02", patches=[(U, "    outb(COM1_PORT + UART_LCR, LCR_8N1);",
+                           "    outb(COM1_PORT + UART_LCR, LCR_8N1 | LCR_DLAB);   /* mutant */")],
         seeds=2, boots=["default"])
 def dlab_left_set_silences_the_kernel(st):
     silent_uart(st)
@@ -96,7 +100,8 @@ def silent_uart(st):
 
 
 @mutant("02", patches=[(U, "    outb(COM1_PORT + UART_MCR, MCR_DTR | MCR_RTS | MCR_OUT2);",
-                        "    outb(COM1_PORT + UART_MCR, MCR_LOOP | MCR_DTR | MCR_RTS | MCR_OUT2);   /* mutant */")], seeds=2, boots=["default"])
+                        "    outb(COM1_PORT + UART_MCR, MCR_LOOP | MCR_DTR | MCR_RTS | MCR_OUT2);   /* mutant */")],
+        seeds=2, boots=["default"])
 def loopback_left_on_silences_serial_putc(st):
     silent_uart(st)
 
@@ -118,7 +123,8 @@ def flush_caught(st):
     assert [x.title for x in st.checks if not x.passed] == [c.title]
 
 
-@mutant("02", patches=[(U, FLUSH_WAIT, FLUSH_WAIT.replace("LSR_TEMT", "LSR_THRE"))], emulator="bochs", seeds=1, boots=["default"])
+@mutant("02", patches=[(U, FLUSH_WAIT, FLUSH_WAIT.replace("LSR_TEMT", "LSR_THRE"))],
+        emulator="bochs", seeds=1, boots=["default"])
 def serial_flush_waits_for_thre_not_temt(st):
     flush_caught(st)
 
@@ -175,7 +181,8 @@ def zero_prints_nothing(st):
     kprintf_wrong(st, "kprintf: edge values", "edges: -2147483648   -9223372036854775808")
 
 
-@mutant("02", patches=[(K, '"0123456789abcdef"[v % (uint64_t)base]', '"0123456789ABCDEF"[v % (uint64_t)base]')], seeds=20, boots=["default"])
+@mutant("02", patches=[(K, '"0123456789abcdef"[v % (uint64_t)base]', '"0123456789ABCDEF"[v % (uint64_t)base]')],
+        seeds=20, boots=["default"])
 def uppercase_hex_digits(st):
     kprintf_wrong(st, "kprintf: %d %u %x")
     kprintf_wrong(st, "kprintf: 64-bit")
@@ -202,7 +209,8 @@ def unsigned_read_as_int_is_sign_extended(st):
 
 
 @mutant("02", patches=[(K, "        for (; *fmt == 'l'; fmt++)\n            is_long = 1;\n",
-                        "        for (; *fmt == 'l'; fmt++)   /* mutant: l ignored */\n            ;\n")], seeds=20, boots=["default"])
+                        "        for (; *fmt == 'l'; fmt++)   /* mutant: l ignored */\n            ;\n")],
+        seeds=20, boots=["default"])
 def l_modifier_ignored(st):
     kprintf_wrong(st, "kprintf: 64-bit")
 
@@ -234,7 +242,8 @@ def percent_at_the_end_reads_past_the_format(st):
     kprintf_wrong(st, "kprintf: edge values", "kvprintf read past the end of its format")
 
 
-@mutant("02", patches=[(K, "            if (*fmt != '%')\n                con_putc('%'), out++;\n            con_putc(*fmt);\n            out++;\n",
+@mutant("02", patches=[(K, "            if (*fmt != '%')\n                con_putc('%'), out++;\n"
+                           "            con_putc(*fmt);\n            out++;\n",
                         "            if (*fmt == '%')   /* mutant: unknown conversions dropped */\n"
                         "                con_putc('%'), out++;\n")], seeds=20, boots=["default"])
 def unknown_conversion_dropped(st):
@@ -242,14 +251,16 @@ def unknown_conversion_dropped(st):
 
 
 # Classic mistakes in kpanic: the deliberate panic's line names the seed.
-@mutant("02", patches=[(K, '    kvprintf(fmt, ap);\n    va_end(ap);\n    kprintf("\\n");\n', '    kvprintf(fmt, ap);\n    va_end(ap);\n')],
+@mutant("02", patches=[(K, '    kvprintf(fmt, ap);\n    va_end(ap);\n    kprintf("\\n");\n',
+                           '    kvprintf(fmt, ap);\n    va_end(ap);\n')],
         seeds=2)
 def panic_line_without_newline(st):
     c = check_of(st, "panic")
     assert not c.passed and "got `[panic] labs/02-serial/serial.c:" in c.message and "[power] off: panic`" in c.message
 
 
-@mutant("02", patches=[(K, "    kvprintf(fmt, ap);\n", "    kprintf(fmt);   /* mutant: the arguments lost */\n")], seeds=2)
+@mutant("02", patches=[(K, "    kvprintf(fmt, ap);\n", "    kprintf(fmt);   /* mutant: the arguments lost */\n")],
+        seeds=2)
 def panic_message_printed_without_its_arguments(st):
     c = check_of(st, "panic")
     assert not c.passed and "deliberate panic, seed 0x" in c.message and "got `[panic]" in c.message

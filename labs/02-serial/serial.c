@@ -70,7 +70,8 @@ serial_setup(void)
 
 /* A format that ends in '%', followed by bytes that show up only when
  * kvprintf reads past its end. */
-static const char kprintf_tail[] = "[kprintf] tail: %s %q 100%\0[kprintf] FAIL: kvprintf read past the end of its format";
+static const char kprintf_tail[] = "[kprintf] tail: %s %q 100%\0"
+                                   "[kprintf] FAIL: kvprintf read past the end of its format";
 
 /* The seeded values keep their top bits set, so that every run prints a
  * negative %d and %ld, and a %u and %lu that no signed type holds. */

@@ -205,9 +205,10 @@ freelist_coalesce(struct freelist *fl, uint8_t *page)
 void
 freelist_selftest(uint64_t seed)
 {
-    uint8_t *region = kmalloc_pages(TEST_REGION / PAGE_SIZE + 1), *page = region + TEST_REGION;
+    uint8_t *region = kmalloc_pages(TEST_REGION / PAGE_SIZE + 1);   /* the churn's, then one page */
     if (region == NULL)
         return;
+    uint8_t *page = region + TEST_REGION;
     struct freelist fl, one;
     fl_init(&one, page, page + PAGE_SIZE);
     void *a = fl_alloc(&one, PAGE_SIZE - FL_HEADER - FL_MIN_BLOCK);     /* leaves FL_MIN_BLOCK bytes */
@@ -215,7 +216,8 @@ freelist_selftest(uint64_t seed)
     if (a && b && b > a && c == NULL)
         kprintf("[freelist] small remainder kept: ok\n");
     else if (a == NULL)
-        kprintf("[freelist] small remainder kept: FAIL (fl_alloc gave no block from a free region of 4096 bytes)\n");
+        kprintf("[freelist] small remainder kept: FAIL (fl_alloc gave no block from a free region of %d bytes)\n",
+                PAGE_SIZE);
     else if (c != NULL)
         kprintf("[freelist] small remainder kept: FAIL (a block handed out twice: a block handed out whole "
                 "must leave the free list)\n");

@@ -63,7 +63,8 @@ def wrong(st, title, *words):
     assert not c.passed and all(w in c.message for w in words), c.message
 
 
-@mutant("04", patches=[(PT, "            *e = (uint64_t)next | PTE_P | PTE_W;", "            *e = (uint64_t)next | PTE_P;   /* mutant */")],
+@mutant("04", patches=[(PT, "            *e = (uint64_t)next | PTE_P | PTE_W;",
+                            "            *e = (uint64_t)next | PTE_P;   /* mutant */")],
         seeds=2)
 def upper_entries_without_write(st):
     # The leaves say writable, the tables above them do not: the first write after CR3 faults.
@@ -79,46 +80,53 @@ def upper_entries_no_execute(st):
     assert "an instruction fetch from .text faulted" in diagnosis_text(st)
 
 
-@mutant("04", patches=[(PT, "        table = (pte_t *)PTE_ADDR(*e);", "        table = (pte_t *)*e;   /* mutant: flags kept in the pointer */")],
+@mutant("04", patches=[(PT, "        table = (pte_t *)PTE_ADDR(*e);",
+                            "        table = (pte_t *)*e;   /* mutant: flags kept in the pointer */")],
         seeds=2)
 def table_address_with_the_flag_bits(st):
     assert not st.full and not check_of(st, "paging: new tables built").passed
 
 
-@mutant("04", patches=[(PT, "        } else if (*e & PTE_PS) {\n            return NULL;\n        }\n", "        }   /* mutant: PTE_PS ignored */\n")],
+@mutant("04", patches=[(PT, "        } else if (*e & PTE_PS) {\n            return NULL;\n        }\n",
+                            "        }   /* mutant: PTE_PS ignored */\n")],
         seeds=2)
 def pt_entry_walks_into_a_large_page(st):
     wrong(st, "paging: translations", "got `[paging] pt_entry inside a 2 MiB page:", "FAIL: pt_entry went below a PTE_PS")
 
 
-@mutant("04", patches=[(PT, "            if (!create)\n                return NULL;\n", "            (void)create;   /* mutant: always made */\n")],
+@mutant("04", patches=[(PT, "            if (!create)\n                return NULL;\n",
+                            "            (void)create;   /* mutant: always made */\n")],
         seeds=2)
 def pt_entry_creates_without_create(st):
     wrong(st, "paging: translations", "FAIL: pt_entry made a table with create 0")
 
 
 @mutant("04", patches=[(PT, "    if (e == NULL || (*e & PTE_P))\n        return -1;\n    *e = pa | flags | PTE_P;",
-                        "    if (e == NULL)   /* mutant: maps over a mapped page */\n        return -1;\n    *e = pa | flags | PTE_P;")],
+                        "    if (e == NULL)   /* mutant: maps over a mapped page */\n        return -1;\n"
+                        "    *e = pa | flags | PTE_P;")],
         seeds=2)
 def pt_map_over_a_mapped_page(st):
     wrong(st, "paging: map, unmap and remap", "got `[paging] map it while mapped: 0,")
 
 
-@mutant("04", patches=[(PT, "    *e = pa | flags | PTE_P;", "    *e = (uint32_t)pa | flags | PTE_P;   /* mutant: 32-bit addresses */")],
+@mutant("04", patches=[(PT, "    *e = pa | flags | PTE_P;",
+                            "    *e = (uint32_t)pa | flags | PTE_P;   /* mutant: 32-bit addresses */")],
         seeds=2)
 def pt_map_drops_address_bits_above_4_gib(st):
     wrong(st, "paging: translations", "expected `[paging] translate 0xffff8000deadb123 -> 0x000000fedcba9123",
           "-> 0x00000000dcba9123")
 
 
-@mutant("04", patches=[(PT, "    *e = pa | flags | PTE_P;", "    *e = pa | PTE_P | PTE_W;   /* mutant: flags ignored */\n    (void)flags;")],
+@mutant("04", patches=[(PT, "    *e = pa | flags | PTE_P;",
+                            "    *e = pa | PTE_P | PTE_W;   /* mutant: flags ignored */\n    (void)flags;")],
         seeds=2)
 def pt_map_ignores_the_flags(st):
     wrong(st, "paging: kernel sections", "expected `[paging] .text", "rwx")
 
 
 @mutant("04", patches=[(PT, "    if (e == NULL || !(*e & PTE_P))\n        return -1;\n    *e = 0;",
-                        "    if (e == NULL)   /* mutant: an empty entry unmapped */\n        return -1;\n    *e = 0;")], seeds=2)
+                        "    if (e == NULL)   /* mutant: an empty entry unmapped */\n        return -1;\n    *e = 0;")],
+        seeds=2)
 def pt_unmap_of_a_page_not_mapped(st):
     wrong(st, "paging: map, unmap and remap", "unmap it while not mapped: 0`")
 
@@ -146,7 +154,8 @@ def large_page_offset_of_4_kib(st):
     wrong(st, "paging: translations", "expected `[paging] translate 0x")
 
 
-@mutant("04", patches=[(PT, "    *flags = *e & (PTE_NX | 0xfff);", "    *flags = *e & 0xfff;   /* mutant: NX lost */")], seeds=2)
+@mutant("04", patches=[(PT, "    *flags = *e & (PTE_NX | 0xfff);", "    *flags = *e & 0xfff;   /* mutant: NX lost */")],
+        seeds=2)
 def translate_loses_no_execute(st):
     wrong(st, "paging: kernel sections", "expected `[paging] .rodata", "r-x")
 
@@ -160,7 +169,8 @@ def translate_gives_the_flags_of_the_table_entry(st):
     wrong(st, "paging: kernel sections", "expected `[paging] .text", "rwx")
 
 
-@mutant("04", patches=[(PT, "        if (e == NULL || !(*e & PTE_P))\n            return -1;\n        *pa = PTE_ADDR(*e) | (va & (PAGE_SIZE - 1));",
+@mutant("04", patches=[(PT, "        if (e == NULL || !(*e & PTE_P))\n            return -1;\n"
+                            "        *pa = PTE_ADDR(*e) | (va & (PAGE_SIZE - 1));",
                         "        if (e == NULL)   /* mutant: an empty leaf translated */\n            return -1;\n"
                         "        *pa = PTE_ADDR(*e) | (va & (PAGE_SIZE - 1));")], seeds=2)
 def translate_of_an_empty_entry(st):

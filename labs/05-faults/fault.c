@@ -82,7 +82,8 @@ fault_check_encoders(void)
     memset(&idt[FAULT_SCRATCH_VECTOR], 0xff, sizeof idt[0]);
     idt_set_gate(FAULT_SCRATCH_VECTOR, (void (*)(void))FAULT_MADE_UP_ADDRESS, 5);
     if (memcmp(&idt[FAULT_SCRATCH_VECTOR], gate, sizeof gate) != 0) {
-        kprintf("[fault] FAIL: idt_set_gate(%d, %p, ist 5) gives `", FAULT_SCRATCH_VECTOR, (void *)FAULT_MADE_UP_ADDRESS);
+        kprintf("[fault] FAIL: idt_set_gate(%d, %p, ist 5) gives `", FAULT_SCRATCH_VECTOR,
+                (void *)FAULT_MADE_UP_ADDRESS);
         fault_print_bytes(&idt[FAULT_SCRATCH_VECTOR], sizeof gate);
         kprintf("`, the SDM `");
         fault_print_bytes(gate, sizeof gate);

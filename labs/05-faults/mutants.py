@@ -41,13 +41,14 @@ def error_code_left_on_the_stack(st):
 
 
 @mutant("05", patches=[("solutions/05-faults/trap.c", "    g->type_attr = GATE_PRESENT | GATE_INTERRUPT;",
-                        "    g->type_attr = GATE_INTERRUPT;   /* mutant */")])
+                        "    g->type_attr = GATE_INTERRUPT;   /* mutant */")], seeds=2, boots=["default"])
 def gate_without_present_bit(st):
     assert "idt_set_gate(0): the present bit is clear (type_attr 0xe" in check_of(st, "faults: IDT, TSS").message
 
 
 @mutant("05", patches=[("solutions/05-faults/trap.c", "    g->type_attr = GATE_PRESENT | GATE_INTERRUPT;",
-                        "    g->type_attr = GATE_PRESENT | 0x0c;   /* mutant: a call gate */")])
+                        "    g->type_attr = GATE_PRESENT | 0x0c;   /* mutant: a call gate */")], seeds=2,
+        boots=["default"])
 def gate_of_the_wrong_type(st):
     assert "the type is not a 64-bit interrupt gate" in check_of(st, "faults: IDT, TSS").message
 
@@ -86,17 +87,22 @@ def gate_reserved_field_not_cleared(st):
     setup_fails(st, "gives `ef be 08 00 05 8e ad de 00 80 ff ff ff ff ff ff`")
 
 
-@mutant("05", patches=[(T, "    g->offset_mid = (uint16_t)(a >> 16);", "    g->offset_mid = (uint16_t)(a >> 8);   /* mutant */")], **ONE)
+@mutant("05", patches=[(T, "    g->offset_mid = (uint16_t)(a >> 16);",
+                           "    g->offset_mid = (uint16_t)(a >> 8);   /* mutant */")],
+        **ONE)
 def gate_offset_mid_shifted_wrong(st):
     setup_fails(st, "idt_set_gate(0): the offset fields do not give the handler's address")
 
 
-@mutant("05", patches=[(T, "    g->ist = (uint8_t)(ist & 7);", "    g->ist = 0;   /* mutant */\n    (void)ist;")], **ONE)
+@mutant("05", patches=[(T, "    g->ist = (uint8_t)(ist & 7);", "    g->ist = 0;   /* mutant */\n    (void)ist;")],
+        **ONE)
 def gate_ist_ignored(st):
     setup_fails(st, "idt_set_gate(8): the IST field is wrong")
 
 
-@mutant("05", patches=[(T, "    g->type_attr = GATE_PRESENT | GATE_INTERRUPT;", "    g->type_attr = GATE_PRESENT | GATE_TRAP;   /* mutant */")], **ONE)
+@mutant("05", patches=[(T, "    g->type_attr = GATE_PRESENT | GATE_INTERRUPT;",
+                           "    g->type_attr = GATE_PRESENT | GATE_TRAP;   /* mutant */")],
+        **ONE)
 def trap_gate_not_interrupt_gate(st):
     setup_fails(st, "the type is not a 64-bit interrupt gate")
 
@@ -119,12 +125,15 @@ def tss_base_high_bits_left_out(st):
     setup_fails(st, "FAIL: tss_descriptor(0xffff8000deadbeef, limit 0xabcde) gives 0000000000000000 000a89adbeefbcde")
 
 
-@mutant("05", patches=[(T, "            | (((uint64_t)limit >> 16 & 0xf) << 48)", "            /* mutant: limit bits 19..16 left out */")], **ONE)
+@mutant("05", patches=[(T, "            | (((uint64_t)limit >> 16 & 0xf) << 48)",
+                           "            /* mutant: limit bits 19..16 left out */")],
+        **ONE)
 def tss_limit_high_bits_left_out(st):
     setup_fails(st, "gives 00000000ffff8000 de0089adbeefbcde")
 
 
-@mutant("05", patches=[(T, "    desc[1] = base >> 32;", "    desc[1] |= base >> 32;   /* mutant: the upper half never cleared */")],
+@mutant("05", patches=[(T, "    desc[1] = base >> 32;",
+                           "    desc[1] |= base >> 32;   /* mutant: the upper half never cleared */")],
         **ONE)
 def tss_descriptor_upper_half_not_cleared(st):
     setup_fails(st, "gives ffffffffffffffff de0a89adbeefbcde")
@@ -190,7 +199,9 @@ def pf_decode_writes_the_nul_past_the_end(st):
     decode_fails(st, "FAIL: it wrote past them")
 
 
-@mutant("05", patches=[(T, "        error & 4 ? \"user\" : \"kernel\",", "        error & 4 ? \"kernel\" : \"user\",   /* mutant */")], **ONE)
+@mutant("05", patches=[(T, "        error & 4 ? \"user\" : \"kernel\",",
+                           "        error & 4 ? \"kernel\" : \"user\",   /* mutant */")],
+        **ONE)
 def pf_decode_user_and_kernel_swapped(st):
     decode_fails(st, "pf_decode(0x7f): protection|write|kernel")
     assert not check_of(st, "faults: page fault reading an unmapped page").passed

@@ -15,7 +15,8 @@ def skeleton_runs_the_interpreter_and_refuses_the_jit(st):
     assert "no `[model] jit sse2: each context" in check_of(st, "jit: the SSE2 JIT is bit-exact").message
 
 
-@mutant("06", patches=[("solutions/06-jit-model/jit_seal.c", "        *e &= ~(PTE_W | PTE_NX);", "        *e &= ~PTE_NX;   /* mutant */")])
+@mutant("06", patches=[("solutions/06-jit-model/jit_seal.c", "        *e &= ~(PTE_W | PTE_NX);", "        *e &= ~PTE_NX;   /* mutant */")],
+        seeds=2)
 def jit_pages_left_writable(st):
     assert not check_of(st, "jit: W^X").passed and not check_of(st, "jit: the encoder is right").passed
     assert "is not r-x after jit_seal" in check_of(st, "jit: the encoder is right").message
@@ -58,11 +59,19 @@ def corrupt_weights_module_panics_clearly(st):
     assert not module.passed and "model: checksum mismatch: the module is corrupt" in module.message
 
 
-@mutant("06", patches=[("solutions/06-jit-model/jit_seal.c", "        invlpg(va);\n", "        /* mutant: no invlpg */\n")])
+@mutant("06", patches=[("solutions/06-jit-model/jit_seal.c", "        invlpg(va);\n", "        /* mutant: no invlpg */\n")],
+        seeds=2)
 def seal_without_invlpg_is_caught_under_qemu(st):
     enc = check_of(st, "jit: the encoder is right")
     assert not enc.passed and "still writable through the TLB after jit_seal: invlpg missing?" in enc.message
     assert st.diagnoses == {}                     # the run ended cleanly: no fault to blame
+
+
+@mutant("06", patches=[("solutions/06-jit-model/jit_seal.c", "        invlpg(va);\n", "        /* mutant: no invlpg */\n")],
+        emulator="bochs", seeds=1)
+def seal_without_invlpg_is_caught_under_bochs(st):
+    # Bochs has no monitor for the grader: the kernel's own probe (a write through the TLB) tells.
+    seal_without_invlpg_is_caught_under_qemu(st)
 
 
 @mutant("06", patches=[("labs/06-jit-model/lab.json", '"modules": ["chars.model"]', '"modules": []')])
@@ -86,12 +95,14 @@ def encoder_fails(st, text, got, sdm):
     assert not c.passed and want in c.message, c.message
 
 
-@mutant("06", patches=[(E, "x = index > 0 && (index & 8)", "x = (index >> 3) & 1   /* mutant: JIT_NOREG is -1 */")], **ONE)
+@mutant("06", patches=[(E, "x = index > 0 && (index & 8)", "x = (index >> 3) & 1   /* mutant: JIT_NOREG is -1 */")],
+        **ONE)
 def rex_x_from_jit_noreg(st):
     encoder_fails(st, "mov rax, [rdx+0x10]", "4a 8b 42 10", "48 8b 42 10")
 
 
-@mutant("06", patches=[(E, "(r ? 4 : 0) | (x ? 2 : 0) | (b ? 1 : 0)", "(b ? 4 : 0) | (x ? 2 : 0) | (r ? 1 : 0)   /* mutant */")],
+@mutant("06", patches=[(E, "(r ? 4 : 0) | (x ? 2 : 0) | (b ? 1 : 0)",
+                           "(b ? 4 : 0) | (x ? 2 : 0) | (r ? 1 : 0)   /* mutant */")],
         **ONE)
 def rex_r_and_b_swapped(st):
     encoder_fails(st, "mov ecx, [r13]", "44 8b 4d 00", "41 8b 4d 00")
@@ -107,13 +118,15 @@ def rex_w_never_set(st):
     encoder_fails(st, "mov rax, [rdx+0x10]", "40 8b 42 10", "48 8b 42 10")
 
 
-@mutant("06", patches=[(E, "    int mod = (disp == 0 && (base & 7) != 5) ? 0", "    int mod = (disp == 0) ? 0   /* mutant: RBP, R13 */")],
+@mutant("06", patches=[(E, "    int mod = (disp == 0 && (base & 7) != 5) ? 0",
+                           "    int mod = (disp == 0) ? 0   /* mutant: RBP, R13 */")],
         **ONE)
 def mod_00_with_rbp_or_r13_as_base(st):
     encoder_fails(st, "mov ecx, [r13]", "41 8b 0d", "41 8b 4d 00")
 
 
-@mutant("06", patches=[(E, "    if (index != JIT_NOREG || (base & 7) == 4) {", "    if (index != JIT_NOREG) {   /* mutant: RSP, R12 */")],
+@mutant("06", patches=[(E, "    if (index != JIT_NOREG || (base & 7) == 4) {",
+                           "    if (index != JIT_NOREG) {   /* mutant: RSP, R12 */")],
         **ONE)
 def no_sib_for_rsp_or_r12_as_base(st):
     encoder_fails(st, "mov r9, [r12]", "4d 8b 0c", "4d 8b 0c 24")
@@ -125,13 +138,15 @@ def scale_bits_not_a_logarithm(st):
     encoder_fails(st, "mov rax, [rbx+r14*8-8]", "4a 8b 44 33 f8", "4a 8b 44 f3 f8")
 
 
-@mutant("06", patches=[(E, "    int idx = index == JIT_NOREG ? 4 : index & 7;", "    int idx = index & 7;   /* mutant: JIT_NOREG is 7 */")],
+@mutant("06", patches=[(E, "    int idx = index == JIT_NOREG ? 4 : index & 7;",
+                           "    int idx = index & 7;   /* mutant: JIT_NOREG is 7 */")],
         **ONE)
 def sib_index_of_jit_noreg(st):
     encoder_fails(st, "mov r9, [r12]", "4d 8b 0c 3c", "4d 8b 0c 24")
 
 
-@mutant("06", patches=[(E, "    if (base == JIT_NOREG) {", "    if (0) {   /* mutant: no base, as any other */")], **ONE)
+@mutant("06", patches=[(E, "    if (base == JIT_NOREG) {", "    if (0) {   /* mutant: no base, as any other */")],
+        **ONE)
 def no_base_not_special(st):
     c = check_of(st, "jit: the encoder is right")
     assert not c.passed and "for `mov eax, [rcx*4+0x1000]` the encoder gives" in c.message, c.message
@@ -190,7 +205,8 @@ def jit_seal_start_not_rounded_down(st):
 
 
 @pending("06", patches=[(S, "        if (e == NULL || !(*e & PTE_P))\n            return -1;\n",
-                         "        if (!(*e & PTE_P))   /* mutant: NULL not checked */\n            return -1;\n")], **ONE)
+                         "        if (!(*e & PTE_P))   /* mutant: NULL not checked */\n            return -1;\n")],
+        **ONE)
 def jit_seal_without_its_null_check(st):
     # needs jit_seal of an address with no page table (0x00007e8000000000) to return -1
     assert not st.full and "cr2 0x0000000000000000 (not mapped): unexpected, powering off" in diagnosis_text(st)
