@@ -162,14 +162,14 @@ def zeros_before_the_sign(st):
                         "    for (int len = n + neg; !zero && len < width; len++, out++)\n        con_putc(' ');\n")],
         seeds=20, boots=["default"])
 def spaces_after_the_sign(st):
-    kprintf_wrong(st, "kprintf: width", "nwidth=[-  ")
+    kprintf_wrong(st, "kprintf: width", "nwidth=[- ")
 
 
 @mutant("02", patches=[(K, "for (int len = n + neg; zero && len < width; len++, out++)",
                         "for (int len = n; zero && len < width; len++, out++)   /* mutant: the sign not counted */")],
         seeds=20, boots=["default"])
 def width_does_not_count_the_sign(st):
-    kprintf_wrong(st, "kprintf: width", "neg=[-000")
+    kprintf_wrong(st, "kprintf: width", "got `[kprintf] width=", "neg=[-00")
 
 
 @mutant("02", patches=[(K, "    do {\n        digits[n++] = \"0123456789abcdef\"[v % (uint64_t)base];\n        v /= (uint64_t)base;\n"

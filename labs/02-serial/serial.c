@@ -74,15 +74,16 @@ static const char kprintf_tail[] = "[kprintf] tail: %s %q 100%\0"
                                    "[kprintf] FAIL: kvprintf read past the end of its format";
 
 /* The seeded values keep their top bits set, so that every run prints a
- * negative %d and %ld, and a %u and %lu that no signed type holds. */
+ * negative %d and %ld, and a %u and %lu that no signed type holds, whose
+ * first hex digit is a letter (a, b, e or f). */
 static void
 kprintf_selftest(uint64_t seed)
 {
     uint64_t st = seed;
     int32_t d = (int32_t)(uint32_t)(seed_next(&st) | 0x80000000u);
-    uint32_t u = (uint32_t)seed_next(&st) | 0x80000000u;
+    uint32_t u = (uint32_t)seed_next(&st) | 0xa0000000u;
     int64_t ld = (int64_t)(seed_next(&st) | 1ull << 63);
-    uint64_t lu = seed_next(&st) | 1ull << 63;
+    uint64_t lu = seed_next(&st) | 0xaull << 60;
     int small = (int)(seed_next(&st) % 1000);
     int neg = -(int)(seed_next(&st) % 1000) - 1;
     char word[8];
