@@ -103,6 +103,10 @@ def sections_in(ranges, syms, who):
     for name, addr in (("the stack guard page", syms["__stack_guard"]), ("page 0", 0)):
         if perms_at(ranges, addr) != "not mapped":
             raise Fail(f"{who} {name} ({hx(addr)}) is mapped: it must stay unmapped")
+    for m in filter(None, map(RANGE.match, ranges)):     # and nothing else runs: RAM, the stack, the tables
+        lo, hi, perms = int(m.group(1), 16), int(m.group(2), 16), m.group(3)
+        if perms.endswith("x") and not (syms["__kernel_start"] <= lo and hi <= syms["__text_end"]):
+            raise Fail(f"{who} {hx(lo)}-{hx(hi)} is {perms}: only the kernel's code may be executable (W^X)")
 
 
 @check("paging: the kernel's dump of the tables in CR3 shows W^X", 10, emulators=("bochs",))

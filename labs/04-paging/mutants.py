@@ -194,3 +194,12 @@ def translate_that_fakes_the_permissions_is_caught_under_both(st, under_bochs):
         assert check_of(each, "paging: kernel sections").passed
     assert "QEMU says .text page" in check_of(st, "paging: QEMU's own view").message
     assert "the kernel's dump says .text page" in check_of(under_bochs, "paging: the kernel's dump").message
+
+
+@mutant("04", patches=[("labs/04-paging/paging.c", "#define RAM           (PTE_P | PTE_W | PTE_NX)   /* rw- */",
+                        "#define RAM           (PTE_P | PTE_W)   /* mutant: rwx */")], also=[{"emulator": "bochs"}])
+def executable_ram_is_caught_under_both(st, under_bochs):
+    # The sections are right; the rest of RAM is writable and executable.
+    assert check_of(st, "paging: kernel sections").passed
+    assert "only the kernel's code may be executable" in check_of(st, "paging: QEMU's own view").message
+    assert "only the kernel's code may be executable" in check_of(under_bochs, "paging: the kernel's dump").message
