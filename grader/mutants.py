@@ -10,12 +10,15 @@ Each mutant grades a copy of the kit's labs/ and solutions/ with its patches
 applied (every old text must be found), by default with the student files
 from solutions/. Options: skeleton=True grades the student files of labs/
 (below=True: on the reference labs below), emulator, seed, memory_mb,
-timeouts; also=[{...}, ...] grades the same tree again with other options,
+timeouts, boots=["default"] (only those boots of the stage, and their
+checks); also=[{...}, ...] grades the same tree again with other options,
 and the function then receives every result; seeds=N grades it with N random
 seeds (and the fixed one) and calls the function on each result: a classic
-bug must be caught whatever the seed. The test suite
+bug must be caught whatever the seed (MUTANT_SEEDS=20 in the environment
+raises every N to at least 20). The test suite
 (grader/tests/test_mutants.py) runs every mutant of every lab.
 """
+import os
 import random
 import shutil
 from concurrent.futures import ThreadPoolExecutor
@@ -112,6 +115,8 @@ def run(m, workdir, jobs=2):
     tree = make_tree(Path(workdir) / "tree", m.patches, m.lab.root)
     options = dict(m.options)
     seeds = options.pop("seeds", 0)
+    if seeds:       # MUTANT_SEEDS=20 grades every seeded mutant with at least 20 random seeds
+        seeds = max(seeds, int(os.environ.get("MUTANT_SEEDS") or 0))
     try:
         if seeds:
             return _every_seed(m, tree, options, seeds, jobs)

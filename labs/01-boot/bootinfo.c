@@ -52,8 +52,9 @@ bootinfo_print_mmap(const struct boot_info *bi)
     con_puts(" regions\n");
 }
 
-/* Parse the Multiboot2 information at mbi, print what it says, and hand the
- * command line to cmdline_init. Returns the kernel's copy of the summary. */
+/* Parse the Multiboot2 information at mbi, print what it says, try the
+ * parser on made-up blocks too, and hand the command line to cmdline_init.
+ * Returns the kernel's copy of the summary. */
 struct boot_info *
 bootinfo_init(uint32_t magic, uint64_t mbi)
 {
@@ -77,6 +78,7 @@ bootinfo_init(uint32_t magic, uint64_t mbi)
     con_puts(boot_info.cmdline ? boot_info.cmdline : "(none)");
     con_puts("\n");
     bootinfo_print_mmap(&boot_info);
+    mb2_selftest();
     cmdline_init(boot_info.cmdline);
     return &boot_info;
 }

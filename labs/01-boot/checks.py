@@ -1,11 +1,14 @@
-"""Lab 01's computed checks (the tag count, the memory map against the
-machine the grader chose), the names of the kernel's sections for a
-diagnosis, and the hints for faults during the switch to long mode."""
+"""Lab 01's computed checks (the tag count and the made-up blocks of
+mb2_selftest.c, the memory map against the machine the grader chose), the
+names of the kernel's sections for a diagnosis, and the hints for faults
+during the switch to long mode."""
 import re
 
 from grader.api import Fail, Hint, check, place
 
 MMAP = re.compile(r"^\[mmap\] 0x([0-9a-f]{16})-0x([0-9a-f]{16}) (\w+)$")
+CR0_PG, EFER_LME = 1 << 31, 1 << 8     # x86.h
+MADE_UP = ("tags", "bad blocks")     # lines of mb2_selftest.c that the tag-walk check reads
 
 
 def ram_regions(lines, usable_only=True):
@@ -19,6 +22,13 @@ def tag_count(ctx):
     lines = ctx.find("[boot] multiboot2 tags: ")
     if not lines:
         raise Fail("no `[boot] multiboot2 tags: N` line (did the kernel reach kmain?)")
+    for what in MADE_UP:
+        said = ctx.find(f"[mb2] made-up {what}: ")
+        if not said:
+            raise Fail(f"no `[mb2] made-up {what}: ...` line: the kernel stopped before mb2_selftest "
+                       "(labs/01-boot/mb2_selftest.c)")
+        if not said[0].endswith(": ok"):
+            raise Fail(f"on a made-up block (labs/01-boot/mb2_selftest.c): {said[0]}")
     n = int(lines[0].split(": ")[1])
     if n < 4:
         raise Fail(f"mb2_parse returned {n}: GRUB passes at least the command line, loader name, "
@@ -112,6 +122,15 @@ HINTS = [
     Hint(lambda ev: any("Both CS.L and CS.D_B" in m for m in ev.chain.messages),
          "the 64-bit code segment has both L and D set: Bochs refuses it (QEMU lets it pass). With L=1, "
          "D must be 0: see the gdt in labs/01-boot/boot.S. Book: chapter 1, \"Pitfalls\".", rank=40),
+    Hint(lambda ev: any("SetEFER" in m and "reserved bits" in m for m in ev.chain.messages),
+         "wrmsr wrote reserved bits of EFER (Bochs refuses them, QEMU lets them pass): read EFER with rdmsr "
+         "first (%ecx = MSR_EFER, the value comes in %edx:%eax), set LME and NXE in %eax and write %edx:%eax "
+         "back. Book: chapter 1, \"Entering long mode\".", rank=40),
+    Hint(lambda ev: in_lm_enable(ev) and ev.fault.regs.get("CR0", 0) & CR0_PG
+         and not ev.fault.regs.get("EFER", EFER_LME) & EFER_LME,
+         "paging went on inside lm_enable with EFER.LME clear: the CPU switched to 32-bit PAE paging, not to "
+         "long mode, and read our 4-level tables as PAE ones. Set EFER.LME (step 3) before CR0.PG (step 4). "
+         "Book: chapter 1, \"Entering long mode\".", rank=40),
     Hint(lambda ev: in_lm_enable(ev) and ev.fault.vector == 14
          and abs(ev.fault.regs.get("CR2", 0) - ev.fault.rip) < 0x1000,
          paging_fault_text, rank=40, key="paging went on inside lm_enable and the next instruction fetch faulted"),

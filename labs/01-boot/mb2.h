@@ -88,4 +88,7 @@ void mb2_read_mmap(const struct mb2_tag_mmap *t, struct boot_info *bi);
 /* bootinfo.c: parse (through mb2_parse), check and print the boot information. */
 struct boot_info *bootinfo_init(uint32_t magic, uint64_t mbi);
 uint64_t bootinfo_usable_bytes(const struct boot_info *bi);
+
+/* mb2_selftest.c: mb2_parse and mb2_read_mmap on made-up blocks, one line each. */
+void mb2_selftest(void);
 #endif

@@ -65,7 +65,8 @@ def prints_everything_then_triple_faults(st):
     assert "triple fault" in diagnosis_text(st)
 
 
-@mutant("01", patches=[("solutions/01-boot/longmode.S", "    mov %eax, %cr3\n", "    /* mutant: CR3 never loaded */\n")])
+@mutant("01", patches=[("solutions/01-boot/longmode.S", "    mov %eax, %cr3\n", "    /* mutant: CR3 never loaded */\n")],
+        seeds=2)
 def lm_enable_without_cr3_faults_in_lm_enable(st):
     # Paging switched on with CR3 still 0: the next fetch walks garbage tables.
     diag = diagnosis_text(st)
@@ -159,3 +160,138 @@ def a_jump_outside_the_kernel_is_named(st):
     diag = diagnosis_text(st)
     assert diag.startswith("#PF (page fault, vector 14) at rip 0x40000000, outside the kernel"), diag
     assert "the CPU was running outside the kernel when it faulted (rip 0x40000000)" in diag
+
+
+    assert "PAE and CR3 before CR0.PG" in diag
+
+
+# Classic mistakes in lm_enable (longmode.S). It runs before the seed is read,
+# the same instructions on every machine the seed picks: a few seeds suffice.
+LM = "solutions/01-boot/longmode.S"
+
+
+def boot_fail(st, step):
+    """The boot check fails with boot.S's line naming `step`, and nothing else boots."""
+    boot = check_of(st, "boot: long mode")
+    assert not boot.passed and f"[boot] FAIL: lm_enable: {step} is clear" in boot.message, boot.message
+
+
+@mutant("01", patches=[(LM, "    or $CR4_PAE, %eax\n", "")], seeds=2)
+def lm_enable_without_pae(st):
+    boot_fail(st, "CR4.PAE")
+
+
+@mutant("01", patches=[(LM, "    or $(EFER_LME | EFER_NXE), %eax\n", "    or $EFER_NXE, %eax\n")], seeds=2)
+def lm_enable_without_lme_faults_in_32_bit_paging(st):
+    assert "triple fault" in st.stopped
+    diag = diagnosis_text(st)
+    assert "in lm_enable (solutions/01-boot/longmode.S:" in diag and "with EFER.LME clear" in diag
+
+
+@mutant("01", patches=[(LM, "    or $(EFER_LME | EFER_NXE), %eax\n", "    or $EFER_LME, %eax\n")], seeds=2)
+def lm_enable_without_nxe(st):
+    boot_fail(st, "EFER.NXE")
+
+
+@mutant("01", patches=[(LM, "    or $(CR0_PG | CR0_WP), %eax\n", "    or $CR0_PG, %eax\n")], seeds=2)
+def lm_enable_without_write_protect(st):
+    boot_fail(st, "CR0.WP")
+
+
+@mutant("01", patches=[(LM, "    rdmsr\n    or $(EFER_LME | EFER_NXE), %eax\n", "    mov $(EFER_LME | EFER_NXE), %eax\n")],
+        emulator="bochs", seeds=2)
+def wrmsr_without_rdmsr_writes_reserved_bits_under_bochs(st):
+    # %edx still holds what cpuid left there: QEMU ignores the reserved bits, Bochs faults.
+    assert "triple fault" in st.stopped
+    diag = diagnosis_text(st)
+    assert "in lm_enable (solutions/01-boot/longmode.S:" in diag and "read EFER with rdmsr first" in diag
+
+
+@mutant("01", patches=[(LM, "    mov 4(%esp), %eax ", "    mov (%esp), %eax ")], seeds=2)
+def lm_enable_loads_its_return_address_into_cr3(st):
+    boot_fail_cr3 = check_of(st, "boot: long mode")
+    assert not boot_fail_cr3.passed and "triple fault" in st.stopped
+    assert "in lm_enable (solutions/01-boot/longmode.S:" in diagnosis_text(st)
+
+
+# Classic mistakes in mb2_parse and mb2_read_mmap (mb2.c). What catches them
+# is the made-up blocks of mb2_selftest.c, the same on every run (GRUB's own
+# block changes with the seed only in the digits of the command line and the
+# memory size): a few seeds suffice.
+MB = "solutions/01-boot/mb2.c"
+
+
+def made_up(st, what, words):
+    """The made-up block's line `what` says FAIL with these words, in the check that reads it."""
+    title = "mb2: memory map regions" if what == "memory map" else "mb2: tag walk counts the tags"
+    c = check_of(st, title)
+    assert not c.passed and f"[mb2] made-up {what}: FAIL: " in c.message and words in c.message, c.message
+
+
+@mutant("01", patches=[(MB, "        p += (tag->size + MB2_TAG_ALIGN - 1) & ~(uint64_t)(MB2_TAG_ALIGN - 1);",
+                        "        p += tag->size;   /* mutant: not rounded up to 8 */")], seeds=2)
+def tag_size_not_rounded_up(st):
+    assert not check_of(st, "mb2: command line").passed or not check_of(st, "mb2: boot loader name").passed
+    made_up(st, "tags", "rounded up to 8")
+
+
+@mutant("01", patches=[(MB, "        p += (tag->size + MB2_TAG_ALIGN - 1) & ~(uint64_t)(MB2_TAG_ALIGN - 1);",
+                        "        p += (tag->size + 3) & ~3ull;   /* mutant: rounded up to 4 */")], seeds=2)
+def tag_size_rounded_up_to_4(st):
+    made_up(st, "tags", "rounded up to 8")
+
+
+KNOWN_ONLY = [(MB, "        ntags++;\n", ""),
+              (MB, "            bi->loader = ((const struct mb2_tag_string *)tag)->string;",
+               "            bi->loader = ((const struct mb2_tag_string *)tag)->string, ntags++;   /* mutant */"),
+              (MB, "            bi->cmdline = ((const struct mb2_tag_string *)tag)->string;",
+               "            bi->cmdline = ((const struct mb2_tag_string *)tag)->string, ntags++;"),
+              (MB, "            mb2_read_mmap((const struct mb2_tag_mmap *)tag, bi);",
+               "            mb2_read_mmap((const struct mb2_tag_mmap *)tag, bi), ntags++;"),
+              (MB, "            bm->cmdline = m->cmdline;", "            bm->cmdline = m->cmdline;\n            ntags++;")]
+
+
+@mutant("01", patches=KNOWN_ONLY, seeds=2)
+def unknown_tags_not_counted(st):
+    made_up(st, "tags", "known or not")
+
+
+@mutant("01", patches=[(MB, "            return ntags;", "            return ntags + 1;   /* mutant: the end tag counted */")],
+        seeds=2)
+def end_tag_counted(st):
+    made_up(st, "tags", "mb2_parse returned 10 for 9 tags")
+
+
+@mutant("01", patches=[(MB, "tag->type == MB2_TAG_MODULE && bi->nmodules < BOOT_MAX_MODULES",
+                        "tag->type == MB2_TAG_MODULE && bi->nmodules <= BOOT_MAX_MODULES   /* mutant */")], seeds=2)
+def module_table_overrun(st):
+    made_up(st, "tags", "must record BOOT_MAX_MODULES (4) modules, no more")
+
+
+@mutant("01", patches=[(MB, "        if (p + sizeof *tag > end || tag->size < sizeof *tag || p + tag->size > end)",
+                        "        if (p + sizeof *tag > end || p + tag->size > end)   /* mutant */")], seeds=2)
+def tag_size_below_8_accepted(st):
+    made_up(st, "bad blocks", "a tag of size 4 was accepted")
+
+
+@mutant("01", patches=[(MB, "        if (p + sizeof *tag > end || tag->size < sizeof *tag || p + tag->size > end)",
+                        "        if (p + sizeof *tag > end || tag->size < sizeof *tag)   /* mutant */")], seeds=2)
+def tag_past_total_size_accepted(st):
+    made_up(st, "bad blocks", "a tag reaching past total_size was accepted or read")
+
+
+@mutant("01", patches=[(MB, "p += t->entry_size) {", "p += sizeof(struct mb2_mmap_entry)) {   /* mutant */")], seeds=2)
+def memory_map_stride_is_sizeof(st):
+    # GRUB's entry_size is sizeof(struct mb2_mmap_entry): only the made-up map shows the mistake.
+    made_up(st, "memory map", "entries are entry_size bytes apart (here 32), not sizeof")
+
+
+@mutant("01", patches=[(MB, "bi->nregions < BOOT_MAX_REGIONS;", "bi->nregions <= BOOT_MAX_REGIONS;   /* mutant */")],
+        seeds=2)
+def region_table_overrun(st):
+    made_up(st, "memory map", "a write past the end of bi->regions")
+
+
+@mutant("01", patches=[(MB, "p + t->entry_size <= end &&", "p <= end &&   /* mutant */")], seeds=2)
+def memory_map_entry_read_past_the_tag(st):
+    made_up(st, "memory map", "an entry read past the end of the tag")

@@ -37,6 +37,21 @@ serial_report(void)
     con_puts(fifo ? ", FIFO on\n" : ", FIFO off\n");
 }
 
+/* The last line printed is still leaving the UART: serial_flush must wait
+ * until it is all gone. Only an emulator that models the baud rate (Bochs)
+ * can tell; QEMU sends every byte at once. */
+static void
+serial_check_flush(void)
+{
+    serial_flush();
+    uint8_t lsr = inb(COM1_PORT + UART_LSR);
+    if (lsr & LSR_TEMT)
+        con_puts("[serial] serial_flush: the transmitter is empty\n");
+    else
+        kprintf("[serial] serial_flush: FAIL: returned with LSR 0x%x, still sending: wait for LSR.TEMT, "
+                "not THRE (LAB 2, uart.c)\n", lsr);
+}
+
 /* Initialise COM1; on success every later character goes through serial_putc. */
 void
 serial_setup(void)
@@ -53,14 +68,22 @@ serial_setup(void)
     con_puts("[serial] console moved to serial_putc\n");
 }
 
+/* A format that ends in '%', followed by bytes that show up only when
+ * kvprintf reads past its end. */
+static const char kprintf_tail[] = "[kprintf] tail: %s %q 100%\0"
+                                   "[kprintf] FAIL: kvprintf read past the end of its format";
+
+/* The seeded values keep their top bits set, so that every run prints a
+ * negative %d and %ld, and a %u and %lu that no signed type holds, whose
+ * first hex digit is a letter (a, b, e or f). */
 static void
 kprintf_selftest(uint64_t seed)
 {
     uint64_t st = seed;
-    int32_t d = (int32_t)seed_next(&st);
-    uint32_t u = (uint32_t)seed_next(&st);
-    int64_t ld = (int64_t)seed_next(&st);
-    uint64_t lu = seed_next(&st);
+    int32_t d = (int32_t)(uint32_t)(seed_next(&st) | 0x80000000u);
+    uint32_t u = (uint32_t)seed_next(&st) | 0xa0000000u;
+    int64_t ld = (int64_t)(seed_next(&st) | 1ull << 63);
+    uint64_t lu = seed_next(&st) | 0xaull << 60;
     int small = (int)(seed_next(&st) % 1000);
     int neg = -(int)(seed_next(&st) % 1000) - 1;
     char word[8];
@@ -72,15 +95,20 @@ kprintf_selftest(uint64_t seed)
 
     kprintf("[kprintf] d=%d u=%u x=%x\n", d, u, u);
     kprintf("[kprintf] ld=%ld lu=%lu lx=%lx\n", ld, lu, lu);
-    kprintf("[kprintf] width=[%6d] zero=[%06d] neg=[%06d] hex=[%08x]\n", small, small, neg, small);
-    kprintf("[kprintf] s=%s ws=[%10s] c=%c pct=%% p=%p\n", word, word, c, p);
+    int n1 = kprintf("[kprintf] width=[%6d] zero=[%06d] neg=[%06d] nwidth=[%6d] hex=[%08x]\n", small, small,
+                     neg, neg, small);
+    int n2 = kprintf("[kprintf] s=%s ws=[%10s] c=%c pct=%% p=%p\n", word, word, c, p);
     kprintf("[kprintf] edges: %d %u %x %ld [%s]\n", (int32_t)0x80000000, 0u, 0u,
             (int64_t)0x8000000000000000ull, "");
+    int n3 = kprintf(kprintf_tail, (const char *)NULL);
+    kprintf(" returned %d; the width and s= lines returned %d and %d\n", n3, n1, n2);
 }
 
 void
 serial_selftest(uint64_t seed)
 {
+    if (con_sink == serial_putc)
+        serial_check_flush();
     if (test_selected("kprintf"))
         kprintf_selftest(seed);
     if (test_named("panic"))

@@ -82,6 +82,28 @@ selftest_null(void *p)
     return p ? "gave a block" : "NULL";
 }
 
+/* A heap of 100 bytes that starts 8 bytes past a page: alignment is of the
+ * address, not of the offset; a block that ends on the heap's last byte fits;
+ * next moves to the end of a block, not further, and a request that fails
+ * moves it not at all. Same on every run. */
+static void
+selftest_small(uint8_t *region)
+{
+    static const uint64_t size[4] = {3, 200, 5, 87}, align[4] = {1, 64, 16, 1};
+    struct heap s;
+    uint8_t *start = region + 8;
+    heap_init(&s, start, start + 100);
+    kprintf("[heap] 100 bytes at a page + 8:");
+    for (int i = 0; i < 4; i++) {
+        uint8_t *p = heap_alloc(&s, size[i], align[i]);
+        if (p)
+            kprintf(" %lu align %lu -> +0x%lx,", size[i], align[i], p - start);
+        else
+            kprintf(" %lu align %lu -> NULL,", size[i], align[i]);
+    }
+    kprintf(" 1 align 16 -> %s, used %lu\n", selftest_null(heap_alloc(&s, 1, 16)), heap_used(&s));
+}
+
 void
 heap_selftest(uint64_t seed)
 {
@@ -122,6 +144,7 @@ heap_selftest(uint64_t seed)
     else
         kprintf("[heap] exhausted after %d blocks of 4096 bytes, used %lu of %d\n", count, heap_used(&t),
                 TEST_REGION);
+    selftest_small(region);
     kprintf("[heap] kernel heap used: %lu bytes\n", heap_used(&kernel_heap));
 }
 
@@ -135,53 +158,85 @@ fl_init(struct freelist *fl, void *start, void *end)
     fl->head->next = NULL;
 }
 
-/* Alloc and free in a seeded order, each block filled with its own byte;
- * returns the first slot whose bytes changed, or -1. */
-static int
-freelist_churn(struct freelist *fl, uint64_t seed)
+/* Alloc and free in a seeded order, each block filled with its own byte.
+ * Returns what went wrong first, with its slot in *bad, or NULL. */
+static const char *
+freelist_churn(struct freelist *fl, uint64_t seed, int *bad)
 {
     uint8_t *slot[FL_SLOTS] = {0};
     uint64_t size[FL_SLOTS], st = seed ^ 0xf1;
     for (int op = 0; op < FL_OPS; op++) {
-        int s = (int)(seed_next(&st) % FL_SLOTS);
+        int s = *bad = (int)(seed_next(&st) % FL_SLOTS);
         if (slot[s] == NULL) {
             size[s] = 1 + seed_next(&st) % 2000;
             slot[s] = fl_alloc(fl, size[s]);
             if (slot[s] == NULL)
-                return s;
+                return "got no block";
+            if ((uint64_t)slot[s] % 16)
+                return "got a block that is not 16-byte aligned";
             memset(slot[s], 0x40 + s, size[s]);
             continue;
         }
         for (uint64_t i = 0; i < size[s]; i++)
             if (slot[s][i] != 0x40 + s)
-                return s;
+                return "lost its bytes";
         fl_free(fl, slot[s]);
         slot[s] = NULL;
     }
     for (int s = 0; s < FL_SLOTS; s++)
         fl_free(fl, slot[s]);
-    return -1;
+    return NULL;
+}
+
+/* Three blocks on a page, freed middle, first, last: the first must merge
+ * with the free block after it, the last with those before and after it.
+ * Returns whether the page is one free block again. */
+static int
+freelist_coalesce(struct freelist *fl, uint8_t *page)
+{
+    fl_init(fl, page, page + PAGE_SIZE);
+    void *x = fl_alloc(fl, 100), *y = fl_alloc(fl, 100), *z = fl_alloc(fl, 100);
+    fl_free(fl, y);
+    fl_free(fl, x);
+    fl_free(fl, z);
+    return x && y && z && fl_alloc(fl, PAGE_SIZE - FL_HEADER) != NULL;
 }
 
 void
 freelist_selftest(uint64_t seed)
 {
-    uint8_t *region = kmalloc_pages(TEST_REGION / PAGE_SIZE);
+    uint8_t *region = kmalloc_pages(TEST_REGION / PAGE_SIZE + 1);   /* the churn's, then one page */
     if (region == NULL)
         return;
-    struct freelist fl;
-    fl_init(&fl, region, region + PAGE_SIZE);
-    void *a = fl_alloc(&fl, PAGE_SIZE - FL_HEADER - 48);     /* leaves 48 bytes */
-    void *b = fl_alloc(&fl, 16);
-    kprintf("[freelist] small remainder kept: %s\n", a && b && b > a ? "ok" : a == NULL
-            ? "FAIL (fl_alloc gave no block from a free region of 4096 bytes)"
-            : "FAIL (the 48 bytes left after the first block were not kept free)");
+    uint8_t *page = region + TEST_REGION;
+    struct freelist fl, one;
+    fl_init(&one, page, page + PAGE_SIZE);
+    void *a = fl_alloc(&one, PAGE_SIZE - FL_HEADER - FL_MIN_BLOCK);     /* leaves FL_MIN_BLOCK bytes */
+    void *b = fl_alloc(&one, 16), *c = fl_alloc(&one, 16);             /* b takes them all: c gets none */
+    if (a && b && b > a && c == NULL)
+        kprintf("[freelist] small remainder kept: ok\n");
+    else if (a == NULL)
+        kprintf("[freelist] small remainder kept: FAIL (fl_alloc gave no block from a free region of %d bytes)\n",
+                PAGE_SIZE);
+    else if (c != NULL)
+        kprintf("[freelist] small remainder kept: FAIL (a block handed out twice: a block handed out whole "
+                "must leave the free list)\n");
+    else
+        kprintf("[freelist] small remainder kept: FAIL (the %d bytes left after the first block were not kept "
+                "free)\n", (int)FL_MIN_BLOCK);
     fl_init(&fl, region, region + TEST_REGION);
-    int bad = freelist_churn(&fl, seed);
-    if (bad < 0)
+    int bad;
+    const char *why = freelist_churn(&fl, seed, &bad);
+    if (why == NULL)
         kprintf("[freelist] %d seeded operations, patterns intact: ok\n", FL_OPS);
     else
-        kprintf("[freelist] FAIL: slot %d lost its bytes or got no block\n", bad);
+        kprintf("[freelist] %d seeded operations, patterns intact: FAIL (slot %d %s)\n", FL_OPS, bad, why);
+    int wraps = fl_alloc(&fl, 0) || fl_alloc(&fl, ~0ull - 7) || fl_alloc(&fl, ~0ull - 15);
+    kprintf("[freelist] size 0, 2^64-8 and 2^64-16: %s\n", wraps ? "FAIL (a block; rounding up must not wrap "
+            "around 2^64)" : "NULL");
+    kprintf("[freelist] three blocks freed middle, first, last, one block again: %s\n",
+            freelist_coalesce(&one, page) ? "ok" : "FAIL (fl_free merges with the free block after it and "
+            "with the one before it)");
     void *all = fl_alloc(&fl, TEST_REGION - FL_HEADER);
     kprintf("[freelist] after freeing everything, one block of %d bytes: %s\n", TEST_REGION - (int)FL_HEADER,
             all ? "ok" : "FAIL");

@@ -15,16 +15,16 @@ def heap_at_a_fixed_address_beyond_ram(st):
 
 
 @mutant("03", patches=[("solutions/03-bss-heap/heap.c", "    uint64_t addr = h->next + pad;",
-                        "    uint64_t addr = h->next + pad / 2;   /* mutant */")])
+                        "    uint64_t addr = h->next + pad / 2;   /* mutant */")], seeds=20)
 def misaligned_kmalloc(st):
     seq = check_of(st, "heap: allocation sequence")
-    assert not seq.passed and "must not appear: `[heap] FAIL: block 1 at" in seq.message
-    assert "is not aligned to 16" in seq.message
+    assert not seq.passed and "must not appear: `[heap] FAIL: block " in seq.message, seq.message
+    assert "is not aligned to " in seq.message
     assert any(d.strip().startswith("WRONG") for d in seq.details)     # and the offsets are off
 
 
 @mutant("03", patches=[("solutions/03-bss-heap/heap.c", "    if (size > h->end - addr)",
-                        "    if (addr + size > h->end)   /* mutant: wraps */")])
+                        "    if (addr + size > h->end)   /* mutant: wraps */")], seeds=2)
 def allocator_that_wraps_on_a_huge_size(st):
     edges = check_of(st, "heap: size 0, huge sizes")
     assert not edges.passed and "size 2^64-9 gave a block" in edges.message
@@ -32,7 +32,8 @@ def allocator_that_wraps_on_a_huge_size(st):
 
 
 @mutant("03", patches=[("solutions/03-bss-heap/freelist.c", "        if (b->size - need >= FL_MIN_BLOCK) {",
-                        "        if (b->size - need >= FL_MIN_BLOCK * 5) {   /* mutant: only large remainders */")])
+                        "        if (b->size - need >= FL_MIN_BLOCK * 5) {   /* mutant: only large remainders */")],
+        seeds=2)
 def challenge_bug_from_the_seeds_free_list_left_empty(st):
     assert st.full                                       # the challenge is optional...
     small = check_of(st, "challenge: free list keeps a small remainder")
@@ -47,3 +48,155 @@ def heap_at_a_fixed_address_beyond_the_boot_map(st):
     diag = diagnosis_text(st)
     assert "#PF (page fault, vector 14)" in diag and "CR2=0x50000000" in diag
     assert "CR2 is beyond the boot identity map (1 GiB)" in diag and "made-up fixed address" in diag
+
+
+# Classic mistakes in heap_init, heap_alloc and heap_used (heap.c). The
+# allocation sequence comes from the seed; the heap of 100 bytes at a page + 8
+# (selftest_small) and the edge requests are the same on every run.
+H = "solutions/03-bss-heap/heap.c"
+ALLOC_FIT = "    uint64_t pad = (0 - h->next) & (align - 1);    /* bytes up to the next multiple */\n" \
+            "    if (pad > h->end - h->next)\n        return NULL;\n    uint64_t addr = h->next + pad;\n"
+
+
+def wrong_line(st, title, *words):
+    c = check_of(st, title)
+    assert not c.passed and all(w in c.message for w in words), c.message
+
+
+SMALL = "got `[heap] 100 bytes at a page + 8:"
+
+
+@mutant("03", patches=[(H, "    h->next = (uint64_t)start;\n", "")], seeds=2)
+def heap_init_forgets_next(st):
+    wrong_line(st, "heap: allocation sequence", "missing `[heap] alloc")
+    assert "[heap] FAIL: kmalloc_pages(16) returned NULL: no test region" in st.boots["default"].lines
+
+
+@mutant("03", patches=[(H, ALLOC_FIT, "    uint64_t addr = (h->next + align) & ~(align - 1);   /* mutant: always moves up */\n"
+                                      "    if (addr > h->end)\n        return NULL;\n")], seeds=20)
+def alignment_that_always_moves_up(st):
+    wrong_line(st, "heap: allocation sequence", "expected `[heap] alloc", "-> +0x0`")
+
+
+@mutant("03", patches=[(H, "    uint64_t pad = (0 - h->next) & (align - 1);",
+                        "    uint64_t pad = (0 - (h->next - h->start)) & (align - 1);   /* mutant: the offset aligned */")],
+        seeds=2)
+def alignment_of_the_offset_not_the_address(st):
+    # The test heap starts on a page, where offset and address agree: only the heap at a page + 8 tells.
+    wrong_line(st, "heap: exhaustion returns NULL", SMALL, "5 align 16 -> +0x10")
+    assert check_of(st, "heap: allocation sequence").passed
+
+
+@mutant("03", patches=[(H, "    if (size > h->end - addr)",
+                           "    if (size >= h->end - addr)   /* mutant: an exact fit refused */")],
+        seeds=2)
+def exact_fit_refused(st):
+    wrong_line(st, "heap: exhaustion returns NULL", SMALL, "87 align 1 -> NULL")
+
+
+@mutant("03", patches=[(H, "    h->next = addr + size;",
+                           "    h->next = (addr + size + 15) & ~15ull;   /* mutant: next rounded up */")],
+        seeds=2)
+def next_rounded_up_past_the_block(st):
+    wrong_line(st, "heap: exhaustion returns NULL", SMALL, "87 align 1 -> NULL")
+
+
+@mutant("03", patches=[(H, "    uint64_t addr = h->next + pad;\n",
+                        "    h->next += pad;   /* mutant: moved before the block is known to fit */\n    uint64_t addr = h->next;\n")],
+        seeds=2)
+def failed_request_moves_next(st):
+    wrong_line(st, "heap: exhaustion returns NULL", SMALL, "200 align 64 -> NULL, 5 align 16 -> +0x38")
+
+
+@mutant("03", patches=[(H, ALLOC_FIT, "    uint64_t addr = (h->next + align - 1) & ~(align - 1);   /* mutant: can wrap */\n")],
+        seeds=2)
+def alignment_rounding_that_wraps(st):
+    wrong_line(st, "heap: size 0, huge sizes", "align 2^63 gave a block")
+
+
+@mutant("03", patches=[(H, "align == 0 || (align & (align - 1)) != 0", "align == 0   /* mutant: any alignment */")],
+        seeds=2)
+def alignment_not_a_power_of_two_accepted(st):
+    wrong_line(st, "heap: size 0, huge sizes", "align 24 gave a block")
+
+
+@mutant("03", patches=[(H, "    if (size == 0 || align == 0", "    if (align == 0   /* mutant: size 0 accepted */")],
+        seeds=2)
+def size_zero_accepted(st):
+    wrong_line(st, "heap: size 0, huge sizes", "size 0 gave a block")
+
+
+@mutant("03", patches=[(H, "    return h->next - h->start;", "    return h->end - h->next;   /* mutant: the room left */")],
+        seeds=20)
+def heap_used_gives_the_room_left(st):
+    # The two counts agree only when the heap is exactly half used: then the exhaustion line tells.
+    used, full = check_of(st, "heap: used statistic"), check_of(st, "heap: exhaustion")
+    assert "expected `[heap] used after 10 blocks:" in used.message or "got `[heap] exhausted after" in full.message
+
+
+# Classic mistakes in the challenge, fl_alloc and fl_free (freelist.c): the
+# churn is seeded; the small remainder, the huge sizes and the order of the
+# three frees are the same on every run.
+F = "solutions/03-bss-heap/freelist.c"
+
+
+def challenge_fails(st, title, *words):
+    assert st.full                                      # the challenge is optional
+    c = check_of(st, title)
+    assert not c.passed and c.bonus and all(w in c.message for w in words), c.message
+
+
+@mutant("03", patches=[(F, "        if (b->size - need >= FL_MIN_BLOCK) {",
+                           "        if (b->size - need > FL_MIN_BLOCK) {   /* mutant */")],
+        seeds=2)
+def split_threshold_off_by_one(st):
+    challenge_fails(st, "challenge: free list keeps a small remainder", "the 32 bytes left")
+
+
+@mutant("03", patches=[(F, "    uint64_t need = FL_HEADER + ((size + 15) & ~15ull);",
+                        "    uint64_t need = FL_HEADER + size;   /* mutant: not rounded up to 16 */")], seeds=20)
+def block_size_not_rounded_up(st):
+    challenge_fails(st, "challenge: seeded alloc and free", "patterns intact: FAIL (slot", "not 16-byte aligned")
+
+
+@mutant("03", patches=[(F, "    uint64_t need = FL_HEADER + ((size + 15) & ~15ull);",
+                        "    uint64_t need = (size + 15) & ~15ull;   /* mutant: no room for the header */")], seeds=20)
+def header_not_counted(st):
+    # Each block's data runs over the next block's header: the free list is corrupt from then on.
+    c = check_of(st, "challenge: seeded alloc and free")
+    assert not c.passed and c.bonus, c.message
+
+
+@mutant("03", patches=[(F, "    if (size == 0 || size > (1ull << 40))",
+                           "    if (size == 0)   /* mutant: rounding may wrap */")],
+        seeds=2)
+def huge_size_wraps_when_rounded_up(st):
+    challenge_fails(st, "challenge: seeded alloc and free", "2^64-16: FAIL (a block; rounding up must not wrap")
+
+
+@mutant("03", patches=[(F, "        } else {\n            *link = b->next;\n        }\n",
+                           "        }   /* mutant: a whole block stays in the list */\n")],
+        seeds=2, timeouts={"progress": 3.0})
+def whole_block_left_in_the_free_list(st):
+    # The list may then loop on itself, and the churn after the first test never end.
+    c = check_of(st, "challenge: free list keeps a small remainder")
+    assert not c.passed and "a block handed out twice" in c.message, c.message
+
+
+@mutant("03", patches=[(F, "    if (prev && (uint64_t)prev + prev->size == (uint64_t)b) {",
+                        "    if (0 && prev) {   /* mutant: never merged with the block before */")], seeds=2)
+def free_never_merges_with_the_block_before(st):
+    challenge_fails(st, "challenge: coalescing", "merges with the free block after it and with the one before it")
+
+
+@mutant("03", patches=[(F, "    if (b->next && (uint64_t)b + b->size == (uint64_t)b->next) {",
+                        "    if (0 && b->next) {   /* mutant: never merged with the block after */")], seeds=2)
+def free_never_merges_with_the_block_after(st):
+    challenge_fails(st, "challenge: coalescing", "merges with the free block after it and with the one before it")
+
+
+@mutant("03", patches=[(F, "    while (*link && *link < b) {",
+                           "    while (0 && *link && *link < b) {   /* mutant: pushed on the head */")],
+        seeds=20)
+def free_pushes_on_the_head(st):
+    challenge_fails(st, "challenge: coalescing")

@@ -22,6 +22,7 @@ typedef uint64_t pte_t;         /* one page-table entry: address bits and flags 
 #define PT_INDEX(va, level)   (((va) >> PT_LEVEL_SHIFT(level)) & (PT_ENTRIES - 1))
 #define PTE_ADDR_MASK  0x000ffffffffff000ull                     /* bits 51..12 */
 #define PTE_ADDR(e)    ((e) & PTE_ADDR_MASK)
+#define PTE_PAT_LARGE  (1ull << 12)     /* in a 2 MiB entry: PAT; its address is bits 51..21 */
 
 extern pte_t *pt_root;          /* the PML4 that CR3 holds after paging_init */
 extern char __stack_guard[];    /* bss.ld: the page under the stack, left unmapped */

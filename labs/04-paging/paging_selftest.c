@@ -1,6 +1,7 @@
 /* The seeded self-test of lab 04: section permissions, unmapped pages,
- * translations the grader computes from the memory map and the seed, and a
- * map, unmap, remap sequence that a missing invlpg gives away.
+ * translations the grader computes from the memory map and the seed, made-up
+ * mappings with high addresses, and a map, unmap, remap sequence that a
+ * missing invlpg gives away.
  */
 #include "paging.h"
 #include "heap.h"
@@ -9,6 +10,15 @@
 #define SELFTEST_VA     0x00007f0000000000ull   /* far from the identity map */
 #define SELFTEST_MARK_A 0xaaaa0000aaaa0000ull
 #define SELFTEST_MARK_B 0xbbbb0000bbbb0000ull
+/* Made-up mappings that are never touched, only translated: physical
+ * addresses above 4 GiB, a 2 MiB page with its PAT bit (bit 12) set, virtual
+ * addresses in the upper half. */
+#define SELFTEST_HIGH_VA    0xffff8000deadb000ull
+#define SELFTEST_HIGH_PA    0x000000fedcba9000ull
+#define SELFTEST_LARGE_VA   0xffff8000bee00000ull
+#define SELFTEST_LARGE_PA   0x000000fedca00000ull
+#define SELFTEST_OFFSET     0x1fedc8                /* inside the 2 MiB page */
+#define SELFTEST_EMPTY_VA   0x00007d0000000000ull   /* no table on the way to it */
 
 static const char *
 selftest_perms(uint64_t va)
@@ -48,6 +58,51 @@ selftest_translate(uint64_t va, int touch)
         (void)*(volatile uint8_t *)va;
 }
 
+/* Map a 4 KiB page and a 2 MiB page (PAT set) to made-up high physical
+ * addresses, translate an address inside each, and take them away again. */
+static void
+selftest_high(void)
+{
+    uint64_t pa, flags, va = SELFTEST_HIGH_VA + 0x123, large = SELFTEST_LARGE_VA + SELFTEST_OFFSET;
+    if (pt_map(SELFTEST_HIGH_VA, SELFTEST_HIGH_PA, PTE_NX) != 0) {
+        kprintf("[paging] FAIL: pt_map(%p, %p) did not map it\n", (void *)SELFTEST_HIGH_VA, (void *)SELFTEST_HIGH_PA);
+    } else if (pt_translate(va, &pa, &flags) != 0) {
+        kprintf("[paging] translate %p -> not mapped (4 KiB, made up)\n", (void *)va);
+    } else {
+        kprintf("[paging] translate %p -> %p (4 KiB, made up), flags %s\n", (void *)va, (void *)pa,
+                flags == (PTE_P | PTE_NX) ? "r--" : "FAIL: not those of the entry");
+    }
+    pt_unmap(SELFTEST_HIGH_VA);
+    if (pt_map_large(SELFTEST_LARGE_VA, SELFTEST_LARGE_PA, PTE_NX | PTE_PAT_LARGE) != 0) {
+        kprintf("[paging] FAIL: pt_map_large(%p) found its PD entry taken\n", (void *)SELFTEST_LARGE_VA);
+        return;
+    }
+    if (pt_translate(large, &pa, &flags) != 0)
+        kprintf("[paging] translate %p -> not mapped (2 MiB, PAT, made up)\n", (void *)large);
+    else
+        kprintf("[paging] translate %p -> %p (2 MiB, PAT, made up)\n", (void *)large, (void *)pa);
+    pte_t *pd_entry = pt_entry(SELFTEST_LARGE_VA, 2, 0);
+    if (pd_entry)
+        *pd_entry = 0;
+    invlpg(SELFTEST_LARGE_VA);
+}
+
+/* pt_entry must stop at a 2 MiB page (and pt_map refuse to map inside one),
+ * and make no table when create is 0. */
+static void
+selftest_entries(const struct mem_region *big)
+{
+    uint64_t large = ((big->base + big->length) & ~(uint64_t)(LARGE_PAGE_SIZE - 1)) - LARGE_PAGE_SIZE + 0x5000;
+    uint64_t used = heap_used(&kernel_heap);
+    pte_t *pd_entry = pt_entry(large, 2, 0);
+    const char *why = pd_entry == NULL || !(*pd_entry & PTE_PS) ? "FAIL: the test page is not a 2 MiB page"
+                    : pt_entry(large, 1, 0) != NULL ? "FAIL: pt_entry went below a PTE_PS entry"
+                    : pt_map(large, large, PTE_W | PTE_NX) == 0 ? "FAIL: pt_map mapped a page inside a 2 MiB page"
+                    : pt_entry(SELFTEST_EMPTY_VA, 1, 0) != NULL || heap_used(&kernel_heap) != used
+                    ? "FAIL: pt_entry made a table with create 0" : "ok";
+    kprintf("[paging] pt_entry inside a 2 MiB page: NULL, pt_map there: -1, no table made with create 0: %s\n", why);
+}
+
 static void
 selftest_remap(uint64_t seed)
 {
@@ -61,9 +116,11 @@ selftest_remap(uint64_t seed)
     }
     uint64_t v = *(volatile uint64_t *)va;
     kprintf("[paging] map %p -> page A, reads %s\n", (void *)va, v == SELFTEST_MARK_A ? "A" : "something else");
+    int again = pt_map(va, (uint64_t)b, PTE_W | PTE_NX);
     int r = pt_unmap(va);
     kprintf("[paging] unmap %p: %s\n", (void *)va, r == 0 && pt_translate(va, &pa, &flags) != 0
             ? "not mapped any more" : "FAIL: still mapped");
+    kprintf("[paging] map it while mapped: %d, unmap it while not mapped: %d\n", again, pt_unmap(va));
     if (pt_map(va, (uint64_t)b, PTE_W | PTE_NX) != 0) {
         kprintf("[paging] FAIL: pt_map(%p, %p) after unmap\n", (void *)va, b);
         return;
@@ -102,5 +159,8 @@ paging_selftest(uint64_t seed, const struct boot_info *bi)
     for (int i = 0; big && lo < big->base + big->length && i < 5; i++)
         selftest_translate(lo + (seed_next(&st) % (big->base + big->length - lo) & ~7ull), 1);
     selftest_translate(((top + PAGE_SIZE - 1) & ~(uint64_t)(PAGE_SIZE - 1)) + PAGE_SIZE * (seed_next(&st) % 256), 0);
+    selftest_high();
+    if (big)
+        selftest_entries(big);
     selftest_remap(seed_next(&st));
 }

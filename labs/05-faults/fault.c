@@ -6,6 +6,9 @@
 #include "paging.h"
 #include "serial.h"
 
+#define FAULT_SCRATCH_VECTOR  255                     /* a gate no exception uses */
+#define FAULT_MADE_UP_ADDRESS 0xffff8000deadbeefull     /* upper half: every address bit counts */
+
 struct idt_gate idt[256] __attribute__((aligned(16)));
 /* The GDT from fault_init on: the boot GDT's descriptors (boot.S), then the
  * 16-byte TSS descriptor in slots 3 and 4 (SEG_TSS). */
@@ -57,6 +60,62 @@ fault_check_tss(const uint64_t desc[2])
     return bad == NULL;
 }
 
+/* Print n bytes as `xx xx ...`. */
+static void
+fault_print_bytes(const void *p, int n)
+{
+    for (int i = 0; i < n; i++)
+        kprintf(i ? " %02x" : "%02x", ((const uint8_t *)p)[i]);
+}
+
+/* The kernel lives below 4 GiB, so its real gates and TSS leave the high
+ * address bits at 0. Encode one gate and one TSS descriptor for a made-up
+ * upper-half address, over garbage, and compare them with the bytes the SDM
+ * gives (figures 6-8 and 8-4). Prints a FAIL line for each one that differs. */
+static void
+fault_check_encoders(void)
+{
+    static const uint8_t gate[16] = {0xef, 0xbe, SEG_KCODE, 0x00, 0x05, GATE_PRESENT | GATE_INTERRUPT, 0xad, 0xde,
+                                     0x00, 0x80, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00};
+    static const uint64_t tss_desc[2] = {0xde0a89adbeefbcdeull, 0x00000000ffff8000ull};
+    struct idt_gate saved = idt[FAULT_SCRATCH_VECTOR];
+    memset(&idt[FAULT_SCRATCH_VECTOR], 0xff, sizeof idt[0]);
+    idt_set_gate(FAULT_SCRATCH_VECTOR, (void (*)(void))FAULT_MADE_UP_ADDRESS, 5);
+    if (memcmp(&idt[FAULT_SCRATCH_VECTOR], gate, sizeof gate) != 0) {
+        kprintf("[fault] FAIL: idt_set_gate(%d, %p, ist 5) gives `", FAULT_SCRATCH_VECTOR,
+                (void *)FAULT_MADE_UP_ADDRESS);
+        fault_print_bytes(&idt[FAULT_SCRATCH_VECTOR], sizeof gate);
+        kprintf("`, the SDM `");
+        fault_print_bytes(gate, sizeof gate);
+        kprintf("`: every field, offset bits 63..32 and the reserved ones included\n");
+    }
+    idt[FAULT_SCRATCH_VECTOR] = saved;
+    uint64_t desc[2] = {~0ull, ~0ull};
+    tss_descriptor(FAULT_MADE_UP_ADDRESS, 0xabcde, desc);
+    if (desc[0] != tss_desc[0] || desc[1] != tss_desc[1])
+        kprintf("[fault] FAIL: tss_descriptor(%p, limit 0xabcde) gives %016lx %016lx, the SDM %016lx %016lx: "
+                "base bits 31..24 and 63..32, limit bits 19..16, the rest 0\n", (void *)FAULT_MADE_UP_ADDRESS,
+                desc[1], desc[0], tss_desc[1], tss_desc[0]);
+}
+
+/* fixup_find must find every entry, and stop at __fixup_end: rodata.ld puts
+ * a decoy entry right after it. Returns 1 if it does. */
+static int
+fault_check_fixups(void)
+{
+    for (struct fixup *f = __fixup_start; f < __fixup_end; f++)
+        if (fixup_find(f->insn) != f->resume) {
+            kprintf("[fault] FAIL: fixup_find does not find entry %d of %d (insn %p)\n", (int)(f - __fixup_start),
+                    (int)(__fixup_end - __fixup_start), (void *)f->insn);
+            return 0;
+        }
+    if (fixup_find(0) != 0 || fixup_find(__fixup_end[0].insn) != 0) {
+        kprintf("[fault] FAIL: fixup_find finds an entry that is not in the table (one past __fixup_end?)\n");
+        return 0;
+    }
+    return 1;
+}
+
 /* Build and check the IDT, the TSS with IST1 for double faults, and the
  * fix-up lookup; load them only if they are right. */
 void
@@ -73,10 +132,8 @@ fault_init(void)
     tss_descriptor((uint64_t)&tss, sizeof tss - 1, desc);
     ok = ok && fault_check_tss(desc);
     int entries = (int)(__fixup_end - __fixup_start);
-    if (ok && (fixup_find(__fixup_start[0].insn) != __fixup_start[0].resume || fixup_find(0) != 0)) {
-        kprintf("[fault] FAIL: fixup_find does not find the probes' entries\n");
-        ok = 0;
-    }
+    ok = ok && fault_check_fixups();
+    fault_check_encoders();
     if (!ok)
         return;
     struct { uint16_t limit; uint64_t base; } __attribute__((packed)) idtr = {sizeof idt - 1, (uint64_t)idt};
@@ -177,6 +234,26 @@ fault_recurse(uint64_t n)
     return fault_recurse(n + 1) + pad[0];
 }
 
+/* pf_decode of every bit, into a buffer of plenty and into one of 16 bytes
+ * followed by guard bytes (as many as the longest decoding needs): it must
+ * stop inside the 16. */
+static void
+fault_check_decode(void)
+{
+    char all[96], small[16 + 96];
+    pf_decode(0x7f, all, sizeof all);
+    kprintf("[fault] pf_decode(0x7f): %s\n", all);
+    memset(small, '#', sizeof small);
+    pf_decode(0x7f, small, 16);
+    int nul = 0, past = 0;
+    for (int i = 0; i < 16 && !nul; i++)
+        nul = small[i] == 0;
+    for (int i = 16; i < (int)sizeof small; i++)
+        past |= small[i] != '#';
+    kprintf("[fault] pf_decode(0x7f) into 16 bytes: %s\n", past ? "FAIL: it wrote past them"
+            : !nul ? "FAIL: no NUL among them" : "NUL-terminated, nothing written past");
+}
+
 void
 fault_selftest(uint64_t seed)
 {
@@ -184,6 +261,7 @@ fault_selftest(uint64_t seed)
         kprintf("[fault] FAIL: exceptions are not set up: no self-test\n");
         return;
     }
+    fault_check_decode();
     uint64_t st = seed, text = (uint64_t)(__text_end - __text_start);
     fault_test("divide", 0, probe_divide(seed));
     fault_test("ud2", 0, probe_ud2());

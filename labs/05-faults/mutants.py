@@ -41,13 +41,14 @@ def error_code_left_on_the_stack(st):
 
 
 @mutant("05", patches=[("solutions/05-faults/trap.c", "    g->type_attr = GATE_PRESENT | GATE_INTERRUPT;",
-                        "    g->type_attr = GATE_INTERRUPT;   /* mutant */")])
+                        "    g->type_attr = GATE_INTERRUPT;   /* mutant */")], seeds=2, boots=["default"])
 def gate_without_present_bit(st):
     assert "idt_set_gate(0): the present bit is clear (type_attr 0xe" in check_of(st, "faults: IDT, TSS").message
 
 
 @mutant("05", patches=[("solutions/05-faults/trap.c", "    g->type_attr = GATE_PRESENT | GATE_INTERRUPT;",
-                        "    g->type_attr = GATE_PRESENT | 0x0c;   /* mutant: a call gate */")])
+                        "    g->type_attr = GATE_PRESENT | 0x0c;   /* mutant: a call gate */")], seeds=2,
+        boots=["default"])
 def gate_of_the_wrong_type(st):
     assert "the type is not a 64-bit interrupt gate" in check_of(st, "faults: IDT, TSS").message
 
@@ -58,3 +59,149 @@ def probe_without_its_fixup_entry(st):
     diag = diagnosis_text(st)
     assert "reported: [fault] #GP general protection at rip" in diag and "unexpected, powering off" in diag
     assert "had no fix-up entry" in diag
+
+
+# Classic mistakes in idt_set_gate, tss_descriptor, fixup_find and pf_decode
+# (trap.c). fault_init checks each against fixed values (the real gates, a
+# made-up gate and TSS at 0xffff8000deadbeef, every fix-up entry and a decoy
+# after them) and pf_decode against fixed error codes: what catches them is
+# the same on every seed, and the overflow boot plays no part.
+T = "solutions/05-faults/trap.c"
+ONE = {"seeds": 2, "boots": ["default"]}
+
+
+def setup_fails(st, *words):
+    c = check_of(st, "faults: IDT, TSS and fix-up table")
+    assert not c.passed and all(w in c.message for w in words), c.message
+
+
+@mutant("05", patches=[(T, "    g->offset_high = (uint32_t)(a >> 32);\n", "")], **ONE)
+def gate_without_offset_bits_63_to_32(st):
+    # The kernel lives below 4 GiB: only the made-up gate shows it.
+    setup_fails(st, "FAIL: idt_set_gate(255, 0xffff8000deadbeef, ist 5) gives `ef be 08 00 05 8e ad de ff ff ff ff")
+    assert check_of(st, "faults: page fault writing .text").passed
+
+
+@mutant("05", patches=[(T, "    g->reserved = 0;\n", "")], **ONE)
+def gate_reserved_field_not_cleared(st):
+    setup_fails(st, "gives `ef be 08 00 05 8e ad de 00 80 ff ff ff ff ff ff`")
+
+
+@mutant("05", patches=[(T, "    g->offset_mid = (uint16_t)(a >> 16);",
+                           "    g->offset_mid = (uint16_t)(a >> 8);   /* mutant */")],
+        **ONE)
+def gate_offset_mid_shifted_wrong(st):
+    setup_fails(st, "idt_set_gate(0): the offset fields do not give the handler's address")
+
+
+@mutant("05", patches=[(T, "    g->ist = (uint8_t)(ist & 7);", "    g->ist = 0;   /* mutant */\n    (void)ist;")],
+        **ONE)
+def gate_ist_ignored(st):
+    setup_fails(st, "idt_set_gate(8): the IST field is wrong")
+
+
+@mutant("05", patches=[(T, "    g->type_attr = GATE_PRESENT | GATE_INTERRUPT;",
+                           "    g->type_attr = GATE_PRESENT | GATE_TRAP;   /* mutant */")],
+        **ONE)
+def trap_gate_not_interrupt_gate(st):
+    setup_fails(st, "the type is not a 64-bit interrupt gate")
+
+
+@mutant("05", patches=[(T, "    g->type_attr = GATE_PRESENT | GATE_INTERRUPT;",
+                        "    g->type_attr = GATE_PRESENT | 0x60 | GATE_INTERRUPT;   /* mutant: DPL 3 */")], **ONE)
+def gate_with_dpl_3(st):
+    setup_fails(st, "the DPL is not 0")
+
+
+@mutant("05", patches=[(T, "    g->selector = SEG_KCODE;", "    g->selector = SEG_KDATA;   /* mutant */")], **ONE)
+def gate_with_the_data_selector(st):
+    setup_fails(st, "the selector is not SEG_KCODE")
+
+
+@mutant("05", patches=[(T, " | ((base >> 24 & 0xff) << 56);\n    desc[1] = base >> 32;",
+                        ";   /* mutant: base bits 31..24 and 63..32 left out */\n    desc[1] = 0;")], **ONE)
+def tss_base_high_bits_left_out(st):
+    # The TSS lives below 16 MiB: only the made-up descriptor shows it.
+    setup_fails(st, "FAIL: tss_descriptor(0xffff8000deadbeef, limit 0xabcde) gives 0000000000000000 000a89adbeefbcde")
+
+
+@mutant("05", patches=[(T, "            | (((uint64_t)limit >> 16 & 0xf) << 48)",
+                           "            /* mutant: limit bits 19..16 left out */")],
+        **ONE)
+def tss_limit_high_bits_left_out(st):
+    setup_fails(st, "gives 00000000ffff8000 de0089adbeefbcde")
+
+
+@mutant("05", patches=[(T, "    desc[1] = base >> 32;",
+                           "    desc[1] |= base >> 32;   /* mutant: the upper half never cleared */")],
+        **ONE)
+def tss_descriptor_upper_half_not_cleared(st):
+    setup_fails(st, "gives ffffffffffffffff de0a89adbeefbcde")
+
+
+@mutant("05", patches=[(T, " | (1ull << 47)", " | (1ull << 47) | (1ull << 55)   /* mutant: G set */")], **ONE)
+def tss_descriptor_with_granularity_set(st):
+    setup_fails(st, "gives 00000000ffff8000 de8a89adbeefbcde")
+
+
+@mutant("05", patches=[(T, "((uint64_t)TSS_TYPE << 40)", "((uint64_t)0xb << 40)   /* mutant: busy */")], **ONE)
+def tss_descriptor_busy(st):
+    setup_fails(st, "tss_descriptor: the type is not an available 64-bit TSS (9)")
+
+
+@mutant("05", patches=[(T, "f < __fixup_end; f++)", "f <= __fixup_end; f++)   /* mutant */")], **ONE)
+def fixup_find_reads_one_entry_past_the_end(st):
+    setup_fails(st, "fixup_find finds an entry that is not in the table (one past __fixup_end?)")
+
+
+@mutant("05", patches=[(T, "f < __fixup_end; f++)", "f < __fixup_end - 1; f++)   /* mutant */")], **ONE)
+def fixup_find_stops_one_entry_early(st):
+    setup_fails(st, "fixup_find does not find entry 3 of 4")
+
+
+@mutant("05", patches=[(T, "            return f->resume;", "            return f->insn;   /* mutant */")], **ONE)
+def fixup_find_returns_the_faulting_address(st):
+    setup_fails(st, "fixup_find does not find entry 0 of 4")
+
+
+def decode_fails(st, *words):
+    c = check_of(st, "faults: pf_decode")
+    assert not c.passed and all(w in c.message for w in words), c.message
+
+
+@mutant("05", patches=[(T, "buf[n++] = '|';", "buf[n++] = ',';   /* mutant */")], **ONE)
+def pf_decode_joins_with_commas(st):
+    decode_fails(st, "got `[fault] pf_decode(0x7f): protection,write,user")
+    assert not check_of(st, "faults: page fault reading").passed
+
+
+@mutant("05", patches=[(T, 'error & 8 ? "reserved-bit" : NULL, error & 16 ? "fetch" : NULL,\n'
+                           '        error & 32 ? "protection-key" : NULL, error & 64 ? "shadow-stack" : NULL,',
+                        'NULL, error & 16 ? "fetch" : NULL, NULL, NULL,   /* mutant: only the bits the tests show */')],
+        **ONE)
+def pf_decode_ignores_bits_3_5_and_6(st):
+    # The probes' error codes are 0x0, 0x3 and 0x11: only pf_decode(0x7f) shows it.
+    decode_fails(st, "got `[fault] pf_decode(0x7f): protection|write|user|fetch`")
+    assert check_of(st, "faults: page fault executing .data").passed
+
+
+@mutant("05", patches=[(T, "n < size - 1; w++)", "n < 1000; w++)   /* mutant: size ignored */"),
+                       (T, "if (i + 1 < 7 && words[i + 1] && n < size - 1)", "if (i + 1 < 7 && words[i + 1] && size)")],
+        **ONE)
+def pf_decode_ignores_the_buffer_size(st):
+    decode_fails(st, "got `[fault] pf_decode(0x7f) into 16 bytes: FAIL: it wrote past them`")
+
+
+@mutant("05", patches=[(T, "n < size - 1; w++)", "n < size; w++)   /* mutant: no room kept for the NUL */"),
+                       (T, "if (i + 1 < 7 && words[i + 1] && n < size - 1)", "if (i + 1 < 7 && words[i + 1] && n < size)")],
+        **ONE)
+def pf_decode_writes_the_nul_past_the_end(st):
+    decode_fails(st, "FAIL: it wrote past them")
+
+
+@mutant("05", patches=[(T, "        error & 4 ? \"user\" : \"kernel\",",
+                           "        error & 4 ? \"kernel\" : \"user\",   /* mutant */")],
+        **ONE)
+def pf_decode_user_and_kernel_swapped(st):
+    decode_fails(st, "pf_decode(0x7f): protection|write|kernel")
+    assert not check_of(st, "faults: page fault reading an unmapped page").passed

@@ -91,6 +91,11 @@ jit_encoder_ok(void)
         {0, 1, RAX, RBX, R14, 8, -8, 5, {0x4a, 0x8b, 0x44, 0xf3, 0xf8}, "mov rax, [rbx+r14*8-8]"},
         {1, 0, XMM(1), RDX, JIT_NOREG, 1, 0x200, 8, {0x66, 0x0f, 0x6f, 0x8a, 0x00, 0x02, 0x00, 0x00}, "movdqa xmm1, [rdx+0x200]"},
         {0, 0, RAX, JIT_NOREG, RCX, 4, 0x1000, 7, {0x8b, 0x04, 0x8d, 0x00, 0x10, 0x00, 0x00}, "mov eax, [rcx*4+0x1000]"},
+        {0, 1, R8, RAX, JIT_NOREG, 1, 0, 3, {0x4c, 0x8b, 0x00}, "mov r8, [rax]"},
+        {0, 1, RAX, RDX, JIT_NOREG, 1, 0x7f, 4, {0x48, 0x8b, 0x42, 0x7f}, "mov rax, [rdx+0x7f]"},
+        {0, 1, RAX, RDX, JIT_NOREG, 1, 0x80, 7, {0x48, 0x8b, 0x82, 0x80, 0x00, 0x00, 0x00}, "mov rax, [rdx+0x80]"},
+        {0, 1, RAX, RDX, JIT_NOREG, 1, -0x80, 4, {0x48, 0x8b, 0x42, 0x80}, "mov rax, [rdx-0x80]"},
+        {0, 1, RAX, RDX, JIT_NOREG, 1, -0x1000, 7, {0x48, 0x8b, 0x82, 0x00, 0xf0, 0xff, 0xff}, "mov rax, [rdx-0x1000]"},
     };
     for (unsigned i = 0; i < sizeof k / sizeof k[0]; i++) {
         uint8_t buf[16];
@@ -108,6 +113,34 @@ jit_encoder_ok(void)
             kprintf("`: jit_rex, jit_modrm_mem (LAB 6); the JIT will not run\n");
             return 0;
         }
+    }
+    return 1;
+}
+
+/* jit_seal of 32 bytes across two fresh pages must seal both (its start
+ * rounded down to a page); of an address with no page table, it returns -1. */
+static int
+jit_seal_ok(void)
+{
+    uint8_t *two = kmalloc_pages(2);
+    uint64_t pa, flags, none = 0x00007e8000000000ull;
+    if (two == NULL)
+        panic("jit: out of heap");
+    if (jit_seal(two + PAGE_SIZE - 16, 32) != 0) {
+        kprintf("[jit] FAIL: jit_seal(%p, 32) failed (LAB 6): not run\n", two + PAGE_SIZE - 16);
+        return 0;
+    }
+    for (int i = 0; i < 2; i++)
+        if (pt_translate((uint64_t)two + i * PAGE_SIZE, &pa, &flags) != 0 || (flags & (PTE_W | PTE_NX))) {
+            kprintf("[jit] FAIL: jit_seal(%p, 32) left page %p writable or no-execute: seal every page the range "
+                    "touches, from its start rounded down (LAB 6): not run\n", two + PAGE_SIZE - 16,
+                    two + i * PAGE_SIZE);
+            return 0;
+        }
+    if (jit_seal((void *)none, 1) != -1) {
+        kprintf("[jit] FAIL: jit_seal(%p, 1), where no page table is, did not return -1 (LAB 6): not run\n",
+                (void *)none);
+        return 0;
     }
     return 1;
 }
@@ -315,7 +348,7 @@ model_selftest(uint64_t seed, const struct boot_info *bi)
     selftest_hash(&interp, seed);
     int kind = simd_choose(), n = kind > JIT_SSE2 ? 3 : 2;
     simd_enable(kind);
-    if (!jit_encoder_ok())
+    if (!jit_encoder_ok() || !jit_seal_ok())
         return;
     for (int k = 0; k < n; k++) {
         enum jit_kind as = k < 2 ? (enum jit_kind)k : (enum jit_kind)kind;

@@ -15,10 +15,11 @@ def skeleton_runs_the_interpreter_and_refuses_the_jit(st):
     assert "no `[model] jit sse2: each context" in check_of(st, "jit: the SSE2 JIT is bit-exact").message
 
 
-@mutant("06", patches=[("solutions/06-jit-model/jit_seal.c", "        *e &= ~(PTE_W | PTE_NX);", "        *e &= ~PTE_NX;   /* mutant */")])
+@mutant("06", patches=[("solutions/06-jit-model/jit_seal.c", "        *e &= ~(PTE_W | PTE_NX);", "        *e &= ~PTE_NX;   /* mutant */")],
+        seeds=2)
 def jit_pages_left_writable(st):
     assert not check_of(st, "jit: W^X").passed and not check_of(st, "jit: the encoder is right").passed
-    assert "is not r-x after jit_seal" in check_of(st, "jit: the encoder is right").message
+    assert "writable or no-execute: seal every page the range touches" in check_of(st, "jit: the encoder is right").message
 
 
 @mutant("06", patches=[("labs/06-jit-model/model_selftest.c",
@@ -87,11 +88,19 @@ def corrupt_weights_module_panics_clearly(st):
     assert not module.passed and "model: checksum mismatch: the module is corrupt" in module.message
 
 
-@mutant("06", patches=[("solutions/06-jit-model/jit_seal.c", "        invlpg(va);\n", "        /* mutant: no invlpg */\n")])
+@mutant("06", patches=[("solutions/06-jit-model/jit_seal.c", "        invlpg(va);\n", "        /* mutant: no invlpg */\n")],
+        seeds=2)
 def seal_without_invlpg_is_caught_under_qemu(st):
     enc = check_of(st, "jit: the encoder is right")
     assert not enc.passed and "still writable through the TLB after jit_seal: invlpg missing?" in enc.message
     assert st.diagnoses == {}                     # the run ended cleanly: no fault to blame
+
+
+@mutant("06", patches=[("solutions/06-jit-model/jit_seal.c", "        invlpg(va);\n", "        /* mutant: no invlpg */\n")],
+        emulator="bochs", seeds=1)
+def seal_without_invlpg_is_caught_under_bochs(st):
+    # Bochs has no monitor for the grader: the kernel's own probe (a write through the TLB) tells.
+    seal_without_invlpg_is_caught_under_qemu(st)
 
 
 @mutant("06", patches=[("labs/06-jit-model/lab.json", '"modules": ["chars.model"]', '"modules": []')])
@@ -100,10 +109,137 @@ def missing_model_module_panics_clearly(st):
     assert not module.passed and "model: no Multiboot2 module `chars.model`" in module.message
 
 
-@mutant("06", patches=[("solutions/06-jit-model/jit_encode.c", "(disp >= -128 && disp <= 127) ? 1 : 2",
-                        "(disp >= -128 && disp <= 255) ? 1 : 2")])
-def disp8_up_to_255_points_at_the_generated_code(st):
-    # "fits in a byte": a displacement of 128..255 is then read back as negative
+@mutant("06", patches=[("labs/06-jit-model/jit.c", "    jit_mov_imm64(j, R9, 1ull << 23);",
+                        "    jit_mov_imm64(j, R9, 0);   /* mutant: the JIT rounds down */")])
+def a_jit_only_difference_points_at_the_generated_code(st):
+    # the encoder passes its table, the interpreter is right, the generated code is not
+    assert check_of(st, "jit: the encoder is right").passed
     assert check_of(st, "model: the interpreter is bit-exact").passed
     sse2 = check_of(st, "jit: the SSE2 JIT is bit-exact")
     assert not sse2.passed and "the interpreter agrees with the reference, so the difference is in the code" in sse2.message
+
+
+# Classic mistakes in jit_rex and jit_modrm_mem (jit_encode.c) and jit_seal
+# (jit_seal.c). jit_encoder_ok compares the encoder with fixed bytes from the
+# SDM, and jit_build reads the sealed pages back and probes them: what catches
+# these is the same on every seed.
+E = "solutions/06-jit-model/jit_encode.c"
+S = "solutions/06-jit-model/jit_seal.c"
+ONE = {"seeds": 2}
+
+
+def encoder_fails(st, text, got, sdm):
+    c = check_of(st, "jit: the encoder is right")
+    want = f"for `{text}` the encoder gives `{got}`, the SDM `{sdm}`"
+    assert not c.passed and want in c.message, c.message
+
+
+@mutant("06", patches=[(E, "x = index > 0 && (index & 8)", "x = (index >> 3) & 1   /* mutant: JIT_NOREG is -1 */")],
+        **ONE)
+def rex_x_from_jit_noreg(st):
+    encoder_fails(st, "mov rax, [rdx+0x10]", "4a 8b 42 10", "48 8b 42 10")
+
+
+@mutant("06", patches=[(E, "(r ? 4 : 0) | (x ? 2 : 0) | (b ? 1 : 0)",
+                           "(b ? 4 : 0) | (x ? 2 : 0) | (r ? 1 : 0)   /* mutant */")],
+        **ONE)
+def rex_r_and_b_swapped(st):
+    encoder_fails(st, "mov ecx, [r13]", "44 8b 4d 00", "41 8b 4d 00")
+
+
+@mutant("06", patches=[(E, "    if (w || r || x || b)\n", "    /* mutant: a REX prefix always */\n")], **ONE)
+def rex_prefix_always(st):
+    encoder_fails(st, "movdqa xmm1, [rdx+0x200]", "66 40 0f 6f 8a 00 02 00 00", "66 0f 6f 8a 00 02 00 00")
+
+
+@mutant("06", patches=[(E, "(w ? 8 : 0)", "0   /* mutant: W never set */")], **ONE)
+def rex_w_never_set(st):
+    encoder_fails(st, "mov rax, [rdx+0x10]", "40 8b 42 10", "48 8b 42 10")
+
+
+@mutant("06", patches=[(E, "    int mod = (disp == 0 && (base & 7) != 5) ? 0",
+                           "    int mod = (disp == 0) ? 0   /* mutant: RBP, R13 */")],
+        **ONE)
+def mod_00_with_rbp_or_r13_as_base(st):
+    encoder_fails(st, "mov ecx, [r13]", "41 8b 0d", "41 8b 4d 00")
+
+
+@mutant("06", patches=[(E, "    if (index != JIT_NOREG || (base & 7) == 4) {",
+                           "    if (index != JIT_NOREG) {   /* mutant: RSP, R12 */")],
+        **ONE)
+def no_sib_for_rsp_or_r12_as_base(st):
+    encoder_fails(st, "mov r9, [r12]", "4d 8b 0c", "4d 8b 0c 24")
+
+
+@mutant("06", patches=[(E, "    int ss = scale == 8 ? 3 : scale == 4 ? 2 : scale == 2 ? 1 : 0;",
+                        "    int ss = scale >> 1;   /* mutant: not a logarithm */")], **ONE)
+def scale_bits_not_a_logarithm(st):
+    encoder_fails(st, "mov rax, [rbx+r14*8-8]", "4a 8b 44 33 f8", "4a 8b 44 f3 f8")
+
+
+@mutant("06", patches=[(E, "    int idx = index == JIT_NOREG ? 4 : index & 7;",
+                           "    int idx = index & 7;   /* mutant: JIT_NOREG is 7 */")],
+        **ONE)
+def sib_index_of_jit_noreg(st):
+    encoder_fails(st, "mov r9, [r12]", "4d 8b 0c 3c", "4d 8b 0c 24")
+
+
+@mutant("06", patches=[(E, "    if (base == JIT_NOREG) {", "    if (0) {   /* mutant: no base, as any other */")],
+        **ONE)
+def no_base_not_special(st):
+    c = check_of(st, "jit: the encoder is right")
+    assert not c.passed and "for `mov eax, [rcx*4+0x1000]` the encoder gives" in c.message, c.message
+
+
+@mutant("06", patches=[(S, "        *e &= ~(PTE_W | PTE_NX);", "        *e &= ~PTE_W;   /* mutant: NX kept */")], **ONE)
+def jit_pages_left_no_execute(st):
+    c = check_of(st, "jit: the encoder is right")
+    assert not c.passed and "writable or no-execute: seal every page the range touches" in c.message, c.message
+
+
+# Mistakes that the encoder's table of SDM bytes (displacements of 0x7f, 0x80,
+# -0x80, -0x1000, an r8 register) and jit_seal_ok (a range across two pages, an
+# address with no table) catch in model_selftest.c.
+
+
+@mutant("06", patches=[(E, "int r = reg > 0 && (reg & 8)", "int r = reg > 8   /* mutant: R8 forgotten */")], **ONE)
+def rex_r_misses_r8(st):
+    # needs `mov r8, [rax]` (4c 8b 00) in jit_encoder_ok
+    encoder_fails(st, "mov r8, [rax]", "48 8b 00", "4c 8b 00")
+
+
+@mutant("06", patches=[(E, "(disp >= -128 && disp <= 127) ? 1 : 2", "(disp >= -128 && disp <= 255) ? 1 : 2   /* mutant */")],
+         **ONE)
+def disp8_up_to_255(st):
+    # needs `mov rax, [rdx+0x80]` (48 8b 82 80 00 00 00) in jit_encoder_ok
+    encoder_fails(st, "mov rax, [rdx+0x80]", "48 8b 42 80", "48 8b 82 80 00 00 00")
+
+
+@mutant("06", patches=[(E, "(disp >= -128 && disp <= 127) ? 1 : 2", "(disp > -128 && disp <= 127) ? 1 : 2   /* mutant */")],
+         **ONE)
+def disp8_stops_at_minus_127(st):
+    # needs `mov rax, [rdx-0x80]` (48 8b 42 80) in jit_encoder_ok
+    encoder_fails(st, "mov rax, [rdx-0x80]", "48 8b 82 80 ff ff ff", "48 8b 42 80")
+
+
+@mutant("06", patches=[(E, "(disp >= -128 && disp <= 127) ? 1 : 2", "(disp <= 127) ? 1 : 2   /* mutant: no lower bound */")],
+         **ONE)
+def disp8_for_every_negative_displacement(st):
+    # needs `mov rax, [rdx-0x1000]` (48 8b 82 00 f0 ff ff) in jit_encoder_ok
+    encoder_fails(st, "mov rax, [rdx-0x1000]", "48 8b 42 00", "48 8b 82 00 f0 ff ff")
+
+
+@mutant("06", patches=[(S, "    uint64_t start = (uint64_t)code & ~(uint64_t)(PAGE_SIZE - 1);",
+                         "    uint64_t start = (uint64_t)code;   /* mutant: not rounded down */")], **ONE)
+def jit_seal_start_not_rounded_down(st):
+    # needs jit_seal(page + PAGE_SIZE - 16, 32) over two fresh pages, both read back r-x
+    c = check_of(st, "jit: the encoder is right")
+    assert not c.passed and "from its start rounded down" in c.message, c.message
+
+
+@mutant("06", patches=[(S, "        if (e == NULL || !(*e & PTE_P))\n            return -1;\n",
+                         "        if (!(*e & PTE_P))   /* mutant: NULL not checked */\n            return -1;\n")],
+        **ONE)
+def jit_seal_without_its_null_check(st):
+    # needs jit_seal of an address with no page table (0x00007e8000000000) to return -1
+    assert not st.full and "cr2 0x0000000000000000 (not mapped): unexpected, powering off" in diagnosis_text(st)

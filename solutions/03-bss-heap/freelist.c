@@ -14,7 +14,8 @@
  * header, or NULL when size is 0 or no free block is large enough.
  * Pitfall (a real allocator bug): keeping only "large" remainders leaves the
  * free list empty while memory remains; any remainder of FL_MIN_BLOCK or more
- * must stay free.
+ * must stay free. And `size + 15` wraps around 2^64 for a huge size: refuse
+ * sizes that no region can hold before rounding up.
  */
 void *
 fl_alloc(struct freelist *fl, uint64_t size)
