@@ -29,7 +29,9 @@ kprintf_number(uint64_t v, int base, int neg, int width, int zero)
  *   %%  a percent sign
  * A conversion may have a width ("%6d") and a '0' flag ("%08x"); %s pads
  * with spaces only. An 'l' before d, u or x ("%ld") takes a 64-bit argument.
- * Anything else after '%' is printed as it is. Return the characters printed.
+ * Anything else after '%' is printed as it is; a '%' that ends the format is
+ * printed as it is too (never read past the terminating NUL). Return the
+ * characters printed.
  * Pitfall: the most negative int has no positive int: negate in 64 bits.
  */
 int

@@ -61,8 +61,11 @@ pt_unmap(uint64_t va)
  *
  * Contract: the physical address va maps to, through a 2 MiB page (a PD
  * entry with PTE_PS) or a 4 KiB page, in *pa, and the flags of the entry
- * that maps it (the low 12 bits and PTE_NX) in *flags. Return 0, or -1 if
- * va is not mapped.
+ * that maps it (the low 12 bits and PTE_NX, bit 63) in *flags. Return 0, or
+ * -1 if va is not mapped.
+ * Facts: a 4 KiB entry's address is bits 51..12 (PTE_ADDR); a 2 MiB entry's
+ * is bits 51..21, and its bit 12 is PAT, not an address bit; add the offset
+ * of va within its page (12 or 21 low bits).
  */
 int
 pt_translate(uint64_t va, uint64_t *pa, uint64_t *flags)

@@ -33,8 +33,9 @@ mb2_read_mmap(const struct mb2_tag_mmap *t, struct boot_info *bi)
  * tags that follow the 8-byte struct mb2_info, up to the end tag (type 0), and
  * record: the command line (bi->cmdline), the boot loader name (bi->loader),
  * the memory map (through mb2_read_mmap) and each module (bi->modules,
- * bi->nmodules, at most BOOT_MAX_MODULES). Ignore tag types you do not know.
- * Return the number of tags before the end tag, or -1 if a tag's size is
+ * bi->nmodules, at most BOOT_MAX_MODULES). Ignore tag types you do not know,
+ * but count them: the return value is the number of all tags before the end
+ * tag, known or not (the end tag itself not counted), or -1 if a tag's size is
  * below 8 or a tag reaches past total_size (then stop walking).
  * Fact: the next tag starts at the current one plus its size rounded up to
  * a multiple of MB2_TAG_ALIGN.
