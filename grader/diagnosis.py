@@ -91,6 +91,7 @@ def decode_selector(code):
 
 
 CHECK = re.compile(r"^check_exception old: 0x([0-9a-f]+) new 0x([0-9a-f]+)")
+SAID_RIP = re.compile(r"\brip (?:0x)?([0-9a-f]{6,16})\b")       # in the kernel's own report line
 
 
 def parse_qemu_log(text, kernel_range=None):
@@ -306,6 +307,14 @@ def diagnose(log_text, build, knowledge, emulator="qemu", lines_printed=(), root
     ev = Evidence(chain, first, build.stage, syms, list(lines_printed), chain.kernel_said)
     if chain.kernel_said and not chain.triple:
         lines = [f"the kernel handled this fault itself and reported: {chain.kernel_said[0]}"]
+        m = SAID_RIP.search(chain.kernel_said[0])
+        if m:
+            code_ev = Evidence(chain, first, build.stage, syms, list(lines_printed), chain.kernel_said, code=True)
+            rip = int(m.group(1), 16)
+            where = fix_marker_names(symbolize(build.elf, [rip], roots,
+                                               place=lambda a: place_of(a, code_ev, knowledge.places)), syms)
+            if rip in where:
+                lines.append(f"rip 0x{rip:x} is in {where[rip]}")
         hint = choose_hint(ev, knowledge.hints)
         return lines + ([f"hint: {hint}"] if hint else []), chain
     code_ev = Evidence(chain, first, build.stage, syms, list(lines_printed), chain.kernel_said, code=True)
