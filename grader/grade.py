@@ -219,6 +219,10 @@ def grade_stage(stage, seed=None, emulator="qemu", memory_mb=None, timeouts=None
     prove(result, plan, matched, seeded)
     explain_the_end(result)
     diagnose(result)
+    if result.diagnoses.get("default"):     # the fault explains the lines never printed, not their hints
+        for c in result.checks:
+            if c.boot == "default" and not c.passed and not c.details and c.message.startswith("missing"):
+                c.hints = []
     result.elapsed = time.monotonic() - t0
     return result
 
@@ -348,7 +352,7 @@ def explain_the_end(result):
     if not problem:
         return
     for c in result.checks:     # hints about code the kernel never reached only mislead
-        if not c.passed and not c.details and c.message.startswith("missing"):
+        if not c.passed and not c.details and c.message.startswith("missing") and not default.output:
             c.hints = []
     result.stopped = problem[0]
     stage = result.stage

@@ -126,11 +126,6 @@ HINTS = [
          "wrmsr wrote reserved bits of EFER (Bochs refuses them, QEMU lets them pass): read EFER with rdmsr "
          "first (%ecx = MSR_EFER, the value comes in %edx:%eax), set LME and NXE in %eax and write %edx:%eax "
          "back. Book: chapter 1, \"Entering long mode\".", rank=40),
-    Hint(lambda ev: in_lm_enable(ev) and ev.fault.regs.get("CR0", 0) & CR0_PG
-         and not ev.fault.regs.get("EFER", EFER_LME) & EFER_LME,
-         "paging went on inside lm_enable with EFER.LME clear: the CPU switched to 32-bit PAE paging, not to "
-         "long mode, and read our 4-level tables as PAE ones. Set EFER.LME (step 3) before CR0.PG (step 4). "
-         "Book: chapter 1, \"Entering long mode\".", rank=40),
     Hint(lambda ev: in_lm_enable(ev) and ev.fault.vector == 14
          and abs(ev.fault.regs.get("CR2", 0) - ev.fault.rip) < 0x1000,
          paging_fault_text, rank=40, key="paging went on inside lm_enable and the next instruction fetch faulted"),
