@@ -23,7 +23,9 @@ whose streams interleave differently from run to run (compared as a
 multiset of tokens). patch experiment=NAME
 shows an experiment as a unified diff.
 
-Every output is normalised before it is written: the kit's own folder and
+Every run sees KIT_HIDDEN=off, so that a report shows what a student's copy
+grades (no hidden checks of labs/NN-name/hidden/). Every output is
+normalised before it is written: the kit's own folder and
 the scratch copy's become relative paths, a temporary folder becomes
 `$TMPDIR`, a GDB port becomes PORT. A comparison (the test's drift check)
 also masks durations such as `(0.5s)`, which no two runs share, and what
@@ -53,7 +55,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BOOK = ROOT / "book"
 LOCK = BOOK / "transcripts.json"
-ENGINE = "2"                    # bump when a change here changes what a transcript shows
+ENGINE = "3"                    # bump when a change here changes what a transcript shows
 RUN_TIMEOUT = 300
 CUT = "[...]"
 KINDS = ("grade", "qemu", "gdb", "sh", "patch")
@@ -234,8 +236,12 @@ def grader_args(t, cmd):
 
 
 def env_for():
-    env = dict(os.environ, NO_COLOR="1", TERM="dumb", LC_ALL="C.UTF-8")
-    env.pop("KIT_DEBUG", None)
+    """The environment of a run. KIT_HIDDEN=off: the book is given to
+    students, so its reports show what a student's copy of the kit grades,
+    without the instructors' hidden checks (labs/NN-name/hidden/)."""
+    env = dict(os.environ, NO_COLOR="1", TERM="dumb", LC_ALL="C.UTF-8", KIT_HIDDEN="off")
+    for name in ("KIT_DEBUG", "KIT_TIMING"):
+        env.pop(name, None)
     return env
 
 
