@@ -18,6 +18,10 @@ EXPERIMENTS = {
     "code-l-and-d": [("labs/01-boot/boot.S", "    .quad 0x00af9b000000ffff", "    .quad 0x00ef9b000000ffff")],
     # chapter 2: poweroff without its wait for TEMT.
     "no-temt-wait": [("labs/01-boot/power.c", "    while ((inb(COM1_PORT + UART_LSR) & LSR_TEMT) == 0)\n        ;\n", "")],
+    # chapter 2: serial_putc waits for LSR.DR (a byte received) instead of THRE: a hang.
+    "putc-waits-for-dr": [("solutions/02-serial/uart.c", "    while (!(inb(COM1_PORT + UART_LSR) & LSR_THRE))\n        ;\n"
+                           "    outb(COM1_PORT + UART_THR",
+                           "    while (!(inb(COM1_PORT + UART_LSR) & LSR_DR))\n        ;\n    outb(COM1_PORT + UART_THR")],
     # chapter 3: the kernel heap at a made-up fixed address, inside and past the boot identity map.
     "heap-at-33mib": [("labs/03-bss-heap/heap_selftest.c",
                        "    heap_init(&kernel_heap, __heap_start, __heap_end);",
