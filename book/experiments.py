@@ -1,11 +1,33 @@
 """The book's experiments: the deliberate breaks whose reports the chapters show.
 
-Each experiment is a list of patches (path, old text, new text), applied with
-the grader's own mutant machinery (grader/mutants.py make_tree) to a scratch
-copy of the kit; a transcript line names it with experiment=NAME. Every old
-text must be found, so an experiment that no longer applies stops the sync
-with its name instead of leaving an old report in the book.
+Each experiment is a list of patches (path, old text, new text), or FlipBit
+for a binary file, applied with the grader's own mutant machinery
+(grader/mutants.py make_tree) to a scratch copy of the kit; a transcript
+line names it with experiment=NAME. Every old text must be found, so an
+experiment that no longer applies stops the sync with its name instead of
+leaving an old report in the book. An experiment with no patch is just a
+scratch copy.
 """
+
+
+
+class FlipBit:
+    """A patch that flips one bit of a binary file (the mutant machinery calls
+    it with the scratch copy's root); its repr is stable, so that the
+    transcripts that use it are made from the same inputs in every run."""
+
+    def __init__(self, rel, offset, bit):
+        self.rel, self.offset, self.bit = rel, offset, bit
+
+    def __call__(self, root):
+        path = root / self.rel
+        data = bytearray(path.read_bytes())
+        data[self.offset] ^= 1 << self.bit
+        path.write_bytes(bytes(data))
+
+    def __repr__(self):
+        return f"FlipBit({self.rel!r}, {self.offset}, {self.bit})"
+
 
 EXPERIMENTS = {
     # chapter 0: lm_enable sets CR0.PG first, before PAE, CR3 and LME.
@@ -73,6 +95,26 @@ EXPERIMENTS = {
                   "    tss.ist[IST_DOUBLE_FAULT - 1] = 0;   /* experiment: IST1 left at 0 */\n    (void)ist_stack;\n")],
     # chapter 5: ltr twice.
     "ltr-twice": [("labs/05-faults/fault.c", '"lgdt %0; ltr %w1"', '"lgdt %0; ltr %w1; ltr %w1"')],
+    # chapter 6: simd_enable without the SSE bits of CR4 (the AVX state is still enabled).
+    "sse-off": [("labs/06-jit-model/model_selftest.c", "    cr4 |= CR4_OSFXSR | CR4_OSXMMEXCPT | (xcr0 ? CR4_OSXSAVE : 0);",
+                 "    cr4 |= (xcr0 ? CR4_OSXSAVE : 0);")],
+    # chapter 6: CR4.OSXSAVE set, but XCR0 never written.
+    "no-xsetbv": [("labs/06-jit-model/model_selftest.c", "    if (xcr0)\n        xsetbv(XCR0, xcr0);\n", "")],
+    # chapter 6: the input activations 8 bytes past a 16-byte boundary.
+    "misaligned-in": [("labs/06-jit-model/model_selftest.c", "    jm->in = jit_alloc(2 * MODEL_IN);",
+                       "    jm->in = (char *)jit_alloc(2 * MODEL_IN + 16) + 8;")],
+    # chapter 6: jit_seal without invlpg.
+    "seal-no-invlpg": [("solutions/06-jit-model/jit_seal.c", "        invlpg(va);\n", "")],
+    # chapter 6: jit_seal clears PTE_NX only: writable and executable pages.
+    "seal-writable": [("solutions/06-jit-model/jit_seal.c", "        *e &= ~(PTE_W | PTE_NX);", "        *e &= ~PTE_NX;")],
+    # chapter 6: the interpreter rounds down instead of to nearest.
+    "requant-down": [("labs/06-jit-model/model.c", "    int64_t v = (acc * mult + (1ll << 23)) >> 24;",
+                      "    int64_t v = (acc * mult) >> 24;")],
+    # chapter 6: one bit of the model flipped (byte 5000, inside w1).
+    "model-bit-flip": [FlipBit("labs/06-jit-model/chars.model", 5000, 0)],
+    # chapter 6: no change at all, a scratch copy of the kit for the commands that build
+    # build/native/ (make jit-check, make bench-jit), so that two of them never share it.
+    "kit-copy": [],
     # appendix: a magic breakpoint at the top of mb2_read_mmap.
     "magic-break": [("solutions/01-boot/mb2.c",
                      "mb2_read_mmap(const struct mb2_tag_mmap *t, struct boot_info *bi)\n{\n    // LAB 1: your code here.\n",
