@@ -11,13 +11,19 @@ scratch copy.
 
 
 
-class FlipBit:
-    """A patch that flips one bit of a binary file (the mutant machinery calls
-    it with the scratch copy's root); its repr is stable, so that the
-    transcripts that use it are made from the same inputs in every run."""
+class FlipBit(tuple):
+    """A patch that flips one bit of a binary file. The mutant machinery calls
+    it with the scratch copy's root (a callable patch); read as a (path, old,
+    new) triple, as the checks of every experiment read patches, it is the
+    experiment's precondition, a text that must still be there and is left
+    unchanged: the lab's lab.json still loads the file as a module. Its repr
+    is stable, so that the transcripts that use it are made from the same
+    inputs in every run."""
 
-    def __init__(self, rel, offset, bit):
+    def __new__(cls, rel, offset, bit, lab_json, module):
+        self = super().__new__(cls, (lab_json, f'"{module}"', f'"{module}"'))
         self.rel, self.offset, self.bit = rel, offset, bit
+        return self
 
     def __call__(self, root):
         path = root / self.rel
@@ -111,7 +117,7 @@ EXPERIMENTS = {
     "requant-down": [("labs/06-jit-model/model.c", "    int64_t v = (acc * mult + (1ll << 23)) >> 24;",
                       "    int64_t v = (acc * mult) >> 24;")],
     # chapter 6: one bit of the model flipped (byte 5000, inside w1).
-    "model-bit-flip": [FlipBit("labs/06-jit-model/chars.model", 5000, 0)],
+    "model-bit-flip": [FlipBit("labs/06-jit-model/chars.model", 5000, 0, "labs/06-jit-model/lab.json", "chars.model")],
     # chapter 6: no change at all, a scratch copy of the kit for the commands that build
     # build/native/ (make jit-check, make bench-jit), so that two of them never share it.
     "kit-copy": [],
