@@ -229,9 +229,10 @@ def seal(stage, outdir):
 
 # --- the build ---------------------------------------------------------------
 
-def _inputs_hash(stage, gen):
+def _inputs_hash(stage, gen, outdir):
     h = hashlib.sha256()
-    h.update(repr((CFLAGS, LDFLAGS, stage.number, stage.origin, sorted(gen.items()))).encode())
+    flags = (CFLAGS, LDFLAGS, _include_flags(stage), _debug_map(stage, outdir / "src"))
+    h.update(repr((flags, stage.number, stage.origin, sorted(gen.items()))).encode())
     files = [s.path for s in stage.sources] + stage.given((".h", ".ld", ".cfg")) + stage.modules
     for f in files:
         h.update(str(f).encode())
@@ -258,7 +259,10 @@ def _include_flags(stage):
 def _debug_map(stage, srcdir):
     """Debug information names the files where the student sees them (the kit),
     except for a submission, whose copies stay in the build folder."""
-    return [] if stage.origin.kind == "submission" else [f"-fdebug-prefix-map={srcdir}={stage.root}"]
+    if stage.origin.kind == "submission":
+        return []
+    # the compilation directory covers assembly files too, whose line tables the prefix map misses
+    return [f"-fdebug-prefix-map={srcdir}={stage.root}", f"-fdebug-compilation-dir={stage.root}"]
 
 
 def _editor_commands(stage, jobs, gendir):
@@ -280,7 +284,7 @@ def _sealed_or_refused(stage):
 def _build_locked(stage, outdir):
     _sealed_or_refused(stage)
     gen = generated(stage)
-    digest = _inputs_hash(stage, gen)
+    digest = _inputs_hash(stage, gen, outdir)
     elf, iso, stamp = outdir / "kernel.elf", outdir / "kernel.iso", outdir / "inputs.sha256"
     if stamp.is_file() and stamp.read_text() == digest and elf.is_file() and iso.is_file():
         return Build(stage, outdir, elf, iso, True)

@@ -205,7 +205,8 @@ def symbolize(elf, addresses, roots=(), place=None):
         return {}
     names = {}
     for addr, block in zip(addresses, blocks):
-        if len(block) < 2 or block[0] in ("??", ""):
+        if len(block) < 2 or block[0] in ("??", "") or block[1].startswith("??"):
+            # no source line: a data symbol at best (code made at run time, a jump into data)
             where = place(addr) if place else ""
             if where:
                 names[addr] = where

@@ -116,8 +116,8 @@ def paging_fault_text(ev):
 HINTS = [
     Hint(paging_before_long_mode,
          "paging was switched on before long mode: at the fault EFER.LME is still clear while CR0.PG is set (or "
-         "being set), so the CPU started 32-bit PAE paging, which cannot use our PML4 (under QEMU the page "
-         "fault's CR2 is then just the value written to CR0, not an address; Bochs refuses the CR0 write). "
+         "being set), so the CPU started legacy 32-bit paging instead of long mode, and that cannot use our "
+         "four-level tables (the fault's CR2 need not be an address the code used). "
          f"{STEPS}. Book: chapter 1, \"Entering long mode\".", rank=40),
     Hint(lambda ev: any("Both CS.L and CS.D_B" in m for m in ev.chain.messages),
          "the 64-bit code segment has both L and D set: Bochs refuses it (QEMU lets it pass). With L=1, "
