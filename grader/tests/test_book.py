@@ -30,6 +30,7 @@ def test_book_is_up_to_date_with_its_sources():
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+@pytest.mark.instructor                 # the transcripts are runs of solutions/
 def test_every_transcript_matches_a_real_run():
     """A transcript whose inputs changed since the last sync is run again and
     compared (durations masked); unchanged inputs mean an unchanged run."""
@@ -105,6 +106,7 @@ def test_a_listing_that_drifts_from_its_source_is_reported(tmp_path):
     assert build.check([ch], transcripts=False, figures=False) == []
 
 
+@pytest.mark.instructor
 def test_a_transcript_that_drifts_from_a_real_run_is_reported(tmp_path, monkeypatch):
     """A transcript block that says something else than its command prints
     fails --verify with a diff; --sync writes what the run printed."""
