@@ -2,7 +2,7 @@
 # grader), which checks its tools first and installs them when run as root.
 #
 #   make help                        this list
-#   make demo                        build, boot and grade the finished kernel (solutions/)
+#   make demo                        build, boot and grade the finished kernel (solutions/: the staff's copy)
 #   make test                        the whole test suite
 #   make setup                       install the Debian packages the kit needs (as root), or name them
 #   make build LAB=01                build a stage only: kernel.elf, kernel.sym, kernel.asm, the ISO
@@ -20,7 +20,7 @@
 #                                    HTML under build/book/ and build/book/book.epub
 #   make book-check                  make book, then load every page in headless Chromium (1200, 600 px)
 #   make clean                       remove build/ and compile_commands.json
-#   make handout OUT=DIR [LAB=NN]    instructors: the students' repository (no solutions, no hidden checks)
+#   make handout OUT=DIR [LAB=NN]    instructors: the students' repository, made from this copy
 #   make gradescope LAB=NN|all       instructors: build/gradescope/lab-NN-autograder.zip
 
 PYTHON ?= $(if $(wildcard /usr/bin/python3),/usr/bin/python3,python3)

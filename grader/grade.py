@@ -318,6 +318,10 @@ def prove(result, plan, matched, seeded):
         elif not echo:
             why = (f"no points from this boot: its output never shows this run's command line "
                    f"`{r.cmdline}`, so none of it can be shown to belong to this run")
+        elif end_of_run(boot):      # a crash, not a replay: say that the end of the run is what to fix
+            why = ("no points from this boot: it did not finish, and none of its lines that "
+                   "depend on this run's seed matched before it stopped; without one, the lines that do not "
+                   "depend on the seed cannot be shown to belong to this run")
         else:
             why = ("no points from this boot: none of its lines that depend on this run's seed matched, so "
                    "the lines that do not depend on the seed cannot be shown to belong to this run either")
@@ -358,8 +362,12 @@ def explain_the_end(result):
     stage = result.stage
     fails = [ln for ln in default.lines if ln.startswith("[boot] FAIL") or ln.startswith("[panic]")]
     if fails and len(stage.labs) > 1 and stage.origin.kind != "solutions" and not stage.origin.below_from_solutions:
-        result.stopped += (f". Stage {stage.number:02d} runs your code of every lab up to {stage.top.name}: "
-                           f"to grade {stage.top.name} alone on the reference labs below it, add BELOW=solutions")
+        result.stopped += f". Stage {stage.number:02d} runs your code of every lab up to {stage.top.name}: "
+        if stage.has_reference_below():
+            result.stopped += f"to grade {stage.top.name} alone on the reference labs below it, add BELOW=solutions"
+        else:       # a student's copy: no reference code to stand on
+            result.stopped += (f"a lab below it may be the one that fails, so grade those first "
+                               f"(`make grade LAB={stage.labs[0].number:02d}` and up)")
 
 
 def diagnose(result):

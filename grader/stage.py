@@ -73,6 +73,11 @@ class Stage:
     def top(self):
         return self.labs[-1]
 
+    def has_reference_below(self):
+        """Whether the reference code of every lab below the top one is here (BELOW=solutions can work)."""
+        reference = Path(self.origin.reference) if self.origin.reference else self.root / "solutions"
+        return all((reference / lab.name).is_dir() for lab in self.labs[:-1])
+
     @property
     def number(self):
         return self.top.number
@@ -116,9 +121,17 @@ class Stage:
         return [s for s in self.sources if not s.path.is_file()]
 
 
-NO_SOLUTIONS = ("this copy of the kit has no solutions/ (a student's copy has none): `make demo`, SOLUTIONS=1 "
-                "and BELOW=solutions grade the reference code, which only an instructor's copy holds. "
+NO_SOLUTIONS = ("this copy of the kit has no solutions/ (a student's copy has none): `make demo` and SOLUTIONS=1 "
+                "run the reference code, which the course staff's copy holds. "
                 "Grade your own code with `make grade LAB=NN`")
+
+
+def no_reference_below(top):
+    """What BELOW=solutions says in a copy without the reference code of the labs below `top`."""
+    return (f"this copy of the kit has no solutions/: BELOW=solutions grades {top.name} on the reference code "
+            f"of the labs below it, which the course staff may give you (solutions/NN-name/, often once a lab's "
+            f"deadline has passed). Until then `make grade LAB={top.number:02d}` grades your own code of every "
+            f"lab up to {top.name}")
 
 
 def make(spec, origin=Origin(), root=labs_mod.ROOT):
@@ -129,7 +142,9 @@ def make(spec, origin=Origin(), root=labs_mod.ROOT):
     chosen = tuple(lab for lab in every if lab.number <= top.number)
     reference = Path(origin.reference) if origin.reference else root / "solutions"
     if (origin.kind == "solutions" or origin.below_from_solutions and len(chosen) > 1) and not reference.is_dir():
-        raise labs_mod.LabError(NO_SOLUTIONS if origin.reference is None else f"no reference folder {reference}")
+        if origin.reference is not None:
+            raise labs_mod.LabError(f"no reference folder {reference}")
+        raise labs_mod.LabError(NO_SOLUTIONS if origin.kind == "solutions" else no_reference_below(top))
     sources = []
     for lab in chosen:
         below = lab is not top and origin.below_from_solutions

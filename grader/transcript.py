@@ -161,10 +161,10 @@ def explain(line_results, values, lines):
         return f"expected `{want}`, got `{r.got}`"
     if r.status == "forbidden":
         return f"line {r.index + 1} must not appear: `{r.got}`"
-    before = [x for x in line_results if x.status == "matched" and x.index is not None]
     if not lines:
         return f"missing `{want}`: the kernel printed nothing"
-    after = f" (after `{lines[before[-1].index]}`)" if before else ""
+    # the output line it was looked for after: the line of the expected line before it
+    after = f" (after `{lines[r.after]}`)" if 0 <= r.after < len(lines) else ""
     return f"missing `{want}`{after}"
 
 

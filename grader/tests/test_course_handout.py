@@ -76,6 +76,8 @@ def test_what_needs_the_solutions_says_so(kit):
         assert r.returncode != 0 and "Traceback" not in r.stdout + r.stderr, cmd
         assert "this copy of the kit has no solutions/" in r.stderr, (cmd, r.stderr)
         assert "a submission must contain" not in r.stderr
+    r = run(["make", "grade", "LAB=02", "BELOW=solutions"], kit)
+    assert "the course staff may give you" in r.stderr and "`make grade LAB=02` grades your own code" in r.stderr
     for tool in ("batch", "gradescope", "handout"):
         r = run(["python3", "-m", "grader", tool, "x"], kit)
         assert r.returncode == 2 and "is an instructor's tool" in r.stderr and "Traceback" not in r.stderr
@@ -96,3 +98,25 @@ def test_marked_tests_are_cut_out_of_a_module():
         '"""doc"""\nimport pytest\n\n\ndef test_a():\n    pass\n\n\ndef test_c():\n    pass\n'
     assert handout.strip_instructor_tests("import pytest\npytestmark = pytest.mark.instructor\n") is None
     assert handout.strip_instructor_tests("import pytest\npytestmark = [pytest.mark.slow]\n") is not None
+
+
+def test_below_solutions_works_once_the_staff_hand_out_a_lab(kit, tmp_path):
+    """A student's stage 02 stops on their unfinished lab 01: the report sends them to the
+    labs below, not to a BELOW=solutions they cannot use; with lab 01's reference code
+    released into solutions/, BELOW=solutions grades lab 02 alone."""
+    r = run(["make", "grade", "LAB=02"], kit)
+    assert "grade those first (`make grade LAB=01` and up)" in r.stdout and "add BELOW=solutions" not in r.stdout
+    released = kit / "solutions" / "01-boot"
+    released.mkdir(parents=True)
+    try:
+        for f in (ROOT / "solutions" / "01-boot").iterdir():
+            (released / f.name).write_bytes(f.read_bytes())
+        r = run(["make", "grade", "LAB=02", "BELOW=solutions"], kit)
+        assert "from labs/ (your code) (labs below it from solutions/)" in r.stdout, r.stdout + r.stderr
+        assert "Score: 0/95" in r.stdout and "Traceback" not in r.stdout + r.stderr
+        assert "the kernel did not finish" not in r.stdout      # lab 01 is the reference: the stage runs to the end
+    finally:
+        for f in released.iterdir():
+            f.unlink()
+        released.rmdir()
+        released.parent.rmdir()

@@ -66,6 +66,13 @@ def test_missing_after_last_match_and_nothing_printed():
     assert "the kernel printed nothing" in transcript.explain(res["first"], {"seed": "0x2a"}, [])
 
 
+def test_a_missing_line_is_placed_after_the_line_before_it_not_after_the_last_match():
+    checks = transcript.parse("== t [1]\n[a] one\n[b] two\n[c] three\n")
+    out = ["[a] one", "noise", "[c] three"]
+    res = transcript.match(checks, out, {})
+    assert transcript.explain(res["t"], {}, out) == "missing `[b] two` (after `[a] one`)"
+
+
 def test_whole_line_must_match():
     _, res = run(["[a] seed=0x2a n=1 trailing", "[a] yes done"])
     assert transcript.failed(res["first"])[0].status == "wrong"
