@@ -1,4 +1,4 @@
-/* The kernel heap over the .bss region kernel.ld reserves, the wrappers the
+/* The kernel heap over the .bss region this lab's bss.ld reserves, the wrappers the
  * rest of the kernel allocates with, and the seeded self-tests the grader
  * checks against its own model of each allocator.
  */
@@ -82,6 +82,19 @@ selftest_null(void *p)
     return p ? "gave a block" : "NULL";
 }
 
+/* A refused request gives NULL and changes nothing. A block at address 0
+ * reads as NULL too, so the heap's use must not have moved either; *used is
+ * the use before the request, and becomes the use after it. */
+static const char *
+selftest_refused(const struct heap *h, void *p, uint64_t *used)
+{
+    uint64_t before = *used;
+    *used = heap_used(h);
+    if (p)
+        return "gave a block";
+    return *used == before ? "NULL" : "NULL but h->next moved";
+}
+
 /* A heap of 100 bytes that starts 8 bytes past a page: alignment is of the
  * address, not of the offset; a block that ends on the heap's last byte fits;
  * next moves to the end of a block, not further, and a request that fails
@@ -131,11 +144,12 @@ heap_selftest(uint64_t seed)
     if (checked)
         kprintf("[heap] write/read pattern over %d blocks, %lu bytes: ok\n", TEST_BLOCKS, checked);
     kprintf("[heap] used after %d blocks: %lu bytes\n", TEST_BLOCKS, heap_used(&t));
-    kprintf("[heap] edges: size 0 %s, ", selftest_null(heap_alloc(&t, 0, 16)));
-    kprintf("size 2^64-9 %s, ", selftest_null(heap_alloc(&t, ~0ull - 8, 16)));
-    kprintf("align 0 %s, ", selftest_null(heap_alloc(&t, 16, 0)));
-    kprintf("align 24 %s, ", selftest_null(heap_alloc(&t, 16, 24)));
-    kprintf("align 2^63 %s\n", selftest_null(heap_alloc(&t, 16, 1ull << 63)));
+    uint64_t used = heap_used(&t);
+    kprintf("[heap] edges: size 0 %s, ", selftest_refused(&t, heap_alloc(&t, 0, 16), &used));
+    kprintf("size 2^64-9 %s, ", selftest_refused(&t, heap_alloc(&t, ~0ull - 8, 16), &used));
+    kprintf("align 0 %s, ", selftest_refused(&t, heap_alloc(&t, 16, 0), &used));
+    kprintf("align 24 %s, ", selftest_refused(&t, heap_alloc(&t, 16, 24), &used));
+    kprintf("align 2^63 %s\n", selftest_refused(&t, heap_alloc(&t, 16, 1ull << 63), &used));
     int count = 0;
     while (count <= TEST_REGION / PAGE_SIZE && heap_alloc(&t, PAGE_SIZE, HEAP_ALIGN))
         count++;

@@ -114,6 +114,15 @@ def alignment_rounding_that_wraps(st):
     wrong_line(st, "heap: size 0, huge sizes", "align 2^63 gave a block")
 
 
+@mutant("03", patches=[(H, ALLOC_FIT, "    uint64_t addr = (h->next + align - 1) & ~(align - 1);   /* mutant */\n"),
+                       (H, "align == 0 || (align", "(align")], seeds=2)
+def align_zero_rounds_to_address_zero(st):
+    # The textbook round-up without the align == 0 test: address 0 comes back, which reads as NULL,
+    # and h->next moves to 16 (a student's walkthrough found it passing the edges line before).
+    wrong_line(st, "heap: size 0, huge sizes", "align 0 NULL but h->next moved")
+    assert any("which reads as NULL" in h for h in check_of(st, "heap: size 0, huge sizes").hints)
+
+
 @mutant("03", patches=[(H, "align == 0 || (align & (align - 1)) != 0", "align == 0   /* mutant: any alignment */")],
         seeds=2)
 def alignment_not_a_power_of_two_accepted(st):

@@ -4,9 +4,10 @@
 
 /* void mb2_read_mmap(const struct mb2_tag_mmap *t, struct boot_info *bi)
  *
- * Contract: record each entry of the memory-map tag t in bi->regions
- * (base, length, type), in the order given, at most BOOT_MAX_REGIONS of them,
- * and set bi->nregions.
+ * Contract: append each entry of the memory-map tag t to bi->regions
+ * (base, length, type), in the order given, after the bi->nregions entries
+ * already there (none on a boot: *bi starts zeroed, and GRUB gives one
+ * memory-map tag), at most BOOT_MAX_REGIONS in all, and update bi->nregions.
  * Fact: entries are t->entry_size bytes apart, which may be larger than
  * sizeof(struct mb2_mmap_entry); they fill the tag up to t->size.
  */

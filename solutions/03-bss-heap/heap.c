@@ -1,5 +1,5 @@
 /* The bump allocator: the simplest allocator that is correct. Its region is
- * a static array in .bss (kernel.ld: __heap_start, __heap_end), never a
+ * a static array in .bss (this lab's bss.ld: __heap_start, __heap_end), never a
  * made-up address: see book chapter 3, "Pitfalls".
  */
 #include "heap.h"
