@@ -113,7 +113,7 @@ def test_a_student_copy_without_solutions_says_so_in_one_sentence(tmp_path):
     shutil.copytree(ROOT / "labs", tmp_path / "labs", ignore=shutil.ignore_patterns("__pycache__"))
     with pytest.raises(labs.LabError) as e:
         stage.make("02", stage.Origin("labs", None, True), tmp_path)
-    assert "has no solutions/" in str(e.value) and "make grade LAB=NN" in str(e.value)
+    assert "has no solutions/" in str(e.value) and "`make grade LAB=02` grades your own code" in str(e.value)
     stage.make("01", stage.Origin("labs", None, True), tmp_path)            # nothing below lab 01
 
 
