@@ -3,6 +3,7 @@ the emitter supports (legacy, VEX and EVEX) is emitted by the Linux build of
 the lab 06 JIT (labs/06-jit-model/native), wrapped into an object file with
 llvm-objcopy, and disassembled by llvm-objdump; each line must be the
 intended instruction."""
+import shutil
 import subprocess
 
 import pytest
@@ -34,13 +35,18 @@ VECTOR_FORMS = ["vpxor ymm", "vpbroadcastd ymm", "vpmaddubsw ymm", "vpmaddwd ymm
                 "vmovdqu32 zmmword ptr", "vzeroupper", "zmm31", "[r13 + 8*r13 + 4]"]
 
 
+def kit_copy(tmp_path):
+    """labs/ and solutions/ copied, for a test that breaks one file."""
+    root = tmp_path / "tree"
+    for d in ("labs", "solutions"):
+        shutil.copytree(LAB.root / d, root / d, ignore=shutil.ignore_patterns("__pycache__"))
+    return root
+
+
 @pytest.mark.instructor
 def test_a_wrong_encoder_is_caught(tmp_path):
     """The comparison fails on a broken encoder: disp8 used for every displacement."""
-    root = tmp_path / "tree"
-    for d in ("labs", "solutions"):
-        subprocess.run(["cp", "-r", str(LAB.root / d), str(root / d)], check=False) if root.exists() else \
-            (root.mkdir(), subprocess.run(["cp", "-r", str(LAB.root / d), str(root / d)], check=True))
+    root = kit_copy(tmp_path)
     enc = root / "solutions" / LAB.name / "jit_encode.c"
     enc.write_text(enc.read_text().replace("(disp >= -128 && disp <= 127) ? 1 : 2", "1"))
     exe = native.build(root=root, outdir=tmp_path / "native")
@@ -51,10 +57,7 @@ def test_a_wrong_encoder_is_caught(tmp_path):
 @pytest.mark.instructor
 def test_an_unscaled_evex_displacement_is_caught(tmp_path):
     """EVEX's disp8 counts in vectors: emitting the byte offset itself reads elsewhere."""
-    root = tmp_path / "tree"
-    for d in ("labs", "solutions"):
-        subprocess.run(["cp", "-r", str(LAB.root / d), str(root / d)], check=True) if root.exists() else \
-            (root.mkdir(), subprocess.run(["cp", "-r", str(LAB.root / d), str(root / d)], check=True))
+    root = kit_copy(tmp_path)
     jit = root / "labs/06-jit-model/jit.c"
     old = "jit_modrm_mem(j, reg, base, index, scale, disp / n);"
     assert old in jit.read_text()
