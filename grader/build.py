@@ -365,11 +365,17 @@ def _listings(elf, outdir):
 
 
 def _make_iso(elf, iso, grub_cfg_text, modules=()):
-    """An ISO with GRUB, grub.cfg, the kernel and the stage's module files in /boot."""
+    """An ISO with GRUB, grub.cfg, the kernel and the stage's module files in /boot.
+    The ISO's kernel has no debug information (GDB and the diagnosis read
+    kernel.elf, which keeps it): debug information names the folder the kit
+    lives in, and GRUB, which reads the whole file, would then place its boot
+    information elsewhere and take other time in every clone of the kit."""
     with tempfile.TemporaryDirectory(prefix="kit-iso-") as tmp:
         boot = Path(tmp) / "boot"
         (boot / "grub").mkdir(parents=True)
-        shutil.copy(elf, boot / "kernel.elf")
+        r = _run(["llvm-objcopy", "--strip-debug", str(elf), str(boot / "kernel.elf")])
+        if r.returncode != 0:
+            raise BuildError("llvm-objcopy --strip-debug failed", first_errors(r.stderr, ROOT))
         for m in modules:
             shutil.copy(m, boot / m.name)
         (boot / "grub" / "grub.cfg").write_text(grub_cfg_text)

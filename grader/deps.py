@@ -45,7 +45,7 @@ KERNEL = [
     Need("llvm-nm", "llvm", "kernel.sym, the symbols checks and diagnosis use"),
     Need("llvm-objdump", "llvm", "kernel.asm, the encoder check"),
     Need("llvm-symbolizer", "llvm", "RIP to function and line in a diagnosis"),
-    Need("llvm-objcopy", "llvm", "wraps JIT bytes for llvm-objdump"),
+    Need("llvm-objcopy", "llvm", "the ISO's kernel without debug information; JIT bytes for llvm-objdump"),
     Need("grub-mkrescue", "grub-common", "makes the bootable ISO"),
     Need("grub-editenv", "grub-common", "writes the per-run arguments disk"),
     Need("/usr/lib/grub/i386-pc/multiboot2.mod", "grub-pc-bin", "GRUB's BIOS modules, put on the ISO"),

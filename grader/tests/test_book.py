@@ -2,6 +2,7 @@
 source gives; no absolute path of a machine appears anywhere in book/."""
 import importlib.util
 import re
+import shutil
 import subprocess
 import sys
 
@@ -125,6 +126,50 @@ def test_a_transcript_that_drifts_from_a_real_run_is_reported(tmp_path, monkeypa
     assert build.check([ch], figures=False) == []
     ch.write_text(ch.read_text().replace("drop='^two'", "drop='^one'"))
     assert "made from other inputs" in build.check([ch], figures=False)[0]
+
+
+def test_a_racy_transcript_is_compared_by_its_characters():
+    """Two streams may cut each other anywhere, even inside a word; a changed
+    number still counts as a drift."""
+    tr = book_module("transcripts")
+    t = tr.Transcript("sh racy run='true'")
+    book = ["[mb2] made-up tags: 9 tags, ok", "[power] off: ok", "=====", "Bochs is exiting", "=====", "t=83419246"]
+    run = ["[mb2] made-up tags: 9 ta=====", "Bochs is exiting", "=====", "gs, ok", "[power] off: ok", "t=83419246"]
+    assert tr.masked(t, book) == tr.masked(t, run)
+    assert tr.masked(t, book) != tr.masked(t, run[:-1] + ["t=83419916"])
+    assert tr.masked(tr.Transcript("sh run='true'"), book) != tr.masked(tr.Transcript("sh run='true'"), run)
+
+
+def test_a_transcript_run_under_make_shows_no_sub_make_lines(monkeypatch):
+    """`make test` runs the transcripts: the make they start is not a sub-make."""
+    tr = book_module("transcripts")
+    monkeypatch.setenv("MAKELEVEL", "1")
+    monkeypatch.setenv("MAKEFLAGS", "w")
+    out = tr.run_cmd(["make", "-f", "/dev/null", "-n", "--eval=x:;@:", "x"], labs.ROOT)
+    assert "Entering directory" not in out and "Leaving directory" not in out, out
+
+
+@pytest.mark.instructor
+def test_the_booted_kernel_is_the_same_wherever_the_kit_lives(tmp_path):
+    """Debug information names the kit's folder; the kernel GRUB loads from
+    the ISO has none, so a boot (GRUB's boot information address, Bochs's
+    instruction counts in the book) is the same in every clone."""
+    kernels = []
+    for name in ("kit", "a-kit-in-a-folder-with-a-much-longer-name"):
+        root = tmp_path / name
+        for d in ("labs", "solutions", "grader"):
+            shutil.copytree(labs.ROOT / d, root / d, ignore=shutil.ignore_patterns("__pycache__", "tests"))
+        r = subprocess.run([sys.executable, "-m", "grader", "build", "--lab", "01", "--solutions", "--no-install"],
+                           cwd=root, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stdout + r.stderr
+        out = root / "boot.elf"
+        r = subprocess.run(["xorriso", "-osirrox", "on", "-indev", str(root / "build/stage-01-sol/kernel.iso"),
+                            "-extract", "/boot/kernel.elf", str(out)], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        kernels.append(((root / "build/stage-01-sol/kernel.elf").read_bytes(), out.read_bytes()))
+    (elf_a, boot_a), (elf_b, boot_b) = kernels
+    assert elf_a != elf_b                   # the debug information does differ between the two folders
+    assert boot_a == boot_b
 
 
 def test_a_transcript_line_is_checked_before_anything_runs(tmp_path):
