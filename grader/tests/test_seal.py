@@ -179,7 +179,7 @@ def test_ctrl_c_stops_every_emulator_and_returns_at_once(tmp_path):
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=10)
     took = time.monotonic() - sent
-    assert took < 2, f"Ctrl-C took {took:.1f}s"
+    assert took < 1, f"Ctrl-C took {took:.1f}s"   # 0.2 s here; 1.5 s when reference threads held the interpreter
     assert p.returncode == 130 and "Traceback" not in err
     assert "interrupted" in err and "Score:" in out                # the partial report
     assert json.loads((tmp_path / "r.json").read_text())["interrupted"] is True
