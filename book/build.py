@@ -57,13 +57,13 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import figures as figures_mod
+import transcripts as tr
+
 ROOT = Path(__file__).resolve().parent.parent
 BOOK = ROOT / "book"
 OUT = ROOT / "build" / "book"
 STYLE = BOOK / "style"
-sys.path.insert(0, str(BOOK))
-import figures as figures_mod  # noqa: E402
-import transcripts as tr  # noqa: E402
 
 PANDOC_INSTALL = "apt-get install -y --no-install-recommends pandoc"
 PANDOC_TIMEOUT = 120
@@ -72,7 +72,7 @@ LISTING = re.compile(r"^\s*<!--\s*listing:\s*(\S+)\s+(\S+)\s*-->\s*$")
 FIGURE = re.compile(r"^\s*<!--\s*figure:\s*(\S+)\s+(\S+)\s*-->\s*$")
 DIRECTIVE_START = re.compile(r"^\s*<!--\s*(listing|figure|transcript):")
 FENCE = re.compile(r"^\s*(```+|~~~+)")
-ASM_LABEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*:")          # top level: no .L, no 1:
+ASM_LABEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*:")  # top level: no .L, no 1:
 ASM_SECTION = re.compile(r"^\s*\.(section|text|data|bss|rodata|previous|pushsection|popsection)\b")
 LANGUAGES = {".c": "c", ".h": "c", ".S": "asm", ".s": "asm"}
 # An absolute path of some machine: none may appear anywhere in book/.
@@ -98,6 +98,7 @@ def chapters():
 
 # --- pulling a function out of a source file ------------------------------
 
+
 def c_function(lines, name):
     """The lines of C function `name`: comment block, return type, body."""
     head = re.compile(r"^" + re.escape(name) + r"\(")
@@ -113,16 +114,16 @@ def c_function(lines, name):
             if lines[j].rstrip().endswith(";"):
                 break
         if body is None:
-            continue                            # a prototype or a call
+            continue  # a prototype or a call
         end = next((k for k in range(body + 1, len(lines)) if lines[k].startswith("}")), None)
         if end is None:
             raise ListingError(f"function `{name}` has no closing `}}` in column 0")
         start = i
         above = lines[i - 1] if i > 0 else ""
         if above.strip() and not above.startswith("#") and not above.rstrip().endswith(("*/", ";", "}")):
-            start = i - 1                       # the return type, on its own line
+            start = i - 1  # the return type, on its own line
         start = comment_above(lines, start)
-        return lines[start:end + 1]
+        return lines[start : end + 1]
     raise ListingError(f"no definition `{name}(` at the start of a line")
 
 
@@ -165,7 +166,7 @@ def asm_function(lines, name):
             break
         end = k - 1
         i = k
-    return lines[start:end + 1]
+    return lines[start : end + 1]
 
 
 def resolve(path_text, name):
@@ -197,7 +198,7 @@ def resolve(path_text, name):
 
 FIGURE_KINDS = ("memory-layout",)
 TOOL_TIMEOUT = 60
-TABLE_SIZE = 4096                               # every x86-64 page table is one 4 KiB page
+TABLE_SIZE = 4096  # every x86-64 page table is one 4 KiB page
 BOOT_TABLES = ("boot_pml4", "boot_pdpt", "boot_pd")
 SECTION_NOTES = {
     ".multiboot": "Multiboot2 header",
@@ -205,9 +206,18 @@ SECTION_NOTES = {
     ".rodata": "constants, strings",
     ".data": "variables with a value, the GDT",
 }
-BOUNDARY_SYMBOLS = ("__kernel_start", "__bss_start", "__heap_start", "__heap_end", "__stack_guard",
-                    "__stack_bottom", "__stack_top", "__bss_end", "__kernel_end")
-BOX = 24                                        # inner width of the figure's boxes
+BOUNDARY_SYMBOLS = (
+    "__kernel_start",
+    "__bss_start",
+    "__heap_start",
+    "__heap_end",
+    "__stack_guard",
+    "__stack_bottom",
+    "__stack_top",
+    "__bss_end",
+    "__kernel_end",
+)
+BOX = 24  # inner width of the figure's boxes
 
 
 def grader():
@@ -215,6 +225,7 @@ def grader():
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     from grader import build as grader_build, labs as grader_labs, stage as grader_stage
+
     return grader_labs, grader_build, grader_stage
 
 
@@ -247,7 +258,7 @@ def tool_output(cmd):
 def built_kernel(lab):
     """(the grader's Build, where its student files came from)."""
     _, gbuild, gstage = grader()
-    kind = "solutions" if (ROOT / "solutions").is_dir() else "labs"     # a student handout has no solutions/
+    kind = "solutions" if (ROOT / "solutions").is_dir() else "labs"  # a student handout has no solutions/
     st = gstage.make(lab.name, gstage.Origin(kind), ROOT)
     if st.missing_files():
         st = gstage.make(lab.name, gstage.Origin("labs"), ROOT)
@@ -288,18 +299,27 @@ def bss_regions(bss, symbols):
         raise FigureError(f"kernel.elf has no symbol {', '.join(missing)}")
     start, end = bss[0], bss[0] + bss[1]
     tables = (min(addr[t] for t in BOOT_TABLES), max(addr[t] for t in BOOT_TABLES) + TABLE_SIZE)
-    later = [(lo, hi, name, note) for lo, hi, name, note in (
-        ("__heap_start", "__heap_end", "  heap", "HEAP_SIZE bytes, for kmalloc"),
-        ("__stack_guard", "__stack_bottom", "  stack guard page", "left unmapped from lab 04"))
-        if lo in addr and hi in addr]
+    later = [
+        (lo, hi, name, note)
+        for lo, hi, name, note in (
+            ("__heap_start", "__heap_end", "  heap", "HEAP_SIZE bytes, for kmalloc"),
+            ("__stack_guard", "__stack_bottom", "  stack guard page", "left unmapped from lab 04"),
+        )
+        if lo in addr and hi in addr
+    ]
     first_later = addr[later[0][0]] if later else addr["__stack_bottom"]
-    others = [name for a, kind, name in symbols
-              if tables[1] <= a < first_later and kind in "bBdD" and not name.startswith("__")]
+    others = [
+        name
+        for a, kind, name in symbols
+        if tables[1] <= a < first_later and kind in "bBdD" and not name.startswith("__")
+    ]
     note = ", ".join(others)
     if len(note) > 48:
-        note = note[:note.rfind(", ", 0, 44)] + ", ..."
-    parts = [(tables[0], tables[1], "  boot page tables", ", ".join(BOOT_TABLES)),
-             (tables[1], first_later, "  other variables", note)]
+        note = note[: note.rfind(", ", 0, 44)] + ", ..."
+    parts = [
+        (tables[0], tables[1], "  boot page tables", ", ".join(BOOT_TABLES)),
+        (tables[1], first_later, "  other variables", note),
+    ]
     for lo, hi, name, note_ in later:
         if addr[lo] > parts[-1][1]:
             parts.append((parts[-1][1], addr[lo], "  (padding)", ""))
@@ -324,7 +344,7 @@ def memory_layout(lab):
     sections, symbols = elf_sections(elf), elf_symbols(b)
     if ".bss" not in sections:
         raise FigureError("kernel.elf has no .bss section")
-    regions = []                                # (start, end, name, note), in address order
+    regions = []  # (start, end, name, note), in address order
     ordered = sorted(sections.items(), key=lambda kv: kv[1][0])
     for i, (name, (start, size, _)) in enumerate(ordered):
         if name == ".bss":
@@ -337,8 +357,9 @@ def memory_layout(lab):
     bss_start, bss_size, bss_type = sections[".bss"]
     width = 8 if regions[-1][1] < 1 << 32 else 16
     names = {}
-    for a, _, name in sorted(symbols, key=lambda s: (s[0], BOUNDARY_SYMBOLS.index(s[2])
-                                                     if s[2] in BOUNDARY_SYMBOLS else 0)):
+    for a, _, name in sorted(
+        symbols, key=lambda s: (s[0], BOUNDARY_SYMBOLS.index(s[2]) if s[2] in BOUNDARY_SYMBOLS else 0)
+    ):
         if name in BOUNDARY_SYMBOLS:
             names.setdefault(a, []).append(name)
 
@@ -354,8 +375,11 @@ def memory_layout(lab):
             out.append(edge(start))
         out.append(f" {'':{width + 2}} | {name:<{BOX - 2}} | {size_text(end - start):>8}  {note}".rstrip())
         out.append(edge(end))
-    out += ["", f" between the = lines: .bss, {size_text(bss_size)} (type {bss_type or '?'} in llvm-objdump):",
-            "   it takes memory but no room in kernel.elf, and _start zeroes it"]
+    out += [
+        "",
+        f" between the = lines: .bss, {size_text(bss_size)} (type {bss_type or '?'} in llvm-objdump):",
+        "   it takes memory but no room in kernel.elf, and _start zeroes it",
+    ]
     return out
 
 
@@ -373,13 +397,14 @@ def figure(kind, stage):
 
 # --- chapters: directives and the blocks that follow them -------------------
 
+
 class Directive:
     """A `<!-- kind: ... -->` comment outside any fenced block, and the fenced
     block right under it (lines are 0-based, end exclusive)."""
 
     def __init__(self, kind, text, start, end, block):
         self.kind, self.text, self.start, self.end = kind, text, start, end
-        self.block = block              # (first, last+1) of the fenced block, or None
+        self.block = block  # (first, last+1) of the fenced block, or None
 
     @property
     def line(self):
@@ -396,7 +421,7 @@ def directives(lines):
             mark = m.group(1)
             if fence is None:
                 fence = mark
-            elif mark[0] == fence[0] and len(mark) >= len(fence) and not line.strip()[len(mark):].strip():
+            elif mark[0] == fence[0] and len(mark) >= len(fence) and not line.strip()[len(mark) :].strip():
                 fence = None
             i += 1
             continue
@@ -407,17 +432,23 @@ def directives(lines):
         j = i
         while "-->" not in lines[j] and j + 1 < len(lines):
             j += 1
-        text = " ".join(ln.strip() for ln in lines[i:j + 1])
+        text = " ".join(ln.strip() for ln in lines[i : j + 1])
         block = None
         k = j + 1
         if k < len(lines) and FENCE.match(lines[k]):
             mark = FENCE.match(lines[k]).group(1)
-            close = next((n for n in range(k + 1, len(lines))
-                          if re.fullmatch(re.escape(mark[0]) + "{%d,}" % len(mark), lines[n].strip())), None)
+            close = next(
+                (
+                    n
+                    for n in range(k + 1, len(lines))
+                    if re.fullmatch(re.escape(mark[0]) + "{%d,}" % len(mark), lines[n].strip())
+                ),
+                None,
+            )
             if close is not None:
                 block = (k, close + 1)
         found.append(Directive(d.group(1), text, i, j + 1, block))
-        i = (block[1] if block else j + 1)
+        i = block[1] if block else j + 1
     return found
 
 
@@ -431,7 +462,7 @@ def block_body(lines, d):
     if d.block is None:
         return None
     pad = tr.indent_of(lines[d.start])
-    return "\n".join(ln[len(pad):] if ln.startswith(pad) else ln for ln in lines[d.block[0] + 1:d.block[1] - 1])
+    return "\n".join(ln[len(pad) :] if ln.startswith(pad) else ln for ln in lines[d.block[0] + 1 : d.block[1] - 1])
 
 
 def transcript_of(d):
@@ -486,8 +517,10 @@ def check(chapter_paths, transcripts=True, figures=None, only_broken=False):
                 if d.block is None:
                     problems.append(f"{where}: transcript has no fenced block under it (run --sync)")
                 elif transcripts and lock.get(t.key) != tr.inputs_of(t):
-                    problems.append(f"{where}: transcript made from other inputs: run `python3 book/build.py --verify`"
-                                    " (or --sync)")
+                    problems.append(
+                        f"{where}: transcript made from other inputs: run `python3 book/build.py --verify`"
+                        " (or --sync)"
+                    )
                 continue
             try:
                 want = wanted(d, figures and not only_broken)
@@ -517,13 +550,13 @@ def rewrite(ch, produce):
             continue
         pad = tr.indent_of(lines[d.start])
         new = [pad + ln if ln else ln for ln in new]
-        old = lines[d.block[0]:d.block[1]] if d.block else []
+        old = lines[d.block[0] : d.block[1]] if d.block else []
         if old != new:
             changed += 1
             if d.block:
-                lines[d.block[0]:d.block[1]] = new
+                lines[d.block[0] : d.block[1]] = new
             else:
-                lines[d.end:d.end] = new
+                lines[d.end : d.end] = new
     if changed:
         ch.write_text("\n".join(lines))
     return changed
@@ -536,16 +569,20 @@ def sync(chapter_paths, rerun_all=False, verify_only=False, jobs=2, out=print):
         return problems
     solutions = tr.have_solutions()
     if not solutions:
-        out("book: solutions/ is absent (a student handout): listings are checked; figures drawn from the "
-            "reference kernel and transcripts are left as they are")
+        out(
+            "book: solutions/ is absent (a student handout): listings are checked; figures drawn from the "
+            "reference kernel and transcripts are left as they are"
+        )
     changed = 0
     if not verify_only:
         for ch in chapter_paths:
+
             def listing_block(d):
                 if d.kind == "transcript":
                     return None
                 want = wanted(d, solutions)
                 return fenced(*want) if want else None
+
             changed += rewrite(ch, listing_block)
         if solutions:
             changed += figures_mod.write_all(out=out)
@@ -571,6 +608,7 @@ def sync(chapter_paths, rerun_all=False, verify_only=False, jobs=2, out=print):
             return key, tr.produce(t), None
         except tr.TranscriptError as e:
             return key, None, f"{shown(ch)}:{line}: transcript: {e}"
+
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         for key, produced, err in pool.map(one, todo.items()):
             if err:
@@ -581,14 +619,17 @@ def sync(chapter_paths, rerun_all=False, verify_only=False, jobs=2, out=print):
         t, ch, line, old = todo[key]
         if verify_only:
             if old is None or tr.masked(t, old.split("\n")[0:]) != tr.masked(t, produced):
-                problems.append(f"{shown(ch)}:{line}: transcript `{t.text[:60]}` drifted from a real run "
-                                f"(run `python3 book/build.py --sync`):\n" + diff_text(old or "", produced))
+                problems.append(
+                    f"{shown(ch)}:{line}: transcript `{t.text[:60]}` drifted from a real run "
+                    f"(run `python3 book/build.py --sync`):\n" + diff_text(old or "", produced)
+                )
                 continue
         lock[t.key] = tr.inputs_of(t)
     if not verify_only:
         for ch in chapter_paths:
-            body_of = {d.start: block_body(ch.read_text().split("\n"), d)
-                       for d in directives(ch.read_text().split("\n"))}
+            body_of = {
+                d.start: block_body(ch.read_text().split("\n"), d) for d in directives(ch.read_text().split("\n"))
+            }
 
             def transcript_block(d):
                 if d.kind != "transcript":
@@ -597,10 +638,15 @@ def sync(chapter_paths, rerun_all=False, verify_only=False, jobs=2, out=print):
                 if t.key in results:
                     return fenced(t.lang, "\n".join(results[t.key]))
                 return fenced(t.lang, body_of[d.start]) if body_of.get(d.start) is not None else None
+
             changed += rewrite(ch, transcript_block)
-    keys = {transcript_of(d).key for ch in chapter_paths for d in directives(ch.read_text().split("\n"))
-            if d.kind == "transcript"}
-    if not verify_only:                 # a check never writes into the repository
+    keys = {
+        transcript_of(d).key
+        for ch in chapter_paths
+        for d in directives(ch.read_text().split("\n"))
+        if d.kind == "transcript"
+    }
+    if not verify_only:  # a check never writes into the repository
         tr.write_lock({k: v for k, v in lock.items() if k in keys})
         out(f"book: {changed} block{'s' * (changed != 1)} rewritten")
     return problems
@@ -608,18 +654,20 @@ def sync(chapter_paths, rerun_all=False, verify_only=False, jobs=2, out=print):
 
 def diff_text(old, new):
     import difflib
+
     d = difflib.unified_diff(old.split("\n"), new, "in the book", "from the run", lineterm="", n=1)
     return "\n".join(list(d)[:40])
 
 
 # --- HTML and EPUB ------------------------------------------------------------
 
+
 def split_title(text, fallback):
     """(title, body): the first `# ` heading becomes the page title."""
     lines = text.splitlines()
     for i, line in enumerate(lines):
         if line.startswith("# "):
-            return line[2:].strip(), "\n".join(lines[:i] + lines[i + 1:]) + "\n"
+            return line[2:].strip(), "\n".join(lines[:i] + lines[i + 1 :]) + "\n"
     return fallback, text
 
 
@@ -637,12 +685,20 @@ def nav_html(pages, i):
     """The top bar: the book's title, previous and next."""
     prev = pages[i - 1] if i > 0 else None
     nxt = pages[i + 1] if i + 1 < len(pages) else None
-    parts = ['<nav class="chapter-nav" aria-label="chapters">',
-             '<a class="home" href="index.html">The teaching OS kit</a>']
-    parts.append(f'<a class="prev" rel="prev" href="{prev[0]}">&larr; {html.escape(prev[1])}</a>' if prev
-                 else '<span class="prev"></span>')
-    parts.append(f'<a class="next" rel="next" href="{nxt[0]}">{html.escape(nxt[1])} &rarr;</a>' if nxt
-                 else '<span class="next"></span>')
+    parts = [
+        '<nav class="chapter-nav" aria-label="chapters">',
+        '<a class="home" href="index.html">The teaching OS kit</a>',
+    ]
+    parts.append(
+        f'<a class="prev" rel="prev" href="{prev[0]}">&larr; {html.escape(prev[1])}</a>'
+        if prev
+        else '<span class="prev"></span>'
+    )
+    parts.append(
+        f'<a class="next" rel="next" href="{nxt[0]}">{html.escape(nxt[1])} &rarr;</a>'
+        if nxt
+        else '<span class="next"></span>'
+    )
     return "\n".join(parts) + "\n</nav>\n"
 
 
@@ -658,7 +714,7 @@ def strip_directives(body):
     """The Markdown pandoc sees: the directive comments dropped (their blocks stay)."""
     lines = body.split("\n")
     for d in reversed(directives(lines)):
-        del lines[d.start:d.end]
+        del lines[d.start : d.end]
     return "\n".join(lines)
 
 
@@ -681,31 +737,97 @@ def build(chapter_paths):
             nav.write_text(nav_html(pages, i))
             side = tmp / f"{i}-side.html"
             side.write_text(chapter_list_html(pages, name))
-            run_pandoc(["pandoc", "--standalone", "--toc", "--toc-depth=2", "--from", "markdown-smart",
-                        "--to", "html5", "--template", str(STYLE / "template.html"),
-                        "--metadata", f"title={title}", "--metadata", "lang=en",
-                        "--variable", f"chapters={side.read_text()}", "--css", "book.css",
-                        "--include-before-body", str(nav), "--include-after-body", str(nav),
-                        "--output", str(OUT / name), str(src)], name)
+            run_pandoc(
+                [
+                    "pandoc",
+                    "--standalone",
+                    "--toc",
+                    "--toc-depth=2",
+                    "--from",
+                    "markdown-smart",
+                    "--to",
+                    "html5",
+                    "--template",
+                    str(STYLE / "template.html"),
+                    "--metadata",
+                    f"title={title}",
+                    "--metadata",
+                    "lang=en",
+                    "--variable",
+                    f"chapters={side.read_text()}",
+                    "--css",
+                    "book.css",
+                    "--include-before-body",
+                    str(nav),
+                    "--include-after-body",
+                    str(nav),
+                    "--output",
+                    str(OUT / name),
+                    str(src),
+                ],
+                name,
+            )
         index = tmp / "index.md"
-        index.write_text("One chapter per lab, then an appendix on debugging. Each lab's handout is "
-                         "`labs/NN-name/README.md`; the book is also an EPUB: [book.epub](book.epub).\n")
+        index.write_text(
+            "One chapter per lab, then an appendix on debugging. Each lab's handout is "
+            "`labs/NN-name/README.md`; the book is also an EPUB: [book.epub](book.epub).\n"
+        )
         side = tmp / "index-side.html"
         side.write_text(chapter_list_html(pages))
-        run_pandoc(["pandoc", "--standalone", "--from", "markdown-smart", "--to", "html5",
-                    "--template", str(STYLE / "template.html"), "--metadata", "title=The teaching OS kit",
-                    "--metadata", "lang=en", "--variable", f"chapters={side.read_text()}",
-                    "--variable", "index=1", "--css", "book.css",
-                    "--output", str(OUT / "index.html"), str(index)], "index.html")
+        run_pandoc(
+            [
+                "pandoc",
+                "--standalone",
+                "--from",
+                "markdown-smart",
+                "--to",
+                "html5",
+                "--template",
+                str(STYLE / "template.html"),
+                "--metadata",
+                "title=The teaching OS kit",
+                "--metadata",
+                "lang=en",
+                "--variable",
+                f"chapters={side.read_text()}",
+                "--variable",
+                "index=1",
+                "--css",
+                "book.css",
+                "--output",
+                str(OUT / "index.html"),
+                str(index),
+            ],
+            "index.html",
+        )
         epub_sources = []
         for i, (name, title, body) in enumerate(pages):
             src = tmp / f"epub-{i}.md"
             src.write_text(f"# {title}\n\n{body}")
             epub_sources.append(str(src))
-        run_pandoc(["pandoc", "--from", "markdown-smart", "--to", "epub3", "--toc", "--toc-depth=2",
-                    "--metadata", "title=The teaching OS kit", "--metadata", "lang=en",
-                    "--css", str(STYLE / "epub.css"), "--resource-path", str(BOOK),
-                    "--output", str(OUT / "book.epub")] + epub_sources, "book.epub")
+        run_pandoc(
+            [
+                "pandoc",
+                "--from",
+                "markdown-smart",
+                "--to",
+                "epub3",
+                "--toc",
+                "--toc-depth=2",
+                "--metadata",
+                "title=The teaching OS kit",
+                "--metadata",
+                "lang=en",
+                "--css",
+                str(STYLE / "epub.css"),
+                "--resource-path",
+                str(BOOK),
+                "--output",
+                str(OUT / "book.epub"),
+            ]
+            + epub_sources,
+            "book.epub",
+        )
     return [OUT / p[0] for p in pages] + [OUT / "index.html", OUT / "book.epub"]
 
 
@@ -717,6 +839,7 @@ def main(argv):
         return 1
     if argv[:1] == ["--browser-check"]:
         import check as browser
+
         return browser.main(argv[1:])
     if argv in (["--sync"], ["--sync", "--all"], ["--verify"]):
         try:
@@ -736,15 +859,21 @@ def main(argv):
             return 1
         stale = [p for p in check(paths, figures=False) if "made from other inputs" in p]
         if stale and not tr.have_solutions():
-            print(f"book: {len(stale)} transcripts cannot be run again here (no solutions/, a student handout); "
-                  "they were checked against real runs when the book was synced")
+            print(
+                f"book: {len(stale)} transcripts cannot be run again here (no solutions/, a student handout); "
+                "they were checked against real runs when the book was synced"
+            )
         elif stale:
-            print(f"book: {len(stale)} transcripts were made from other inputs than the kit's now: "
-                  "`python3 book/build.py --verify` runs them again and compares")
+            print(
+                f"book: {len(stale)} transcripts were made from other inputs than the kit's now: "
+                "`python3 book/build.py --verify` runs them again and compares"
+            )
         kinds = [d.kind for ch in paths for d in directives(ch.read_text().split("\n"))]
-        print(f"book: {kinds.count('listing')} listings, {kinds.count('figure')} text figures, "
-              f"{kinds.count('transcript')} transcripts and {len(figures_mod.FIGURES)} drawn figures "
-              f"in {len(paths)} chapters are up to date")
+        print(
+            f"book: {kinds.count('listing')} listings, {kinds.count('figure')} text figures, "
+            f"{kinds.count('transcript')} transcripts and {len(figures_mod.FIGURES)} drawn figures "
+            f"in {len(paths)} chapters are up to date"
+        )
         return 0
     if argv:
         print(usage, file=sys.stderr)

@@ -18,7 +18,6 @@ runs with a new empty profile and no network features.
 """
 import html.parser
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -34,10 +33,22 @@ SIZES = ((1200, 900), (600, 900))
 BROWSERS = ("chromium", "chromium-browser")
 TIMEOUT = 60
 INSTALL = "apt-get install -y --no-install-recommends chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-default-apps", "--disable-extensions", "--hide-scrollbars=false",
-         "--allow-file-access-from-files", "--virtual-time-budget=3000", "--dump-dom"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--hide-scrollbars=false",
+    "--allow-file-access-from-files",
+    "--virtual-time-budget=3000",
+    "--dump-dom",
+]
 RESULT = re.compile(r'<pre id="book-check-result"[^>]*>(.*?)</pre>', re.S)
 
 
@@ -73,16 +84,16 @@ def link_problems(page, cache):
     for tag, key, url in cache[page].links:
         parts = urlsplit(url)
         if parts.scheme or url.startswith("//"):
-            continue                        # no network: external links are not followed
+            continue  # no network: external links are not followed
         target = (page.parent / unquote(parts.path)).resolve() if parts.path else page
         if not target.exists():
-            problems.append(f"{page.name}: <{tag} {key}=\"{url}\">: {unquote(parts.path)} does not exist")
+            problems.append(f'{page.name}: <{tag} {key}="{url}">: {unquote(parts.path)} does not exist')
             continue
         if parts.fragment and target.suffix == ".html":
             if target not in cache:
                 cache[target] = parse(target)
             if unquote(parts.fragment) not in cache[target].ids:
-                problems.append(f"{page.name}: <{tag} {key}=\"{url}\">: no anchor #{parts.fragment} in {target.name}")
+                problems.append(f'{page.name}: <{tag} {key}="{url}">: no anchor #{parts.fragment} in {target.name}')
     return problems
 
 
@@ -93,8 +104,11 @@ def load(exe, page, size, profile):
     tag = f"<script>{SCRIPT.read_text()}</script>"
     probe.write_text(text.replace("<head>", "<head>\n" + tag, 1) if "<head>" in text else tag + text)
     try:
-        cmd = [exe] + FLAGS + [f"--window-size={size[0]},{size[1]}", f"--user-data-dir={profile}",
-                               probe.resolve().as_uri()]
+        cmd = (
+            [exe]
+            + FLAGS
+            + [f"--window-size={size[0]},{size[1]}", f"--user-data-dir={profile}", probe.resolve().as_uri()]
+        )
         try:
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, start_new_session=True)
         except subprocess.TimeoutExpired:
@@ -106,6 +120,7 @@ def load(exe, page, size, profile):
         tail = (r.stderr.strip().splitlines() or ["no output"])[-1]
         return [f"the check script left no result (chromium exit {r.returncode}: {tail})"]
     import html as h
+
     return json.loads(h.unescape(m.group(1)))
 
 
@@ -129,12 +144,14 @@ def check_dir(folder, out=print):
                 profile.mkdir()
                 for finding in load(exe, page, size, profile):
                     problems.append(f"{page.name} at {size[0]} px: {finding}")
-    out(f"book-check: {len(pages)} pages at {' and '.join(str(s[0]) for s in SIZES)} px: "
-        f"{len(problems)} problem{'s' * (len(problems) != 1)}")
+    out(
+        f"book-check: {len(pages)} pages at {' and '.join(str(s[0]) for s in SIZES)} px: "
+        f"{len(problems)} problem{'s' * (len(problems) != 1)}"
+    )
     return problems
 
 
-EPUBCHECK_JAR = Path("/usr/share/java/epubcheck.jar")     # Debian's epubcheck (it needs a Java runtime)
+EPUBCHECK_JAR = Path("/usr/share/java/epubcheck.jar")  # Debian's epubcheck (it needs a Java runtime)
 
 
 def epub_problems(folder, out=print):
@@ -143,19 +160,21 @@ def epub_problems(folder, out=print):
     if not epub.is_file():
         return []
     if not (EPUBCHECK_JAR.is_file() and shutil.which("java")):
-        out("book-check: epubcheck is not installed (apt-get install epubcheck, which brings a Java runtime): "
-            "book.epub not validated")
+        out(
+            "book-check: epubcheck is not installed (apt-get install epubcheck, which brings a Java runtime): "
+            "book.epub not validated"
+        )
         return []
     try:
-        r = subprocess.run(["java", "-jar", str(EPUBCHECK_JAR), str(epub)], capture_output=True, text=True,
-                           timeout=300)
+        r = subprocess.run(["java", "-jar", str(EPUBCHECK_JAR), str(epub)], capture_output=True, text=True, timeout=300)
     except subprocess.TimeoutExpired:
         return ["epubcheck took more than 300s"]
     if r.returncode == 0:
         out("book-check: epubcheck: book.epub has no errors or warnings")
         return []
-    return [f"book.epub: {ln}" for ln in (r.stdout + r.stderr).splitlines() if ln.startswith(("ERROR", "FATAL", "WARN"))] \
-        or [f"book.epub: epubcheck exit status {r.returncode}"]
+    return [
+        f"book.epub: {ln}" for ln in (r.stdout + r.stderr).splitlines() if ln.startswith(("ERROR", "FATAL", "WARN"))
+    ] or [f"book.epub: epubcheck exit status {r.returncode}"]
 
 
 def main(argv):

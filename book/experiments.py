@@ -10,7 +10,6 @@ scratch copy.
 """
 
 
-
 class FlipBit(tuple):
     """A patch that flips one bit of a binary file. The mutant machinery calls
     it with the scratch copy's root (a callable patch); read as a (path, old,
@@ -37,46 +36,90 @@ class FlipBit(tuple):
 
 EXPERIMENTS = {
     # chapter 0: lm_enable sets CR0.PG first, before PAE, CR3 and LME.
-    "pg-first": [("solutions/01-boot/longmode.S", "    // LAB 1: your code here.\n",
-                  "    // LAB 1: your code here.\n    mov %cr0, %eax\n    or $CR0_PG, %eax\n    mov %eax, %cr0\n")],
+    "pg-first": [
+        (
+            "solutions/01-boot/longmode.S",
+            "    // LAB 1: your code here.\n",
+            "    // LAB 1: your code here.\n    mov %cr0, %eax\n    or $CR0_PG, %eax\n    mov %eax, %cr0\n",
+        )
+    ],
     # chapter 1: a boot identity map of 4 MiB instead of 1 GiB.
-    "idmap-4mib": [("labs/01-boot/memlayout.h", "#define BOOT_IDMAP_SIZE   0x40000000",
-                    "#define BOOT_IDMAP_SIZE   0x400000")],
+    "idmap-4mib": [
+        ("labs/01-boot/memlayout.h", "#define BOOT_IDMAP_SIZE   0x40000000", "#define BOOT_IDMAP_SIZE   0x400000")
+    ],
     # chapter 1: a 64-bit code descriptor with L=1 and D=1.
     "code-l-and-d": [("labs/01-boot/boot.S", "    .quad 0x00af9b000000ffff", "    .quad 0x00ef9b000000ffff")],
     # chapter 2: poweroff without its wait for TEMT.
-    "no-temt-wait": [("labs/01-boot/power.c", "    while ((inb(COM1_PORT + UART_LSR) & LSR_TEMT) == 0)\n        ;\n", "")],
+    "no-temt-wait": [
+        ("labs/01-boot/power.c", "    while ((inb(COM1_PORT + UART_LSR) & LSR_TEMT) == 0)\n        ;\n", "")
+    ],
     # chapter 2: serial_putc waits for LSR.DR (a byte received) instead of THRE: a hang.
-    "putc-waits-for-dr": [("solutions/02-serial/uart.c", "    while (!(inb(COM1_PORT + UART_LSR) & LSR_THRE))\n        ;\n"
-                           "    outb(COM1_PORT + UART_THR",
-                           "    while (!(inb(COM1_PORT + UART_LSR) & LSR_DR))\n        ;\n    outb(COM1_PORT + UART_THR")],
+    "putc-waits-for-dr": [
+        (
+            "solutions/02-serial/uart.c",
+            "    while (!(inb(COM1_PORT + UART_LSR) & LSR_THRE))\n        ;\n    outb(COM1_PORT + UART_THR",
+            "    while (!(inb(COM1_PORT + UART_LSR) & LSR_DR))\n        ;\n    outb(COM1_PORT + UART_THR",
+        )
+    ],
     # chapter 3: the kernel heap at a made-up fixed address, inside and past the boot identity map.
-    "heap-at-33mib": [("labs/03-bss-heap/heap_selftest.c",
-                       "    heap_init(&kernel_heap, __heap_start, __heap_end);",
-                       "    heap_init(&kernel_heap, (void *)0x2100000, (void *)(0x2100000 + HEAP_SIZE));")],
-    "heap-at-2gib": [("labs/03-bss-heap/heap_selftest.c",
-                      "    heap_init(&kernel_heap, __heap_start, __heap_end);",
-                      "    heap_init(&kernel_heap, (void *)0x80000000, (void *)(0x80000000 + HEAP_SIZE));")],
+    "heap-at-33mib": [
+        (
+            "labs/03-bss-heap/heap_selftest.c",
+            "    heap_init(&kernel_heap, __heap_start, __heap_end);",
+            "    heap_init(&kernel_heap, (void *)0x2100000, (void *)(0x2100000 + HEAP_SIZE));",
+        )
+    ],
+    "heap-at-2gib": [
+        (
+            "labs/03-bss-heap/heap_selftest.c",
+            "    heap_init(&kernel_heap, __heap_start, __heap_end);",
+            "    heap_init(&kernel_heap, (void *)0x80000000, (void *)(0x80000000 + HEAP_SIZE));",
+        )
+    ],
     # chapter 3: split only when five times FL_MIN_BLOCK would be left.
-    "split-threshold": [("solutions/03-bss-heap/freelist.c", "if (b->size - need >= FL_MIN_BLOCK) {",
-                         "if (b->size - need >= 5 * FL_MIN_BLOCK) {")],
+    "split-threshold": [
+        (
+            "solutions/03-bss-heap/freelist.c",
+            "if (b->size - need >= FL_MIN_BLOCK) {",
+            "if (b->size - need >= 5 * FL_MIN_BLOCK) {",
+        )
+    ],
     # chapter 4: the identity map stops at 4 MiB.
-    "paging-4mib": [("labs/04-paging/paging.c", "        if (r->type != MB2_MEM_USABLE)\n            continue;\n",
-                     "        if (r->type != MB2_MEM_USABLE)\n            continue;\n"
-                     "        end = end > 0x400000 ? 0x400000 : end;\n")],
+    "paging-4mib": [
+        (
+            "labs/04-paging/paging.c",
+            "        if (r->type != MB2_MEM_USABLE)\n            continue;\n",
+            "        if (r->type != MB2_MEM_USABLE)\n            continue;\n"
+            "        end = end > 0x400000 ? 0x400000 : end;\n",
+        )
+    ],
     # chapter 4: pt_unmap without invlpg.
     "no-invlpg": [("solutions/04-paging/pt.c", "    invlpg(va);\n", "")],
     # chapter 4: new tables linked without PTE_W.
-    "upper-entry-no-w": [("solutions/04-paging/pt.c", "*e = (uint64_t)next | PTE_P | PTE_W;",
-                          "*e = (uint64_t)next | PTE_P;")],
+    "upper-entry-no-w": [
+        ("solutions/04-paging/pt.c", "*e = (uint64_t)next | PTE_P | PTE_W;", "*e = (uint64_t)next | PTE_P;")
+    ],
     # chapter 5: gate 8 without an IST stack (both lines, so the check agrees).
-    "no-ist": [("labs/05-faults/fault.c", "        idt_set_gate(v, trap_stubs[v], v == 8 ? IST_DOUBLE_FAULT : 0);",
-                "        idt_set_gate(v, trap_stubs[v], 0);"),
-               ("labs/05-faults/fault.c", "        ok = fault_check_gate(v, trap_stubs[v], v == 8 ? IST_DOUBLE_FAULT : 0);",
-                "        ok = fault_check_gate(v, trap_stubs[v], 0);")],
+    "no-ist": [
+        (
+            "labs/05-faults/fault.c",
+            "        idt_set_gate(v, trap_stubs[v], v == 8 ? IST_DOUBLE_FAULT : 0);",
+            "        idt_set_gate(v, trap_stubs[v], 0);",
+        ),
+        (
+            "labs/05-faults/fault.c",
+            "        ok = fault_check_gate(v, trap_stubs[v], v == 8 ? IST_DOUBLE_FAULT : 0);",
+            "        ok = fault_check_gate(v, trap_stubs[v], 0);",
+        ),
+    ],
     # chapter 5: the stubs of #GP and #PF push a dummy error code on top of the CPU's.
-    "error-code-twice": [("labs/05-faults/vectors.S", "    .if !TRAP_HAS_ERROR(\\v)",
-                          "    .if !TRAP_HAS_ERROR(\\v) || \\v == 13 || \\v == 14")],
+    "error-code-twice": [
+        (
+            "labs/05-faults/vectors.S",
+            "    .if !TRAP_HAS_ERROR(\\v)",
+            "    .if !TRAP_HAS_ERROR(\\v) || \\v == 13 || \\v == 14",
+        )
+    ],
     # chapter 5: a probe without its fix-up entry.
     "no-fixup-entry": [("labs/05-faults/probes.S", "    FIXUP(probe_read_insn, 1f)\n", "")],
     # chapter 3: the room test written as a sum, which wraps.
@@ -87,49 +130,87 @@ EXPERIMENTS = {
     "invlpg-entry": [("solutions/04-paging/pt.c", "    invlpg(va);\n", "    invlpg((uint64_t)e);\n")],
     # chapter 4: the same, with the self-test's earlier unmap of a made-up page left out, so that the
     # remap test meets QEMU's TLB as it was before that unmap flushed it (QEMU forgives, Bochs does not).
-    "invlpg-entry-first-unmap": [("solutions/04-paging/pt.c", "    invlpg(va);\n", "    invlpg((uint64_t)e);\n"),
-                                 ("labs/04-paging/paging_selftest.c", "    pt_unmap(SELFTEST_HIGH_VA);\n", "")],
+    "invlpg-entry-first-unmap": [
+        ("solutions/04-paging/pt.c", "    invlpg(va);\n", "    invlpg((uint64_t)e);\n"),
+        ("labs/04-paging/paging_selftest.c", "    pt_unmap(SELFTEST_HIGH_VA);\n", ""),
+    ],
     # chapter 4: the kernel's code mapped no-execute.
-    "text-nx": [("labs/04-paging/paging.c", "#define KERNEL_TEXT   (PTE_P)  ", "#define KERNEL_TEXT   (PTE_P | PTE_NX)")],
+    "text-nx": [
+        ("labs/04-paging/paging.c", "#define KERNEL_TEXT   (PTE_P)  ", "#define KERNEL_TEXT   (PTE_P | PTE_NX)")
+    ],
     # chapter 5: a fault report that reads address 0 after its first words.
-    "handler-faults": [("labs/05-faults/fault.c",
-                        '    kprintf("[fault] %s at rip %p", fault_names[tf->vector & 31], (void *)tf->rip);\n',
-                        '    kprintf("[fault] %s at rip %p", fault_names[tf->vector & 31], (void *)tf->rip);\n'
-                        '    (void)*(volatile char *)0;\n')],
+    "handler-faults": [
+        (
+            "labs/05-faults/fault.c",
+            '    kprintf("[fault] %s at rip %p", fault_names[tf->vector & 31], (void *)tf->rip);\n',
+            '    kprintf("[fault] %s at rip %p", fault_names[tf->vector & 31], (void *)tf->rip);\n'
+            "    (void)*(volatile char *)0;\n",
+        )
+    ],
     # chapter 5: the TSS's IST1 pointer never set.
-    "ist-zero": [("labs/05-faults/fault.c", "    tss.ist[IST_DOUBLE_FAULT - 1] = (uint64_t)ist_stack + sizeof ist_stack;\n",
-                  "    tss.ist[IST_DOUBLE_FAULT - 1] = 0;   /* experiment: IST1 left at 0 */\n    (void)ist_stack;\n")],
+    "ist-zero": [
+        (
+            "labs/05-faults/fault.c",
+            "    tss.ist[IST_DOUBLE_FAULT - 1] = (uint64_t)ist_stack + sizeof ist_stack;\n",
+            "    tss.ist[IST_DOUBLE_FAULT - 1] = 0;   /* experiment: IST1 left at 0 */\n    (void)ist_stack;\n",
+        )
+    ],
     # chapter 5: ltr twice.
     "ltr-twice": [("labs/05-faults/fault.c", '"lgdt %0; ltr %w1"', '"lgdt %0; ltr %w1; ltr %w1"')],
     # chapter 6: simd_enable without the SSE bits of CR4 (the AVX state is still enabled).
-    "sse-off": [("labs/06-jit-model/model_selftest.c", "    cr4 |= CR4_OSFXSR | CR4_OSXMMEXCPT | (xcr0 ? CR4_OSXSAVE : 0);",
-                 "    cr4 |= (xcr0 ? CR4_OSXSAVE : 0);")],
+    "sse-off": [
+        (
+            "labs/06-jit-model/model_selftest.c",
+            "    cr4 |= CR4_OSFXSR | CR4_OSXMMEXCPT | (xcr0 ? CR4_OSXSAVE : 0);",
+            "    cr4 |= (xcr0 ? CR4_OSXSAVE : 0);",
+        )
+    ],
     # chapter 6: CR4.OSXSAVE set, but XCR0 never written.
     "no-xsetbv": [("labs/06-jit-model/model_selftest.c", "    if (xcr0)\n        xsetbv(XCR0, xcr0);\n", "")],
     # chapter 6: the input activations 8 bytes past a 16-byte boundary.
-    "misaligned-in": [("labs/06-jit-model/model_selftest.c", "    jm->in = jit_alloc(2 * MODEL_IN);",
-                       "    jm->in = (char *)jit_alloc(2 * MODEL_IN + 16) + 8;")],
+    "misaligned-in": [
+        (
+            "labs/06-jit-model/model_selftest.c",
+            "    jm->in = jit_alloc(2 * MODEL_IN);",
+            "    jm->in = (char *)jit_alloc(2 * MODEL_IN + 16) + 8;",
+        )
+    ],
     # chapter 6: jit_seal without invlpg.
     "seal-no-invlpg": [("solutions/06-jit-model/jit_seal.c", "        invlpg(va);\n", "")],
     # chapter 6: jit_seal clears PTE_NX only: writable and executable pages.
-    "seal-writable": [("solutions/06-jit-model/jit_seal.c", "        *e &= ~(PTE_W | PTE_NX);", "        *e &= ~PTE_NX;")],
+    "seal-writable": [
+        ("solutions/06-jit-model/jit_seal.c", "        *e &= ~(PTE_W | PTE_NX);", "        *e &= ~PTE_NX;")
+    ],
     # chapter 6: the interpreter rounds down instead of to nearest.
-    "requant-down": [("labs/06-jit-model/model.c", "    int64_t v = (acc * mult + (1ll << 23)) >> 24;",
-                      "    int64_t v = (acc * mult) >> 24;")],
+    "requant-down": [
+        (
+            "labs/06-jit-model/model.c",
+            "    int64_t v = (acc * mult + (1ll << 23)) >> 24;",
+            "    int64_t v = (acc * mult) >> 24;",
+        )
+    ],
     # chapter 6: one bit of the model flipped (byte 5000, inside w1).
     "model-bit-flip": [FlipBit("labs/06-jit-model/chars.model", 5000, 0, "labs/06-jit-model/lab.json", "chars.model")],
     # chapter 6: no change at all, a scratch copy of the kit for the commands that build
     # build/native/ (make jit-check, make bench-jit), so that two of them never share it.
     "kit-copy": [],
     # appendix: a magic breakpoint at the top of mb2_read_mmap.
-    "magic-break": [("solutions/01-boot/mb2.c",
-                     "mb2_read_mmap(const struct mb2_tag_mmap *t, struct boot_info *bi)\n{\n    // LAB 1: your code here.\n",
-                     "mb2_read_mmap(const struct mb2_tag_mmap *t, struct boot_info *bi)\n{\n    // LAB 1: your code here.\n"
-                     '    __asm__ volatile("xchg %bx, %bx");     /* Bochs: stop here */\n')],
+    "magic-break": [
+        (
+            "solutions/01-boot/mb2.c",
+            "mb2_read_mmap(const struct mb2_tag_mmap *t, struct boot_info *bi)\n{\n    // LAB 1: your code here.\n",
+            "mb2_read_mmap(const struct mb2_tag_mmap *t, struct boot_info *bi)\n{\n    // LAB 1: your code here.\n"
+            '    __asm__ volatile("xchg %bx, %bx");     /* Bochs: stop here */\n',
+        )
+    ],
     # appendix: kmain loads an empty IDT and executes int3.
-    "lidt-int3": [("labs/01-boot/kmain.c",
-                   "    struct boot_info *bi = bootinfo_init(magic, mbi);   /* lab 01: what GRUB told us */\n",
-                   "    struct boot_info *bi = bootinfo_init(magic, mbi);   /* lab 01: what GRUB told us */\n"
-                   "    static const struct { uint16_t limit; uint64_t base; } __attribute__((packed)) no_idt = { 0, 0 };\n"
-                   '    __asm__ volatile("lidt %0\\n\\tint3" : : "m"(no_idt));   /* a breakpoint with no IDT */\n')],
+    "lidt-int3": [
+        (
+            "labs/01-boot/kmain.c",
+            "    struct boot_info *bi = bootinfo_init(magic, mbi);   /* lab 01: what GRUB told us */\n",
+            "    struct boot_info *bi = bootinfo_init(magic, mbi);   /* lab 01: what GRUB told us */\n"
+            "    static const struct { uint16_t limit; uint64_t base; } __attribute__((packed)) no_idt = { 0, 0 };\n"
+            '    __asm__ volatile("lidt %0\\n\\tint3" : : "m"(no_idt));   /* a breakpoint with no IDT */\n',
+        )
+    ],
 }

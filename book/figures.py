@@ -24,8 +24,18 @@ DIR = BOOK / "figures"
 SANS = "DejaVu Sans, Liberation Sans, Arial, sans-serif"
 MONO = "DejaVu Sans Mono, Liberation Mono, Consolas, monospace"
 INK, MUTED, LINE = "#1d1f21", "#5c6166", "#6b7075"
-FILL = {"16": "#f3e3c3", "32": "#dbe7f5", "compat": "#e6dcf3", "64": "#d7efd9", "grey": "#eef0f2",
-        "warn": "#f8d7d3", "cpu": "#dbe7f5", "stub": "#f3e3c3", "common": "#d7efd9", "white": "#ffffff"}
+FILL = {
+    "16": "#f3e3c3",
+    "32": "#dbe7f5",
+    "compat": "#e6dcf3",
+    "64": "#d7efd9",
+    "grey": "#eef0f2",
+    "warn": "#f8d7d3",
+    "cpu": "#dbe7f5",
+    "stub": "#f3e3c3",
+    "common": "#d7efd9",
+    "white": "#ffffff",
+}
 
 
 class Svg:
@@ -34,44 +44,64 @@ class Svg:
 
     def rect(self, x, y, w, h, fill="white", stroke=LINE, rx=3, dash=False):
         d = ' stroke-dasharray="4 3"' if dash else ""
-        self.parts.append(f'<rect x="{x}" y="{y}" width="{w}" height="{h}" rx="{rx}" '
-                          f'fill="{FILL.get(fill, fill)}" stroke="{stroke}"{d}/>')
+        self.parts.append(
+            f'<rect x="{x}" y="{y}" width="{w}" height="{h}" rx="{rx}" '
+            f'fill="{FILL.get(fill, fill)}" stroke="{stroke}"{d}/>'
+        )
 
     def text(self, x, y, s, anchor="start", size=13, mono=False, bold=False, color=INK):
         font = MONO if mono else SANS
         weight = ' font-weight="bold"' if bold else ""
-        self.parts.append(f'<text x="{x}" y="{y}" text-anchor="{anchor}" font-family="{font}" '
-                          f'font-size="{size}" fill="{color}"{weight}>{html.escape(s)}</text>')
+        self.parts.append(
+            f'<text x="{x}" y="{y}" text-anchor="{anchor}" font-family="{font}" '
+            f'font-size="{size}" fill="{color}"{weight}>{html.escape(s)}</text>'
+        )
 
     def line(self, x1, y1, x2, y2, arrow=False, color=LINE, dash=False):
         m = ' marker-end="url(#arrow)"' if arrow else ""
         d = ' stroke-dasharray="4 3"' if dash else ""
-        self.parts.append(f'<line x1="{x1}" y1="{y1}" x2="{x2}" y2="{y2}" stroke="{color}" '
-                          f'stroke-width="1.3"{m}{d}/>')
+        self.parts.append(f'<line x1="{x1}" y1="{y1}" x2="{x2}" y2="{y2}" stroke="{color}" stroke-width="1.3"{m}{d}/>')
 
     def path(self, d, color=INK, width=2):
         self.parts.append(f'<path d="{d}" fill="none" stroke="{color}" stroke-width="{width}"/>')
 
     def render(self):
-        head = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{self.w}" height="{self.h}" '
-                f'viewBox="0 0 {self.w} {self.h}" role="img" aria-label="{html.escape(self.title)}">\n'
-                f'<title>{html.escape(self.title)}</title>\n'
-                '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
-                f'markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="{LINE}"/>'
-                '</marker></defs>\n'
-                f'<rect x="0" y="0" width="{self.w}" height="{self.h}" fill="#ffffff"/>\n')
+        head = (
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{self.w}" height="{self.h}" '
+            f'viewBox="0 0 {self.w} {self.h}" role="img" aria-label="{html.escape(self.title)}">\n'
+            f"<title>{html.escape(self.title)}</title>\n"
+            '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
+            f'markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="{LINE}"/>'
+            "</marker></defs>\n"
+            f'<rect x="0" y="0" width="{self.w}" height="{self.h}" fill="#ffffff"/>\n'
+        )
         return head + "\n".join(self.parts) + "\n</svg>\n"
 
 
 # --- chapter 1: the boot chain ----------------------------------------------------
 
+
 def boot_chain():
     steps = [
         ("16", "firmware (SeaBIOS)", "16-bit real mode, paging off", "loads GRUB from the CD"),
-        ("32", "GRUB 2", "32-bit protected mode, paging off", "loads kernel.elf at 1 MiB; EAX = 0x36d76289, EBX = info"),
-        ("32", "_start (boot.S)", "32-bit, GRUB's CS, ESP undefined", "zero .bss, stack, COM1, magic, CPUID, tables, lgdt"),
-        ("compat", "lm_enable (longmode.S)", "1 CR4.PAE  2 CR3  3 EFER.LME, NXE  4 CR0.PG, WP",
-         "the CPU sets EFER.LMA: long mode, compatibility sub-mode"),
+        (
+            "32",
+            "GRUB 2",
+            "32-bit protected mode, paging off",
+            "loads kernel.elf at 1 MiB; EAX = 0x36d76289, EBX = info",
+        ),
+        (
+            "32",
+            "_start (boot.S)",
+            "32-bit, GRUB's CS, ESP undefined",
+            "zero .bss, stack, COM1, magic, CPUID, tables, lgdt",
+        ),
+        (
+            "compat",
+            "lm_enable (longmode.S)",
+            "1 CR4.PAE  2 CR3  3 EFER.LME, NXE  4 CR0.PG, WP",
+            "the CPU sets EFER.LMA: long mode, compatibility sub-mode",
+        ),
         ("compat", "boot_check_long_mode", "still 32-bit code", "checks each bit, or prints [boot] FAIL"),
         ("64", "ljmp $0x08, $start64", "loads CS from our GDT: L=1, D=0", "64-bit code from here on"),
         ("64", "start64 (boot.S)", "DS, ES, SS = 0x10; RSP = __stack_top", "RDI = magic, RSI = info"),
@@ -89,8 +119,9 @@ def boot_chain():
         if i:
             s.line(320, y - gap, 320, y - 1, arrow=True)
     y = top + len(steps) * (bh + gap) + 8
-    for j, (mode, label) in enumerate((("16", "16-bit"), ("32", "32-bit protected"),
-                                       ("compat", "IA-32e, compatibility"), ("64", "64-bit mode"))):
+    for j, (mode, label) in enumerate(
+        (("16", "16-bit"), ("32", "32-bit protected"), ("compat", "IA-32e, compatibility"), ("64", "64-bit mode"))
+    ):
         x = 20 + j * 152
         s.rect(x, y, 18, 14, mode, rx=2)
         s.text(x + 24, y + 12, label, size=12)
@@ -99,10 +130,12 @@ def boot_chain():
 
 # --- chapter 2: the UART ---------------------------------------------------------
 
+
 def uart_registers():
     """Offsets and names from labs/01-boot/uart.h, then one byte on the wire."""
-    defs = re.findall(r"^#define (UART_[A-Z]+)\s+(\d+)\s+/\*\s*(.*?)\s*\*/",
-                      (ROOT / "labs/01-boot/uart.h").read_text(), re.M)
+    defs = re.findall(
+        r"^#define (UART_[A-Z]+)\s+(\d+)\s+/\*\s*(.*?)\s*\*/", (ROOT / "labs/01-boot/uart.h").read_text(), re.M
+    )
     by_off = {}
     for name, off, note in defs:
         by_off.setdefault(int(off), []).append((name[5:], note))
@@ -122,7 +155,7 @@ def uart_registers():
     y += 18
     s.text(20, y, "One byte on the TX wire: 'K' (0x4b) in 8N1, least significant bit first", bold=True)
     y += 16
-    bits = [("idle", 1)] + [("start", 0)] + [(f"d{i}", (0x4b >> i) & 1) for i in range(8)] + [("stop", 1), ("idle", 1)]
+    bits = [("idle", 1)] + [("start", 0)] + [(f"d{i}", (0x4B >> i) & 1) for i in range(8)] + [("stop", 1), ("idle", 1)]
     x0, bw, hi, lo = 30, 50, y + 20, y + 70
     d = f"M{x0},{hi if bits[0][1] else lo}"
     for i, (name, level) in enumerate(bits):
@@ -139,23 +172,35 @@ def uart_registers():
     y += 122
     s.line(x0 + bw, y, x0 + 11 * bw, y, arrow=True)
     s.line(x0 + 11 * bw, y, x0 + bw, y, arrow=True)
-    s.text(x0 + 6 * bw, y - 6, "10 bit times = one frame: at 115200 baud, 8.68 us a bit, 86.8 us a byte",
-           "middle", size=12)
+    s.text(
+        x0 + 6 * bw, y - 6, "10 bit times = one frame: at 115200 baud, 8.68 us a bit, 86.8 us a byte", "middle", size=12
+    )
     y += 26
-    s.text(20, y, "LSR.THRE (bit 5) is set when the holding register (the FIFO) is empty: the next byte may be written.",
-           size=12)
-    s.text(20, y + 18, "LSR.TEMT (bit 6) is set only when the shift register has sent the stop bit too: the line is idle.",
-           size=12)
-    s.text(20, y + 36, "Divisor = 115200 / baud, written to DLL (+0) and DLM (+1) while LCR.DLAB (bit 7) is set.",
-           size=12)
+    s.text(
+        20,
+        y,
+        "LSR.THRE (bit 5) is set when the holding register (the FIFO) is empty: the next byte may be written.",
+        size=12,
+    )
+    s.text(
+        20,
+        y + 18,
+        "LSR.TEMT (bit 6) is set only when the shift register has sent the stop bit too: the line is idle.",
+        size=12,
+    )
+    s.text(
+        20, y + 36, "Divisor = 115200 / baud, written to DLL (+0) and DLM (+1) while LCR.DLAB (bit 7) is set.", size=12
+    )
     return s.render()
 
 
 # --- chapter 3: the heap inside .bss ------------------------------------------------
 
+
 def heap_in_bss():
     """The parts of .bss of stage 03, from its kernel.sym (as the text figure)."""
     import build
+
     lab = build.figure_lab("memory-layout", "03")
     b, source = build.built_kernel(lab)
     sections = build.elf_sections(b.elf)
@@ -173,12 +218,17 @@ def heap_in_bss():
         s.rect(170, y, 300, h, fills.get(name, "grey"), dash=name in ("(padding)", "stack guard page"))
         s.text(320, y + h / 2 + (0 if note else 5), name, "middle", bold=big)
         if note:
-            note = note if len(note) <= 44 else note[:note.rfind(", ", 0, 40)] + ", ..."
+            note = note if len(note) <= 44 else note[: note.rfind(", ", 0, 40)] + ", ..."
             s.text(320, y + h / 2 + 17, note, "middle", size=11.5, color=MUTED)
         s.text(160, y + 5, f"0x{hi:x}", "end", size=12, mono=True)
         size = hi - lo
-        s.text(480, y + h / 2 + 5, f"{size // 1024} KiB" if size >= 1024 and size % 1024 == 0 else f"{size} B",
-               size=12, mono=True)
+        s.text(
+            480,
+            y + h / 2 + 5,
+            f"{size // 1024} KiB" if size >= 1024 and size % 1024 == 0 else f"{size} B",
+            size=12,
+            mono=True,
+        )
         y += h + 6
     s.text(160, y, f"0x{parts[0][0]:x}", "end", size=12, mono=True)
     s.text(170, y + 22, "__bss_start: _start zeroes .bss up to __bss_end before anything uses it", size=12)
@@ -187,11 +237,18 @@ def heap_in_bss():
 
 # --- chapter 4: the page walk and an entry ------------------------------------------
 
+
 def page_walk():
     s = Svg(640, 470, "A four-level page walk and the bits of an entry")
     s.text(320, 22, "A 48-bit virtual address, split for the walk (SDM vol. 3A, 4.5)", "middle", bold=True)
-    fields = [("63..48", "sign", 70, "grey"), ("47..39", "PML4", 100, "16"), ("38..30", "PDPT", 100, "32"),
-              ("29..21", "PD", 100, "compat"), ("20..12", "PT", 100, "64"), ("11..0", "offset", 90, "white")]
+    fields = [
+        ("63..48", "sign", 70, "grey"),
+        ("47..39", "PML4", 100, "16"),
+        ("38..30", "PDPT", 100, "32"),
+        ("29..21", "PD", 100, "compat"),
+        ("20..12", "PT", 100, "64"),
+        ("11..0", "offset", 90, "white"),
+    ]
     x, y = 40, 40
     centers = []
     for bits, name, w, fill in fields:
@@ -217,29 +274,48 @@ def page_walk():
     s.text(585, ty + 71, "page", "middle", size=12)
     s.line(40 + 3 * 140 + 100, ty + 60, 560, ty + 60, arrow=True)
     s.line(centers[5], y + 40, 585, ty, arrow=True, dash=True)
-    s.text(320, ty + 142, "A PD entry with PS = 1 maps a 2 MiB page: the walk stops there, bits 20..0 are the offset.",
-           "middle", size=12)
+    s.text(
+        320,
+        ty + 142,
+        "A PD entry with PS = 1 maps a 2 MiB page: the walk stops there, bits 20..0 are the offset.",
+        "middle",
+        size=12,
+    )
     ey = 320
     s.text(320, ey, "One 8-byte entry (x86.h names each bit: PTE_P, PTE_W, ... PTE_NX)", "middle", bold=True)
-    cells = [("63", "NX", 40, "warn"), ("62..52", "ign.", 56, "grey"), ("51..12", "physical address", 190, "64"),
-             ("11..9", "ign.", 44, "grey"), ("8", "G", 30, "white"), ("7", "PS", 30, "compat"),
-             ("6", "D", 30, "white"), ("5", "A", 30, "white"), ("4", "PCD", 36, "white"),
-             ("3", "PWT", 36, "white"), ("2", "U", 30, "white"), ("1", "W", 30, "32"), ("0", "P", 30, "16")]
+    cells = [
+        ("63", "NX", 40, "warn"),
+        ("62..52", "ign.", 56, "grey"),
+        ("51..12", "physical address", 190, "64"),
+        ("11..9", "ign.", 44, "grey"),
+        ("8", "G", 30, "white"),
+        ("7", "PS", 30, "compat"),
+        ("6", "D", 30, "white"),
+        ("5", "A", 30, "white"),
+        ("4", "PCD", 36, "white"),
+        ("3", "PWT", 36, "white"),
+        ("2", "U", 30, "white"),
+        ("1", "W", 30, "32"),
+        ("0", "P", 30, "16"),
+    ]
     x = 20
     for bits, name, w, fill in cells:
         s.rect(x, ey + 14, w, 44, fill, rx=0)
         s.text(x + w / 2, ey + 33, name, "middle", size=12, bold=name in ("P", "W", "NX", "PS"))
         s.text(x + w / 2, ey + 51, bits, "middle", size=10.5, mono=True, color=MUTED)
         x += w
-    notes = ["P present; W writable (ring 0 too, with CR0.WP); U user; NX no execute (with EFER.NXE);",
-             "PS: a 2 MiB page (in a PD entry); A and D are set by the CPU; PCD, PWT: caching (MMIO);",
-             "Permissions combine along the walk: writable only if W in every level, executable only if no NX."]
+    notes = [
+        "P present; W writable (ring 0 too, with CR0.WP); U user; NX no execute (with EFER.NXE);",
+        "PS: a 2 MiB page (in a PD entry); A and D are set by the CPU; PCD, PWT: caching (MMIO);",
+        "Permissions combine along the walk: writable only if W in every level, executable only if no NX.",
+    ]
     for k, n in enumerate(notes):
         s.text(20, ey + 84 + k * 18, n, size=12)
     return s.render()
 
 
 # --- chapter 5: the trap frame on the stacks ------------------------------------
+
 
 def trap_frame():
     """struct trap_frame, read from labs/05-faults/trap.h, as it lies on the stack."""
@@ -248,20 +324,23 @@ def trap_frame():
     fields = [f.strip() for decl in re.findall(r"uint64_t ([^;]+);", body) for f in decl.split(",")]
     cpu = ["rip", "cs", "rflags", "rsp", "ss"]
     who = {f: ("cpu" if f in cpu else "stub" if f in ("vector", "error") else "common") for f in fields}
-    rows = list(reversed(fields))                # highest address first: ss at the top
+    rows = list(reversed(fields))  # highest address first: ss at the top
     rh = 19
     s = Svg(640, 80 + rh * len(rows) + 150, "The trap frame, and the IST stack of the double fault")
-    s.text(320, 22, "struct trap_frame on the stack (labs/05-faults/trap.h), highest address first", "middle",
-           bold=True)
+    s.text(
+        320, 22, "struct trap_frame on the stack (labs/05-faults/trap.h), highest address first", "middle", bold=True
+    )
     y0 = 40
     for i, f in enumerate(rows):
         y = y0 + i * rh
         s.rect(150, y, 160, rh, who[f], rx=0)
         s.text(230, y + 14, f, "middle", size=12.5, mono=True)
         s.text(140, y + 14, f"+{8 * (len(rows) - 1 - i)}", "end", size=11.5, mono=True, color=MUTED)
-    groups = [("cpu", "pushed by the CPU (SDM vol. 3A, 6.14.2)"),
-              ("stub", "the stub: the vector (and a 0 error code if none)"),
-              ("common", "trap_common: the 15 general registers")]
+    groups = [
+        ("cpu", "pushed by the CPU (SDM vol. 3A, 6.14.2)"),
+        ("stub", "the stub: the vector (and a 0 error code if none)"),
+        ("common", "trap_common: the 15 general registers"),
+    ]
     for kind, label in groups:
         idx = [i for i, f in enumerate(rows) if who[f] == kind]
         ya, yb = y0 + idx[0] * rh, y0 + (idx[-1] + 1) * rh
@@ -286,14 +365,17 @@ def trap_frame():
 
 # --- chapter 6: the JIT pipeline ------------------------------------------------------
 
+
 def jit_pipeline():
-    steps = [("grey", "chars.model", "int8 weights, int32 biases: a Multiboot2 module GRUB loads"),
-             ("16", "model_load", "checks the header and the checksum; points at the arrays"),
-             ("32", "jit_compile", "emits each layer's machine code (scalar or SSE2 pmaddwd)"),
-             ("warn", "heap pages, RW and NX", "kmalloc_pages: the code is written here, and cannot run"),
-             ("64", "jit_seal", "pt entries changed to R-X, invlpg: now it runs, and cannot be written"),
-             ("compat", "forward pass", "embedding -> 256 ReLU -> 256 ReLU -> 27 logits, integers only"),
-             ("grey", "sampler", "exp table, xorshift32: the words, checked against the grader's Python")]
+    steps = [
+        ("grey", "chars.model", "int8 weights, int32 biases: a Multiboot2 module GRUB loads"),
+        ("16", "model_load", "checks the header and the checksum; points at the arrays"),
+        ("32", "jit_compile", "emits each layer's machine code (scalar or SSE2 pmaddwd)"),
+        ("warn", "heap pages, RW and NX", "kmalloc_pages: the code is written here, and cannot run"),
+        ("64", "jit_seal", "pt entries changed to R-X, invlpg: now it runs, and cannot be written"),
+        ("compat", "forward pass", "embedding -> 256 ReLU -> 256 ReLU -> 27 logits, integers only"),
+        ("grey", "sampler", "exp table, xorshift32: the words, checked against the grader's Python"),
+    ]
     top, bh, gap = 44, 48, 14
     s = Svg(640, top + len(steps) * (bh + gap) + 10, "The JIT pipeline, from weights to sealed pages")
     s.text(320, 24, "From the weights to sealed code: W^X at every moment", "middle", bold=True)

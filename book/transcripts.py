@@ -55,17 +55,31 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BOOK = ROOT / "book"
 LOCK = BOOK / "transcripts.json"
-ENGINE = "3"                    # bump when a change here changes what a transcript shows
+ENGINE = "3"  # bump when a change here changes what a transcript shows
 RUN_TIMEOUT = 300
 CUT = "[...]"
 KINDS = ("grade", "qemu", "gdb", "sh", "patch")
 FLAGS = ("solutions", "below", "init", "noinit", "racy")
 FILTERS = ("from", "to", "keep", "drop", "head", "tail")
-VALUED = ("lab", "seed", "memory", "emulator", "tests", "experiment", "ex", "run", "serial", "prompt",
-          "mask", "lang", "qemuhead", "clip") + FILTERS
+VALUED = (
+    "lab",
+    "seed",
+    "memory",
+    "emulator",
+    "tests",
+    "experiment",
+    "ex",
+    "run",
+    "serial",
+    "prompt",
+    "mask",
+    "lang",
+    "qemuhead",
+    "clip",
+) + FILTERS
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 DURATION = re.compile(r"\b\d+\.\d+ ?s\b")
-GDB_LOCK = threading.Lock()     # one GDB session at a time: they share build/gdbinit
+GDB_LOCK = threading.Lock()  # one GDB session at a time: they share build/gdbinit
 
 
 class TranscriptError(Exception):
@@ -84,7 +98,7 @@ class Transcript:
             raise TranscriptError(f"the first word is the kind: {', '.join(KINDS)}")
         self.kind = words[0]
         self.flags = set()
-        self.options = []               # (key, value) in order
+        self.options = []  # (key, value) in order
         for w in words[1:]:
             key, eq, value = w.partition("=")
             if not eq:
@@ -152,8 +166,12 @@ def tree_hash():
         files += sorted(p for p in (ROOT / top).rglob("*") if p.is_file())
     for p in files:
         rel = p.relative_to(ROOT)
-        if "__pycache__" in rel.parts or (rel.parts[0] == "grader" and "tests" in rel.parts) \
-                or p.name in ("mutants.py", "README.md") or p.suffix == ".pyc":
+        if (
+            "__pycache__" in rel.parts
+            or (rel.parts[0] == "grader" and "tests" in rel.parts)
+            or p.name in ("mutants.py", "README.md")
+            or p.suffix == ".pyc"
+        ):
             continue
         if not p.exists():
             continue
@@ -180,6 +198,7 @@ def write_lock(lock):
 
 # --- running -------------------------------------------------------------------
 
+
 def have_solutions():
     return (ROOT / "solutions").is_dir() and any((ROOT / "solutions").iterdir())
 
@@ -189,6 +208,7 @@ def make_tree(dest, exp_name):
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     from grader import mutants
+
     mutants.make_tree(dest, experiments()[exp_name], ROOT)
     shutil.copytree(ROOT / "grader", dest / "grader", ignore=shutil.ignore_patterns("__pycache__", "tests"))
     shutil.copy2(ROOT / "Makefile", dest / "Makefile")
@@ -249,9 +269,19 @@ def env_for():
 
 def run_cmd(argv, cwd, stdin=None, timeout=RUN_TIMEOUT, shell=False):
     try:
-        r = subprocess.run(argv, cwd=cwd, input=stdin, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           text=True, errors="replace", timeout=timeout, env=env_for(), shell=shell,
-                           start_new_session=True)
+        r = subprocess.run(
+            argv,
+            cwd=cwd,
+            input=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            timeout=timeout,
+            env=env_for(),
+            shell=shell,
+            start_new_session=True,
+        )
     except subprocess.TimeoutExpired:
         raise TranscriptError(f"`{argv if shell else ' '.join(argv)}` took more than {timeout}s") from None
     return r.stdout
@@ -289,6 +319,7 @@ def run_sh(t, cwd):
 def run_patch(t, cwd):
     """The experiment as a unified diff against the kit's files."""
     import difflib
+
     out = []
     texts = {}
     for rel, old, new in experiments()[t.get("experiment")]:
@@ -297,8 +328,11 @@ def run_patch(t, cwd):
             raise TranscriptError(f"experiment {t.get('experiment')}: {old[:40]!r} not in {rel}")
         texts[rel] = before.replace(old, new, 1)
     for rel, after in texts.items():
-        out += list(difflib.unified_diff((ROOT / rel).read_text().split("\n"), after.split("\n"),
-                                         f"a/{rel}", f"b/{rel}", lineterm="", n=1))
+        out += list(
+            difflib.unified_diff(
+                (ROOT / rel).read_text().split("\n"), after.split("\n"), f"a/{rel}", f"b/{rel}", lineterm="", n=1
+            )
+        )
     return [], "\n".join(out) + "\n"
 
 
@@ -309,8 +343,15 @@ def run_gdb(t, cwd):
     with GDB_LOCK, tempfile.TemporaryDirectory(prefix="book-gdb-") as tmp:
         qout = Path(tmp) / "qemu.out"
         with open(qout, "w") as f:
-            q = subprocess.Popen(grader_args(t, "qemu") + ["--gdb"], cwd=cwd, stdout=f, stderr=subprocess.STDOUT,
-                                 stdin=subprocess.DEVNULL, env=env_for(), start_new_session=True)
+            q = subprocess.Popen(
+                grader_args(t, "qemu") + ["--gdb"],
+                cwd=cwd,
+                stdout=f,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env_for(),
+                start_new_session=True,
+            )
         try:
             deadline = time.monotonic() + 120
             while not (gdbinit.is_file() and "target remote" in gdbinit.read_text()):
@@ -323,7 +364,7 @@ def run_gdb(t, cwd):
             argv = ["gdb", "-q", "-nx", "-batch"] + ([] if "noinit" in t.flags else ["-x", "build/gdbinit"])
             for e in exs:
                 argv += ["-ex", e.replace("$port", port)]
-            head = qout.read_text(errors="replace").splitlines()[:int(t.get("qemuhead", "0"))]
+            head = qout.read_text(errors="replace").splitlines()[: int(t.get("qemuhead", "0"))]
             out = run_cmd(argv, cwd, timeout=120) if (exs or "noinit" not in t.flags) else ""
             tail = ""
             n = int(t.get("serial", "0"))
@@ -348,8 +389,9 @@ def run_gdb(t, cwd):
         shown += ["$ cat build/gdbinit"] + [ln for ln in init.splitlines() if not ln.startswith("#")]
     if exs or "noinit" not in t.flags:
         gdb = "gdb -q -batch" + ("" if "noinit" in t.flags else " -x build/gdbinit")
-        shown.append("$ " + " ".join([gdb] + [f"-ex {shlex.quote(e)}" if "$port" not in e else f'-ex "{e}"'
-                                              for e in exs]))
+        shown.append(
+            "$ " + " ".join([gdb] + [f"-ex {shlex.quote(e)}" if "$port" not in e else f'-ex "{e}"' for e in exs])
+        )
     text = out
     if tail:
         text = text.rstrip("\n") + f"\n$ tail -{n} qemu.out\n" + tail + "\n"
@@ -371,7 +413,7 @@ def normalise(text, cwd):
 
 
 def indent_of(line):
-    return line[:len(line) - len(line.lstrip())]
+    return line[: len(line) - len(line.lstrip())]
 
 
 def cut(t, lines):
@@ -397,7 +439,7 @@ def cut(t, lines):
                 keep[i] = hit if key == "keep" else not hit
         elif key in ("head", "tail"):
             n = int(value)
-            chosen = live[:n] if key == "head" else live[len(live) - n:]
+            chosen = live[:n] if key == "head" else live[len(live) - n :]
             for i in live:
                 keep[i] = i in chosen
     out, cutting = [], False

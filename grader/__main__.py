@@ -22,8 +22,8 @@ from . import build as build_mod
 from . import deps, emulators, grade, intake, labs, run, stage as stage_mod, transcript
 from .stage import Run, new_seed
 
-INSTRUCTOR_TOOLS = ("batch", "gradescope", "handout")     # modules a student's copy leaves out
-COMMANDS = ("grade", "demo", "qemu", "bochs", "bochs-debug", "build", "gdb", "setup")   # the parser builds one
+INSTRUCTOR_TOOLS = ("batch", "gradescope", "handout")  # modules a student's copy leaves out
+COMMANDS = ("grade", "demo", "qemu", "bochs", "bochs-debug", "build", "gdb", "setup")  # the parser builds one
 
 
 def parse_seed(text):
@@ -41,12 +41,20 @@ def flag(value):
 
 
 def add_common(p, lab_required=False):
-    p.add_argument("--lab", required=lab_required, help="a lab: its number (1 or 01), its folder name or the name after the number")
-    p.add_argument("--solutions", default=os.environ.get("SOLUTIONS", "0"), nargs="?", const="1",
-                   help="take student files from solutions/")
+    p.add_argument(
+        "--lab", required=lab_required, help="a lab: its number (1 or 01), its folder name or the name after the number"
+    )
+    p.add_argument(
+        "--solutions",
+        default=os.environ.get("SOLUTIONS", "0"),
+        nargs="?",
+        const="1",
+        help="take student files from solutions/",
+    )
     p.add_argument("--seed", type=parse_seed, help="the per-run seed (default: random)")
-    p.add_argument("--emulator", default=os.environ.get("EMULATOR", "qemu"),
-                   choices=sorted(emulators.EMULATORS) + ["both"])
+    p.add_argument(
+        "--emulator", default=os.environ.get("EMULATOR", "qemu"), choices=sorted(emulators.EMULATORS) + ["both"]
+    )
     p.add_argument("--no-install", action="store_true", help="never run apt-get, only say what is missing")
 
 
@@ -54,17 +62,23 @@ def make_parser(command=None):
     """The command line's parser; with `command`, only that command's part
     (building every part and importing the instructors' tools costs a
     student's `make grade` about 10 ms)."""
+
     def want(name):
         return command is None or command == name
-    ap = argparse.ArgumentParser(prog="python3 -m grader", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    ap = argparse.ArgumentParser(
+        prog="python3 -m grader", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = ap.add_subparsers(dest="cmd", required=True)
     if want("grade"):
         g = sub.add_parser("grade", help="grade stages")
         add_common(g)
         g.add_argument("--submission", type=Path, help="a student tree: only its student files are used")
-        g.add_argument("--solutions-below", action="store_true",
-                       help="labs before --lab come from solutions/ (your code, or --submission, for --lab itself)")
+        g.add_argument(
+            "--solutions-below",
+            action="store_true",
+            help="labs before --lab come from solutions/ (your code, or --submission, for --lab itself)",
+        )
         g.add_argument("--memory", type=int, help="the machine's RAM in MiB (default: chosen by the seed)")
         g.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 2, help="parallel boots")
         g.add_argument("--json", type=Path, help="write a JSON report here")
@@ -74,9 +88,11 @@ def make_parser(command=None):
     if want("demo"):
         d = sub.add_parser("demo", help="build, boot and grade the finished kernel from solutions/")
         add_common(d)
-    for name, text in (("qemu", "boot a stage in QEMU, serial on this terminal"),
-                       ("bochs", "boot a stage in Bochs, serial on this terminal"),
-                       ("bochs-debug", "boot a stage in the Bochs debugger, stopped at _start")):
+    for name, text in (
+        ("qemu", "boot a stage in QEMU, serial on this terminal"),
+        ("bochs", "boot a stage in Bochs, serial on this terminal"),
+        ("bochs-debug", "boot a stage in the Bochs debugger, stopped at _start"),
+    ):
         if not want(name):
             continue
         q = sub.add_parser(name, help=text)
@@ -104,8 +120,9 @@ def make_parser(command=None):
         except ModuleNotFoundError as e:
             if e.name != f"grader.{name}":
                 raise
-            sub.add_parser(name, help="an instructor's tool (not in a student's copy)", add_help=False,
-                           prefix_chars="\0").add_argument("rest", nargs="*")
+            sub.add_parser(
+                name, help="an instructor's tool (not in a student's copy)", add_help=False, prefix_chars="\0"
+            ).add_argument("rest", nargs="*")
     return ap
 
 
@@ -123,8 +140,9 @@ def emulator_names(choice):
 
 
 def origin_of(args):
-    return stage_mod.origin_of(flag(args.solutions), getattr(args, "submission", None),
-                               getattr(args, "solutions_below", False))
+    return stage_mod.origin_of(
+        flag(args.solutions), getattr(args, "submission", None), getattr(args, "solutions_below", False)
+    )
 
 
 def stage_of(args, spec=None):
@@ -147,10 +165,12 @@ def grade_many(args, stages):
 
     def one(job):
         return grade.grade_stage(job[0], seed=seed, emulator=job[1], memory_mb=getattr(args, "memory", None))
+
     if len(jobs) == 1:
         return [one(jobs[0])]
     from concurrent.futures import ThreadPoolExecutor, as_completed
     from . import report
+
     progress = report.Progress(len(jobs), sys.stdout, sys.stderr)
     with ThreadPoolExecutor(max_workers=max(1, min(len(jobs), getattr(args, "jobs", 2) or 1))) as pool:
         futures = [pool.submit(one, job) for job in jobs]
@@ -175,8 +195,11 @@ def cmd_grade(args, show_output=False):
         except intake.IntakeError as e:
             refused[spec] = (stage_mod.make(spec, origin_of(args)), e)
     graded, emus = iter(grade_many(args, todo)), emulator_names(args.emulator)
-    stages = [intake.refused(*refused[spec], args.seed, emu) if spec in refused else next(graded)
-              for spec in specs for emu in emus]
+    stages = [
+        intake.refused(*refused[spec], args.seed, emu) if spec in refused else next(graded)
+        for spec in specs
+        for emu in emus
+    ]
     built = [st.build for st in stages if st.build is not None]
     if built and not getattr(args, "submission", None):
         build_mod.link_compile_commands(max(built, key=lambda b: b.lab.number))
@@ -188,6 +211,7 @@ def cmd_grade(args, show_output=False):
                 print(r.text, end="" if r.text.endswith("\n") else "\n")
                 print("--- end of serial output ---")
     from . import report
+
     report.terminal(stages)
     if getattr(args, "json", None):
         report.write_json(stages, args.json)
@@ -208,6 +232,7 @@ def cmd_demo(args):
 
 def free_port():
     import socket
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -226,34 +251,48 @@ def cmd_bochs_debug(args):
     breakpoints (xchg %bx,%bx) on, serial output copied to this terminal."""
     import tempfile
     import threading
+
     deps.ensure("bochs", install=not args.no_install)
     b = build_mod.build(stage_of(args))
     start = b.symbols.get("_start")
     r = Run(new_seed() if args.seed is None else args.seed, args.tests, emulator="bochs")
-    print(f"Bochs debugger: stops at _start ({start:#x}) and at every `xchg %bx, %bx` in the kernel.\n"
-          "Commands: c continue, s step, n next, r registers, sreg, creg, info gdt, info idt, info tab,\n"
-          "page ADDR, x /8gx ADDR, u /10 (disassemble), lb ADDR (breakpoint), q quit. "
-          "Serial output appears here too.", file=sys.stderr)
+    print(
+        f"Bochs debugger: stops at _start ({start:#x}) and at every `xchg %bx, %bx` in the kernel.\n"
+        "Commands: c continue, s step, n next, r registers, sreg, creg, info gdt, info idt, info tab,\n"
+        "page ADDR, x /8gx ADDR, u /10 (disassemble), lb ADDR (breakpoint), q quit. "
+        "Serial output appears here too.",
+        file=sys.stderr,
+    )
     with tempfile.TemporaryDirectory(prefix="kit-run-") as tmp:
-        launch = emulators.bochs(b.iso, tmp, r.cmdline, memory_mb=r.memory_mb, exits=b.stage.exit_values(),
-                                 debugger=True, breakpoints=[start])
+        launch = emulators.bochs(
+            b.iso,
+            tmp,
+            r.cmdline,
+            memory_mb=r.memory_mb,
+            exits=b.stage.exit_values(),
+            debugger=True,
+            breakpoints=[start],
+        )
         fd = os.open(launch.serial_fifo, os.O_RDWR | os.O_NONBLOCK)
         done = threading.Event()
 
         def copy():
             import select
+
             while not done.is_set():
                 if select.select([fd], [], [], 0.1)[0]:
                     sys.stdout.buffer.write(os.read(fd, 4096))
                     sys.stdout.flush()
+
         t = threading.Thread(target=copy, daemon=True)
         t.start()
         import subprocess
+
         proc = subprocess.Popen(launch.argv, cwd=tmp)
         try:
             proc.wait()
         except KeyboardInterrupt:
-            proc.wait()                 # Ctrl-C breaks into the debugger; quit with q
+            proc.wait()  # Ctrl-C breaks into the debugger; quit with q
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -273,25 +312,39 @@ def cmd_qemu(args):
     port = free_port() if args.gdb else None
     gdbinit = labs.ROOT / "build" / "gdbinit"
     if port:
-        gdbinit.unlink(missing_ok=True)         # never let `make gdb` find an old session
-    print(f"booting {b.iso.relative_to(labs.ROOT)} in {args.emulator} with `{r.cmdline}`, "
-          f"{r.memory_mb} MiB; Ctrl-C stops it", file=sys.stderr)
+        gdbinit.unlink(missing_ok=True)  # never let `make gdb` find an old session
+    print(
+        f"booting {b.iso.relative_to(labs.ROOT)} in {args.emulator} with `{r.cmdline}`, "
+        f"{r.memory_mb} MiB; Ctrl-C stops it",
+        file=sys.stderr,
+    )
     if port:
-        gdbinit.write_text(f"# written by `make qemu-gdb` (grader process {os.getpid()}), removed when it stops\n"
-                           f"file {b.elf}\nset architecture i386:x86-64\n"
-                           f"target remote 127.0.0.1:{port}\nhbreak kmain\n")
-        print(f"QEMU waits for GDB on 127.0.0.1:{port}. In another terminal: make gdb "
-              f"(or: gdb -x {gdbinit.relative_to(labs.ROOT)})", file=sys.stderr)
+        gdbinit.write_text(
+            f"# written by `make qemu-gdb` (grader process {os.getpid()}), removed when it stops\n"
+            f"file {b.elf}\nset architecture i386:x86-64\n"
+            f"target remote 127.0.0.1:{port}\nhbreak kmain\n"
+        )
+        print(
+            f"QEMU waits for GDB on 127.0.0.1:{port}. In another terminal: make gdb "
+            f"(or: gdb -x {gdbinit.relative_to(labs.ROOT)})",
+            file=sys.stderr,
+        )
     out = sys.stdout.buffer
+
     def show(data):
         out.write(data)
         out.flush()
+
     exits = b.stage.exit_values()
     try:
-        result = run.run(lambda tmp: emulators.EMULATORS[args.emulator](b.iso, tmp, r.cmdline, memory_mb=r.memory_mb,
-                                                                          exits=exits, gdb_port=port),
-                         total_timeout=24 * 3600 if port else 120, progress_timeout=None if port else 60,
-                         on_output=show)
+        result = run.run(
+            lambda tmp: emulators.EMULATORS[args.emulator](
+                b.iso, tmp, r.cmdline, memory_mb=r.memory_mb, exits=exits, gdb_port=port
+            ),
+            total_timeout=24 * 3600 if port else 120,
+            progress_timeout=None if port else 60,
+            on_output=show,
+        )
     finally:
         if port:
             gdbinit.unlink(missing_ok=True)
@@ -303,8 +356,11 @@ def cmd_qemu(args):
 
 
 def instructor_only(args):
-    print(f"`{args.cmd}` is an instructor's tool: it is not part of this copy of the kit (a student's copy "
-          "has no solutions/ and no instructor tools)", file=sys.stderr)
+    print(
+        f"`{args.cmd}` is an instructor's tool: it is not part of this copy of the kit (a student's copy "
+        "has no solutions/ and no instructor tools)",
+        file=sys.stderr,
+    )
     return 2
 
 
@@ -319,9 +375,11 @@ def cmd_gdb(args):
     alive = bool(m) and Path(f"/proc/{m.group(1)}").exists()
     if not alive:
         gdbinit.unlink(missing_ok=True)
-        print("gdb: no QEMU is waiting for GDB. Start one first, in another terminal: "
-              "make qemu-gdb LAB=NN (it prints `QEMU waits for GDB on ...`), then run make gdb again",
-              file=sys.stderr)
+        print(
+            "gdb: no QEMU is waiting for GDB. Start one first, in another terminal: "
+            "make qemu-gdb LAB=NN (it prints `QEMU waits for GDB on ...`), then run make gdb again",
+            file=sys.stderr,
+        )
         return 1
     deps.ensure("gdb", install=not args.no_install)
     os.execvp("gdb", ["gdb", "-q", "-x", str(gdbinit)])
@@ -343,15 +401,24 @@ def _stop(signum, _frame):
 
 def main(argv=None):
     import signal
+
     run.mark("main")
     argv = sys.argv[1:] if argv is None else argv
     command = argv[0] if argv and argv[0] in COMMANDS else None
     args = make_parser(command).parse_args(argv)
-    if args.cmd != "bochs-debug":           # there Ctrl-C belongs to the Bochs debugger
+    if args.cmd != "bochs-debug":  # there Ctrl-C belongs to the Bochs debugger
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, _stop)
-    commands = {"grade": cmd_grade, "demo": cmd_demo, "qemu": cmd_qemu, "bochs": cmd_qemu,
-                "bochs-debug": cmd_bochs_debug, "build": cmd_build, "setup": cmd_setup, "gdb": cmd_gdb}
+    commands = {
+        "grade": cmd_grade,
+        "demo": cmd_demo,
+        "qemu": cmd_qemu,
+        "bochs": cmd_qemu,
+        "bochs-debug": cmd_bochs_debug,
+        "build": cmd_build,
+        "setup": cmd_setup,
+        "gdb": cmd_gdb,
+    }
     try:
         status = commands[args.cmd](args) if args.cmd in commands else getattr(args, "run", instructor_only)(args)
         if run.STOP.is_set():
@@ -372,11 +439,14 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("\ninterrupted; every emulator was stopped", file=sys.stderr)
         return 130
-    except Exception as e:                  # a grader bug: one line, details on request
+    except Exception as e:  # a grader bug: one line, details on request
         if os.environ.get("KIT_DEBUG"):
             raise
-        print(f"internal error in the grader: {type(e).__name__}: {e} "
-              "(run again with KIT_DEBUG=1 for the traceback, and report it)", file=sys.stderr)
+        print(
+            f"internal error in the grader: {type(e).__name__}: {e} "
+            "(run again with KIT_DEBUG=1 for the traceback, and report it)",
+            file=sys.stderr,
+        )
     return 2
 
 

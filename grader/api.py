@@ -49,9 +49,9 @@ class CheckDef:
     fn: object
     boot: str = "default"
     emulators: tuple = ("qemu", "bochs")
-    seeded: bool = False        # what it checks depends on this run's seed
-    visibility: str = None      # None: "visible", or the hidden module's default
-    hidden: bool = False        # declared in the lab's hidden/ folder
+    seeded: bool = False  # what it checks depends on this run's seed
+    visibility: str = None  # None: "visible", or the hidden module's default
+    hidden: bool = False  # declared in the lab's hidden/ folder
 
 
 def check(title, points, boot="default", emulators=("qemu", "bochs"), seeded=False, visibility=None):
@@ -61,6 +61,7 @@ def check(title, points, boot="default", emulators=("qemu", "bochs"), seeded=Fal
     def deco(fn):
         fn.kit_check = CheckDef(title, points, fn, boot, tuple(emulators), seeded, visibility)
         return fn
+
     return deco
 
 
@@ -68,6 +69,7 @@ def check(title, points, boot="default", emulators=("qemu", "bochs"), seeded=Fal
 class Boot:
     """One more boot of the stage: its tests= word, and its seed as a
     function of this run's seed (another family of seeds), or this run's."""
+
     tests: str = "all"
     seed: object = None
 
@@ -77,11 +79,14 @@ class Boot:
 
 def _marker(attr):
     """A decorator usable bare (@values) or with seeded=True (@values(seeded=True))."""
+
     def deco(fn=None, *, seeded=False):
         def mark(f):
             setattr(f, attr, "seeded" if seeded else "fixed")
             return f
+
         return mark(fn) if fn is not None else mark
+
     return deco
 
 
@@ -98,10 +103,11 @@ def place(fn):
 class Interaction:
     """A conversation with the running kernel: extra command-line words, and
     a hook called on each serial line (it may answer on the serial input)."""
+
     on_line: object
     kargs: str = ""
     emulators: tuple = ("qemu",)
-    launch: dict = field(default_factory=dict)      # options for the emulator (qmp=True)
+    launch: dict = field(default_factory=dict)  # options for the emulator (qmp=True)
 
 
 @dataclass(frozen=True)
@@ -109,10 +115,11 @@ class Hint:
     """A diagnosis hint: shown when test(ev) is true and no hint of a lower
     rank (then of a higher lab, at the same rank) was shown first. `text` is
     a string, or a function of the evidence that returns one."""
+
     test: object
     text: str
     rank: int = 50
-    key: str = ""               # words every version of the text has (for a text that is a function)
+    key: str = ""  # words every version of the text has (for a text that is a function)
 
     @property
     def words(self):
@@ -123,11 +130,12 @@ class Hint:
 @dataclass
 class Context:
     """What a check may look at."""
-    stage: object               # stage.Stage
-    run: object                 # stage.Run of this check's boot: seed, tests, memory, command line
-    boot: object                # run.RunResult of this check's boot: its output, outcome, log
-    boots: dict                 # every boot of the stage, by name
-    build: object               # build.Build: kernel.elf, its symbols
+
+    stage: object  # stage.Stage
+    run: object  # stage.Run of this check's boot: seed, tests, memory, command line
+    boot: object  # run.RunResult of this check's boot: its output, outcome, log
+    boots: dict  # every boot of the stage, by name
+    build: object  # build.Build: kernel.elf, its symbols
     values: dict = field(default_factory=dict)
 
     @property
@@ -153,13 +161,14 @@ class Context:
 @dataclass
 class Evidence:
     """What a diagnosis hint may look at."""
-    chain: object               # diagnosis.Chain: the exceptions, in order
-    fault: object               # its first Fault, or None
-    stage: object               # stage.Stage
-    symbols: object             # symbols.Symbols of the kernel
-    lines: list                 # the serial output
-    said: list = field(default_factory=list)    # the kernel's own fault report, if it gave one
-    code: bool = False          # for a place: is the address one that ran (RIP), not data (CR2)?
+
+    chain: object  # diagnosis.Chain: the exceptions, in order
+    fault: object  # its first Fault, or None
+    stage: object  # stage.Stage
+    symbols: object  # symbols.Symbols of the kernel
+    lines: list  # the serial output
+    said: list = field(default_factory=list)  # the kernel's own fault report, if it gave one
+    code: bool = False  # for a place: is the address one that ran (RIP), not data (CR2)?
 
 
 def collect(module, hidden=False):
@@ -176,9 +185,14 @@ def collect(module, hidden=False):
             found["checks"].append(replace(c, visibility=c.visibility or default, hidden=hidden))
         for attr, key in (("kit_values", "values"), ("kit_precompute", "precompute"), ("kit_place", "places")):
             if getattr(obj, attr, False):
-                found[key].append(obj)      # values and precompute: obj.kit_values says "seeded" or "fixed"
-    return dict(found, boots=dict(getattr(module, "BOOTS", {})), interaction=getattr(module, "INTERACTION", None),
-                hints=list(getattr(module, "HINTS", [])), kernel_report=getattr(module, "kernel_report", None))
+                found[key].append(obj)  # values and precompute: obj.kit_values says "seeded" or "fixed"
+    return dict(
+        found,
+        boots=dict(getattr(module, "BOOTS", {})),
+        interaction=getattr(module, "INTERACTION", None),
+        hints=list(getattr(module, "HINTS", [])),
+        kernel_report=getattr(module, "kernel_report", None),
+    )
 
 
 def transcript_again(ctx, prefixes, values):
@@ -187,15 +201,19 @@ def transcript_again(ctx, prefixes, values):
     the placeholders are for this boot's seed): a hidden variant re-runs
     visible checks on another seed. Raises Fail at the first that fails."""
     from . import transcript
+
     lab = ctx.lab
     shown = f"labs/{lab.name}/expected.txt"
-    specs = [s for s in transcript.parse((lab.dir / "expected.txt").read_text(), shown)
-             if s.title.startswith(tuple(prefixes))]
+    specs = [
+        s
+        for s in transcript.parse((lab.dir / "expected.txt").read_text(), shown)
+        if s.title.startswith(tuple(prefixes))
+    ]
     values = {"seed": f"0x{ctx.seed:08x}", "cmdline": ctx.run.cmdline, **values}
     matched = transcript.match(specs, ctx.boot.lines, values)
     for s in specs:
         if transcript.failed(matched[s.title]):
-            raise Fail(f"with `{ctx.run.cmdline}`, {s.title}: "
-                       + transcript.explain(matched[s.title], values, ctx.boot.lines),
-                       transcript.diff_view(matched[s.title], values, ctx.boot.lines))
-
+            raise Fail(
+                f"with `{ctx.run.cmdline}`, {s.title}: " + transcript.explain(matched[s.title], values, ctx.boot.lines),
+                transcript.diff_view(matched[s.title], values, ctx.boot.lines),
+            )

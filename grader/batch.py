@@ -58,7 +58,7 @@ def shard_of(names, spec):
         raise BatchError(f"--shard is K/N (for example 2/8), not '{spec}'") from None
     if not 1 <= k <= n:
         raise BatchError(f"--shard {spec}: K must be between 1 and N")
-    return names[k - 1::n]
+    return names[k - 1 :: n]
 
 
 def student_seed(base, name):
@@ -79,8 +79,16 @@ class Row:
     first_failing: str = ""
 
     def csv(self):
-        return [self.student, self.score, self.max, self.challenge, self.status, self.seed,
-                f"{self.seconds:.1f}", self.first_failing]
+        return [
+            self.student,
+            self.score,
+            self.max,
+            self.challenge,
+            self.status,
+            self.seed,
+            f"{self.seconds:.1f}",
+            self.first_failing,
+        ]
 
 
 def status_of(st):
@@ -102,8 +110,9 @@ def first_failing(st):
 
 
 class Batch:
-    def __init__(self, lab, folder, names, base_seed, below="reference", jobs=2, reports=None,
-                 timeouts=None, keep=None):
+    def __init__(
+        self, lab, folder, names, base_seed, below="reference", jobs=2, reports=None, timeouts=None, keep=None
+    ):
         self.lab, self.folder, self.names = labs_mod.find(lab), Path(folder), names
         self.base_seed, self.below, self.jobs = base_seed, below, max(1, jobs)
         self.reports, self.timeouts, self.keep = reports, timeouts, keep
@@ -121,23 +130,29 @@ class Batch:
         try:
             try:
                 origin = intake.materialize(upload, self.lab.name, tmp / "tree", self.below)
-                st = grade.grade_stage(stage_mod.make(self.lab.name, origin), seed=seed, timeouts=self.timeouts,
-                                       outdir=tmp / "build")
+                st = grade.grade_stage(
+                    stage_mod.make(self.lab.name, origin), seed=seed, timeouts=self.timeouts, outdir=tmp / "build"
+                )
                 status = status_of(st)
             except intake.IntakeError as e:
                 st = intake.refused(stage_mod.make(self.lab.name, stage_mod.Origin("submission", upload)), e, seed)
                 status = "not handed in"
-            row = Row(name, st.score, st.total, st.bonus, status, f"0x{seed:08x}", time.monotonic() - t,
-                      first_failing(st))
+            row = Row(
+                name, st.score, st.total, st.bonus, status, f"0x{seed:08x}", time.monotonic() - t, first_failing(st)
+            )
             if self.reports:
                 data = report.as_dict([st])
                 data["student"] = name
                 (self.reports / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")
             if self.keep is not None:
                 self.keep[name] = st
-        except Exception as e:              # a grader bug costs this student a row, not the batch
-            row = Row(name, status=f"grader error: {type(e).__name__}: {e}"[:160], seed=f"0x{seed:08x}",
-                      seconds=time.monotonic() - t)
+        except Exception as e:  # a grader bug costs this student a row, not the batch
+            row = Row(
+                name,
+                status=f"grader error: {type(e).__name__}: {e}"[:160],
+                seed=f"0x{seed:08x}",
+                seconds=time.monotonic() - t,
+            )
         finally:
             if self.keep is None or name not in self.keep:
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -153,13 +168,17 @@ class Batch:
             total, elapsed = len(self.names), time.monotonic() - self.t0
             left = elapsed / self.done * (total - self.done)
             if sys.stderr.isatty():
-                sys.stderr.write(f"\r\033[Kbatch: {self.done}/{total} graded, {elapsed:.0f}s so far, "
-                                 f"about {left:.0f}s left (last: {row.student} {row.score}/{row.max})")
+                sys.stderr.write(
+                    f"\r\033[Kbatch: {self.done}/{total} graded, {elapsed:.0f}s so far, "
+                    f"about {left:.0f}s left (last: {row.student} {row.score}/{row.max})"
+                )
                 if self.done == total:
                     sys.stderr.write("\n")
             else:
-                sys.stderr.write(f"batch: {self.done}/{total} {row.student}: {row.score}/{row.max} "
-                                 f"{row.status} ({row.seconds:.1f}s; about {left:.0f}s left)\n")
+                sys.stderr.write(
+                    f"batch: {self.done}/{total} {row.student}: {row.score}/{row.max} "
+                    f"{row.status} ({row.seconds:.1f}s; about {left:.0f}s left)\n"
+                )
             sys.stderr.flush()
 
     def run(self):
@@ -204,6 +223,7 @@ def merge(out, parts):
 
 # --- the benchmark -----------------------------------------------------------------
 
+
 def bench(batch, kept, wall, cores):
     """Each student's build again, cold, and each of its boots as the bare
     emulator command, one at a time (a boot the batch stopped for silence
@@ -211,11 +231,12 @@ def bench(batch, kept, wall, cores):
     time against (builds + boots) / cores."""
     import subprocess
     from . import emulators
+
     limit = (batch.timeouts or {}).get("total", grade.TIMEOUTS["total"])
     builds = boots = 0.0
     for name, st in kept.items():
         if st.build is None and not (st.build_error and "does not compile" in st.build_error.summary):
-            continue                        # not handed in: nothing was built
+            continue  # not handed in: nothing was built
         outdir = st.tmp / "bench-build"
         t = time.monotonic()
         try:
@@ -226,16 +247,23 @@ def bench(batch, kept, wall, cores):
         builds += time.monotonic() - t
         exits = b.stage.exit_values()
         for boot_name, r in st.runs.items():
-            if st.boots[boot_name].reason != "exited":      # a hang or a flood: the time the grader allowed it
+            if st.boots[boot_name].reason != "exited":  # a hang or a flood: the time the grader allowed it
                 boots += st.boots[boot_name].elapsed
                 continue
             with tempfile.TemporaryDirectory(prefix="kit-bench-") as tmp:
                 talk = grade.plan_for(st.stage, "qemu").interaction if boot_name == "default" else None
-                launch = emulators.EMULATORS[r.emulator](b.iso, tmp, r.cmdline, memory_mb=r.memory_mb, exits=exits,
-                                                         **(dict(talk.launch) if talk else {}))
+                launch = emulators.EMULATORS[r.emulator](
+                    b.iso, tmp, r.cmdline, memory_mb=r.memory_mb, exits=exits, **(dict(talk.launch) if talk else {})
+                )
                 t = time.monotonic()
-                proc = subprocess.Popen(launch.argv, cwd=tmp, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL, start_new_session=True)
+                proc = subprocess.Popen(
+                    launch.argv,
+                    cwd=tmp,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
                 try:
                     proc.wait(timeout=limit)
                 except subprocess.TimeoutExpired:
@@ -243,12 +271,15 @@ def bench(batch, kept, wall, cores):
                     proc.wait()
                 boots += time.monotonic() - t
     ideal = (builds + boots) / cores
-    return (f"bench: {len(kept)} submissions, -j {batch.jobs}, {cores} cores: batch {wall:.1f}s wall; "
-            f"one at a time: builds {builds:.1f}s + boots {boots:.1f}s = {builds + boots:.1f}s, "
-            f"/ {cores} cores = {ideal:.1f}s; ratio {wall / ideal:.2f}x (target at most 1.30x)")
+    return (
+        f"bench: {len(kept)} submissions, -j {batch.jobs}, {cores} cores: batch {wall:.1f}s wall; "
+        f"one at a time: builds {builds:.1f}s + boots {boots:.1f}s = {builds + boots:.1f}s, "
+        f"/ {cores} cores = {ideal:.1f}s; ratio {wall / ideal:.2f}x (target at most 1.30x)"
+    )
 
 
 # --- the command line ---------------------------------------------------------------
+
 
 def add_parsers(sub):
     b = sub.add_parser("batch", help="grade a folder of submissions (one sub-folder each) into a CSV gradebook")
@@ -259,10 +290,15 @@ def add_parsers(sub):
     b.add_argument("--reports", type=Path, help="a JSON report per student here (default: CSV's name + -reports)")
     b.add_argument("--shard", help="K/N: grade only the K-th of N slices of the class")
     b.add_argument("--seed", type=lambda t: int(t, 0), help="the batch's seed (default: a new one, printed)")
-    b.add_argument("--below", choices=intake.BELOW, default="reference",
-                   help="labs below --lab: the kit's solutions/ (default) or each student's own")
-    b.add_argument("--progress-timeout", type=float, help=f"seconds without output (default "
-                                                          f"{grade.TIMEOUTS['progress']:.0f})")
+    b.add_argument(
+        "--below",
+        choices=intake.BELOW,
+        default="reference",
+        help="labs below --lab: the kit's solutions/ (default) or each student's own",
+    )
+    b.add_argument(
+        "--progress-timeout", type=float, help=f"seconds without output (default {grade.TIMEOUTS['progress']:.0f})"
+    )
     b.add_argument("--total-timeout", type=float, help=f"seconds of a boot (default {grade.TIMEOUTS['total']:.0f})")
     b.add_argument("--bench", action="store_true", help="then time each build and bare boot one at a time")
     b.set_defaults(run=run_batch)
@@ -274,23 +310,29 @@ def add_parsers(sub):
 
 def run_batch(args):
     from . import deps
+
     deps.ensure("qemu", install=not getattr(args, "no_install", False))
     names = shard_of(students(args.folder), args.shard)
     base = stage_mod.new_seed() if args.seed is None else args.seed
     reports = args.reports or args.csv.with_name(args.csv.stem + "-reports")
     reports.mkdir(parents=True, exist_ok=True)
     timeouts = {k: v for k, v in (("progress", args.progress_timeout), ("total", args.total_timeout)) if v}
-    print(f"batch: lab {labs_mod.find(args.lab).name}, {len(names)} submissions"
-          + (f" (shard {args.shard})" if args.shard else "") + f", seed 0x{base:08x}, -j {args.jobs}",
-          file=sys.stderr)
+    print(
+        f"batch: lab {labs_mod.find(args.lab).name}, {len(names)} submissions"
+        + (f" (shard {args.shard})" if args.shard else "")
+        + f", seed 0x{base:08x}, -j {args.jobs}",
+        file=sys.stderr,
+    )
     kept = {} if args.bench else None
     b = Batch(args.lab, args.folder, names, base, args.below, args.jobs, reports, timeouts or None, kept)
     rows = b.run()
     wall = time.monotonic() - b.t0
     write_csv(rows, args.csv)
     full = sum(r.status == "full marks" for r in rows)
-    print(f"batch: {len(rows)} graded in {wall:.1f}s ({full} at full marks): {args.csv}, reports in {reports}",
-          file=sys.stderr)
+    print(
+        f"batch: {len(rows)} graded in {wall:.1f}s ({full} at full marks): {args.csv}, reports in {reports}",
+        file=sys.stderr,
+    )
     if kept is not None:
         try:
             print(bench(b, kept, wall, os.cpu_count() or 1))

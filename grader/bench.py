@@ -37,9 +37,16 @@ def raw_boot(b, r):
     expected = emulators.qemu_status(exits["OK"]) if emulator == "qemu" else 1
 
     def once():
-        r = subprocess.run(launch.argv, cwd=tmp, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, timeout=120)
+        r = subprocess.run(
+            launch.argv,
+            cwd=tmp,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=120,
+        )
         assert r.returncode == expected, r.returncode
+
     return once, tmp
 
 
@@ -71,29 +78,51 @@ def whole_process(runs, seed):
     marks = []
 
     def bare():
-        p = subprocess.run(launch.command, cwd=tmp, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, timeout=120)
+        p = subprocess.run(
+            launch.command,
+            cwd=tmp,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=120,
+        )
         assert p.returncode == expected, p.returncode
 
     def student():
         t0 = time.monotonic()
-        p = subprocess.run(["make", "-s", "grade", f"LAB={first.number:02d}", "SOLUTIONS=1", f"SEED=0x{seed:x}"],
-                           cwd=labs.ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=120,
-                           env=dict(os.environ, KIT_TIMING="1"))
+        p = subprocess.run(
+            ["make", "-s", "grade", f"LAB={first.number:02d}", "SOLUTIONS=1", f"SEED=0x{seed:x}"],
+            cwd=labs.ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            env=dict(os.environ, KIT_TIMING="1"),
+        )
         t1 = time.monotonic()
         assert p.returncode == 0, p.returncode
         ev = {ln.split()[1]: float(ln.split()[2]) for ln in p.stderr.splitlines() if ln.startswith("kit-timing: ")}
-        marks.append((ev["main"] - t0, ev["emulator-started"] - ev["main"], ev["emulator-done"] - ev["emulator-started"],
-                      t1 - ev["emulator-done"]))
+        marks.append(
+            (
+                ev["main"] - t0,
+                ev["emulator-started"] - ev["main"],
+                ev["emulator-done"] - ev["emulator-started"],
+                t1 - ev["emulator-done"],
+            )
+        )
 
     whole, raw = interleaved([student, bare], runs)
     subprocess.run(["rm", "-rf", tmp])
     parts = [statistics.median(m[i] for m in marks) for i in range(4)]
-    print(f"  make grade LAB={first.number:02d} (whole process, build cached) {fmt(whole)}   bare QEMU boot "
-          f"{fmt(raw)}   ratio {whole[0] / raw[0]:.2f}x (target at most 1.15x)")
-    print(f"    where it goes (medians): make, python3 and the grader's imports {parts[0]:.3f}s; tools, cache "
-          f"check, plan, args disk {parts[1]:.3f}s; the boot in its sandbox {parts[2]:.3f}s; checks and report "
-          f"{parts[3]:.3f}s")
+    print(
+        f"  make grade LAB={first.number:02d} (whole process, build cached) {fmt(whole)}   bare QEMU boot "
+        f"{fmt(raw)}   ratio {whole[0] / raw[0]:.2f}x (target at most 1.15x)"
+    )
+    print(
+        f"    where it goes (medians): make, python3 and the grader's imports {parts[0]:.3f}s; tools, cache "
+        f"check, plan, args disk {parts[1]:.3f}s; the boot in its sandbox {parts[2]:.3f}s; checks and report "
+        f"{parts[3]:.3f}s"
+    )
     return whole[0] / raw[0]
 
 
@@ -114,15 +143,20 @@ def sandbox_cost(runs):
                 os.environ.pop("KIT_SANDBOX") if old is None else os.environ.__setitem__("KIT_SANDBOX", old)
                 sandbox.mode.cache_clear()
                 subprocess.run(["rm", "-rf", tmp])
+
         return go
+
     sealed, open_ = interleaved([fresh_build(False), fresh_build(True)], runs)
-    print(f"  fresh build of stage {last.name}: sealed (sandbox) {fmt(sealed)}, unsealed {fmt(open_)}: "
-          f"the sandbox costs {sealed[0] - open_[0]:+.3f}s per build ({sealed[0] / open_[0]:.2f}x)")
+    print(
+        f"  fresh build of stage {last.name}: sealed (sandbox) {fmt(sealed)}, unsealed {fmt(open_)}: "
+        f"the sandbox costs {sealed[0] - open_[0]:+.3f}s per build ({sealed[0] / open_[0]:.2f}x)"
+    )
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python3 -m grader.bench", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python3 -m grader.bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--emulators", default="qemu,bochs", help="comma-separated: qemu,bochs")
     args = ap.parse_args(argv)
@@ -138,8 +172,10 @@ def main(argv=None):
     seed = 0x5EED
     all_labs = labs.discover()
     cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
-    print(f"benchmark, {time.strftime('%Y-%m-%d')}, {cpu}, {os.cpu_count()} cores: medians of {args.runs} runs "
-          f"(min..max), {len(all_labs)} stages, QEMU under TCG")
+    print(
+        f"benchmark, {time.strftime('%Y-%m-%d')}, {cpu}, {os.cpu_count()} cores: medians of {args.runs} runs "
+        f"(min..max), {len(all_labs)} stages, QEMU under TCG"
+    )
     summary = [f"make grade LAB=01 is {whole_process(args.runs, seed):.2f}x a bare QEMU boot"]
     sandbox_cost(max(3, args.runs // 2))
     for emulator in args.emulators.split(","):
@@ -152,19 +188,30 @@ def main(argv=None):
             graded = median_time(lambda: grade.boot(b, r), args.runs)
             subprocess.run(["rm", "-rf", tmp])
             ratios.append(graded[0] / raw[0])
-            print(f"  {emulator:5s} stage {lab.name:12s} raw boot {fmt(raw)}   grader's runner {fmt(graded)}   "
-                  f"ratio {graded[0] / raw[0]:.2f}x")
+            print(
+                f"  {emulator:5s} stage {lab.name:12s} raw boot {fmt(raw)}   grader's runner {fmt(graded)}   "
+                f"ratio {graded[0] / raw[0]:.2f}x"
+            )
 
         def grade_all():
-            r = subprocess.run([sys.executable, "-m", "grader", "grade", "--solutions", "--seed", hex(seed),
-                                "--emulator", emulator], cwd=labs.ROOT, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, timeout=600)
+            r = subprocess.run(
+                [sys.executable, "-m", "grader", "grade", "--solutions", "--seed", hex(seed), "--emulator", emulator],
+                cwd=labs.ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=600,
+            )
             assert r.returncode == 0
+
         whole = median_time(grade_all, max(3, args.runs // 2))
-        print(f"  {emulator:5s} whole course: `python3 -m grader grade --solutions --emulator {emulator}` (every "
-              f"stage, builds cached, a new process each time): {fmt(whole)}")
-        summary.append(f"{emulator}: runner overhead at most {max(ratios):.2f}x a raw boot, "
-                       f"all {len(all_labs)} stages graded in {whole[0]:.2f}s")
+        print(
+            f"  {emulator:5s} whole course: `python3 -m grader grade --solutions --emulator {emulator}` (every "
+            f"stage, builds cached, a new process each time): {fmt(whole)}"
+        )
+        summary.append(
+            f"{emulator}: runner overhead at most {max(ratios):.2f}x a raw boot, "
+            f"all {len(all_labs)} stages graded in {whole[0]:.2f}s"
+        )
     print("summary: " + "; ".join(summary))
     return 0
 

@@ -41,17 +41,30 @@ from .symbols import Symbols
 
 ROOT = labs_mod.ROOT
 CFLAGS = [
-    "--target=x86_64-unknown-none-elf", "-std=c11", "-ffreestanding", "-fno-pic", "-fno-pie",
-    "-fno-stack-protector", "-mno-red-zone", "-mno-mmx", "-mno-sse", "-mno-sse2",
-    "-fno-asynchronous-unwind-tables", "-fno-omit-frame-pointer",
-    "-O2", "-g", "-Wall", "-Wextra", "-Werror",
+    "--target=x86_64-unknown-none-elf",
+    "-std=c11",
+    "-ffreestanding",
+    "-fno-pic",
+    "-fno-pie",
+    "-fno-stack-protector",
+    "-mno-red-zone",
+    "-mno-mmx",
+    "-mno-sse",
+    "-mno-sse2",
+    "-fno-asynchronous-unwind-tables",
+    "-fno-omit-frame-pointer",
+    "-O2",
+    "-g",
+    "-Wall",
+    "-Wextra",
+    "-Werror",
 ]
 LDFLAGS = ["-nostdlib", "-static", "-z", "max-page-size=4096", "--no-dynamic-linker"]
 TOOL_TIMEOUT = 60
 LINKER_SCRIPT, GRUB_CFG, MODULES_MARK = "kernel.ld", "grub.cfg", "@MODULES@"
 GIVEN_SUFFIXES = (".c", ".S", ".h", ".ld", ".cfg")
-STUDENT_FILE_CAP = 256 * 1024       # bytes: a student file larger than this is refused
-OBJECTS_CAP = 32 << 20              # bytes: all objects of a stage together
+STUDENT_FILE_CAP = 256 * 1024  # bytes: a student file larger than this is refused
+OBJECTS_CAP = 32 << 20  # bytes: all objects of a stage together
 
 
 class BuildError(Exception):
@@ -97,11 +110,19 @@ def _run(cmd, cwd=None, sealed=None):
     if sealed is not None:
         cmd = sandbox.wrap(cmd, rw=[sealed], cwd=cwd, memory=True)
     from .run import STOP
+
     if STOP.is_set():
         raise BuildError("interrupted (Ctrl-C)")
     try:
-        proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                errors="replace", start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+            start_new_session=True,
+        )
     except FileNotFoundError:
         raise BuildError(f"missing tool: {cmd[0]} (run `make setup` as root, or see README)") from None
     deadline = time.monotonic() + TOOL_TIMEOUT
@@ -113,8 +134,9 @@ def _run(cmd, cwd=None, sealed=None):
             if STOP.is_set() or time.monotonic() > deadline:
                 os.killpg(proc.pid, 9)
                 proc.communicate()
-                raise BuildError("interrupted (Ctrl-C)" if STOP.is_set()
-                                 else f"{tool} took more than {TOOL_TIMEOUT}s: stopped") from None
+                raise BuildError(
+                    "interrupted (Ctrl-C)" if STOP.is_set() else f"{tool} took more than {TOOL_TIMEOUT}s: stopped"
+                ) from None
 
 
 def first_errors(text, *roots, limit=8):
@@ -127,18 +149,22 @@ def first_errors(text, *roots, limit=8):
         return "\n".join(lines[:limit])
     keep = []
     for i in errors[:3]:
-        keep.extend(lines[i:i + 3])
+        keep.extend(lines[i : i + 3])
     return "\n".join(keep[:limit])
 
 
 # --- what the labs add to the core -------------------------------------------
 
+
 def stage_header(stage):
     """The text of gen/stage.h."""
-    out = [f"/* Made by the build for stage {stage.number:02d} (grader/build.py); kmain.c includes it.",
-           " * The headers of the stage's labs, then LAB_n(...): its argument in a stage",
-           " * that has lab n, nothing in one that has not. */",
-           "#ifndef STAGE_H", "#define STAGE_H"]
+    out = [
+        f"/* Made by the build for stage {stage.number:02d} (grader/build.py); kmain.c includes it.",
+        " * The headers of the stage's labs, then LAB_n(...): its argument in a stage",
+        " * that has lab n, nothing in one that has not. */",
+        "#ifndef STAGE_H",
+        "#define STAGE_H",
+    ]
     out += [f'#include "{lab.header}"' for lab in stage.labs if lab.header]
     for lab in stage.all_labs:
         out.append(f"#define LAB_{lab.number}(...)" + (" __VA_ARGS__" if lab in stage.labs else ""))
@@ -164,7 +190,7 @@ def grub_config(stage):
     lines = []
     for line in stage.first(GRUB_CFG).read_text().splitlines():
         if MODULES_MARK in line:
-            indent = line[:len(line) - len(line.lstrip())]
+            indent = line[: len(line) - len(line.lstrip())]
             lines += [f"{indent}module2 /boot/{m.name} {m.name}" for m in stage.modules]
         else:
             lines.append(line)
@@ -178,20 +204,24 @@ def generated(stage):
 
 # --- the sealed tree -----------------------------------------------------------
 
+
 def read_student_file(src, stage):
     """The bytes of a student file, if it is a regular file inside its origin,
     not a link, at most STUDENT_FILE_CAP bytes; else BuildError, one line."""
     o = stage.origin
-    handed_in = o.kind == "submission" and src.shown.startswith("labs/")   # not a reference file below it
+    handed_in = o.kind == "submission" and src.shown.startswith("labs/")  # not a reference file below it
     where = f" in {o.upload or o.submission}" if handed_in else ""
     base = Path(o.submission if handed_in else o.reference or stage.root).resolve()
     name = f"{src.shown}{where}"
     try:
         info = os.lstat(src.path)
     except FileNotFoundError:
-        raise BuildError(f"missing file {name}",
-                         "a submission must contain every student file of the labs up to this one" if handed_in
-                         else "every student file of the labs below comes from the reference files") from None
+        raise BuildError(
+            f"missing file {name}",
+            "a submission must contain every student file of the labs up to this one"
+            if handed_in
+            else "every student file of the labs below comes from the reference files",
+        ) from None
     except OSError as e:
         raise BuildError(f"{name} cannot be read: {e.strerror}") from None
     if stat.S_ISLNK(info.st_mode):
@@ -201,8 +231,9 @@ def read_student_file(src, stage):
     if base not in Path(src.path).resolve().parents:
         raise BuildError(f"{name} lies outside {'the submission' if where else 'the kit'} (a link on its way?)")
     if info.st_size > STUDENT_FILE_CAP:
-        raise BuildError(f"{name} is {info.st_size // 1024} KiB: a student file may have at most "
-                         f"{STUDENT_FILE_CAP // 1024} KiB")
+        raise BuildError(
+            f"{name} is {info.st_size // 1024} KiB: a student file may have at most {STUDENT_FILE_CAP // 1024} KiB"
+        )
     fd = os.open(src.path, os.O_RDONLY | os.O_NOFOLLOW)
     with os.fdopen(fd, "rb") as f:
         return f.read(STUDENT_FILE_CAP + 1)[:STUDENT_FILE_CAP]
@@ -229,8 +260,9 @@ def seal(stage, outdir):
 
 # --- the build ---------------------------------------------------------------
 
+
 def _inputs_hash(stage, gen, outdir):
-    h = hashlib.sha256(Path(__file__).read_bytes())     # a new recipe makes a new kernel
+    h = hashlib.sha256(Path(__file__).read_bytes())  # a new recipe makes a new kernel
     flags = (CFLAGS, LDFLAGS, _include_flags(stage), _debug_map(stage, outdir / "src"))
     h.update(repr((flags, stage.number, stage.origin, sorted(gen.items()))).encode())
     files = [s.path for s in stage.sources] + stage.given((".h", ".ld", ".cfg")) + stage.modules
@@ -268,17 +300,28 @@ def _debug_map(stage, srcdir):
 def _editor_commands(stage, jobs, gendir):
     """compile_commands.json for clangd: the kit's own files, as if unsealed."""
     incs = [f"-I{gendir}"] + [f"-I{d}" for d in stage.include_dirs]
-    return [{"directory": str(stage.root), "file": str(s.path),
-             "arguments": ["clang"] + CFLAGS + incs + ["-c", str(s.path), "-o", str(obj)]} for s, obj in jobs]
+    return [
+        {
+            "directory": str(stage.root),
+            "file": str(s.path),
+            "arguments": ["clang"] + CFLAGS + incs + ["-c", str(s.path), "-o", str(obj)],
+        }
+        for s, obj in jobs
+    ]
 
 
 def _sealed_or_refused(stage):
     """Is the sandbox here? A submission is never built without it, unless
     the instructor said KIT_SANDBOX=off."""
-    if sandbox.mode() is None and stage.origin.kind == "submission" and \
-            os.environ.get("KIT_SANDBOX", "").lower() not in ("0", "off", "no"):
-        raise BuildError("a submission is built only in the sandbox, and there is none here: "
-                         + sandbox.why_not(), "to grade without it anyway (trusted code only): KIT_SANDBOX=off")
+    if (
+        sandbox.mode() is None
+        and stage.origin.kind == "submission"
+        and os.environ.get("KIT_SANDBOX", "").lower() not in ("0", "off", "no")
+    ):
+        raise BuildError(
+            "a submission is built only in the sandbox, and there is none here: " + sandbox.why_not(),
+            "to grade without it anyway (trusted code only): KIT_SANDBOX=off",
+        )
 
 
 def _build_locked(stage, outdir):
@@ -298,11 +341,14 @@ def _build_locked(stage, outdir):
         (gendir / name).write_text(text)
     srcdir = seal(stage, outdir)
     incs, debug = _include_flags(stage), _debug_map(stage, srcdir)
-    jobs = [(src, objdir / f"{i:02d}-{src.path.stem}{src.path.suffix.replace('.', '_')}.o")
-            for i, src in enumerate(stage.sources)]
+    jobs = [
+        (src, objdir / f"{i:02d}-{src.path.stem}{src.path.suffix.replace('.', '_')}.o")
+        for i, src in enumerate(stage.sources)
+    ]
     cmds = [["clang"] + CFLAGS + debug + incs + ["-c", src.shown, "-o", str(obj)] for src, obj in jobs]
     from concurrent.futures import ThreadPoolExecutor
-    workers = int(os.environ.get("KIT_BUILD_JOBS", "0") or 0) or os.cpu_count() or 2   # compilers at once
+
+    workers = int(os.environ.get("KIT_BUILD_JOBS", "0") or 0) or os.cpu_count() or 2  # compilers at once
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = list(pool.map(lambda c: _run(c, cwd=srcdir, sealed=outdir), cmds))
     for (src, obj), r in zip(jobs, results):
@@ -310,18 +356,26 @@ def _build_locked(stage, outdir):
             raise BuildError(f"{src.shown} does not compile", first_errors(r.stderr, srcdir, stage.root))
     size = sum(obj.stat().st_size for _, obj in jobs if obj.is_file())
     if size > OBJECTS_CAP:
-        raise BuildError(f"the objects add up to {size >> 20} MiB, more than {OBJECTS_CAP >> 20} MiB: "
-                         "is something filling a section on purpose?")
+        raise BuildError(
+            f"the objects add up to {size >> 20} MiB, more than {OBJECTS_CAP >> 20} MiB: "
+            "is something filling a section on purpose?"
+        )
     (outdir / "compile_commands.json").write_text(json.dumps(_editor_commands(stage, jobs, gendir), indent=1))
 
     ldscript = outdir / "kernel.ld"
     linker_script = stage.first(LINKER_SCRIPT).relative_to(stage.first(LINKER_SCRIPT).parents[2])
-    r = _run(["clang", "-E", "-P", "-x", "c", "-D__ASSEMBLER__"] + incs + [str(linker_script), "-o", str(ldscript)],
-             cwd=srcdir, sealed=outdir)
+    r = _run(
+        ["clang", "-E", "-P", "-x", "c", "-D__ASSEMBLER__"] + incs + [str(linker_script), "-o", str(ldscript)],
+        cwd=srcdir,
+        sealed=outdir,
+    )
     if r.returncode != 0:
         raise BuildError("the linker script does not preprocess", first_errors(r.stderr, srcdir, stage.root))
-    r = _run(["ld.lld"] + LDFLAGS + ["-T", str(ldscript), "-o", str(elf)] + [str(obj) for _, obj in jobs],
-             cwd=outdir, sealed=outdir)
+    r = _run(
+        ["ld.lld"] + LDFLAGS + ["-T", str(ldscript), "-o", str(elf)] + [str(obj) for _, obj in jobs],
+        cwd=outdir,
+        sealed=outdir,
+    )
     if r.returncode != 0:
         raise BuildError("the kernel does not link", first_errors(r.stderr, srcdir, stage.root))
     _listings(elf, outdir)
@@ -353,15 +407,31 @@ def _listings(elf, outdir):
     with open(outdir / "kernel.asm", "w") as f:
         f.write("; 64-bit code (the 32-bit code is listed again at the end, decoded as i386)\n")
         f.flush()
-        subprocess.run(["llvm-objdump", "-d", "-l", "--no-show-raw-insn", str(elf)],
-                       stdout=f, stderr=subprocess.DEVNULL, timeout=TOOL_TIMEOUT)
+        subprocess.run(
+            ["llvm-objdump", "-d", "-l", "--no-show-raw-insn", str(elf)],
+            stdout=f,
+            stderr=subprocess.DEVNULL,
+            timeout=TOOL_TIMEOUT,
+        )
         if code32 and code32[1] > code32[0]:
             lo, hi = code32
             f.write(f"\n; 32-bit code 0x{lo:x}-0x{hi:x}, decoded as i386\n")
             f.flush()
-            subprocess.run(["llvm-objdump", "-d", "-l", "--no-show-raw-insn", "--triple=i386",
-                            f"--start-address=0x{lo:x}", f"--stop-address=0x{hi:x}", str(elf)],
-                           stdout=f, stderr=subprocess.DEVNULL, timeout=TOOL_TIMEOUT)
+            subprocess.run(
+                [
+                    "llvm-objdump",
+                    "-d",
+                    "-l",
+                    "--no-show-raw-insn",
+                    "--triple=i386",
+                    f"--start-address=0x{lo:x}",
+                    f"--stop-address=0x{hi:x}",
+                    str(elf),
+                ],
+                stdout=f,
+                stderr=subprocess.DEVNULL,
+                timeout=TOOL_TIMEOUT,
+            )
 
 
 def _make_iso(elf, iso, grub_cfg_text, modules=()):

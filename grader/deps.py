@@ -25,7 +25,7 @@ BOCHS_BIOS = "/usr/share/bochs/BIOS-bochs-latest"
 # seabios (which QEMU brings) satisfies that, so vgabios must be named itself.
 BOCHS_VGABIOS = "/usr/share/bochs/VGABIOS-lgpl-latest"
 BOCHS_PLUGINS = "/usr/lib/x86_64-linux-gnu/bochs/plugins"
-BOCHS_DISPLAY = "rfb"                     # the display library bochsrc names: libbx_rfb_gui.so
+BOCHS_DISPLAY = "rfb"  # the display library bochsrc names: libbx_rfb_gui.so
 
 
 def bochs_plugin(name):
@@ -34,8 +34,8 @@ def bochs_plugin(name):
 
 @dataclass(frozen=True)
 class Need:
-    item: str           # a program on PATH, an absolute file path, or a Python module ("py:pytest")
-    package: str        # the Debian (and Ubuntu) package that brings it
+    item: str  # a program on PATH, an absolute file path, or a Python module ("py:pytest")
+    package: str  # the Debian (and Ubuntu) package that brings it
     why: str
 
 
@@ -70,7 +70,12 @@ BOOK = [
     Need("pandoc", "pandoc", "turns the chapters into HTML and EPUB"),
     Need("gdb", "gdb", "the book's GDB transcripts (book/build.py --sync)"),
 ]
-TEST = [
+LINT = [
+    Need("black", "black", "make lint: the Python's layout (pyproject.toml)"),
+    Need("flake8", "flake8", "make lint: the Python's mistakes (.flake8)"),
+    Need("clang-format", "clang-format", "make lint: the C's layout (.clang-format)"),
+]
+TEST = LINT + [
     Need("py:pytest", "python3-pytest", "runs the test suite"),
     Need("strace", "strace", "the test that lists the files each emulator opens"),
 ] + BOOK
@@ -83,6 +88,7 @@ GROUPS = {
     # The browser is big: make test runs the browser check when it is installed; CI installs it.
     "book-check": KERNEL + BOCHS + BOOK + [Need("chromium", "chromium", "make book-check loads every page headless")],
     "gdb": [Need("gdb", "gdb", "make gdb")],
+    "lint": LINT,
 }
 
 
@@ -100,7 +106,7 @@ def present(item, root="/"):
     if item.startswith("py:"):
         return _python_has(item[3:])
     if item.startswith("/"):
-        return (Path(root) / item.lstrip("/")).exists()     # exists() follows links: dangling = missing
+        return (Path(root) / item.lstrip("/")).exists()  # exists() follows links: dangling = missing
     if root != "/":
         return any((Path(root) / d.lstrip("/") / item).exists() for d in ("/usr/bin", "/usr/sbin", "/bin", "/sbin"))
     return shutil.which(item) is not None
@@ -142,5 +148,6 @@ def ensure(group="kernel", install=True, out=sys.stderr):
         packages = missing_packages(group)
         if not packages:
             return
-    raise MissingTools(f"missing Debian packages: {' '.join(packages)}. "
-                       f"Install them with: sudo {install_line(packages)}")
+    raise MissingTools(
+        f"missing Debian packages: {' '.join(packages)}. Install them with: sudo {install_line(packages)}"
+    )

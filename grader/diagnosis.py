@@ -11,24 +11,46 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 EXCEPTIONS = {
-    0: ("#DE", "divide error"), 1: ("#DB", "debug"), 2: ("NMI", "non-maskable interrupt"),
-    3: ("#BP", "breakpoint"), 4: ("#OF", "overflow"), 5: ("#BR", "bound range"),
-    6: ("#UD", "invalid opcode"), 7: ("#NM", "device not available"), 8: ("#DF", "double fault"),
-    10: ("#TS", "invalid TSS"), 11: ("#NP", "segment not present"), 12: ("#SS", "stack fault"),
-    13: ("#GP", "general protection"), 14: ("#PF", "page fault"), 16: ("#MF", "x87 error"),
-    17: ("#AC", "alignment check"), 18: ("#MC", "machine check"), 19: ("#XM", "SIMD exception"),
-    20: ("#VE", "virtualization"), 21: ("#CP", "control protection"), 28: ("#HV", "hypervisor injection"),
-    29: ("#VC", "VMM communication"), 30: ("#SX", "security"),
+    0: ("#DE", "divide error"),
+    1: ("#DB", "debug"),
+    2: ("NMI", "non-maskable interrupt"),
+    3: ("#BP", "breakpoint"),
+    4: ("#OF", "overflow"),
+    5: ("#BR", "bound range"),
+    6: ("#UD", "invalid opcode"),
+    7: ("#NM", "device not available"),
+    8: ("#DF", "double fault"),
+    10: ("#TS", "invalid TSS"),
+    11: ("#NP", "segment not present"),
+    12: ("#SS", "stack fault"),
+    13: ("#GP", "general protection"),
+    14: ("#PF", "page fault"),
+    16: ("#MF", "x87 error"),
+    17: ("#AC", "alignment check"),
+    18: ("#MC", "machine check"),
+    19: ("#XM", "SIMD exception"),
+    20: ("#VE", "virtualization"),
+    21: ("#CP", "control protection"),
+    28: ("#HV", "hypervisor injection"),
+    29: ("#VC", "VMM communication"),
+    30: ("#SX", "security"),
 }
 HAS_ERROR_CODE = {8, 10, 11, 12, 13, 14, 17, 21, 29, 30}
-PF_BITS = [(0, "P", "protection violation (page present)", "page not present"),
-           (1, "W", "write", "read"), (2, "U", "user mode", "kernel mode"),
-           (3, "RSVD", "reserved bit set in a paging entry", None),
-           (4, "I", "instruction fetch", None), (5, "PK", "protection key", None),
-           (6, "SS", "shadow stack", None), (15, "SGX", "SGX", None)]
+PF_BITS = [
+    (0, "P", "protection violation (page present)", "page not present"),
+    (1, "W", "write", "read"),
+    (2, "U", "user mode", "kernel mode"),
+    (3, "RSVD", "reserved bit set in a paging entry", None),
+    (4, "I", "instruction fetch", None),
+    (5, "PK", "protection key", None),
+    (6, "SS", "shadow stack", None),
+    (15, "SGX", "SGX", None),
+]
 
-ENTRY = re.compile(r"^\s*\d+: v=([0-9a-f]+) e=([0-9a-f]+) i=(\d) cpl=(\d) IP=([0-9a-f]+):([0-9a-f]+) "
-                   r"pc=([0-9a-f]+) SP=([0-9a-f]+):([0-9a-f]+)")
+ENTRY = re.compile(
+    r"^\s*\d+: v=([0-9a-f]+) e=([0-9a-f]+) i=(\d) cpl=(\d) IP=([0-9a-f]+):([0-9a-f]+) "
+    r"pc=([0-9a-f]+) SP=([0-9a-f]+):([0-9a-f]+)"
+)
 REG = re.compile(r"\b(CR0|CR2|CR3|CR4|EFER|IDT|GDT|EAX|RAX)=\s*([0-9a-f]+)(?: ([0-9a-f]+))?")
 
 
@@ -36,12 +58,12 @@ REG = re.compile(r"\b(CR0|CR2|CR3|CR4|EFER|IDT|GDT|EAX|RAX)=\s*([0-9a-f]+)(?: ([
 class Fault:
     vector: int
     error: int
-    software: bool              # int n / int3
+    software: bool  # int n / int3
     rip: int
     rsp: int
     regs: dict = field(default_factory=dict)
-    where: str = ""             # function (file:line)
-    place: str = ""             # where CR2 lies, for a page fault
+    where: str = ""  # function (file:line)
+    place: str = ""  # where CR2 lies, for a page fault
 
     @property
     def name(self):
@@ -61,10 +83,10 @@ class Fault:
 class Chain:
     faults: list
     triple: bool
-    messages: list = field(default_factory=list)   # the emulator's own words (Bochs errors)
-    handled: int = 0            # earlier exceptions in the kernel that it handled and survived
-    kernel_said: list = field(default_factory=list)   # the kernel's own report line, if it has a handler
-    stray: object = None        # the last fresh exception of the log, when it lies outside the kernel
+    messages: list = field(default_factory=list)  # the emulator's own words (Bochs errors)
+    handled: int = 0  # earlier exceptions in the kernel that it handled and survived
+    kernel_said: list = field(default_factory=list)  # the kernel's own report line, if it has a handler
+    stray: object = None  # the last fresh exception of the log, when it lies outside the kernel
 
     def __bool__(self):
         return bool(self.faults) or self.triple
@@ -91,7 +113,7 @@ def decode_selector(code):
 
 
 CHECK = re.compile(r"^check_exception old: 0x([0-9a-f]+) new 0x([0-9a-f]+)")
-SAID_RIP = re.compile(r"\brip (?:0x)?([0-9a-f]{6,16})\b")       # in the kernel's own report line
+SAID_RIP = re.compile(r"\brip (?:0x)?([0-9a-f]{6,16})\b")  # in the kernel's own report line
 
 
 def parse_qemu_log(text, kernel_range=None):
@@ -111,9 +133,11 @@ def parse_qemu_log(text, kernel_range=None):
         if m:
             v, e, i, _, _, rip, pc, _, sp = m.groups()
             current = Fault(int(v, 16), int(e, 16), i == "1", int(pc, 16), int(sp, 16))
-            delivering = prev is not None and prev.rip == current.rip and (
-                prev.software                                       # an int n that failed
-                or (current.error & 2 and current.error >> 3 == prev.vector))   # its IDT gate was unusable
+            delivering = (
+                prev is not None
+                and prev.rip == current.rip
+                and (prev.software or (current.error & 2 and current.error >> 3 == prev.vector))  # an int n that failed
+            )  # its IDT gate was unusable
             fresh = (old is None or old == 0xFFFFFFFF) and not delivering
             old, prev = None, current
             if fresh:
@@ -138,12 +162,14 @@ def parse_qemu_log(text, kernel_range=None):
     return chain
 
 
-BOCHS_EVENT = re.compile(r"^(\d+)[de]\[CPU0\s*\] (?:exception\(0x([0-9a-f]+)\): error_code=([0-9a-f]+)"
-                         r"|interrupt\(\): vector = ([0-9a-f]+), TYPE = (\d+), EXT = (\d+)|(.*))$")
+BOCHS_EVENT = re.compile(
+    r"^(\d+)[de]\[CPU0\s*\] (?:exception\(0x([0-9a-f]+)\): error_code=([0-9a-f]+)"
+    r"|interrupt\(\): vector = ([0-9a-f]+), TYPE = (\d+), EXT = (\d+)|(.*))$"
+)
 BOCHS_TRIPLE = re.compile(r"^(\d+)p\[CPU0\s*\] >>PANIC<< exception\(\): 3rd \((\d+)\) exception with no resolution")
 BOCHS_REG = re.compile(r"\b(RIP|EIP|RAX|EAX|CR0|CR2|CR3|CR4)=(?:0x)?([0-9a-f]+)")
 BOCHS_EFER = re.compile(r"\bEFER\s*=\s*0x([0-9a-f]+)")
-SOFTWARE_TYPES = {"4", "5", "6"}   # int n, privileged software interrupt, int3/into
+SOFTWARE_TYPES = {"4", "5", "6"}  # int n, privileged software interrupt, int3/into
 
 
 def parse_bochs_log(text):
@@ -166,11 +192,11 @@ def parse_bochs_log(text):
             faults.append(Fault(int(m.group(4), 16), 0, True, 0, 0))
         elif m and m.group(7) and "e[CPU0" in ln[:20] and m.group(7) not in messages:
             messages.append(m.group(7).strip())
-        if ln[len(stamp):].startswith("i[CPU0") and not regs.get("_done"):
+        if ln[len(stamp) :].startswith("i[CPU0") and not regs.get("_done"):
             e = BOCHS_EFER.search(ln)
             if e:
                 regs["EFER"] = int(e.group(1), 16)
-            for name, value in (BOCHS_REG.findall(ln) if "|" in ln else ()):
+            for name, value in BOCHS_REG.findall(ln) if "|" in ln else ():
                 regs[{"EIP": "RIP", "EAX": "RAX"}.get(name, name)] = int(value, 16)
         if ">>PANIC<<" in ln:
             regs["_done"] = bool(regs)
@@ -192,13 +218,21 @@ def symbolize(elf, addresses, roots=(), place=None):
     tool = shutil.which("llvm-symbolizer")
     try:
         if tool:
-            out = subprocess.run([tool, f"--obj={elf}", "--inlining=true"] + [hex(a) for a in addresses],
-                                 capture_output=True, text=True, timeout=30).stdout
-            blocks = [b.splitlines()[-2:] for b in out.strip().split("\n\n")]    # the outermost frame
+            out = subprocess.run(
+                [tool, f"--obj={elf}", "--inlining=true"] + [hex(a) for a in addresses],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            ).stdout
+            blocks = [b.splitlines()[-2:] for b in out.strip().split("\n\n")]  # the outermost frame
         elif shutil.which("addr2line"):
-            out = subprocess.run(["addr2line", "-f", "-e", str(elf)] + [hex(a) for a in addresses],
-                                 capture_output=True, text=True, timeout=30).stdout.splitlines()
-            blocks = [out[i:i + 2] for i in range(0, len(out), 2)]
+            out = subprocess.run(
+                ["addr2line", "-f", "-e", str(elf)] + [hex(a) for a in addresses],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            ).stdout.splitlines()
+            blocks = [out[i : i + 2] for i in range(0, len(out), 2)]
         else:
             return {}
     except (OSError, subprocess.TimeoutExpired):
@@ -225,7 +259,7 @@ def fix_marker_names(names, symbols):
     for addr, text in names.items():
         func = text.split(" (", 1)[0]
         if func.startswith("__") and symbols.code_symbol(addr):
-            text = symbols.code_symbol(addr) + text[len(func):]
+            text = symbols.code_symbol(addr) + text[len(func) :]
         out[addr] = text
     return out
 
@@ -256,9 +290,10 @@ def choose_hint(ev, hints):
 @dataclass
 class Knowledge:
     """What the stage's labs add to the diagnosis, in the order to ask them."""
+
     hints: list = field(default_factory=list)
     places: list = field(default_factory=list)
-    kernel_report: list = field(default_factory=list)     # fn(lines) -> the kernel's own fault report
+    kernel_report: list = field(default_factory=list)  # fn(lines) -> the kernel's own fault report
 
 
 def where_stuck(samples, build, roots=(), knowledge=None):
@@ -267,10 +302,12 @@ def where_stuck(samples, build, roots=(), knowledge=None):
     if not samples:
         return None
     from .api import Evidence
+
     ev = Evidence(Chain([], False), None, build.stage, build.symbols, [], code=True)
     places = knowledge.places if knowledge else []
-    names = fix_marker_names(symbolize(build.elf, [s["rip"] for s in samples], roots,
-                                       place=lambda a: place_of(a, ev, places)), build.symbols)
+    names = fix_marker_names(
+        symbolize(build.elf, [s["rip"] for s in samples], roots, place=lambda a: place_of(a, ev, places)), build.symbols
+    )
     found = {}
     for s in samples:
         text = names.get(s["rip"], f"0x{s['rip']:x} (no symbol)")
@@ -287,14 +324,14 @@ def where_stuck(samples, build, roots=(), knowledge=None):
     state = "interrupts off" if not any(on) else "interrupts on" if all(on) else "interrupts on and off"
     if all(s["halted"] for s in samples):
         state = "halted (hlt) with " + state + (": nothing will wake it" if not any(on) else "")
-    return (f"the kernel was still running in {func} ({where}) in {len(locs)} of {len(samples)} samples, "
-            f"{state}")
+    return f"the kernel was still running in {func} ({where}) in {len(locs)} of {len(samples)} samples, {state}"
 
 
 def diagnose(log_text, build, knowledge, emulator="qemu", lines_printed=(), roots=()):
     """Lines describing the exception chain in the log, or [] if there is none.
     lines_printed (the serial output) helps the places say where an address lies."""
     from .api import Evidence
+
     syms = build.symbols
     if emulator == "bochs":
         chain = parse_bochs_log(log_text)
@@ -312,15 +349,17 @@ def diagnose(log_text, build, knowledge, emulator="qemu", lines_printed=(), root
         if m:
             code_ev = Evidence(chain, first, build.stage, syms, list(lines_printed), chain.kernel_said, code=True)
             rip = int(m.group(1), 16)
-            where = fix_marker_names(symbolize(build.elf, [rip], roots,
-                                               place=lambda a: place_of(a, code_ev, knowledge.places)), syms)
+            where = fix_marker_names(
+                symbolize(build.elf, [rip], roots, place=lambda a: place_of(a, code_ev, knowledge.places)), syms
+            )
             if rip in where:
                 lines.append(f"rip 0x{rip:x} is in {where[rip]}")
         hint = choose_hint(ev, knowledge.hints)
         return lines + ([f"hint: {hint}"] if hint else []), chain
     code_ev = Evidence(chain, first, build.stage, syms, list(lines_printed), chain.kernel_said, code=True)
-    names = symbolize(build.elf, [f.rip for f in chain.faults], roots,
-                      place=lambda a: place_of(a, code_ev, knowledge.places))
+    names = symbolize(
+        build.elf, [f.rip for f in chain.faults], roots, place=lambda a: place_of(a, code_ev, knowledge.places)
+    )
     names = fix_marker_names(names, syms)
     for f in chain.faults:
         f.where = names.get(f.rip, "no symbol")
@@ -330,14 +369,26 @@ def diagnose(log_text, build, knowledge, emulator="qemu", lines_printed=(), root
     for n, f in enumerate(chain.faults):
         kind = "raised by an instruction (int n)" if f.software else ""
         err = f.error_text()
-        lines.append(f"{'then ' if n else ''}{f.name} at rip {f.rip:#x} in {f.where}"
-                     + (f"; {err}" if err else "") + (f" [{kind}]" if kind else ""))
+        lines.append(
+            f"{'then ' if n else ''}{f.name} at rip {f.rip:#x} in {f.where}"
+            + (f"; {err}" if err else "")
+            + (f" [{kind}]" if kind else "")
+        )
     if chain.stray is not None and not chain.faults:
         s = chain.stray
-        lines.append(f"{s.name} at rip {s.rip:#x}, outside the kernel" + (f"; {s.error_text()}" if s.error_text() else ""))
+        lines.append(
+            f"{s.name} at rip {s.rip:#x}, outside the kernel" + (f"; {s.error_text()}" if s.error_text() else "")
+        )
     if chain.triple:
-        lines.append(("then " if lines else "") + "triple fault: " + ("Bochs stopped at the third exception" if emulator == "bochs"
-                                              else "the CPU reset (QEMU exits 0 under -no-reboot)"))
+        lines.append(
+            ("then " if lines else "")
+            + "triple fault: "
+            + (
+                "Bochs stopped at the third exception"
+                if emulator == "bochs"
+                else "the CPU reset (QEMU exits 0 under -no-reboot)"
+            )
+        )
     lines += [f"bochs says: {m}" for m in chain.messages[:3]]
     if chain.handled:
         lines.append(f"(before this chain, the log shows {chain.handled} other exception(s) in the kernel)")

@@ -18,7 +18,7 @@ from . import deps, sandbox
 
 QEMU = "qemu-system-x86_64"
 BOCHS = "bochs"
-ARGS_DISK_BYTES = 16 * 63 * 512    # one cylinder: a geometry Bochs accepts for a flat disk
+ARGS_DISK_BYTES = 16 * 63 * 512  # one cylinder: a geometry Bochs accepts for a flat disk
 
 
 def qemu_status(value):
@@ -35,8 +35,9 @@ def exit_words(exits):
 @dataclass
 class Outcome:
     """How the run ended, in the same words for every emulator."""
-    kind: str                   # ok, panic, boot failure, double fault, triple fault, other
-    text: str                   # a phrase for the report
+
+    kind: str  # ok, panic, boot failure, double fault, triple fault, other
+    text: str  # a phrase for the report
 
     @property
     def ok(self):
@@ -46,13 +47,14 @@ class Outcome:
 @dataclass
 class Launch:
     """One emulator run: the command, its files, and how to read its end."""
+
     name: str
-    argv: list                  # the command that runs: the emulator, in its sandbox
+    argv: list  # the command that runs: the emulator, in its sandbox
     log: Path
-    serial_fifo: Path = None    # read serial here instead of stdout
+    serial_fifo: Path = None  # read serial here instead of stdout
     files: dict = field(default_factory=dict)
-    exits: dict = field(default_factory=dict)      # the kernel's EXIT_* values: {"OK": 0x10, ...}
-    command: list = field(default_factory=list)    # the emulator's own command, outside the sandbox
+    exits: dict = field(default_factory=dict)  # the kernel's EXIT_* values: {"OK": 0x10, ...}
+    command: list = field(default_factory=list)  # the emulator's own command, outside the sandbox
 
     def outcome(self, status, log, lines):
         if self.name == "bochs":
@@ -76,7 +78,7 @@ def bochs_outcome(status, log, lines, exits=None):
         return Outcome("triple fault", "triple fault: Bochs stopped at the third exception")
     if "Shutdown port: shutdown requested" in log or "ACPI control: soft power off" in log:
         final = [ln for ln in lines if ln.startswith("[power] off: ")]
-        kind = final[-1][len("[power] off: "):] if final else "other"
+        kind = final[-1][len("[power] off: ") :] if final else "other"
         if kind in exit_words(exits).values():
             return Outcome(kind, f"powered off ({kind})")
         return Outcome("other", "powered off without the final `[power] off:` line")
@@ -95,6 +97,7 @@ def empty_env_block():
     padding to 1 KiB): made once, and kept in build/ for the next process."""
     if not _EMPTY_ENV:
         from .labs import ROOT
+
         kept = ROOT / "build" / ".grubenv-empty"
         try:
             data = kept.read_bytes()
@@ -146,23 +149,51 @@ def qemu(iso, tmpdir, kargs, memory_mb=128, exits=None, gdb_port=None, extra=(),
     tmpdir = Path(tmpdir)
     log = tmpdir / "qemu.log"
     env = make_args_disk(tmpdir, kargs)
-    argv = [QEMU, "-nodefaults", "-vga", "none", "-display", "none", "-no-reboot",
-            "-machine", "pc", "-m", str(memory_mb), "-bios", deps.QEMU_BIOS,
-            "-accel", "tcg", "-cpu", "max",
-            "-serial", "stdio", "-monitor", "none",
-            "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
-            "-drive", f"file={env},format=raw,if=ide,index=0",
-            "-drive", f"file={iso},media=cdrom,if=ide,index=2,readonly=on", "-boot", "d",
-            "-d", "int,cpu_reset", "-D", str(log)]
+    argv = [
+        QEMU,
+        "-nodefaults",
+        "-vga",
+        "none",
+        "-display",
+        "none",
+        "-no-reboot",
+        "-machine",
+        "pc",
+        "-m",
+        str(memory_mb),
+        "-bios",
+        deps.QEMU_BIOS,
+        "-accel",
+        "tcg",
+        "-cpu",
+        "max",
+        "-serial",
+        "stdio",
+        "-monitor",
+        "none",
+        "-device",
+        "isa-debug-exit,iobase=0xf4,iosize=0x04",
+        "-drive",
+        f"file={env},format=raw,if=ide,index=0",
+        "-drive",
+        f"file={iso},media=cdrom,if=ide,index=2,readonly=on",
+        "-boot",
+        "d",
+        "-d",
+        "int,cpu_reset",
+        "-D",
+        str(log),
+    ]
     files = {"args": env}
     if gdb_port:
         argv += ["-S", "-gdb", f"tcp:127.0.0.1:{gdb_port}"]
-    if qmp:                     # QEMU's machine protocol, for the grader's questions about the guest
+    if qmp:  # QEMU's machine protocol, for the grader's questions about the guest
         files["qmp"] = tmpdir / "qmp.sock"
         argv += ["-qmp", f"unix:{files['qmp']},server=on,wait=off"]
     argv += list(extra)
-    return Launch("qemu", boxed(argv, iso, tmpdir, net=bool(gdb_port)), log, files=files, exits=dict(exits or {}),
-                  command=argv)
+    return Launch(
+        "qemu", boxed(argv, iso, tmpdir, net=bool(gdb_port)), log, files=files, exits=dict(exits or {}), command=argv
+    )
 
 
 BOCHSRC = """\
@@ -191,7 +222,7 @@ def netns_prefix(always=False):
     """A network namespace of its own, where the sandbox does not give one:
     as root `unshare -n`, otherwise in a user namespace too (`unshare -rn`)."""
     if sandbox.mode() == "bwrap" and not always:
-        return []                   # the sandbox has no network
+        return []  # the sandbox has no network
     return ["unshare", "-n"] if os.geteuid() == 0 else ["unshare", "-rn"]
 
 
@@ -203,19 +234,36 @@ def bochs(iso, tmpdir, kargs, memory_mb=128, exits=None, debugger=False, breakpo
     os.mkfifo(fifo)
     log = tmpdir / "bochs.log"
     rc = tmpdir / "bochsrc"
-    rc.write_text(BOCHSRC.format(memory_mb=memory_mb, bios=deps.BOCHS_BIOS, vgabios=deps.BOCHS_VGABIOS,
-                                 display=deps.BOCHS_DISPLAY, disk=disk, iso=iso, fifo=fifo,
-                                 log=log, magic=1 if debugger else 0,
-                                 cpu_model=f"model={cpu_model}, " if cpu_model else ""))
+    rc.write_text(
+        BOCHSRC.format(
+            memory_mb=memory_mb,
+            bios=deps.BOCHS_BIOS,
+            vgabios=deps.BOCHS_VGABIOS,
+            display=deps.BOCHS_DISPLAY,
+            disk=disk,
+            iso=iso,
+            fifo=fifo,
+            log=log,
+            magic=1 if debugger else 0,
+            cpu_model=f"model={cpu_model}, " if cpu_model else "",
+        )
+    )
     commands = tmpdir / "debugger.rc"
     if debugger:
         commands.write_text("".join(f"lb {a:#x}\n" for a in breakpoints) + "c\n")
     else:
-        commands.write_text("c\nquit\n")     # the built-in debugger would stop at a prompt
+        commands.write_text("c\nquit\n")  # the built-in debugger would stop at a prompt
     command = [BOCHS, "-q", "-f", str(rc), "-rc", str(commands)]
     argv = netns_prefix(always=True) + command if debugger else boxed(netns_prefix() + command, iso, tmpdir)
-    return Launch("bochs", argv, log, serial_fifo=fifo, files={"args": disk, "bochsrc": rc},
-                  exits=dict(exits or {}), command=command)
+    return Launch(
+        "bochs",
+        argv,
+        log,
+        serial_fifo=fifo,
+        files={"args": disk, "bochsrc": rc},
+        exits=dict(exits or {}),
+        command=command,
+    )
 
 
 EMULATORS = {"qemu": qemu, "bochs": bochs}

@@ -69,8 +69,9 @@ export KIT_BUILD_JOBS="${KIT_BUILD_JOBS:-2}"
 cd "$SOURCE" && python3 -m grader.gradescope run --root "$ROOT"
 status=$?
 if [ ! -s "$ROOT/results/results.json" ]; then
+    why="The autograder itself failed (exit status $status) before it could grade this submission"
     printf '{"score": 0, "execution_time": 0, "stdout_visibility": "hidden", "tests": [], "output": "%s"}\\n' \\
-        "The autograder itself failed (exit status $status) before it could grade this submission: nothing was graded. Please tell the course staff." \\
+        "$why: nothing was graded. Please tell the course staff." \\
         > "$ROOT/results/results.json"
 fi
 exit 0
@@ -79,7 +80,8 @@ exit 0
 
 def contents(lab, below="reference", root=ROOT):
     """{path in the zip: bytes} of lab's bundle."""
-    from . import handout               # an instructor's tool: not in the bundle itself
+    from . import handout  # an instructor's tool: not in the bundle itself
+
     root = Path(root)
     every = labs_mod.discover(root)
     top = labs_mod.find(lab, root, every)
@@ -117,17 +119,24 @@ def write_zip(lab, below="reference", root=ROOT, outdir=None):
 
 # --- one submission, inside Gradescope's container ------------------------------
 
+
 def student_reproduce(st):
     """What a student runs in their own tree to repeat this test."""
-    return (f"make grade LAB={st.lab.number:02d} SEED=0x{st.seed:08x}"
-            + ("" if st.runs["default"].memory_chosen_by_seed else f" MEMORY={st.memory_mb}")
-            + " (on your own labs below it)" * (st.lab.number > 1))
+    return (
+        f"make grade LAB={st.lab.number:02d} SEED=0x{st.seed:08x}"
+        + ("" if st.runs["default"].memory_chosen_by_seed else f" MEMORY={st.memory_mb}")
+        + " (on your own labs below it)" * (st.lab.number > 1)
+    )
 
 
 def failure_results(what, started):
-    return {"score": 0, "execution_time": round(time.monotonic() - started), "stdout_visibility": "hidden",
-            "output": f"The autograder failed: {what}. Nothing was graded; please tell the course staff.",
-            "tests": []}
+    return {
+        "score": 0,
+        "execution_time": round(time.monotonic() - started),
+        "stdout_visibility": "hidden",
+        "output": f"The autograder failed: {what}. Nothing was graded; please tell the course staff.",
+        "tests": [],
+    }
 
 
 class HiddenAway:
@@ -152,6 +161,7 @@ class HiddenAway:
 def grade_upload(upload, bundle, source, notes):
     """Grade one upload; returns the StageResult."""
     from . import grade, intake, sandbox, stage as stage_mod
+
     lab = labs_mod.find(bundle["lab"], source)
     seed = stage_mod.new_seed()
     reference = source / "reference" if bundle["below"] == "reference" else None
@@ -164,7 +174,7 @@ def grade_upload(upload, bundle, source, notes):
         if sandbox.mode() is None:
             notes.append(f"This submission was built without the sandbox ({sandbox.why_not()}).")
             os.environ["KIT_SANDBOX"] = "off"
-            lab.module("hidden.checks")             # loaded now, then out of the compiler's reach
+            lab.module("hidden.checks")  # loaded now, then out of the compiler's reach
             with HiddenAway(lab):
                 return grade.grade_stage(st, seed=seed, outdir=Path(tmp) / "build")
         return grade.grade_stage(st, seed=seed, outdir=Path(tmp) / "build")
@@ -173,6 +183,7 @@ def grade_upload(upload, bundle, source, notes):
 def autograde(root):
     """The whole of run_autograder: never leaves without a results file."""
     from . import report
+
     started = time.monotonic()
     root = Path(root)
     results = root / "results" / "results.json"
@@ -186,7 +197,7 @@ def autograde(root):
         report.terminal([st], color=False)
         data = report.gradescope_results([st], " ".join(notes), reproduce=student_reproduce)
         data["execution_time"] = round(time.monotonic() - started)
-    except Exception as e:              # the student still gets a results file that says what happened
+    except Exception as e:  # the student still gets a results file that says what happened
         traceback.print_exc()
         data = failure_results(f"{type(e).__name__}: {e}", started)
     results.write_text(json.dumps(data, indent=2) + "\n")
@@ -196,9 +207,13 @@ def autograde(root):
 def add_parsers(sub):
     g = sub.add_parser("gradescope", help="write build/gradescope/lab-NN-autograder.zip (LAB=all: every lab)")
     g.add_argument("--lab", required=True, help="a lab, or all")
-    g.add_argument("--below", choices=("reference", "submission"), default="reference",
-                   help="the labs below the graded one: the reference files in the bundle (default), "
-                        "or the student's own from the submission")
+    g.add_argument(
+        "--below",
+        choices=("reference", "submission"),
+        default="reference",
+        help="the labs below the graded one: the reference files in the bundle (default), "
+        "or the student's own from the submission",
+    )
     g.set_defaults(run=run_make)
 
 
@@ -213,8 +228,9 @@ def run_make(args):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python3 -m grader.gradescope", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python3 -m grader.gradescope", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("what", choices=["run"])
     ap.add_argument("--root", default=os.environ.get("AUTOGRADER_ROOT", "/autograder"))
     args = ap.parse_args(argv)

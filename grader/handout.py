@@ -33,23 +33,9 @@ LEAVE_OUT = [
     (".ci/*", "the kit's own CI (the handout has .github/workflows/grade.yml)"),
     (".github/*", "the templates the handout is made from"),
     ("README.md", "the kit's README: the handout has the students' one"),
+    (labs_mod.STAFF_MARK, "the mark of the staff's copy"),
 ]
 MARK = "instructor"
-
-
-def tracked(root):
-    """The files of the kit: git's list when it is a checkout, else every file
-    outside build/, .git/ and caches."""
-    root = Path(root)
-    if (root / ".git").exists():
-        r = subprocess.run(["git", "ls-files", "-z"], cwd=root, capture_output=True, timeout=60)
-        if r.returncode == 0:
-            return [p for p in r.stdout.decode().split("\0") if p and (root / p).is_file()]
-    out = []
-    for d, dirs, files in os.walk(root):
-        dirs[:] = [x for x in dirs if x not in ("build", ".git", "__pycache__", ".pytest_cache")]
-        out += [str((Path(d) / f).relative_to(root)) for f in files if not f.endswith(".pyc")]
-    return sorted(out)
 
 
 def left_out(path):
@@ -63,8 +49,12 @@ def left_out(path):
 def _is_mark(node):
     """pytest.mark.instructor, bare or called."""
     node = node.func if isinstance(node, ast.Call) else node
-    return isinstance(node, ast.Attribute) and node.attr == MARK and \
-        isinstance(node.value, ast.Attribute) and node.value.attr == "mark"
+    return (
+        isinstance(node, ast.Attribute)
+        and node.attr == MARK
+        and isinstance(node.value, ast.Attribute)
+        and node.value.attr == "mark"
+    )
 
 
 def strip_instructor_tests(text):
@@ -74,8 +64,7 @@ def strip_instructor_tests(text):
     tree = ast.parse(text)
     cut = []
     for node in tree.body:
-        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "pytestmark"
-                                                for t in node.targets):
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "pytestmark" for t in node.targets):
             marks = node.value.elts if isinstance(node.value, (ast.List, ast.Tuple)) else [node.value]
             if any(_is_mark(m) for m in marks):
                 return None
@@ -84,15 +73,15 @@ def strip_instructor_tests(text):
             cut.append((start, node.end_lineno))
     lines = text.splitlines(keepends=True)
     for start, end in sorted(cut, reverse=True):
-        del lines[start - 1:end]
-    return re.sub(r"\n{4,}", "\n\n\n", "".join(lines))      # no run of blank lines where a test was
+        del lines[start - 1 : end]
+    return re.sub(r"\n{4,}", "\n\n\n", "".join(lines))  # no run of blank lines where a test was
 
 
 def contents(root=ROOT):
     """{relative path: bytes} of the handout, and [(path, why)] left out."""
     root = Path(root)
     out, dropped = {}, []
-    for rel in tracked(root):
+    for rel in labs_mod.kit_files(root):
         why = left_out(rel)
         data = (root / rel).read_bytes()
         if why is None and rel.endswith(".py") and re.search(r"(^|/)test_[^/]*\.py$", rel):
@@ -134,10 +123,18 @@ def write(out, root=ROOT, lab=None):
         src = root / rel
         if src.is_file() and os.access(src, os.X_OK):
             p.chmod(0o755)
-    env = dict(os.environ, GIT_AUTHOR_NAME="Course staff", GIT_AUTHOR_EMAIL="staff@course.invalid",
-               GIT_COMMITTER_NAME="Course staff", GIT_COMMITTER_EMAIL="staff@course.invalid")
-    for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"],
-                ["git", "commit", "-q", "-m", "The kit: labs, grader and book"]):
+    env = dict(
+        os.environ,
+        GIT_AUTHOR_NAME="Course staff",
+        GIT_AUTHOR_EMAIL="staff@course.invalid",
+        GIT_COMMITTER_NAME="Course staff",
+        GIT_COMMITTER_EMAIL="staff@course.invalid",
+    )
+    for cmd in (
+        ["git", "init", "-q", "-b", "main"],
+        ["git", "add", "-A"],
+        ["git", "commit", "-q", "-m", "The kit: labs, grader and book"],
+    ):
         r = subprocess.run(cmd, cwd=out, capture_output=True, text=True, env=env, timeout=120)
         if r.returncode != 0:
             raise labs_mod.LabError(f"{' '.join(cmd)} failed in {out}: {r.stderr.strip()}")

@@ -93,16 +93,20 @@ def locate(upload, wanted):
             names = sorted(n for n in found if not n.startswith("."))
             seen = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "") if names else "nothing"
             need = ", ".join(n for lab_, n in wanted if lab_ is lab)
-            raise IntakeError(f"missing {name}: lab {lab.name} needs {need}; the submission has {seen}",
-                              f"hand in the files that labs/{lab.name}/README.md names, loose or in the "
-                              f"kit's layout (labs/{lab.name}/{name})")
+            raise IntakeError(
+                f"missing {name}: lab {lab.name} needs {need}; the submission has {seen}",
+                f"hand in the files that labs/{lab.name}/README.md names, loose or in the "
+                f"kit's layout (labs/{lab.name}/{name})",
+            )
         contents = {}
         for p in pool:
             contents.setdefault(_read(p, upload), []).append(p)
         if len(contents) > 1:
             where = ", ".join(_shown(p, upload) for p in pool[:4])
-            raise IntakeError(f"{len(pool)} different files called {name}: {where}",
-                              f"keep one, or put the one to grade at labs/{lab.name}/{name}")
+            raise IntakeError(
+                f"{len(pool)} different files called {name}: {where}",
+                f"keep one, or put the one to grade at labs/{lab.name}/{name}",
+            )
         out[(lab.name, name)] = next(iter(contents))
     return out
 
@@ -118,8 +122,9 @@ def materialize(upload, spec, dest, below="submission", root=labs_mod.ROOT, refe
         (dest / "labs" / lab_name).mkdir(parents=True, exist_ok=True)
         (dest / "labs" / lab_name / name).write_bytes(data)
     dest.mkdir(parents=True, exist_ok=True)
-    return stage_mod.Origin("submission", dest, below == "reference", Path(reference) if reference else None,
-                            Path(upload))
+    return stage_mod.Origin(
+        "submission", dest, below == "reference", Path(reference) if reference else None, Path(upload)
+    )
 
 
 def tree_for(upload, root=labs_mod.ROOT):
@@ -139,7 +144,8 @@ def refused(stage, error, seed, emulator="qemu"):
     result.build_error = build_mod.BuildError(error.summary, error.details)
     msg = f"build failed: {error.summary}"
     specs = grade.expected_transcript(stage.top)
-    result.checks = ([grade.CheckResult(s.title, s.points, False, msg, bonus=s.bonus) for s in specs]
-                     + [grade.CheckResult(c.title, c.points, False, msg, boot=c.boot, visibility=c.visibility,
-                                          hidden=c.hidden) for c in plan.checks])
+    result.checks = [grade.CheckResult(s.title, s.points, False, msg, bonus=s.bonus) for s in specs] + [
+        grade.CheckResult(c.title, c.points, False, msg, boot=c.boot, visibility=c.visibility, hidden=c.hidden)
+        for c in plan.checks
+    ]
     return result

@@ -13,17 +13,27 @@ fragments, its tools, and hidden/checks.py (checks the students' copy leaves
 out). Those Python files are loaded as a package of their
 own, so a lab's modules can import each other (`from . import model_ref`).
 """
+import hashlib
 import importlib
 import json
+import os
 import re
+import subprocess
 import sys
 import types
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 LAB_DIR = re.compile(r"^(\d\d)-[a-z0-9-]+$")
+STAFF_MARK = ".staff-copy"  # at the root of the course staff's copy only: `make handout` leaves it out
+
+
+def staff_copy(root=ROOT):
+    """Is this the course staff's copy of the kit? Told by its marker file,
+    never by the presence of solutions/ (the staff release reference code
+    into a students' copy during a term)."""
+    return (Path(root) / STAFF_MARK).is_file()
 
 
 class LabError(Exception):
@@ -33,7 +43,7 @@ class LabError(Exception):
 @dataclass(frozen=True)
 class Lab:
     number: int
-    name: str                   # the folder's name: NN-name
+    name: str  # the folder's name: NN-name
     dir: Path
     title: str
     student: tuple = ()
@@ -56,7 +66,7 @@ class Lab:
         even if its file is moved away."""
         package = "kitlab_" + hashlib.sha1(str(self.dir).encode()).hexdigest()[:12]
         if not (self.dir / (name.replace(".", "/") + ".py")).is_file():
-            return sys.modules.get(f"{package}.{name}")     # loaded before its file was moved away, or None
+            return sys.modules.get(f"{package}.{name}")  # loaded before its file was moved away, or None
         if package not in sys.modules:
             pkg = types.ModuleType(package)
             pkg.__path__ = [str(self.dir)]
@@ -74,15 +84,27 @@ def read_lab(d, root):
         meta = json.loads(conf.read_text())
     except ValueError as e:
         raise LabError(f"labs/{d.name}/lab.json: not valid JSON ({e})") from None
-    return Lab(int(d.name[:2]), d.name, d, meta.get("title", d.name), tuple(meta.get("student", [])),
-               meta.get("chapter", ""), meta.get("header", ""), tuple(meta.get("modules", [])), root)
+    return Lab(
+        int(d.name[:2]),
+        d.name,
+        d,
+        meta.get("title", d.name),
+        tuple(meta.get("student", [])),
+        meta.get("chapter", ""),
+        meta.get("header", ""),
+        tuple(meta.get("modules", [])),
+        root,
+    )
 
 
 def discover(root=ROOT):
     """Every lab under root/labs, in order."""
     labs_dir = Path(root) / "labs"
-    found = [read_lab(d, Path(root)) for d in sorted(labs_dir.glob("[0-9][0-9]-*"))
-             if LAB_DIR.match(d.name) and (d / "lab.json").is_file()]
+    found = [
+        read_lab(d, Path(root))
+        for d in sorted(labs_dir.glob("[0-9][0-9]-*"))
+        if LAB_DIR.match(d.name) and (d / "lab.json").is_file()
+    ]
     numbers = [lab.number for lab in found]
     if len(set(numbers)) != len(numbers):
         raise LabError("two lab folders share a number under labs/")
@@ -158,7 +180,26 @@ def skeleton_drift(lab):
             problems.append(f"{lab.name}/{name}: no LAB region")
         elif a != b:
             import difflib
-            first = next(d for d in difflib.unified_diff(a, b, lineterm="", n=0) if d[:1] in "+-"
-                         and not d.startswith(("+++", "---")))
+
+            first = next(
+                d
+                for d in difflib.unified_diff(a, b, lineterm="", n=0)
+                if d[:1] in "+-" and not d.startswith(("+++", "---"))
+            )
             problems.append(f"{lab.name}/{name}: differs outside the LAB regions: {first.strip()}")
     return problems
+
+
+def kit_files(root=ROOT):
+    """The files of the kit: git's list when it is a checkout, else every file
+    outside build/, .git/ and caches."""
+    root = Path(root)
+    if (root / ".git").exists():
+        r = subprocess.run(["git", "ls-files", "-z"], cwd=root, capture_output=True, timeout=60)
+        if r.returncode == 0:
+            return [p for p in r.stdout.decode().split("\0") if p and (root / p).is_file()]
+    out = []
+    for d, dirs, files in os.walk(root):
+        dirs[:] = [x for x in dirs if x not in ("build", ".git", "__pycache__", ".pytest_cache")]
+        out += [str((Path(d) / f).relative_to(root)) for f in files if not f.endswith(".pyc")]
+    return sorted(out)

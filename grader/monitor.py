@@ -31,10 +31,13 @@ def human_commands(sock_path, commands, timeout=10.0):
                     reply = json.loads(line)
                     if "return" in reply or "error" in reply:
                         return reply
-            f.readline()                                   # the greeting
+
+            f.readline()  # the greeting
             call({"execute": "qmp_capabilities"})
-            return [call({"execute": "human-monitor-command",
-                          "arguments": {"command-line": c}}).get("return", "") for c in commands]
+            return [
+                call({"execute": "human-monitor-command", "arguments": {"command-line": c}}).get("return", "")
+                for c in commands
+            ]
     except (OSError, ValueError) as e:
         raise MonitorError(f"could not ask QEMU's monitor: {e}") from None
 
@@ -60,8 +63,14 @@ def sample_registers(sock_path, count=5, interval=0.04, timeout=2.0):
         m = REGS.search(text)
         if m:
             e = EFER.search(text)
-            samples.append({"rip": int(m.group(1), 16), "interrupts": bool(int(m.group(2), 16) & RFLAGS_IF),
-                            "halted": m.group(3) == "1", "efer": int(e.group(1), 16) if e else None})
+            samples.append(
+                {
+                    "rip": int(m.group(1), 16),
+                    "interrupts": bool(int(m.group(2), 16) & RFLAGS_IF),
+                    "halted": m.group(3) == "1",
+                    "efer": int(e.group(1), 16) if e else None,
+                }
+            )
     return samples
 
 
@@ -74,7 +83,7 @@ def tlb_ranges(text):
         if not m:
             continue
         va, pa = int(m.group(1), 16), int(m.group(2), 16)
-        size = 0x200000 if m.group(5) == "P" else 0x1000   # we never make 1 GiB pages
+        size = 0x200000 if m.group(5) == "P" else 0x1000  # we never make 1 GiB pages
         perms = "r" + ("w" if m.group(7) == "W" else "-") + ("-" if m.group(3) == "X" else "x")
         if runs and runs[-1][1] == va and runs[-1][2] + (runs[-1][1] - runs[-1][0]) == pa and runs[-1][3] == perms:
             runs[-1][1] += size

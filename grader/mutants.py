@@ -33,7 +33,7 @@ SEED = 0x5EED1234
 @dataclass
 class Mutant:
     name: str
-    lab: labs_mod.Lab           # the lab whose mutants.py declares it
+    lab: labs_mod.Lab  # the lab whose mutants.py declares it
     stage: str
     patches: list
     expect: object
@@ -43,17 +43,21 @@ class Mutant:
 
 def mutant(stage, patches=(), also=(), **options):
     """Declare a mutant: grade `stage` of the patched kit, then call the function on the result(s)."""
+
     def deco(fn):
         fn.kit_mutant = (str(stage), list(patches), dict(options), [dict(a) for a in also])
         return fn
+
     return deco
 
 
 def skeleton(path):
     """A patch that puts the skeleton of a student file in place of its solution:
     skeleton("NN-name/f.c") copies labs/NN-name/f.c over solutions/NN-name/f.c."""
+
     def apply(root):
         (root / "solutions" / path).write_text((root / "labs" / path).read_text())
+
     apply.shown = f"skeleton of {path}"
     return apply
 
@@ -63,7 +67,7 @@ def collect(root=labs_mod.ROOT):
     found = []
     for lab in labs_mod.discover(root):
         module = lab.module("mutants")
-        for name, obj in (vars(module).items() if module else ()):
+        for name, obj in vars(module).items() if module else ():
             if hasattr(obj, "kit_mutant"):
                 stage, patches, options, also = obj.kit_mutant
                 found.append(Mutant(name, lab, stage, patches, obj, options, also))
@@ -100,8 +104,11 @@ def make_tree(dest, patches=(), root=labs_mod.ROOT):
 
 
 def _stage_of(tree, stage, options):
-    origin = stage_mod.Origin("labs", None, options.get("below", False)) if options.get("skeleton") \
+    origin = (
+        stage_mod.Origin("labs", None, options.get("below", False))
+        if options.get("skeleton")
         else stage_mod.Origin("solutions")
+    )
     return stage_mod.make(stage, origin, tree)
 
 
@@ -115,13 +122,14 @@ def run(m, workdir, jobs=2):
     tree = make_tree(Path(workdir) / "tree", m.patches, m.lab.root)
     options = dict(m.options)
     seeds = options.pop("seeds", 0)
-    if seeds:       # MUTANT_SEEDS=20 grades every seeded mutant with at least 20 random seeds
+    if seeds:  # MUTANT_SEEDS=20 grades every seeded mutant with at least 20 random seeds
         seeds = max(seeds, int(os.environ.get("MUTANT_SEEDS") or 0))
     try:
         if seeds:
             return _every_seed(m, tree, options, seeds, jobs)
-        results = [grade_tree(tree, m.stage, **options)] + [grade_tree(tree, m.stage, **dict(options, **a))
-                                                            for a in m.also]
+        results = [grade_tree(tree, m.stage, **options)] + [
+            grade_tree(tree, m.stage, **dict(options, **a)) for a in m.also
+        ]
         return m.expect(*results)
     finally:
         shutil.rmtree(tree, ignore_errors=True)
@@ -131,7 +139,7 @@ def _every_seed(m, tree, options, n, jobs):
     """The mutant must be caught with the fixed seed and with n random ones."""
     options.pop("seed", None)
     seeds = [SEED] + [random.SystemRandom().randrange(1, 1 << 32) for _ in range(n)]
-    build_mod.build(_stage_of(tree, m.stage, options))          # build once, before the parallel boots
+    build_mod.build(_stage_of(tree, m.stage, options))  # build once, before the parallel boots
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         results = list(pool.map(lambda s: grade_tree(tree, m.stage, seed=s, **options), seeds))
     escaped = []

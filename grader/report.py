@@ -3,6 +3,7 @@ and Gradescope's results.json. The three files carry, besides each check,
 the compiler's error lines and the tail of each boot's serial output, with
 no host path and no control character; a challenge is extra credit there,
 never a failed test; each check's time is its share of the stage's time."""
+import functools
 import json
 import os
 import re
@@ -15,6 +16,7 @@ WIDTH = 58
 def _color(enabled):
     def paint(text, code):
         return f"\033[{code}m{text}\033[0m" if enabled else text
+
     return paint
 
 
@@ -60,7 +62,7 @@ def terminal(stages, stream=sys.stdout, verbose=False, color=None):
         if st.stopped:
             w(paint("   the kernel did not finish: ", "31") + st.stopped + "\n")
             r = st.boots.get("default")
-            for ln in (r.last_lines(3) if r else []):
+            for ln in r.last_lines(3) if r else []:
                 w(f"      last output | {ln}\n")
         for c in st.checks:
             verdict = paint(" OK ", "32") if c.passed else paint("FAIL", "31")
@@ -102,7 +104,8 @@ def one_line(st):
     """A stage in one line, as it finishes."""
     verdict = "OK" if st.full else "FAIL"
     bonus = f" +{st.bonus}" if st.bonus else ""
-    return f"stage {st.lab.name:<14} {st.emulator:<5} {st.score:>3}/{st.total:<3}{bonus:<4} {verdict:<4} {st.elapsed:5.1f}s"
+    score = f"{st.score:>3}/{st.total:<3}{bonus:<4}"
+    return f"stage {st.lab.name:<14} {st.emulator:<5} {score} {verdict:<4} {st.elapsed:5.1f}s"
 
 
 def summary_table(stages):
@@ -115,8 +118,13 @@ def summary_table(stages):
         cells = []
         for e in emus:
             s = by.get((name, e))
-            cells.append(("-" if s is None else f"{s.score}/{s.total}" + (f" +{s.bonus}" if s.bonus else "")
-                          + ("" if s.full else " FAIL")).ljust(16))
+            cells.append(
+                (
+                    "-"
+                    if s is None
+                    else f"{s.score}/{s.total}" + (f" +{s.bonus}" if s.bonus else "") + ("" if s.full else " FAIL")
+                ).ljust(16)
+            )
         out.append("  " + name.ljust(16) + "".join(cells))
     return out
 
@@ -162,13 +170,15 @@ def disagreements(stages):
         failed = sorted(s.emulator for s in group if not s.full)
         if passed and failed:
             seen = any(s.diagnoses for s in group if not s.full)
-            lines.append(f"Stage {lab} passes under {', '.join(passed)} but fails under {', '.join(failed)}: "
-                         "the kernel depends on something the stricter emulator refuses"
-                         + (" (see its diagnosis above)" if seen else " (compare the two reports above)"))
+            lines.append(
+                f"Stage {lab} passes under {', '.join(passed)} but fails under {', '.join(failed)}: "
+                "the kernel depends on something the stricter emulator refuses"
+                + (" (see its diagnosis above)" if seen else " (compare the two reports above)")
+            )
     return lines
 
 
-SERIAL_TAIL = 20                # lines of serial output a report keeps, per boot
+SERIAL_TAIL = 20  # lines of serial output a report keeps, per boot
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 HOST_PATH = re.compile(r"(?<![\w.~-])/(?:tmp|home|root|autograder|work|var|srv|mnt|run)/[^\s'\"`:;,()]*")
 
@@ -227,38 +237,73 @@ def check_text(st, c, roots, tail=True):
     out += errors[1:] if c.message.startswith("build failed:") else errors
     lines = serial_tail(st, c.boot) if tail else []
     if lines:
-        out += [f"last {len(lines)} lines of the serial output ({st.runs[c.boot].cmdline}):"] + \
-            [f"  | {ln}" for ln in lines]
+        out += [f"last {len(lines)} lines of the serial output ({st.runs[c.boot].cmdline}):"] + [
+            f"  | {ln}" for ln in lines
+        ]
     return sanitize("\n".join(x for x in out if x), roots)
 
 
 def as_dict(stages):
     from .run import STOP
-    out = {"interrupted": STOP.is_set(), "score": sum(s.score for s in stages),
-           "max_score": sum(s.total for s in stages), "challenge_score": sum(s.bonus for s in stages), "stages": []}
+
+    out = {
+        "interrupted": STOP.is_set(),
+        "score": sum(s.score for s in stages),
+        "max_score": sum(s.total for s in stages),
+        "challenge_score": sum(s.bonus for s in stages),
+        "stages": [],
+    }
     for s in stages:
         roots = host_roots(s)
-        clean = lambda text: sanitize(text, roots)      # noqa: E731
-        out["stages"].append({
-            "lab": s.lab.name, "seed": f"0x{s.seed:08x}", "memory_mb": s.memory_mb,
-            "emulator": s.emulator, "source": clean(s.source), "score": s.score, "max_score": s.total,
-            "challenge_score": s.bonus,
-            "build_error": clean(s.build_error.summary) if s.build_error else None,
-            "compiler_errors": [clean(ln) for ln in compiler_errors(s)[1:]],
-            "stopped": clean(s.stopped),
-            "diagnosis": {b: [clean(ln) for ln in lines] for b, lines in s.diagnoses.items()},
-            "unproven": s.unproven, "seconds": round(s.elapsed, 3),
-            "reproduce": reproduce_command(s),
-            "boots": {name: {"cmdline": s.runs[name].cmdline, "seed": f"0x{s.runs[name].seed:08x}",
-                             "ended": r.reason, "status": r.status, "seconds": round(r.elapsed, 3),
-                             "serial_tail": [clean(ln) for ln in serial_tail(s, name)]}
-                      for name, r in s.boots.items()},
-            "checks": [{"title": c.title, "score": c.score, "max_score": 0 if c.bonus else c.points,
-                        "points": c.points, "passed": c.passed, "challenge": c.bonus,
-                        "visibility": c.visibility, "hidden": c.hidden, "seconds": round(t, 3),
-                        "message": clean(c.message), "details": [clean(d) for d in c.details], "hints": c.hints,
-                        "boot": c.boot} for c, t in zip(s.checks, shares(s))],
-        })
+        clean = functools.partial(sanitize, roots=roots)
+        out["stages"].append(
+            {
+                "lab": s.lab.name,
+                "seed": f"0x{s.seed:08x}",
+                "memory_mb": s.memory_mb,
+                "emulator": s.emulator,
+                "source": clean(s.source),
+                "score": s.score,
+                "max_score": s.total,
+                "challenge_score": s.bonus,
+                "build_error": clean(s.build_error.summary) if s.build_error else None,
+                "compiler_errors": [clean(ln) for ln in compiler_errors(s)[1:]],
+                "stopped": clean(s.stopped),
+                "diagnosis": {b: [clean(ln) for ln in lines] for b, lines in s.diagnoses.items()},
+                "unproven": s.unproven,
+                "seconds": round(s.elapsed, 3),
+                "reproduce": reproduce_command(s),
+                "boots": {
+                    name: {
+                        "cmdline": s.runs[name].cmdline,
+                        "seed": f"0x{s.runs[name].seed:08x}",
+                        "ended": r.reason,
+                        "status": r.status,
+                        "seconds": round(r.elapsed, 3),
+                        "serial_tail": [clean(ln) for ln in serial_tail(s, name)],
+                    }
+                    for name, r in s.boots.items()
+                },
+                "checks": [
+                    {
+                        "title": c.title,
+                        "score": c.score,
+                        "max_score": 0 if c.bonus else c.points,
+                        "points": c.points,
+                        "passed": c.passed,
+                        "challenge": c.bonus,
+                        "visibility": c.visibility,
+                        "hidden": c.hidden,
+                        "seconds": round(t, 3),
+                        "message": clean(c.message),
+                        "details": [clean(d) for d in c.details],
+                        "hints": c.hints,
+                        "boot": c.boot,
+                    }
+                    for c, t in zip(s.checks, shares(s))
+                ],
+            }
+        )
     return out
 
 
@@ -271,13 +316,21 @@ def write_junit(stages, path):
     """JUnit XML: a suite per stage, a case per check with its own share of
     the time; a challenge not earned is skipped (optional), not failed."""
     from xml.etree import ElementTree as ET
+
     suites = ET.Element("testsuites")
     for s in stages:
         roots = host_roots(s)
         failures = sum(not c.passed and not c.bonus for c in s.checks)
         skipped = sum(not c.passed and c.bonus for c in s.checks)
-        suite = ET.SubElement(suites, "testsuite", name=f"lab {s.lab.name}", tests=str(len(s.checks)),
-                              failures=str(failures), skipped=str(skipped), time=f"{s.elapsed:.3f}")
+        suite = ET.SubElement(
+            suites,
+            "testsuite",
+            name=f"lab {s.lab.name}",
+            tests=str(len(s.checks)),
+            failures=str(failures),
+            skipped=str(skipped),
+            time=f"{s.elapsed:.3f}",
+        )
         for c, t in zip(s.checks, shares(s)):
             case = ET.SubElement(suite, "testcase", classname=s.lab.name, name=c.title, time=f"{t:.3f}")
             if c.passed:
@@ -304,30 +357,45 @@ def gradescope_results(stages, note="", reproduce=None):
     for s in stages:
         roots = host_roots(s)
         for c in s.checks:
-            test = {"name": f"{s.lab.name}: {c.title}", "score": c.score, "max_score": c.points,
-                    "status": "passed" if c.passed else "failed", "visibility": c.visibility,
-                    "output": "" if c.passed else check_text(s, c, roots)}
+            test = {
+                "name": f"{s.lab.name}: {c.title}",
+                "score": c.score,
+                "max_score": c.points,
+                "status": "passed" if c.passed else "failed",
+                "visibility": c.visibility,
+                "output": "" if c.passed else check_text(s, c, roots),
+            }
             if c.bonus:
-                test.update(name=f"{s.lab.name}: {c.title} (extra credit)", max_score=0, status="passed",
-                            output=f"extra credit: +{c.score} of {c.points} points" if c.passed else
-                            f"extra credit, optional: not earned this time (0 of {c.points}).\n"
-                            + check_text(s, c, roots, tail=False))
+                test.update(
+                    name=f"{s.lab.name}: {c.title} (extra credit)",
+                    max_score=0,
+                    status="passed",
+                    output=f"extra credit: +{c.score} of {c.points} points"
+                    if c.passed
+                    else f"extra credit, optional: not earned this time (0 of {c.points}).\n"
+                    + check_text(s, c, roots, tail=False),
+                )
             tests.append(test)
         hidden = any(c.visibility != "visible" for c in s.checks)
-        lines.append(f"Lab {s.lab.name}, seed 0x{s.seed:08x}, {s.memory_mb} MiB, {s.emulator}"
-                     + ("" if hidden else f": {s.score}/{s.total}")
-                     + (f", +{s.bonus} extra credit" if s.bonus else "") + ".")
+        lines.append(
+            f"Lab {s.lab.name}, seed 0x{s.seed:08x}, {s.memory_mb} MiB, {s.emulator}"
+            + ("" if hidden else f": {s.score}/{s.total}")
+            + (f", +{s.bonus} extra credit" if s.bonus else "")
+            + "."
+        )
         lines += [sanitize(ln, roots) for ln in compiler_errors(s)]
         lines += [sanitize(f"{b} boot: {why}", roots) for b, why in s.unproven.items()]
         if s.stopped:
             lines.append(sanitize(f"The kernel did not finish: {s.stopped}", roots))
         lines.append(f"Run the same test: {(reproduce or reproduce_command)(s)}")
-    return {"score": sum(s.score + s.bonus for s in stages),
-            "execution_time": round(sum(s.elapsed for s in stages)),
-            "output": "\n".join(([note] if note else []) + lines),
-            "stdout_visibility": "hidden",
-            "tests": tests,
-            "extra_data": {"seeds": {s.lab.name: f"0x{s.seed:08x}" for s in stages}}}
+    return {
+        "score": sum(s.score + s.bonus for s in stages),
+        "execution_time": round(sum(s.elapsed for s in stages)),
+        "output": "\n".join(([note] if note else []) + lines),
+        "stdout_visibility": "hidden",
+        "tests": tests,
+        "extra_data": {"seeds": {s.lab.name: f"0x{s.seed:08x}" for s in stages}},
+    }
 
 
 def write_gradescope(stages, path, note="", reproduce=None):

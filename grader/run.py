@@ -14,27 +14,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 FINAL_LINE = re.compile(rb"^\[power\] off: .*$", re.M)
-STOP = threading.Event()        # set on Ctrl-C: every run ends at once, its emulator reaped
-PRINTABLE = set(range(0x20, 0x7f)) | {0x0a, 0x0d, 0x09}
+STOP = threading.Event()  # set on Ctrl-C: every run ends at once, its emulator reaped
+PRINTABLE = set(range(0x20, 0x7F)) | {0x0A, 0x0D, 0x09}
 
 
 @dataclass
 class RunResult:
-    reason: str                 # exited, final-line-no-exit, silent, timeout, flood, start-failed, interrupted
-    status: int = None          # the emulator's exit status, if it exited
+    reason: str  # exited, final-line-no-exit, silent, timeout, flood, start-failed, interrupted
+    status: int = None  # the emulator's exit status, if it exited
     output: bytes = b""
-    log: str = ""               # the emulator's own log (-D), possibly trimmed
+    log: str = ""  # the emulator's own log (-D), possibly trimmed
     stderr: str = ""
     elapsed: float = 0.0
     limits: dict = field(default_factory=dict)
     emulator: str = "qemu"
     launch: object = None
-    outcome: object = None      # emulators.Outcome, once the run is over
-    extra: dict = field(default_factory=dict)   # what on_line hooks gathered (the QEMU monitor's view)
+    outcome: object = None  # emulators.Outcome, once the run is over
+    extra: dict = field(default_factory=dict)  # what on_line hooks gathered (the QEMU monitor's view)
 
     @property
     def text(self):
-        if self.__dict__.get("_rendered", (None,))[0] is not self.output:     # render once per output
+        if self.__dict__.get("_rendered", (None,))[0] is not self.output:  # render once per output
             self.__dict__["_rendered"] = (self.output, render(self.output))
         return self.__dict__["_rendered"][1]
 
@@ -54,9 +54,9 @@ def render(data):
     """Serial bytes as text: printable ASCII kept, anything else shown as \\xNN."""
     out = []
     for b in data:
-        if b in PRINTABLE and b != 0x0d:
+        if b in PRINTABLE and b != 0x0D:
             out.append(chr(b))
-        elif b != 0x0d:
+        elif b != 0x0D:
             out.append(f"\\x{b:02x}")
     return "".join(out)
 
@@ -76,7 +76,7 @@ def _kill_group(proc):
         except subprocess.TimeoutExpired:
             continue
     try:
-        os.killpg(proc.pid, signal.SIGKILL)   # grandchildren that outlived the leader
+        os.killpg(proc.pid, signal.SIGKILL)  # grandchildren that outlived the leader
     except ProcessLookupError:
         pass
 
@@ -87,20 +87,30 @@ def mark(event):
     student's wait goes."""
     if os.environ.get("KIT_TIMING"):
         import sys
+
         print(f"kit-timing: {event} {time.monotonic():.6f}", file=sys.stderr, flush=True)
 
 
 @dataclass(frozen=True)
 class Limits:
-    total: float = 30.0         # seconds of the whole run
-    progress: float = 10.0      # seconds without output (None: no limit)
-    cap: int = 256 * 1024       # bytes of serial output kept; more is a flood
-    exit_grace: float = 3.0     # seconds to power off after the final line
+    total: float = 30.0  # seconds of the whole run
+    progress: float = 10.0  # seconds without output (None: no limit)
+    cap: int = 256 * 1024  # bytes of serial output kept; more is a flood
+    exit_grace: float = 3.0  # seconds to power off after the final line
     log_cap: int = 4 * 1024 * 1024
 
 
-def run(make_launch, total_timeout=30.0, progress_timeout=10.0, cap=256 * 1024,
-        exit_grace=3.0, on_output=None, log_cap=4 * 1024 * 1024, on_line=None, on_stall=None):
+def run(
+    make_launch,
+    total_timeout=30.0,
+    progress_timeout=10.0,
+    cap=256 * 1024,
+    exit_grace=3.0,
+    on_output=None,
+    log_cap=4 * 1024 * 1024,
+    on_line=None,
+    on_stall=None,
+):
     """Run one emulator. make_launch(tmpdir) returns an emulators.Launch.
     on_output(bytes) sees output as it comes (for `make qemu`); on_line(line,
     result, send) sees each complete line and may answer with send(bytes) on
@@ -126,21 +136,30 @@ class Session:
     def __init__(self, launch, tmp, limits, on_output=None, on_line=None, on_stall=None):
         self.launch, self.tmp, self.limits = launch, tmp, limits
         self.on_output, self.on_line, self.on_stall = on_output, on_line, on_stall
-        self.result = RunResult("start-failed", emulator=launch.name, launch=launch,
-                                limits={"total": limits.total, "progress": limits.progress, "cap": limits.cap})
+        self.result = RunResult(
+            "start-failed",
+            emulator=launch.name,
+            launch=launch,
+            limits={"total": limits.total, "progress": limits.progress, "cap": limits.cap},
+        )
         self.proc = self.fifo_fd = self.errf = None
         self.buf, self.seen = bytearray(), 0
 
     def start(self):
         self.errf = open(self.tmp / "stderr.txt", "w+")
-        if self.launch.serial_fifo:      # O_RDWR: the FIFO never reports EOF while we hold it
+        if self.launch.serial_fifo:  # O_RDWR: the FIFO never reports EOF while we hold it
             self.fifo_fd = os.open(self.launch.serial_fifo, os.O_RDWR | os.O_NONBLOCK)
         self.t0 = time.monotonic()
         mark("emulator-started")
         try:
-            self.proc = subprocess.Popen(self.launch.argv, cwd=self.tmp, stdin=subprocess.PIPE,
-                                         stdout=self.errf if self.fifo_fd is not None else subprocess.PIPE,
-                                         stderr=self.errf, start_new_session=True)
+            self.proc = subprocess.Popen(
+                self.launch.argv,
+                cwd=self.tmp,
+                stdin=subprocess.PIPE,
+                stdout=self.errf if self.fifo_fd is not None else subprocess.PIPE,
+                stderr=self.errf,
+                start_new_session=True,
+            )
         except OSError as e:
             self.result.stderr = f"could not start {self.launch.argv[0]}: {e.strerror}"
             self._close_files()
@@ -169,7 +188,7 @@ class Session:
                 if reason in ("silent", "timeout") and self.on_stall and self.proc.poll() is None:
                     try:
                         self.on_stall(self.result)
-                    except Exception as e:      # asking must never lose the report
+                    except Exception as e:  # asking must never lose the report
                         self.result.extra["stall_error"] = f"{type(e).__name__}: {e}"
                 break
             if not self.open:
@@ -198,7 +217,7 @@ class Session:
             return "interrupted"
         if self.fifo_fd is not None and self.open and self.proc.poll() is not None:
             if not select.select([self.fifo_fd], [], [], 0)[0]:
-                self.open = False       # exited and drained
+                self.open = False  # exited and drained
         if self.proc.poll() is not None and not self.open:
             self.result.status = self.proc.returncode
             return "exited"
@@ -220,11 +239,11 @@ class Session:
             self.on_output(take)
         if len(self.buf) >= self.limits.cap:
             return True
-        while self.on_line and b"\n" in self.buf[self.seen:]:
+        while self.on_line and b"\n" in self.buf[self.seen :]:
             end = self.buf.index(b"\n", self.seen)
-            self.on_line(render(bytes(self.buf[self.seen:end])), self.result, self.send)
+            self.on_line(render(bytes(self.buf[self.seen : end])), self.result, self.send)
             self.seen = end + 1
-            self.last = time.monotonic()             # time spent answering is not silence
+            self.last = time.monotonic()  # time spent answering is not silence
         if self.final_deadline is None and FINAL_LINE.search(self.buf):
             self.final_deadline = time.monotonic() + self.limits.exit_grace
         return False
@@ -247,7 +266,7 @@ class Session:
         if log.is_file():
             with open(log, "rb") as f:
                 size = log.stat().st_size
-                if size > self.limits.log_cap:           # keep the end: the fault is there
+                if size > self.limits.log_cap:  # keep the end: the fault is there
                     f.seek(size - self.limits.log_cap)
                 self.result.log = f.read().decode("latin-1")
         self.result.outcome = self.launch.outcome(self.result.status, self.result.log, self.result.lines)

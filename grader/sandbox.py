@@ -14,9 +14,9 @@ import os
 import shutil
 import subprocess
 
-FILE_SIZE_CAP = 16 << 20        # bytes: any one file the compiler or the linker writes
-EMULATOR_FILE_CAP = 64 << 20    # bytes: the emulator's log
-MEMORY_CAP = 4 << 30            # bytes of address space for a compiler
+FILE_SIZE_CAP = 16 << 20  # bytes: any one file the compiler or the linker writes
+EMULATOR_FILE_CAP = 64 << 20  # bytes: the emulator's log
+MEMORY_CAP = 4 << 30  # bytes of address space for a compiler
 TOOLCHAIN_LINKS = (("usr/bin", "/bin"), ("usr/sbin", "/sbin"), ("usr/lib", "/lib"), ("usr/lib64", "/lib64"))
 
 
@@ -37,6 +37,7 @@ def mode():
     if not bwrap:
         return None
     from .labs import ROOT
+
     memo, key = ROOT / "build" / ".sandbox", _probe_key(bwrap)
     try:
         if memo.read_text() == key:
@@ -55,10 +56,23 @@ def mode():
 
 def _probe():
     try:
-        r = subprocess.run(["bwrap", "--unshare-all", "--ro-bind", "/usr", "/usr",
-                            *[a for src, dst in TOOLCHAIN_LINKS for a in ("--symlink", src, dst)],
-                            "--proc", "/proc", "--dev", "/dev", "true"],
-                           capture_output=True, timeout=30)
+        r = subprocess.run(
+            [
+                "bwrap",
+                "--unshare-all",
+                "--ro-bind",
+                "/usr",
+                "/usr",
+                *[a for src, dst in TOOLCHAIN_LINKS for a in ("--symlink", src, dst)],
+                "--proc",
+                "/proc",
+                "--dev",
+                "/dev",
+                "true",
+            ],
+            capture_output=True,
+            timeout=30,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return "bwrap" if r.returncode == 0 else None
@@ -79,13 +93,29 @@ def wrap(argv, rw=(), ro=(), net=False, cwd=None, file_cap=FILE_SIZE_CAP, memory
     and the files or folders `ro` (read-only), with the network only if
     `net`; every file it writes capped at file_cap bytes (and its memory, if
     asked). Without a sandbox here, argv with the caps only."""
-    caps = (["prlimit", f"--fsize={file_cap}"] + ([f"--as={MEMORY_CAP}"] if memory else []) + ["--"]) \
-        if file_cap and shutil.which("prlimit") else []
+    caps = (
+        (["prlimit", f"--fsize={file_cap}"] + ([f"--as={MEMORY_CAP}"] if memory else []) + ["--"])
+        if file_cap and shutil.which("prlimit")
+        else []
+    )
     if mode() != "bwrap":
         return caps + list(argv)
-    box = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--clearenv",
-           "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", "/nonexistent",
-           "--ro-bind", "/usr", "/usr"]
+    box = [
+        "bwrap",
+        "--unshare-all",
+        "--die-with-parent",
+        "--new-session",
+        "--clearenv",
+        "--setenv",
+        "PATH",
+        "/usr/bin:/bin",
+        "--setenv",
+        "HOME",
+        "/nonexistent",
+        "--ro-bind",
+        "/usr",
+        "/usr",
+    ]
     for src, dst in TOOLCHAIN_LINKS:
         box += ["--symlink", src, dst]
     box += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]

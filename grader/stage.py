@@ -8,24 +8,25 @@ command line they make.
 """
 import random
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import labs as labs_mod
 
 SOURCE_SUFFIXES = (".c", ".S")
-MEMORY_CHOICES = (128, 192, 256)    # MiB: the seed picks one, so the memory map cannot be hard-coded
+MEMORY_CHOICES = (128, 192, 256)  # MiB: the seed picks one, so the memory map cannot be hard-coded
 EXIT_DEFINE = re.compile(r"^#define\s+EXIT_([A-Z_]+)\s+(0x[0-9a-fA-F]+|\d+)\b", re.M)
 
 
 @dataclass(frozen=True)
 class Origin:
     """Where a stage's student files come from."""
-    kind: str = "labs"              # labs (the student's own tree), solutions, or submission
-    submission: Path = None         # the submission's folder, for kind "submission"
-    below_from_solutions: bool = False   # labs below the graded one come from solutions/
-    reference: Path = None          # where the reference student files are (default: the kit's solutions/)
-    upload: Path = None             # what the student handed in, when `submission` is the tree made from it
+
+    kind: str = "labs"  # labs (the student's own tree), solutions, or submission
+    submission: Path = None  # the submission's folder, for kind "submission"
+    below_from_solutions: bool = False  # labs below the graded one come from solutions/
+    reference: Path = None  # where the reference student files are (default: the kit's solutions/)
+    upload: Path = None  # what the student handed in, when `submission` is the tree made from it
 
     def __post_init__(self):
         if self.kind not in ("labs", "solutions", "submission"):
@@ -41,8 +42,9 @@ class Origin:
 
     def make_args(self):
         """The make variables that select this origin again."""
-        return (["SOLUTIONS=1"] if self.kind == "solutions" else []) + \
-            (["BELOW=solutions"] if self.below_from_solutions else [])
+        return (["SOLUTIONS=1"] if self.kind == "solutions" else []) + (
+            ["BELOW=solutions"] if self.below_from_solutions else []
+        )
 
 
 def origin_of(solutions=False, submission=None, solutions_below=False):
@@ -55,8 +57,8 @@ def origin_of(solutions=False, submission=None, solutions_below=False):
 
 @dataclass(frozen=True)
 class Source:
-    path: Path                  # the file compiled
-    shown: str                  # how reports name it: labs/NN-name/f.c
+    path: Path  # the file compiled
+    shown: str  # how reports name it: labs/NN-name/f.c
     lab: labs_mod.Lab
     student: bool
 
@@ -64,10 +66,10 @@ class Source:
 @dataclass(frozen=True)
 class Stage:
     root: Path
-    labs: tuple                 # Lab 01..N
-    all_labs: tuple             # every lab of the kit (for the LAB_n switches of stage.h)
+    labs: tuple  # Lab 01..N
+    all_labs: tuple  # every lab of the kit (for the LAB_n switches of stage.h)
     origin: Origin
-    sources: tuple              # Source, in lab order
+    sources: tuple  # Source, in lab order
 
     @property
     def top(self):
@@ -93,8 +95,12 @@ class Stage:
 
     def given(self, suffixes):
         """The stage's given files with these suffixes, in lab order."""
-        return [p for lab in self.labs for p in sorted(lab.dir.iterdir())
-                if p.suffix in suffixes and p.name not in lab.student]
+        return [
+            p
+            for lab in self.labs
+            for p in sorted(lab.dir.iterdir())
+            if p.suffix in suffixes and p.name not in lab.student
+        ]
 
     def first(self, name):
         """The first file called `name` in the stage's labs (kernel.ld, grub.cfg)."""
@@ -121,17 +127,21 @@ class Stage:
         return [s for s in self.sources if not s.path.is_file()]
 
 
-NO_SOLUTIONS = ("this copy of the kit has no solutions/ (a student's copy has none): `make demo` and SOLUTIONS=1 "
-                "run the reference code, which the course staff's copy holds. "
-                "Grade your own code with `make grade LAB=NN`")
+NO_SOLUTIONS = (
+    "this copy of the kit has no solutions/ (a student's copy has none): `make demo` and SOLUTIONS=1 "
+    "run the reference code, which the course staff's copy holds. "
+    "Grade your own code with `make grade LAB=NN`"
+)
 
 
 def no_reference_below(top):
     """What BELOW=solutions says in a copy without the reference code of the labs below `top`."""
-    return (f"this copy of the kit has no solutions/: BELOW=solutions grades {top.name} on the reference code "
-            f"of the labs below it, which the course staff may give you (solutions/NN-name/, often once a lab's "
-            f"deadline has passed). Until then `make grade LAB={top.number:02d}` grades your own code of every "
-            f"lab up to {top.name}")
+    return (
+        f"this copy of the kit has no solutions/: BELOW=solutions grades {top.name} on the reference code "
+        f"of the labs below it, which the course staff may give you (solutions/NN-name/, often once a lab's "
+        f"deadline has passed). Until then `make grade LAB={top.number:02d}` grades your own code of every "
+        f"lab up to {top.name}"
+    )
 
 
 def make(spec, origin=Origin(), root=labs_mod.ROOT):
@@ -172,10 +182,11 @@ def memory_for(seed):
 @dataclass(frozen=True)
 class Run:
     """What one boot is given."""
+
     seed: int
     tests: str = "all"
-    memory_mb: int = None           # None: chosen by the seed
-    extra: tuple = ()               # more command-line words (an interaction's `monitor=1`)
+    memory_mb: int = None  # None: chosen by the seed
+    extra: tuple = ()  # more command-line words (an interaction's `monitor=1`)
     emulator: str = "qemu"
 
     def __post_init__(self):

@@ -13,7 +13,7 @@ class Symbol:
     name: str
     addr: int
     size: int
-    kind: str                   # llvm-nm's type letter: T t (code), D d, B b, R r, A ...
+    kind: str  # llvm-nm's type letter: T t (code), D d, B b, R r, A ...
 
 
 class Symbols(dict):

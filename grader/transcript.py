@@ -30,14 +30,14 @@ class TranscriptError(Exception):
 
 @dataclass
 class Expect:
-    text: str                   # as written in the file
+    text: str  # as written in the file
     line_no: int
     never: bool = False
 
     def regex(self, values):
         out, pos = [], 0
         for m in TOKEN.finditer(self.text):
-            out.append(re.escape(self.text[pos:m.start()]))
+            out.append(re.escape(self.text[pos : m.start()]))
             tok, name = m.group(0), m.group(1)
             if tok in ("{{", "}}"):
                 out.append(re.escape(tok[0]))
@@ -55,10 +55,12 @@ class Expect:
 
     def shown(self, values):
         """The line as a student should read it: computed values filled in."""
+
         def sub(m):
             if m.group(0) in ("{{", "}}"):
                 return m.group(0)[0]
             return str(values[m.group(1)]) if m.group(1) in values else m.group(0)
+
         return TOKEN.sub(sub, self.text)
 
     def prefix(self, values):
@@ -66,9 +68,12 @@ class Expect:
         first ':' or '=', or else the tag and the first word. An output line
         that starts with it is the kernel's attempt at this line."""
         cut = TOKEN.search(self.text)
-        head = self.text[:cut.start()] if cut else self.text
-        m = (re.match(r"\[[^\]]*\][^:=]*?[:=]", head) or re.match(r"\[[^\]]*\] [^\s{]+(?= )", head)
-             or re.match(r"\[[^\]]*\]", head))
+        head = self.text[: cut.start()] if cut else self.text
+        m = (
+            re.match(r"\[[^\]]*\][^:=]*?[:=]", head)
+            or re.match(r"\[[^\]]*\] [^\s{]+(?= )", head)
+            or re.match(r"\[[^\]]*\]", head)
+        )
         return m.group(0) if m else ""
 
 
@@ -107,10 +112,10 @@ def parse(text, source="expected.txt"):
 @dataclass
 class LineResult:
     expect: Expect
-    status: str                 # matched, wrong, missing, forbidden, absent (never-line fine)
-    index: int = None           # output line index (matched, wrong, forbidden)
+    status: str  # matched, wrong, missing, forbidden, absent (never-line fine)
+    index: int = None  # output line index (matched, wrong, forbidden)
     got: str = None
-    after: int = -1             # the output line the search started after (for context)
+    after: int = -1  # the output line the search started after (for context)
 
 
 def match(checks, lines, values):
@@ -124,8 +129,11 @@ def match(checks, lines, values):
             rx = exp.regex(values)
             if exp.never:
                 hit = next((i for i, ln in enumerate(lines) if rx.fullmatch(ln)), None)
-                res.append(LineResult(exp, "forbidden" if hit is not None else "absent", hit,
-                                      lines[hit] if hit is not None else None))
+                res.append(
+                    LineResult(
+                        exp, "forbidden" if hit is not None else "absent", hit, lines[hit] if hit is not None else None
+                    )
+                )
                 continue
             start = pos
             hit = next((i for i in range(pos, len(lines)) if rx.fullmatch(lines[i])), None)
@@ -134,8 +142,11 @@ def match(checks, lines, values):
                 pos = hit + 1
                 continue
             prefix = exp.prefix(values)
-            near = next((i for i in range(pos, len(lines))
-                         if lines[i].startswith(prefix)), None) if len(prefix) >= 3 else None
+            near = (
+                next((i for i in range(pos, len(lines)) if lines[i].startswith(prefix)), None)
+                if len(prefix) >= 3
+                else None
+            )
             if near is not None:
                 res.append(LineResult(exp, "wrong", near, lines[near]))
                 pos = near + 1
@@ -155,7 +166,7 @@ def explain(line_results, values, lines):
     if not bad:
         return ""
     forbidden = [r for r in bad if r.status == "forbidden"]
-    r = forbidden[0] if forbidden else bad[0]      # a forbidden line says most about what went wrong
+    r = forbidden[0] if forbidden else bad[0]  # a forbidden line says most about what went wrong
     want = r.expect.shown(values)
     if r.status == "wrong":
         return f"expected `{want}`, got `{r.got}`"
@@ -190,9 +201,9 @@ def diff_view(line_results, values, lines, context=2):
             out.append(f"   MISSING {want}")
             last = r.after if last is None else last
             if shown_after == last:
-                continue                # the same output was shown for the line before
+                continue  # the same output was shown for the line before
             shown_after = last
-            around = lines[last + 1:last + 1 + context]
+            around = lines[last + 1 : last + 1 + context]
             if around:
                 out.extend(f"           | {ln}" for ln in around)
             else:

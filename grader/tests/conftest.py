@@ -1,22 +1,22 @@
-"""Shared helpers: the kit's root on sys.path, its tools installed, and a
-grade of a stage by its usual options."""
+"""Shared helpers: the kit's tools installed, and a grade of a stage by its
+usual options (pyproject.toml puts the kit's root on the path)."""
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
+from grader import deps, grade, stage
+
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
 
-from grader import deps, grade, stage  # noqa: E402
-
-SEED = 0x5EED1234           # the fixed seed of the tests (grader/mutants.py uses the same)
+SEED = 0x5EED1234  # the fixed seed of the tests (grader/mutants.py uses the same)
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "instructor: needs solutions/ or an instructor's tool; "
-                            "a student's copy (make handout) leaves the test out")
+    config.addinivalue_line(
+        "markers",
+        "instructor: needs solutions/ or an instructor's tool; a student's copy (make handout) leaves the test out",
+    )
     try:
         deps.ensure("kernel", install=True)
     except deps.MissingTools as e:
@@ -26,6 +26,7 @@ def pytest_configure(config):
     # then run with KIT_SANDBOX=off, and those of the sandbox itself are skipped
     # with the reason (test_seal.py). The refusal has a test of its own.
     from grader import sandbox
+
     if sandbox.mode() is None and not os.environ.get("KIT_SANDBOX"):
         os.environ["KIT_NO_SANDBOX_REASON"] = sandbox.why_not()
         os.environ["KIT_SANDBOX"] = "off"
@@ -34,8 +35,14 @@ def pytest_configure(config):
 
 def pytest_report_header(config):
     why = os.environ.get("KIT_NO_SANDBOX_REASON")
-    return [f"sandbox: none here ({why}); submissions are graded with KIT_SANDBOX=off, "
-            "the sandbox's own tests are skipped"] if why else []
+    return (
+        [
+            f"sandbox: none here ({why}); submissions are graded with KIT_SANDBOX=off, "
+            "the sandbox's own tests are skipped"
+        ]
+        if why
+        else []
+    )
 
 
 def grade_stage(lab, solutions=False, solutions_below=False, submission=None, root=ROOT, **kw):

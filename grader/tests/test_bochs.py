@@ -1,7 +1,6 @@
 """Bochs, the stricter emulator: how its log and its end are read, and that a
 run leaves no listener reachable and no process. (What it catches that QEMU
 lets pass is in the labs' mutants.)"""
-import os
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ def test_bochs_log_parser_on_a_real_triple_fault():
     chain = diagnosis.parse_bochs_log((FIX / "bochs-int3-null-idt.log").read_text())
     assert chain.triple
     assert [f.vector for f in chain.faults] == [3, 13, 13, 8, 13]
-    assert chain.faults[0].software and chain.faults[1].error == 0x1a
+    assert chain.faults[0].software and chain.faults[1].error == 0x1A
     assert chain.faults[0].rip == 0x101B14 and chain.faults[0].regs["CR3"] == 0x105000
     assert any("IDT table limits" in m for m in chain.messages)
 
@@ -44,7 +43,7 @@ def listening_ports(netfile):
             continue
         for row in rows:
             local, state = row.split()[1], row.split()[3]
-            if state == "0A":                              # LISTEN
+            if state == "0A":  # LISTEN
                 ports.add(int(local.rsplit(":", 1)[1], 16))
     return ports
 
@@ -65,7 +64,8 @@ def bochs_pids(mark="kit-run-"):
 @pytest.mark.instructor
 def test_bochs_run_leaves_no_listener_and_no_process(tmp_path, monkeypatch):
     import tempfile
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))   # our runs only: their paths name tmp_path
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # our runs only: their paths name tmp_path
     b = build.build(stage.make("02", stage.Origin("solutions")))
     seen = {}
 
@@ -74,6 +74,7 @@ def test_bochs_run_leaves_no_listener_and_no_process(tmp_path, monkeypatch):
             pids = bochs_pids(str(tmp_path))
             seen["host"] = listening_ports("/proc/net/tcp")
             seen["inside"] = set().union(*(listening_ports(f"/proc/{p}/net/tcp") for p in pids)) if pids else set()
+
     r = grade.boot(b, stage.Run(SEED, emulator="bochs"), on_output=during)
     assert r.outcome.ok
     rfb = set(range(5900, 5911))

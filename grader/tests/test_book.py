@@ -26,27 +26,31 @@ def book_module(name):
 
 def test_book_is_up_to_date_with_its_sources():
     """Listings, the text figure, the SVG figures and the transcripts' inputs."""
-    r = subprocess.run([sys.executable, "book/build.py", "--check"], cwd=labs.ROOT,
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "book/build.py", "--check"], cwd=labs.ROOT, capture_output=True, text=True, timeout=300
+    )
     assert r.returncode == 0, r.stdout + r.stderr
 
 
-@pytest.mark.instructor                 # the transcripts are runs of solutions/
+@pytest.mark.instructor  # the transcripts are runs of solutions/
 def test_every_transcript_matches_a_real_run():
     """A transcript whose inputs changed since the last sync is run again and
     compared (durations masked); unchanged inputs mean an unchanged run."""
     if not (labs.ROOT / "solutions").is_dir():
         pytest.skip("solutions/ is absent (a student handout): transcripts cannot be run again")
-    r = subprocess.run([sys.executable, "book/build.py", "--check"], cwd=labs.ROOT,
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "book/build.py", "--check"], cwd=labs.ROOT, capture_output=True, text=True, timeout=300
+    )
     if "made from other inputs" in r.stdout:
-        from grader import deps                 # running them needs the book's tools (gdb, bochs)
+        from grader import deps  # running them needs the book's tools (gdb, bochs)
+
         try:
             deps.ensure("book", install=True)
         except deps.MissingTools as e:
             pytest.fail(f"transcripts must be run again and their tools are missing: {e}")
-    r = subprocess.run([sys.executable, "book/build.py", "--verify"], cwd=labs.ROOT,
-                       capture_output=True, text=True, timeout=1800)
+    r = subprocess.run(
+        [sys.executable, "book/build.py", "--verify"], cwd=labs.ROOT, capture_output=True, text=True, timeout=1800
+    )
     assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-2000:]
 
 
@@ -84,8 +88,10 @@ def test_every_listing_and_transcript_is_followed_by_its_block():
 def test_a_broken_listing_or_figure_is_reported(tmp_path):
     build = book_module("build")
     ch = tmp_path / "99-broken.md"
-    ch.write_text("# Broken\n\n<!-- listing: labs/01-boot/kmain.c no_such_function -->\n\n"
-                  "<!-- listing: solutions/01-boot/mb2.c mb2_parse -->\n\n<!-- figure: memory-layout 77 -->\n")
+    ch.write_text(
+        "# Broken\n\n<!-- listing: labs/01-boot/kmain.c no_such_function -->\n\n"
+        "<!-- listing: solutions/01-boot/mb2.c mb2_parse -->\n\n<!-- figure: memory-layout 77 -->\n"
+    )
     problems = build.check([ch], transcripts=False, figures=False)
     assert len(problems) == 3, problems
     assert "no_such_function" in problems[0] and "solutions" in problems[1] and "77" in problems[2]
@@ -101,7 +107,7 @@ def test_a_listing_that_drifts_from_its_source_is_reported(tmp_path):
     ch.write_text(good.replace("kmain(", "kmain_of_an_older_day(", 1))
     problems = build.check([ch], transcripts=False, figures=False)
     assert len(problems) == 1 and "differs from its source" in problems[0], problems
-    ch.write_text(f"# Missing\n\n<!-- listing: labs/01-boot/kmain.c kmain -->\n\nsome text\n")
+    ch.write_text("# Missing\n\n<!-- listing: labs/01-boot/kmain.c kmain -->\n\nsome text\n")
     assert "no fenced block" in build.check([ch], transcripts=False, figures=False)[0]
     assert build.rewrite(ch, lambda d: build.fenced(*build.wanted(d))) == 1
     assert build.check([ch], transcripts=False, figures=False) == []
@@ -116,8 +122,10 @@ def test_a_transcript_that_drifts_from_a_real_run_is_reported(tmp_path, monkeypa
     build = book_module("build")
     monkeypatch.setattr(build.tr, "LOCK", tmp_path / "transcripts.json")
     ch = tmp_path / "99-transcript.md"
-    ch.write_text("# T\n\n<!-- transcript: sh run='printf \"one\\ntwo\\nthree\\n\"' drop='^two' -->\n"
-                  "```text\n$ printf \"one\\ntwo\\nthree\\n\"\none\n[...]\nfour\n```\n")
+    ch.write_text(
+        "# T\n\n<!-- transcript: sh run='printf \"one\\ntwo\\nthree\\n\"' drop='^two' -->\n"
+        '```text\n$ printf "one\\ntwo\\nthree\\n"\none\n[...]\nfour\n```\n'
+    )
     problems = build.sync([ch], verify_only=True, out=lambda *a: None)
     assert len(problems) == 1 and "drifted from a real run" in problems[0] and "+three" in problems[0], problems
     assert build.sync([ch], out=lambda *a: None) == []
@@ -159,24 +167,44 @@ def test_the_booted_kernel_is_the_same_wherever_the_kit_lives(tmp_path):
         root = tmp_path / name
         for d in ("labs", "solutions", "grader"):
             shutil.copytree(labs.ROOT / d, root / d, ignore=shutil.ignore_patterns("__pycache__", "tests"))
-        r = subprocess.run([sys.executable, "-m", "grader", "build", "--lab", "01", "--solutions", "--no-install"],
-                           cwd=root, capture_output=True, text=True, timeout=300)
+        r = subprocess.run(
+            [sys.executable, "-m", "grader", "build", "--lab", "01", "--solutions", "--no-install"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert r.returncode == 0, r.stdout + r.stderr
         out = root / "boot.elf"
-        r = subprocess.run(["xorriso", "-osirrox", "on", "-indev", str(root / "build/stage-01-sol/kernel.iso"),
-                            "-extract", "/boot/kernel.elf", str(out)], capture_output=True, text=True, timeout=60)
+        r = subprocess.run(
+            [
+                "xorriso",
+                "-osirrox",
+                "on",
+                "-indev",
+                str(root / "build/stage-01-sol/kernel.iso"),
+                "-extract",
+                "/boot/kernel.elf",
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert r.returncode == 0, r.stderr
         kernels.append(((root / "build/stage-01-sol/kernel.elf").read_bytes(), out.read_bytes()))
     (elf_a, boot_a), (elf_b, boot_b) = kernels
-    assert elf_a != elf_b                   # the debug information does differ between the two folders
+    assert elf_a != elf_b  # the debug information does differ between the two folders
     assert boot_a == boot_b
 
 
 def test_a_transcript_line_is_checked_before_anything_runs(tmp_path):
     build = book_module("build")
     ch = tmp_path / "99-bad.md"
-    ch.write_text("# B\n\n<!-- transcript: grade seed=0x1 -->\n\n<!-- transcript: qemu lab=01 experiment=nope -->\n\n"
-                  "<!-- transcript: gdb lab=01 color=red -->\n")
+    ch.write_text(
+        "# B\n\n<!-- transcript: grade seed=0x1 -->\n\n<!-- transcript: qemu lab=01 experiment=nope -->\n\n"
+        "<!-- transcript: gdb lab=01 color=red -->\n"
+    )
     problems = build.check([ch], figures=False)
     assert len(problems) == 3, problems
     assert "lab=NN is missing" in problems[0] and "no experiment `nope`" in problems[1] and "color" in problems[2]

@@ -10,14 +10,21 @@ import pytest
 from grader import labs
 
 ROOT = labs.ROOT
-pytestmark = pytest.mark.skipif(not (shutil.which("chromium") and shutil.which("pandoc")),
-                                reason="chromium or pandoc is not installed: `make book-check` installs both "
-                                       "(apt-get install --no-install-recommends chromium pandoc)")
+pytestmark = pytest.mark.skipif(
+    not (shutil.which("chromium") and shutil.which("pandoc")),
+    reason="chromium or pandoc is not installed: `make book-check` installs both "
+    "(apt-get install --no-install-recommends chromium pandoc)",
+)
 
 
 def browser_check(folder):
-    return subprocess.run([sys.executable, "book/build.py", "--browser-check", str(folder)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=900)
+    return subprocess.run(
+        [sys.executable, "book/build.py", "--browser-check", str(folder)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
 def test_the_committed_book_passes_in_a_real_browser():
@@ -29,31 +36,35 @@ def test_the_committed_book_passes_in_a_real_browser():
 
 def test_a_wrapped_figure_and_a_broken_link_fail(tmp_path):
     shutil.copy2(ROOT / "book" / "style" / "book.css", tmp_path / "book.css")
-    figure = "\n".join(" 0x%08x +%s+ a line of a text figure, longer than a phone is wide" % (i, "-" * 24)
-                       for i in range(3))
+    figure = "\n".join(
+        " 0x%08x +%s+ a line of a text figure, longer than a phone is wide" % (i, "-" * 24) for i in range(3)
+    )
     (tmp_path / "wrapped.html").write_text(
         '<!DOCTYPE html><html><head><meta charset="utf-8"><link rel="stylesheet" href="book.css">'
-        '<style>pre.figure { white-space: pre-wrap; }</style></head><body><main>'
-        f'<pre class="figure">{figure}</pre></main></body></html>')
+        "<style>pre.figure { white-space: pre-wrap; }</style></head><body><main>"
+        f'<pre class="figure">{figure}</pre></main></body></html>'
+    )
     (tmp_path / "links.html").write_text(
         '<!DOCTYPE html><html><head><meta charset="utf-8"><link rel="stylesheet" href="book.css"></head><body>'
         '<main><p><a href="wrapped.html">fine</a> <a href="03-bss-heap.html">a chapter that is not there</a> '
         '<a href="wrapped.html#no-such-section">an anchor that is not there</a></p>'
-        '<img src="figures/missing.svg" alt="a figure that is not there"></main></body></html>')
+        '<img src="figures/missing.svg" alt="a figure that is not there"></main></body></html>'
+    )
     r = browser_check(tmp_path)
     out = r.stdout
     assert r.returncode == 1, out + r.stderr
     assert "wrapped.html at 600 px: pre" in out and "a line wraps" in out and "white-space is pre-wrap" in out
-    assert "links.html: <a href=\"03-bss-heap.html\">: 03-bss-heap.html does not exist" in out
+    assert 'links.html: <a href="03-bss-heap.html">: 03-bss-heap.html does not exist' in out
     assert "no anchor #no-such-section in wrapped.html" in out
     assert "links.html at 1200 px: image figures/missing.svg did not load" in out
-    assert "<a href=\"wrapped.html\">:" not in out
+    assert '<a href="wrapped.html">:' not in out
 
 
 def test_a_javascript_error_and_a_pre_without_scrollbar_fail(tmp_path):
     (tmp_path / "page.html").write_text(
         '<!DOCTYPE html><html><head><meta charset="utf-8"></head><body>'
-        '<pre style="overflow: visible">' + "x" * 400 + '</pre><script>no_such_function();</script></body></html>')
+        '<pre style="overflow: visible">' + "x" * 400 + "</pre><script>no_such_function();</script></body></html>"
+    )
     r = browser_check(tmp_path)
     assert r.returncode == 1
     assert "javascript error: Uncaught ReferenceError" in r.stdout

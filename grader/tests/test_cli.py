@@ -14,15 +14,23 @@ ROOT = labs.ROOT
 
 
 def cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "grader", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300, env=dict(os.environ, **(env or {})))
+    return subprocess.run(
+        [sys.executable, "-m", "grader", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, **(env or {})),
+    )
 
 
 def test_wrong_lab_name_is_one_line():
     r = cli("grade", "--lab", "07-nope", "--no-install")
     assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert r.stderr.strip() == "error: no lab called '07-nope' (labs here: " + \
-        ", ".join(lab.name for lab in labs.discover()) + ")"
+    assert (
+        r.stderr.strip()
+        == "error: no lab called '07-nope' (labs here: " + ", ".join(lab.name for lab in labs.discover()) + ")"
+    )
 
 
 def test_bad_seed_is_a_usage_error():
@@ -32,9 +40,21 @@ def test_bad_seed_is_a_usage_error():
 
 @pytest.mark.instructor
 def test_full_marks_exit_zero_and_reports(tmp_path):
-    r = cli("grade", "--lab", "01", "--solutions", "--seed", "0x10", "--json", str(tmp_path / "r.json"),
-            "--junit", str(tmp_path / "r.xml"), "--gradescope", str(tmp_path / "results.json"),
-            env={"NO_COLOR": "1"})
+    r = cli(
+        "grade",
+        "--lab",
+        "01",
+        "--solutions",
+        "--seed",
+        "0x10",
+        "--json",
+        str(tmp_path / "r.json"),
+        "--junit",
+        str(tmp_path / "r.xml"),
+        "--gradescope",
+        str(tmp_path / "results.json"),
+        env={"NO_COLOR": "1"},
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "Score: 80/80" in r.stdout and "\033[" not in r.stdout
     data = json.loads((tmp_path / "r.json").read_text())
@@ -60,8 +80,8 @@ def test_submission_uses_only_student_files(tmp_path):
         (sub / "labs" / lab.name).mkdir(parents=True)
         for name in lab.student:
             (sub / "labs" / lab.name / name).write_text((ROOT / "solutions" / lab.name / name).read_text())
-    (sub / "Makefile").write_text("all:\n\tfalse\n")          # never used
-    (sub / "labs/01-boot/kmain.c").write_text("this is not C\n")   # a given file: ignored
+    (sub / "Makefile").write_text("all:\n\tfalse\n")  # never used
+    (sub / "labs/01-boot/kmain.c").write_text("this is not C\n")  # a given file: ignored
     r = cli("grade", "--lab", "02", "--submission", str(sub), "--seed", "3")
     assert r.returncode == 0, r.stdout
 
@@ -73,8 +93,10 @@ def test_missing_tools_give_the_install_line(monkeypatch):
     try:
         deps.ensure("kernel", install=True)
     except deps.MissingTools as e:
-        assert str(e) == ("missing Debian packages: qemu-system-x86. Install them with: "
-                          "sudo apt-get install -y --no-install-recommends qemu-system-x86")
+        assert str(e) == (
+            "missing Debian packages: qemu-system-x86. Install them with: "
+            "sudo apt-get install -y --no-install-recommends qemu-system-x86"
+        )
     else:
         raise AssertionError("no error for a missing tool")
 
@@ -88,7 +110,7 @@ def test_no_emulator_left_behind(tmp_path):
     assert r.returncode == 0, r.stdout
     ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
     assert str(mark) not in ps, ps
-    assert list(mark.iterdir()) == []               # every run directory was removed
+    assert list(mark.iterdir()) == []  # every run directory was removed
 
 
 @pytest.mark.instructor
@@ -107,9 +129,10 @@ class FakeTerminal:
 
 def test_no_color_only_when_set_to_something():
     from grader import report
+
     tty = FakeTerminal()
     assert report.use_color(tty, {"TERM": "xterm"})
-    assert report.use_color(tty, {"TERM": "xterm", "NO_COLOR": ""})          # empty: colour stays on
+    assert report.use_color(tty, {"TERM": "xterm", "NO_COLOR": ""})  # empty: colour stays on
     assert not report.use_color(tty, {"TERM": "xterm", "NO_COLOR": "1"})
     assert not report.use_color(tty, {"TERM": "dumb"})
 
@@ -136,8 +159,9 @@ def test_make_help_lists_every_target():
 def test_make_gdb_refuses_a_stale_session():
     gdbinit = ROOT / "build" / "gdbinit"
     gdbinit.parent.mkdir(exist_ok=True)
-    gdbinit.write_text("# written by `make qemu-gdb` (grader process 999999999), removed when it stops\n"
-                       "target remote 127.0.0.1:1\n")
+    gdbinit.write_text(
+        "# written by `make qemu-gdb` (grader process 999999999), removed when it stops\ntarget remote 127.0.0.1:1\n"
+    )
     r = cli("gdb", "--no-install")
     assert r.returncode == 1 and "no QEMU is waiting for GDB" in r.stderr and "Traceback" not in r.stderr
     assert not gdbinit.exists()

@@ -16,17 +16,34 @@ from conftest import ROOT
 pytestmark = pytest.mark.instructor
 
 LAB = labs.find("03")
-HANG = "    for (;;)\n        __asm__ volatile(\"pause\");   /* a hang */\n"
-FLOOD = "    for (;;)\n        kprintf(\"[heap] flood\\n\");   /* a flood */\n"
-KINDS = ["solution"] * 6 + ["repository"] * 3 + ["skeleton"] * 3 + ["broken"] * 3 + ["hang"] * 2 + \
-    ["flood"] * 2 + ["missing"]
-EXPECT = {"solution": "full marks", "repository": "full marks", "skeleton": "partial", "broken": "build failed",
-          "hang": "did not finish", "flood": "did not finish", "missing": "not handed in"}
+HANG = '    for (;;)\n        __asm__ volatile("pause");   /* a hang */\n'
+FLOOD = '    for (;;)\n        kprintf("[heap] flood\\n");   /* a flood */\n'
+KINDS = (
+    ["solution"] * 6
+    + ["repository"] * 3
+    + ["skeleton"] * 3
+    + ["broken"] * 3
+    + ["hang"] * 2
+    + ["flood"] * 2
+    + ["missing"]
+)
+EXPECT = {
+    "solution": "full marks",
+    "repository": "full marks",
+    "skeleton": "partial",
+    "broken": "build failed",
+    "hang": "did not finish",
+    "flood": "did not finish",
+    "missing": "not handed in",
+}
 
 
 def heap_with(body):
-    text = (LAB.solution_dir / "heap.c").read_text().replace('#include "heap.h"\n',
-                                                             '#include "heap.h"\n#include "serial.h"\n')
+    text = (
+        (LAB.solution_dir / "heap.c")
+        .read_text()
+        .replace('#include "heap.h"\n', '#include "heap.h"\n#include "serial.h"\n')
+    )
     return text.replace("    // LAB 3: your code here.\n", "    // LAB 3: your code here.\n" + body, 1)
 
 
@@ -55,8 +72,9 @@ def make_class(folder):
 
 def batch(*args, tmp):
     env = dict(os.environ, TMPDIR=str(tmp))
-    return subprocess.run([sys.executable, "-m", "grader", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=900, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "grader", *args], cwd=ROOT, capture_output=True, text=True, timeout=900, env=env
+    )
 
 
 def rows(path):
@@ -72,7 +90,7 @@ def test_a_class_of_twenty_graded_in_parallel_and_in_shards(tmp_path):
     short = ["--progress-timeout", "2", "--total-timeout", "8", "--seed", "0x1234"]
     r = batch("batch", "--lab", "03", str(cls), "--csv", str(tmp_path / "g.csv"), "-j", "2", *short, tmp=runs)
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-3000:]
-    assert "batch: 20/20 " in r.stderr and "left)" in r.stderr           # plain progress lines off a terminal
+    assert "batch: 20/20 " in r.stderr and "left)" in r.stderr  # plain progress lines off a terminal
     got = rows(tmp_path / "g.csv")
     assert [g["student"] for g in got] == sorted(p.name for p in cls.iterdir())
     for g in got:
@@ -92,7 +110,9 @@ def test_a_class_of_twenty_graded_in_parallel_and_in_shards(tmp_path):
     assert len({g["seed"] for g in got}) == 20
     report = json.loads((tmp_path / "g-reports" / "s16-hang.json").read_text())
     assert report["student"] == "s16-hang" and "timeout" in report["stages"][0]["stopped"]
-    assert "--submission" in report["stages"][0]["reproduce"] and str(cls / "s16-hang") in report["stages"][0]["reproduce"]
+    assert (
+        "--submission" in report["stages"][0]["reproduce"] and str(cls / "s16-hang") in report["stages"][0]["reproduce"]
+    )
     flood = json.loads((tmp_path / "g-reports" / "s18-flood.json").read_text())
     assert "output flood" in flood["stages"][0]["stopped"]
     # nothing left behind: no run or build folder, no emulator, nothing new under build/
@@ -102,24 +122,40 @@ def test_a_class_of_twenty_graded_in_parallel_and_in_shards(tmp_path):
     assert (set((ROOT / "build").iterdir()) if (ROOT / "build").is_dir() else set()) == before
     # two shards, merged, give the same gradebook (the seconds aside)
     for k in (1, 2):
-        r = batch("batch", "--lab", "03", str(cls), "--csv", str(tmp_path / f"part{k}.csv"), "-j", "2",
-                  "--shard", f"{k}/2", *short, tmp=runs)
+        r = batch(
+            "batch",
+            "--lab",
+            "03",
+            str(cls),
+            "--csv",
+            str(tmp_path / f"part{k}.csv"),
+            "-j",
+            "2",
+            "--shard",
+            f"{k}/2",
+            *short,
+            tmp=runs,
+        )
         assert r.returncode == 0, r.stderr[-2000:]
         assert len(rows(tmp_path / f"part{k}.csv")) == 10
-    r = batch("batch-merge", str(tmp_path / "merged.csv"), str(tmp_path / "part1.csv"), str(tmp_path / "part2.csv"),
-              tmp=runs)
+    r = batch(
+        "batch-merge", str(tmp_path / "merged.csv"), str(tmp_path / "part1.csv"), str(tmp_path / "part2.csv"), tmp=runs
+    )
     assert r.returncode == 0, r.stderr
 
     def same(rs):
         return [{k: v for k, v in g.items() if k != "seconds"} for g in rs]
+
     assert same(rows(tmp_path / "merged.csv")) == same(got)
-    r = batch("batch-merge", str(tmp_path / "twice.csv"), str(tmp_path / "part1.csv"), str(tmp_path / "part1.csv"),
-              tmp=runs)
+    r = batch(
+        "batch-merge", str(tmp_path / "twice.csv"), str(tmp_path / "part1.csv"), str(tmp_path / "part1.csv"), tmp=runs
+    )
     assert r.returncode == 2 and "is graded in both" in r.stderr
 
 
 def test_shards_are_slices_of_the_sorted_class():
     from grader import batch as b
+
     names = [f"s{i}" for i in range(7)]
     parts = [b.shard_of(names, f"{k}/3") for k in (1, 2, 3)]
     assert sorted(sum(parts, [])) == names and [len(p) for p in parts] == [3, 2, 2]

@@ -17,11 +17,32 @@ pytestmark = pytest.mark.instructor
 LAB03 = labs.find("03")
 # Gradescope's "Autograder Specifications" (gradescope-autograders.readthedocs.io/en/latest/specs/):
 # the fields results.json may have, at the top and per test.
-TOP = {"score": (int, float), "execution_time": (int, float), "output": str, "output_format": str,
-       "test_output_format": str, "test_name_format": str, "visibility": str, "stdout_visibility": str,
-       "extra_data": dict, "tests": list, "leaderboard": list}
-TEST = {"score": (int, float), "max_score": (int, float), "status": str, "name": str, "name_format": str,
-        "number": str, "output": str, "output_format": str, "tags": list, "visibility": str, "extra_data": dict}
+TOP = {
+    "score": (int, float),
+    "execution_time": (int, float),
+    "output": str,
+    "output_format": str,
+    "test_output_format": str,
+    "test_name_format": str,
+    "visibility": str,
+    "stdout_visibility": str,
+    "extra_data": dict,
+    "tests": list,
+    "leaderboard": list,
+}
+TEST = {
+    "score": (int, float),
+    "max_score": (int, float),
+    "status": str,
+    "name": str,
+    "name_format": str,
+    "number": str,
+    "output": str,
+    "output_format": str,
+    "tags": list,
+    "visibility": str,
+    "extra_data": dict,
+}
 
 
 def check_format(data, roots):
@@ -37,7 +58,7 @@ def check_format(data, roots):
             assert isinstance(v, TEST[k]) and not isinstance(v, bool), (t["name"], k)
         assert t["status"] in ("passed", "failed") and t["visibility"] in api.VISIBILITIES
     text = json.dumps(data)
-    assert not re.search(r"\\u00[01][0-9a-f]|\\u007f", text)           # no control character
+    assert not re.search(r"\\u00[01][0-9a-f]|\\u007f", text)  # no control character
     for root in roots:
         assert str(root) not in text, root
 
@@ -63,8 +84,13 @@ def autograder(tmp_path, bundle, files, env=None, before=None):
         (r / "submission" / name).write_bytes(data)
     if before:
         before(r)
-    p = subprocess.run(["bash", str(r / "source/run_autograder")], capture_output=True, text=True, timeout=300,
-                       env=dict(os.environ, AUTOGRADER_ROOT=str(r), **(env or {})))
+    p = subprocess.run(
+        ["bash", str(r / "source/run_autograder")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, AUTOGRADER_ROOT=str(r), **(env or {})),
+    )
     assert p.returncode == 0, p.stderr
     data = json.loads((r / "results/results.json").read_text())
     check_format(data, [r, ROOT])
@@ -81,9 +107,9 @@ def test_the_bundle_has_the_two_scripts_at_its_root_and_no_solutions(bundle):
     assert {"setup.sh", "run_autograder", "bundle.json"} <= set(names)
     assert modes["setup.sh"] & 0o111 and modes["run_autograder"] & 0o111
     assert not [n for n in names if n.startswith("solutions/") or n.endswith("mutants.py") or "/tests/" in n]
-    assert not [n for n in names if n.startswith("reference/03-")]          # never the graded lab's own
+    assert not [n for n in names if n.startswith("reference/03-")]  # never the graded lab's own
     assert "labs/03-bss-heap/hidden/checks.py" in names and "labs/02-serial/hidden/checks.py" not in names
-    setup = (gradescope.SETUP)
+    setup = gradescope.SETUP
     assert "python3 -m grader setup --for qemu" in setup and "apt-get install" in setup
 
 
@@ -91,7 +117,7 @@ def test_full_marks_for_the_solution_files_loose(tmp_path, bundle):
     data, r, _ = autograder(tmp_path, bundle, solution())
     tests = data["tests"]
     assert all(t["status"] == "passed" for t in tests), [t for t in tests if t["status"] != "passed"]
-    assert data["score"] == sum(t["max_score"] for t in tests) + 30          # plus the three challenges
+    assert data["score"] == sum(t["max_score"] for t in tests) + 30  # plus the three challenges
     assert [t["visibility"] for t in tests if "again" in t["name"]] == ["after_due_date"]
     assert "make grade LAB=03 SEED=0x" in data["output"]
     assert (r / "source/labs/03-bss-heap/hidden/checks.py").is_file()
@@ -125,20 +151,36 @@ def test_without_the_sandbox_it_grades_says_so_and_keeps_the_hidden_checks(tmp_p
     assert "built without the sandbox (KIT_SANDBOX=off)" in data["output"]
     assert all(t["status"] == "passed" for t in data["tests"])
     assert [t for t in data["tests"] if "again" in t["name"]]
-    assert (r / "source/labs/03-bss-heap/hidden/checks.py").is_file()       # moved back
+    assert (r / "source/labs/03-bss-heap/hidden/checks.py").is_file()  # moved back
 
 
 def test_a_crash_still_writes_a_results_file(tmp_path, bundle):
-    data, _, _ = autograder(tmp_path, bundle, solution(), before=lambda r: (r / "bundle.json").unlink(missing_ok=True)
-                            or (r / "source/bundle.json").write_text("{"))          # a broken bundle
+    data, _, _ = autograder(
+        tmp_path,
+        bundle,
+        solution(),
+        before=lambda r: (r / "bundle.json").unlink(missing_ok=True) or (r / "source/bundle.json").write_text("{"),
+    )  # a broken bundle
     assert data["score"] == 0 and data["output"].startswith("The autograder failed: JSONDecodeError")
-    data, _, _ = autograder(tmp_path / "2", bundle, solution(),
-                            before=lambda r: (r / "source/grader/report.py").unlink())   # Python itself fails
+    data, _, _ = autograder(
+        tmp_path / "2", bundle, solution(), before=lambda r: (r / "source/grader/report.py").unlink()
+    )  # Python itself fails
     assert data["score"] == 0 and "The autograder itself failed (exit status 1)" in data["output"]
 
 
 def test_every_package_setup_installs_has_the_same_name_on_ubuntu():
     # Checked by hand against packages.ubuntu.com for jammy (22.04) and noble (24.04); see
     # book/91-instructors.md. A package added to the list must be checked there too.
-    assert set(deps.all_packages("qemu")) <= {"clang", "lld", "llvm", "grub-common", "grub-pc-bin", "xorriso",
-                                               "mtools", "qemu-system-x86", "seabios", "bubblewrap", "util-linux"}
+    assert set(deps.all_packages("qemu")) <= {
+        "clang",
+        "lld",
+        "llvm",
+        "grub-common",
+        "grub-pc-bin",
+        "xorriso",
+        "mtools",
+        "qemu-system-x86",
+        "seabios",
+        "bubblewrap",
+        "util-linux",
+    }

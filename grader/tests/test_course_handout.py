@@ -13,8 +13,9 @@ pytestmark = pytest.mark.instructor
 
 
 def run(cmd, cwd, timeout=600, env=None):
-    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          env=dict(os.environ, NO_COLOR="1", **(env or {})))
+    return subprocess.run(
+        cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=dict(os.environ, NO_COLOR="1", **(env or {}))
+    )
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +46,11 @@ def test_one_commit_no_solutions_no_hidden_check_no_instructor_test(kit):
     rel = [str(p.relative_to(kit)) for p in files]
     assert not (kit / "solutions").exists()
     assert not [r for r in rel if "/hidden/" in r or r.endswith("mutants.py") or "test_course" in r]
-    assert not [r for r in rel if r in ("grader/handout.py", "grader/gradescope.py", "grader/batch.py",
-                                        "book/91-instructors.md", ".ci/run")]
+    assert not [
+        r
+        for r in rel
+        if r in ("grader/handout.py", "grader/gradescope.py", "grader/batch.py", "book/91-instructors.md", ".ci/run")
+    ]
     words = hidden_words()
     assert len(words) >= 4
     for p in files:
@@ -60,7 +64,7 @@ def test_one_commit_no_solutions_no_hidden_check_no_instructor_test(kit):
 def test_the_students_two_commands(kit):
     r = run(["make", "grade", "LAB=01"], kit)
     assert "Score: 0/80" in r.stdout and "hint:" in r.stdout and "Traceback" not in r.stdout + r.stderr
-    assert r.returncode == 2 and "Error 1" in r.stderr         # the grader's 1; make says 2 for any failure
+    assert r.returncode == 2 and "Error 1" in r.stderr  # the grader's 1; make says 2 for any failure
     r = run(["python3", "-m", "grader", "grade", "--lab", "01"], kit)
     assert r.returncode == 1
     r = run(["make", "test"], kit)
@@ -70,8 +74,12 @@ def test_the_students_two_commands(kit):
 
 
 def test_what_needs_the_solutions_says_so(kit):
-    for cmd in (["make", "demo"], ["make", "grade", "LAB=02", "BELOW=solutions"],
-                ["make", "grade", "LAB=01", "SOLUTIONS=1"], ["make", "qemu", "LAB=01", "SOLUTIONS=1"]):
+    for cmd in (
+        ["make", "demo"],
+        ["make", "grade", "LAB=02", "BELOW=solutions"],
+        ["make", "grade", "LAB=01", "SOLUTIONS=1"],
+        ["make", "qemu", "LAB=01", "SOLUTIONS=1"],
+    ):
         r = run(cmd, kit)
         assert r.returncode != 0 and "Traceback" not in r.stdout + r.stderr, cmd
         assert "this copy of the kit has no solutions/" in r.stderr, (cmd, r.stderr)
@@ -92,10 +100,14 @@ def test_the_book_builds_from_the_students_labs(kit):
 
 
 def test_marked_tests_are_cut_out_of_a_module():
-    text = ('"""doc"""\nimport pytest\n\n\ndef test_a():\n    pass\n\n\n@pytest.mark.instructor\n'
-            '@pytest.mark.parametrize("x", [1])\ndef test_b(x):\n    pass\n\n\ndef test_c():\n    pass\n')
-    assert handout.strip_instructor_tests(text) == \
-        '"""doc"""\nimport pytest\n\n\ndef test_a():\n    pass\n\n\ndef test_c():\n    pass\n'
+    text = (
+        '"""doc"""\nimport pytest\n\n\ndef test_a():\n    pass\n\n\n@pytest.mark.instructor\n'
+        '@pytest.mark.parametrize("x", [1])\ndef test_b(x):\n    pass\n\n\ndef test_c():\n    pass\n'
+    )
+    assert (
+        handout.strip_instructor_tests(text)
+        == '"""doc"""\nimport pytest\n\n\ndef test_a():\n    pass\n\n\ndef test_c():\n    pass\n'
+    )
     assert handout.strip_instructor_tests("import pytest\npytestmark = pytest.mark.instructor\n") is None
     assert handout.strip_instructor_tests("import pytest\npytestmark = [pytest.mark.slow]\n") is not None
 
@@ -114,7 +126,7 @@ def test_below_solutions_works_once_the_staff_hand_out_a_lab(kit, tmp_path):
         r = run(["make", "grade", "LAB=02", "BELOW=solutions"], kit)
         assert "from labs/ (your code) (labs below it from solutions/)" in r.stdout, r.stdout + r.stderr
         assert "Score: 0/95" in r.stdout and "Traceback" not in r.stdout + r.stderr
-        assert "the kernel did not finish" not in r.stdout      # lab 01 is the reference: the stage runs to the end
+        assert "the kernel did not finish" not in r.stdout  # lab 01 is the reference: the stage runs to the end
     finally:
         for f in released.iterdir():
             f.unlink()

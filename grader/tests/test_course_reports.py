@@ -20,8 +20,14 @@ LAB02, LAB03 = labs.find("02"), labs.find("03")
 
 
 def cli(*args, env=None, timeout=300):
-    return subprocess.run([sys.executable, "-m", "grader", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, env=dict(os.environ, **(env or {})))
+    return subprocess.run(
+        [sys.executable, "-m", "grader", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=dict(os.environ, **(env or {})),
+    )
 
 
 def loose(tmp_path, lab, name="loose", change=None):
@@ -37,6 +43,7 @@ def loose(tmp_path, lab, name="loose", change=None):
 
 # --- hidden variants ------------------------------------------------------------
 
+
 def test_hidden_checks_come_from_the_hidden_folder_with_their_visibility(monkeypatch):
     st = stage.make("02", stage.Origin("solutions"))
     plan = grade.plan_for(st, "qemu")
@@ -44,7 +51,7 @@ def test_hidden_checks_come_from_the_hidden_folder_with_their_visibility(monkeyp
     assert hidden and all(c.visibility == "after_due_date" for c in hidden)
     assert all(c.visibility == "visible" for c in plan.checks if not c.hidden)
     assert isinstance(plan.boots["short-numbers"], api.Boot)
-    monkeypatch.setenv("KIT_HIDDEN", "off")            # what a student's copy grades
+    monkeypatch.setenv("KIT_HIDDEN", "off")  # what a student's copy grades
     assert not [c for c in grade.plan_for(st, "qemu").checks if c.hidden]
 
 
@@ -68,6 +75,7 @@ def test_visibility_must_be_one_gradescope_knows():
 
 # --- submissions -----------------------------------------------------------------
 
+
 def test_loose_files_a_tree_and_a_repository_map_onto_the_kit_layout(tmp_path):
     up = loose(tmp_path, LAB03)
     origin = intake.materialize(up, "03", tmp_path / "t1", below="reference")
@@ -78,10 +86,10 @@ def test_loose_files_a_tree_and_a_repository_map_onto_the_kit_layout(tmp_path):
     for lab in labs.discover():
         for f in lab.student:
             shutil.copyfile(lab.solution_dir / f, repo / "kit/labs" / lab.name / f)
-    (repo / "build/stage-03/src/labs/03-bss-heap").mkdir(parents=True)       # a build copy is never looked at
+    (repo / "build/stage-03/src/labs/03-bss-heap").mkdir(parents=True)  # a build copy is never looked at
     (repo / "build/stage-03/src/labs/03-bss-heap/heap.c").write_text("old\n")
     (repo / "notes").mkdir()
-    (repo / "notes/heap.c").write_text("a draft\n")                          # the kit's layout wins
+    (repo / "notes/heap.c").write_text("a draft\n")  # the kit's layout wins
     intake.materialize(repo, "03", tmp_path / "t2")
     assert (tmp_path / "t2/labs/03-bss-heap/heap.c").read_bytes() == (LAB03.solution_dir / "heap.c").read_bytes()
     assert (tmp_path / "t2/labs/01-boot/longmode.S").is_file()
@@ -91,8 +99,9 @@ def test_a_missing_an_ambiguous_or_a_linked_file_gets_a_clear_verdict(tmp_path):
     up = loose(tmp_path, LAB03, change=lambda d: (d / "freelist.c").unlink())
     with pytest.raises(intake.IntakeError) as e:
         intake.materialize(up, "03", tmp_path / "t", below="reference")
-    assert e.value.summary == ("missing freelist.c: lab 03-bss-heap needs heap.c, freelist.c; "
-                               "the submission has heap.c")
+    assert e.value.summary == (
+        "missing freelist.c: lab 03-bss-heap needs heap.c, freelist.c; the submission has heap.c"
+    )
     two = loose(tmp_path, LAB03, "two")
     (two / "old").mkdir()
     (two / "old/heap.c").write_text("int x;\n")
@@ -101,10 +110,11 @@ def test_a_missing_an_ambiguous_or_a_linked_file_gets_a_clear_verdict(tmp_path):
     assert e.value.summary == "2 different files called heap.c: heap.c, old/heap.c"
     same = loose(tmp_path, LAB03, "same")
     (same / "copy").mkdir()
-    shutil.copyfile(same / "heap.c", same / "copy/heap.c")                  # the same bytes: no doubt
+    shutil.copyfile(same / "heap.c", same / "copy/heap.c")  # the same bytes: no doubt
     intake.materialize(same, "03", tmp_path / "t", below="reference")
-    link = loose(tmp_path, LAB03, "link", change=lambda d: ((d / "heap.c").unlink(),
-                                                            (d / "heap.c").symlink_to("/etc/passwd")))
+    link = loose(
+        tmp_path, LAB03, "link", change=lambda d: ((d / "heap.c").unlink(), (d / "heap.c").symlink_to("/etc/passwd"))
+    )
     with pytest.raises(intake.IntakeError, match="heap.c is a symbolic link"):
         intake.materialize(link, "03", tmp_path / "t", below="reference")
 
@@ -114,20 +124,42 @@ def test_a_student_copy_without_solutions_says_so_in_one_sentence(tmp_path):
     with pytest.raises(labs.LabError) as e:
         stage.make("02", stage.Origin("labs", None, True), tmp_path)
     assert "has no solutions/" in str(e.value) and "`make grade LAB=02` grades your own code" in str(e.value)
-    stage.make("01", stage.Origin("labs", None, True), tmp_path)            # nothing below lab 01
+    stage.make("01", stage.Origin("labs", None, True), tmp_path)  # nothing below lab 01
 
 
 # --- reports ---------------------------------------------------------------------
 
+
 def test_reports_of_loose_files_name_them_and_carry_errors_output_and_extra_credit(tmp_path):
-    broken = loose(tmp_path, LAB03, "broken", change=lambda d: (d / "heap.c").write_text(
-        (d / "heap.c").read_text() + "\nint broken(void) { return nope; }\n"))
-    r = cli("grade", "--lab", "03", "--submission", str(broken), "--solutions-below", "--seed", "0x33",
-            "--json", str(tmp_path / "r.json"), "--junit", str(tmp_path / "r.xml"),
-            "--gradescope", str(tmp_path / "g.json"))
+    broken = loose(
+        tmp_path,
+        LAB03,
+        "broken",
+        change=lambda d: (d / "heap.c").write_text(
+            (d / "heap.c").read_text() + "\nint broken(void) { return nope; }\n"
+        ),
+    )
+    r = cli(
+        "grade",
+        "--lab",
+        "03",
+        "--submission",
+        str(broken),
+        "--solutions-below",
+        "--seed",
+        "0x33",
+        "--json",
+        str(tmp_path / "r.json"),
+        "--junit",
+        str(tmp_path / "r.xml"),
+        "--gradescope",
+        str(tmp_path / "g.json"),
+    )
     assert r.returncode == 1 and "Traceback" not in r.stderr
-    assert f"reproduce: python3 -m grader grade --lab 03 --submission {broken} --solutions-below --seed 0x00000033" \
+    assert (
+        f"reproduce: python3 -m grader grade --lab 03 --submission {broken} --solutions-below --seed 0x00000033"
         in r.stdout
+    )
     data = json.loads((tmp_path / "r.json").read_text())["stages"][0]
     assert "error: use of undeclared identifier 'nope'" in "\n".join(data["compiler_errors"])
     gs = json.loads((tmp_path / "g.json").read_text())
@@ -135,7 +167,7 @@ def test_reports_of_loose_files_name_them_and_carry_errors_output_and_extra_cred
     assert all("use of undeclared identifier" in t["output"] for t in gs["tests"])
     xml = (tmp_path / "r.xml").read_text()
     assert "use of undeclared identifier" in xml
-    for text in (json.dumps(data), json.dumps(gs), xml):        # only the reproduce line names the folder
+    for text in (json.dumps(data), json.dumps(gs), xml):  # only the reproduce line names the folder
         text = text.replace(f"--submission {broken} ", "")
         assert str(tmp_path) not in text and str(ROOT) not in text
 
@@ -158,7 +190,7 @@ def test_a_challenge_is_extra_credit_and_case_times_add_up_to_the_stage(tmp_path
     assert gs["score"] == result.score and all(t["status"] == "passed" for t in gs["tests"])
     hidden = [t for t in gs["tests"] if t["visibility"] != "visible"]
     assert [t["name"] for t in hidden] == ["03-bss-heap: heap again: page-aligned blocks, another seed family"]
-    assert ": 90/90" not in gs["output"]            # hidden tests: Gradescope hides the total, so do we
+    assert ": 90/90" not in gs["output"]  # hidden tests: Gradescope hides the total, so do we
 
 
 def test_sanitize_cuts_host_paths_and_control_characters():

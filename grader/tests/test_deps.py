@@ -7,7 +7,6 @@ import os
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -58,7 +57,7 @@ def test_a_missing_or_dangling_vga_bios_is_named_with_its_package(tmp_path):
     vga = root / deps.BOCHS_VGABIOS.lstrip("/")
     vga.unlink()
     assert deps.missing_packages("bochs", root) == ["vgabios"]
-    vga.symlink_to("../vgabios/vgabios.bin")              # as the bochsbios package ships it
+    vga.symlink_to("../vgabios/vgabios.bin")  # as the bochsbios package ships it
     assert deps.missing_packages("bochs", root) == ["vgabios"]
     (root / "usr/share/vgabios").mkdir(parents=True)
     (root / "usr/share/vgabios/vgabios.bin").write_bytes(b"")
@@ -81,8 +80,9 @@ def test_every_program_the_build_runs_is_listed(tmp_path, monkeypatch):
         # every program in the command: the sandbox's and the tool's inside it
         ran.extend(w for w in cmd if "/" not in w and not w.startswith("-") and shutil.which(w))
         return real(cmd, *a, **kw)
-    build.sandbox.mode()                    # its probe (`bwrap ... true`) is not the build's, and is cached
-    monkeypatch.setattr(build.subprocess, "Popen", spy)       # subprocess.run starts its process with it too
+
+    build.sandbox.mode()  # its probe (`bwrap ... true`) is not the build's, and is cached
+    monkeypatch.setattr(build.subprocess, "Popen", spy)  # subprocess.run starts its process with it too
     last = labs.discover()[-1]
     build.build(stage.make(last.name, stage.Origin("solutions")), outdir=tmp_path / "out")
     assert {"clang", "ld.lld", "grub-mkrescue", "prlimit"} <= set(ran)
@@ -96,9 +96,22 @@ def hard_dependencies(packages):
     hard, todo = set(), list(packages)
     while todo:
         hard.update(todo)
-        out = subprocess.run(["apt-cache", "depends", "--no-recommends", "--no-suggests", "--no-conflicts",
-                              "--no-breaks", "--no-replaces", "--no-enhances", *todo],
-                             capture_output=True, text=True, timeout=120).stdout
+        out = subprocess.run(
+            [
+                "apt-cache",
+                "depends",
+                "--no-recommends",
+                "--no-suggests",
+                "--no-conflicts",
+                "--no-breaks",
+                "--no-replaces",
+                "--no-enhances",
+                *todo,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        ).stdout
         found, alternative = set(), False
         for line in out.splitlines():
             m = re.match(r"^\s*(\|?)(?:Pre)?Depends: (\S+)$", line)
@@ -128,9 +141,14 @@ def test_every_data_file_an_emulator_opens_comes_from_a_listed_package(emulator,
     fifo = os.open(launch.serial_fifo, os.O_RDWR | os.O_NONBLOCK) if launch.serial_fifo else None
     trace = tmp_path / "trace"
     try:
-        subprocess.run(["strace", "-f", "-qq", "-e", "trace=openat,open", "-o", str(trace)] + launch.argv,
-                       cwd=run, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       timeout=120)
+        subprocess.run(
+            ["strace", "-f", "-qq", "-e", "trace=openat,open", "-o", str(trace)] + launch.argv,
+            cwd=run,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=120,
+        )
     finally:
         if fifo is not None:
             os.close(fifo)
@@ -138,7 +156,7 @@ def test_every_data_file_an_emulator_opens_comes_from_a_listed_package(emulator,
     for line in trace.read_text().splitlines():
         m = re.search(r'open(?:at)?\((?:AT_FDCWD, )?"([^"]+)".*\) = \d+', line)
         if m:
-            path = os.path.realpath(os.path.join(run, m.group(1)))     # through symlinks, to the owner
+            path = os.path.realpath(os.path.join(run, m.group(1)))  # through symlinks, to the owner
             if ARCH_DATA.match(os.path.normpath(m.group(1))) and os.path.isfile(path):
                 opened.add(path)
     assert any("bios" in p.lower() for p in opened), f"no firmware among the opened files: {sorted(opened)}"

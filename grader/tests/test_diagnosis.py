@@ -21,7 +21,7 @@ def test_null_idt_int3_chain():
 
 def test_faults_outside_the_kernel_are_skipped():
     text = (FIX / "qemu-int3-null-idt.log").read_text()
-    assert "Servicing hardware INT" in text          # firmware's timer interrupts are in the log
+    assert "Servicing hardware INT" in text  # firmware's timer interrupts are in the log
     assert len(diagnosis.parse_qemu_log(text, None).faults) == 3
     assert diagnosis.parse_qemu_log(text, (0x200000, 0x300000)).faults == []
 
@@ -52,7 +52,7 @@ def test_symbolizer_maps_kmain_to_its_source():
     b = build.build(stage.make("01", stage.Origin("solutions")))
     nm = subprocess.run(["llvm-nm", str(b.elf)], capture_output=True, text=True).stdout
     addr = next(int(ln.split()[0], 16) for ln in nm.splitlines() if ln.endswith(" kmain"))
-    assert b.symbols["kmain"] == addr                  # kernel.sym, read once, says the same
+    assert b.symbols["kmain"] == addr  # kernel.sym, read once, says the same
     names = diagnosis.symbolize(b.elf, [addr + 4], [str(build.ROOT)])
     assert names[addr + 4].startswith("kmain (labs/01-boot/kmain.c:")
     start, end = b.symbols.kernel_range

@@ -4,13 +4,14 @@ import pytest
 
 from grader import mutants
 
-pytestmark = pytest.mark.instructor       # needs solutions/: not in a student's copy
+pytestmark = pytest.mark.instructor  # needs solutions/: not in a student's copy
 
 MUTANTS = mutants.collect()
 
 
 def test_every_lab_has_mutants():
     from grader import labs
+
     assert {m.lab.name for m in MUTANTS} == {lab.name for lab in labs.discover()}
 
 
@@ -23,6 +24,7 @@ def asserted_texts():
     """Every string an `assert` of a lab's mutants.py looks for (15 characters or more)."""
     import ast
     from grader import labs
+
     found = set()
     for lab in labs.discover():
         path = lab.dir / "mutants.py"
@@ -30,8 +32,11 @@ def asserted_texts():
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Assert):
-                found |= {c.value for c in ast.walk(node) if isinstance(c, ast.Constant)
-                          and isinstance(c.value, str) and len(c.value) >= 15}
+                found |= {
+                    c.value
+                    for c in ast.walk(node)
+                    if isinstance(c, ast.Constant) and isinstance(c.value, str) and len(c.value) >= 15
+                }
     return found
 
 
@@ -39,11 +44,12 @@ def test_every_hint_that_names_a_cause_has_a_mutant_that_checks_its_words():
     """A diagnosis hint is only as good as the break that shows it: each lab's
     hints must be asserted, by their words, in some lab's mutants.py."""
     from grader import api, labs
+
     asserted = asserted_texts()
     missing = []
     for lab in labs.discover():
         for h in api.collect(lab.module("checks"))["hints"]:
-            if h.rank >= 95:                    # the last resort names no cause
+            if h.rank >= 95:  # the last resort names no cause
                 continue
             text = h.key if callable(h.text) else h.text
             if not any(a in text or (callable(h.text) and text in a) for a in asserted):

@@ -3,14 +3,13 @@ and one book/07-*.md, plus one call line in kmain, and nothing in the engine.
 The engine discovers it, builds it into stage 07 and grades it."""
 import hashlib
 import shutil
-from pathlib import Path
 
 import pytest
 
 from grader import grade, labs, mutants, stage
 from conftest import ROOT, SEED
 
-pytestmark = pytest.mark.instructor       # needs solutions/: not in a student's copy
+pytestmark = pytest.mark.instructor  # needs solutions/: not in a student's copy
 
 LAB07 = {
     "labs/07-hello/lab.json": """{
@@ -116,8 +115,11 @@ CALL = "    LAB_7(hello_selftest(seed));           /* lab 07: a seeded greeting 
 
 
 def snapshot(root):
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and "__pycache__" not in p.parts}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts
+    }
 
 
 def add_lab_07(root):
@@ -140,8 +142,11 @@ def test_new_lab_in_one_folder(tmp_path):
     after = snapshot(root)
 
     changed = {p for p in after if before.get(p) != after[p]}
-    allowed = {p for p in changed if p.startswith(("labs/07-", "solutions/07-")) or
-               (p.startswith("book/07-") and p.endswith(".md"))}
+    allowed = {
+        p
+        for p in changed
+        if p.startswith(("labs/07-", "solutions/07-")) or (p.startswith("book/07-") and p.endswith(".md"))
+    }
     assert changed - allowed == {str(kmain.relative_to(root))}
     old, new = before[str(kmain.relative_to(root))], (ROOT / kmain.relative_to(root)).read_text()
     assert len(kmain.read_text().splitlines()) == len(new.splitlines()) + 1 and old
@@ -149,13 +154,16 @@ def test_new_lab_in_one_folder(tmp_path):
     lab = labs.find("07", root)
     assert lab.name == "07-hello" and labs.skeleton_drift(lab) == []
     solution = grade.grade_stage(stage.make("07", stage.Origin("solutions"), root), seed=SEED)
-    assert solution.full and solution.score == solution.total == 40, \
-        [(c.title, c.message) for c in solution.checks if not c.passed]
+    assert solution.full and solution.score == solution.total == 40, [
+        (c.title, c.message) for c in solution.checks if not c.passed
+    ]
     skeleton = grade.grade_stage(stage.make("07", stage.Origin("labs", None, True), root), seed=SEED)
-    assert not skeleton.full and skeleton.score == 20           # the transcript's line and the power-off
+    assert not skeleton.full and skeleton.score == 20  # the transcript's line and the power-off
     assert [c.title for c in skeleton.checks if not c.passed] == ["hello: greet_mix of the seed"]
     found = [m for m in mutants.collect(root) if m.lab.name == "07-hello"]
     assert [m.name for m in found] == ["shift_off_by_one"]
     mutants.run(found[0], tmp_path / "mutant")
-    assert not grade.grade_stage(stage.make("07", stage.Origin("solutions"), mutants.make_tree(
-        tmp_path / "m2", found[0].patches, root)), seed=SEED).full
+    assert not grade.grade_stage(
+        stage.make("07", stage.Origin("solutions"), mutants.make_tree(tmp_path / "m2", found[0].patches, root)),
+        seed=SEED,
+    ).full

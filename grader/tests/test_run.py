@@ -10,9 +10,14 @@ from grader.ending import end_of_run
 
 def fake(script):
     """A make_launch for the runner that runs `script` in Python instead of QEMU."""
+
     def make(tmp):
-        return emulators.Launch("fake", [sys.executable, "-c", script], log=os.path.join(tmp, "none.log")
-                                and __import__("pathlib").Path(tmp) / "none.log")
+        return emulators.Launch(
+            "fake",
+            [sys.executable, "-c", script],
+            log=os.path.join(tmp, "none.log") and __import__("pathlib").Path(tmp) / "none.log",
+        )
+
     return make
 
 
@@ -39,8 +44,9 @@ def test_flood_is_capped_and_stopped():
 
 
 def test_silence_is_a_progress_timeout():
-    r = run.run(fake("import time; print('[boot] hello', flush=True); time.sleep(60)"),
-                progress_timeout=1.0, total_timeout=30)
+    r = run.run(
+        fake("import time; print('[boot] hello', flush=True); time.sleep(60)"), progress_timeout=1.0, total_timeout=30
+    )
     assert r.reason == "silent" and r.elapsed < 5
     msg, details = end_of_run(r)
     assert "no new output for 1s" in msg and details == ["last output: [boot] hello"]
@@ -52,8 +58,11 @@ def test_nothing_printed_at_all():
 
 
 def test_total_timeout_while_printing():
-    r = run.run(fake("import time\nwhile True:\n print('tick', flush=True); time.sleep(0.1)"),
-                total_timeout=1.5, progress_timeout=1.0)
+    r = run.run(
+        fake("import time\nwhile True:\n print('tick', flush=True); time.sleep(0.1)"),
+        total_timeout=1.5,
+        progress_timeout=1.0,
+    )
     assert r.reason == "timeout" and "still running after 2s" in end_of_run(r)[0]
 
 
@@ -66,16 +75,18 @@ def test_final_line_without_exit():
 def test_binary_garbage_is_named_not_crashing():
     r = run.run(fake("import os, sys; os.write(1, bytes(range(256)) * 8); sys.exit(33)"))
     assert r.binary_bytes > 1000
-    assert "\\x00" in r.text          # shown escaped, never raw
+    assert "\\x00" in r.text  # shown escaped, never raw
     r.outcome = None
     assert "binary garbage" in end_of_run(r)[0]
 
 
 def test_process_group_is_reaped():
-    script = ("import subprocess, sys, time\n"
-              "p = subprocess.Popen(['sleep', '300'])\n"
-              "print(p.pid, flush=True)\n"
-              "time.sleep(300)")
+    script = (
+        "import subprocess, sys, time\n"
+        "p = subprocess.Popen(['sleep', '300'])\n"
+        "print(p.pid, flush=True)\n"
+        "time.sleep(300)"
+    )
     r = run.run(fake(script), progress_timeout=1.0)
     child = int(r.lines[0])
     time.sleep(0.2)
@@ -89,6 +100,7 @@ def test_missing_emulator_is_a_verdict():
 
 def test_the_args_disk_is_what_grub_editenv_writes(tmp_path):
     import subprocess
+
     for kargs in ("seed=0x00000001 tests=all", "seed=0xffffffff tests=panic monitor=1", ""):
         real = tmp_path / "real.env"
         real.unlink(missing_ok=True)

@@ -15,11 +15,14 @@ import pytest
 from grader import build, grade, labs, mutants, sandbox, stage
 from conftest import ROOT, SEED, grade_stage
 
-pytestmark = pytest.mark.instructor       # needs solutions/: not in a student's copy
+pytestmark = pytest.mark.instructor  # needs solutions/: not in a student's copy
 
 LABS = labs.discover()
-needs_sandbox = pytest.mark.skipif(sandbox.mode() is None, reason="no sandbox here: " + (
-    os.environ.get("KIT_NO_SANDBOX_REASON") or sandbox.why_not() if sandbox.mode() is None else ""))
+needs_sandbox = pytest.mark.skipif(
+    sandbox.mode() is None,
+    reason="no sandbox here: "
+    + (os.environ.get("KIT_NO_SANDBOX_REASON") or sandbox.why_not() if sandbox.mode() is None else ""),
+)
 
 
 def submission(tmp_path, upto, name="sub"):
@@ -39,8 +42,9 @@ def grade_submission(sub, lab, seed=SEED):
 
 
 def cli(*args, timeout=300, **kw):
-    return subprocess.run([sys.executable, "-m", "grader", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "grader", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, **kw
+    )
 
 
 @needs_sandbox
@@ -71,8 +75,10 @@ def test_without_a_sandbox_a_submission_is_not_built(tmp_path, monkeypatch):
     monkeypatch.setattr(sandbox, "why_not", lambda: "bubblewrap is not installed (apt-get install bubblewrap)")
     st = grade_submission(submission(tmp_path, 1), "01")
     assert st.build_error and st.score == 0
-    assert st.build_error.summary == ("a submission is built only in the sandbox, and there is none here: "
-                                      "bubblewrap is not installed (apt-get install bubblewrap)")
+    assert st.build_error.summary == (
+        "a submission is built only in the sandbox, and there is none here: "
+        "bubblewrap is not installed (apt-get install bubblewrap)"
+    )
 
 
 def test_symlinks_in_and_out_of_the_kit_are_refused(tmp_path):
@@ -83,15 +89,16 @@ def test_symlinks_in_and_out_of_the_kit_are_refused(tmp_path):
         uart.symlink_to(target)
         st = grade_submission(sub, "02")
         assert st.build_error and st.score == 0
-        assert st.build_error.summary.startswith("labs/02-serial/uart.c in ") and \
-            st.build_error.summary.endswith("is a symbolic link: a student file must be a regular file")
+        assert st.build_error.summary.startswith("labs/02-serial/uart.c in ") and st.build_error.summary.endswith(
+            "is a symbolic link: a student file must be a regular file"
+        )
         assert "root:" not in json.dumps([c.message for c in st.checks])
 
 
 def test_a_folder_that_links_into_the_kit_is_refused(tmp_path):
     sub = tmp_path / "sub"
     sub.mkdir()
-    (sub / "labs").symlink_to(ROOT / "solutions")        # labs/02-serial/uart.c would be the solution
+    (sub / "labs").symlink_to(ROOT / "solutions")  # labs/02-serial/uart.c would be the solution
     st = grade_submission(sub, "01")
     assert st.build_error and "lies outside the submission" in st.build_error.summary
 
@@ -127,9 +134,12 @@ def test_a_section_filled_on_purpose_is_stopped_by_the_size_cap(tmp_path):
 def replay_patch(text):
     """kmain prints a transcript verbatim, then powers off cleanly."""
     lit = text.replace("\\", "\\\\").replace('"', '\\"').replace("?", "\\?").replace("\n", "\\n")
-    return ("labs/01-boot/kmain.c", "kmain(uint32_t magic, uint64_t mbi)\n{\n",
-            f'kmain(uint32_t magic, uint64_t mbi)\n{{\n    con_puts("{lit}");   /* a replay */\n'
-            "    poweroff(EXIT_OK);\n")
+    return (
+        "labs/01-boot/kmain.c",
+        "kmain(uint32_t magic, uint64_t mbi)\n{\n",
+        f'kmain(uint32_t magic, uint64_t mbi)\n{{\n    con_puts("{lit}");   /* a replay */\n'
+        "    poweroff(EXIT_OK);\n",
+    )
 
 
 @pytest.mark.parametrize("lab", [lab.name for lab in LABS])
@@ -139,19 +149,39 @@ def test_a_replayed_transcript_of_another_seed_scores_nothing(lab, tmp_path):
     tree = mutants.make_tree(tmp_path / "tree", [replay_patch(other.boots["default"].text)])
     st = grade.grade_stage(stage.make(lab, stage.Origin("solutions"), tree), seed=SEED)
     assert st.score == 0 and st.bonus == 0, [(c.title, c.passed) for c in st.checks]
-    assert st.unproven["default"] == ("this output was computed for seed 0x0badf00d, this run's seed is "
-                                      f"0x{SEED:08x}: no point can come from it")
+    assert st.unproven["default"] == (
+        f"this output was computed for seed 0x0badf00d, this run's seed is 0x{SEED:08x}: no point can come from it"
+    )
 
 
 def test_a_kernel_that_exits_mid_conversation_gets_a_report(tmp_path):
-    tree = mutants.make_tree(tmp_path / "tree", [(
-        "labs/04-paging/paging.c", '    kprintf("[paging] tables final, waiting for the grader\\n");\n',
-        '    kprintf("[paging] tables final, waiting for the grader\\n");\n    poweroff(EXIT_OK);   /* gone */\n')])
-    for seed in range(1, 6):                # the race was lost about 1 run in 5
-        r = subprocess.run([sys.executable, "-c", "import sys; from grader import __main__ as m, stage, grade;"
-                            "st = grade.grade_stage(stage.make('04', stage.Origin('solutions'), sys.argv[1]),"
-                            " seed=int(sys.argv[2])); print('REPORT', st.score, st.total)", str(tree), str(seed)],
-                           cwd=ROOT, capture_output=True, text=True, timeout=120)
+    tree = mutants.make_tree(
+        tmp_path / "tree",
+        [
+            (
+                "labs/04-paging/paging.c",
+                '    kprintf("[paging] tables final, waiting for the grader\\n");\n',
+                '    kprintf("[paging] tables final, waiting for the grader\\n");\n'
+                "    poweroff(EXIT_OK);   /* gone */\n",
+            )
+        ],
+    )
+    for seed in range(1, 6):  # the race was lost about 1 run in 5
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from grader import __main__ as m, stage, grade;"
+                "st = grade.grade_stage(stage.make('04', stage.Origin('solutions'), sys.argv[1]),"
+                " seed=int(sys.argv[2])); print('REPORT', st.score, st.total)",
+                str(tree),
+                str(seed),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
         assert "REPORT" in r.stdout
 
@@ -164,12 +194,27 @@ def emulators_naming(mark):
 def test_ctrl_c_stops_every_emulator_and_returns_at_once(tmp_path):
     mark = tmp_path / "runs"
     mark.mkdir()
-    for lab in LABS:                        # builds cached, so the boots are what is interrupted
+    for lab in LABS:  # builds cached, so the boots are what is interrupted
         build.build(stage.make(lab.name, stage.Origin("solutions")))
     env = dict(os.environ, TMPDIR=str(mark), NO_COLOR="1")
-    p = subprocess.Popen([sys.executable, "-m", "grader", "grade", "--solutions", "--emulator", "both",
-                          "--json", str(tmp_path / "r.json")], cwd=ROOT, env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "grader",
+            "grade",
+            "--solutions",
+            "--emulator",
+            "both",
+            "--json",
+            str(tmp_path / "r.json"),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 30
     while not emulators_naming(str(mark)) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -179,9 +224,9 @@ def test_ctrl_c_stops_every_emulator_and_returns_at_once(tmp_path):
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=10)
     took = time.monotonic() - sent
-    assert took < 1, f"Ctrl-C took {took:.1f}s"   # 0.2 s here; 1.5 s when reference threads held the interpreter
+    assert took < 1, f"Ctrl-C took {took:.1f}s"  # 0.2 s here; 1.5 s when reference threads held the interpreter
     assert p.returncode == 130 and "Traceback" not in err
-    assert "interrupted" in err and "Score:" in out                # the partial report
+    assert "interrupted" in err and "Score:" in out  # the partial report
     assert json.loads((tmp_path / "r.json").read_text())["interrupted"] is True
     assert emulators_naming(str(mark)) == []
     assert list(mark.iterdir()) == []

@@ -4,7 +4,7 @@ import pytest
 
 from grader import labs
 
-pytestmark = pytest.mark.instructor       # needs solutions/: not in a student's copy
+pytestmark = pytest.mark.instructor  # needs solutions/: not in a student's copy
 
 LABS = labs.discover()
 
@@ -35,6 +35,9 @@ def test_drift_outside_a_region_is_reported(tmp_path):
 def test_student_files_are_small():
     for lab in LABS:
         for name in lab.student:
-            code = [ln for ln in (lab.dir / name).read_text().splitlines()
-                    if ln.strip() and not ln.strip().startswith(("/*", "*", "//"))]
+            code = [
+                ln
+                for ln in (lab.dir / name).read_text().splitlines()
+                if ln.strip() and not ln.strip().startswith(("/*", "*", "//"))
+            ]
             assert len(code) < 40, f"{lab.name}/{name}: {len(code)} lines of code in a skeleton"

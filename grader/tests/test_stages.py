@@ -7,7 +7,7 @@ import pytest
 from grader import labs, mutants
 from conftest import SEED, grade_stage
 
-pytestmark = pytest.mark.instructor       # needs solutions/: not in a student's copy
+pytestmark = pytest.mark.instructor  # needs solutions/: not in a student's copy
 
 LABS = [lab.name for lab in labs.discover()]
 
@@ -21,7 +21,7 @@ def test_solutions_get_full_marks(lab, emulator):
 
 
 def test_solutions_pass_with_other_seeds_and_memory_sizes():
-    for seed in (1, 2, 0xFFFFFFFF):          # the seed also picks 128, 192 or 256 MiB
+    for seed in (1, 2, 0xFFFFFFFF):  # the seed also picks 128, 192 or 256 MiB
         st = grade_stage(LABS[1], solutions=True, seed=seed)
         assert st.full, [(c.title, c.message) for c in st.checks if not c.passed]
 

@@ -60,8 +60,9 @@ def test_never_line_fails_its_check_anywhere():
 
 def test_missing_after_last_match_and_nothing_printed():
     _, res = run(["[a] seed=0x2a n=1"])
-    assert "missing `[a] {yes|no} done` (after `[a] seed=0x2a n=1`)" == \
-        transcript.explain(res["first"], {"seed": "0x2a"}, ["[a] seed=0x2a n=1"])
+    assert "missing `[a] {yes|no} done` (after `[a] seed=0x2a n=1`)" == transcript.explain(
+        res["first"], {"seed": "0x2a"}, ["[a] seed=0x2a n=1"]
+    )
     _, res = run([])
     assert "the kernel printed nothing" in transcript.explain(res["first"], {"seed": "0x2a"}, [])
 
@@ -95,6 +96,7 @@ def test_broken_spec_is_an_error(bad):
 
 def test_every_lab_transcript_parses():
     from grader import labs
+
     for lab in labs.discover():
         checks = transcript.parse((lab.dir / "expected.txt").read_text())
         assert checks and all(c.lines and c.points > 0 for c in checks), lab.name

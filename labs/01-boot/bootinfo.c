@@ -5,17 +5,17 @@
 #include "mb2.h"
 #include "memlayout.h"
 
-static struct boot_info boot_info;     /* in .bss: zero before mb2_parse */
+static struct boot_info boot_info; /* in .bss: zero before mb2_parse */
 
 static const char *
 bootinfo_type_name(uint32_t type)
 {
     switch (type) {
     case MB2_MEM_USABLE: return "usable";
-    case MB2_MEM_ACPI:   return "acpi";
-    case MB2_MEM_NVS:    return "nvs";
-    case MB2_MEM_BAD:    return "bad";
-    default:             return "reserved";
+    case MB2_MEM_ACPI: return "acpi";
+    case MB2_MEM_NVS: return "nvs";
+    case MB2_MEM_BAD: return "bad";
+    default: return "reserved";
     }
 }
 

@@ -7,14 +7,17 @@ import re
 from grader.api import Fail, Hint, check, place
 
 MMAP = re.compile(r"^\[mmap\] 0x([0-9a-f]{16})-0x([0-9a-f]{16}) (\w+)$")
-CR0_PG, EFER_LME = 1 << 31, 1 << 8     # x86.h
-MADE_UP = ("tags", "bad blocks")     # lines of mb2_selftest.c that the tag-walk check reads
+CR0_PG, EFER_LME = 1 << 31, 1 << 8  # x86.h
+MADE_UP = ("tags", "bad blocks")  # lines of mb2_selftest.c that the tag-walk check reads
 
 
 def ram_regions(lines, usable_only=True):
     """[(start, end)] (end exclusive) of the memory map the kernel printed."""
-    return [(int(m.group(1), 16), int(m.group(2), 16) + 1) for m in map(MMAP.match, lines)
-            if m and (m.group(3) == "usable" or not usable_only)]
+    return [
+        (int(m.group(1), 16), int(m.group(2), 16) + 1)
+        for m in map(MMAP.match, lines)
+        if m and (m.group(3) == "usable" or not usable_only)
+    ]
 
 
 @check("mb2: tag walk counts the tags", 5)
@@ -25,14 +28,18 @@ def tag_count(ctx):
     for what in MADE_UP:
         said = ctx.find(f"[mb2] made-up {what}: ")
         if not said:
-            raise Fail(f"no `[mb2] made-up {what}: ...` line: the kernel stopped before mb2_selftest "
-                       "(labs/01-boot/mb2_selftest.c)")
+            raise Fail(
+                f"no `[mb2] made-up {what}: ...` line: the kernel stopped before mb2_selftest "
+                "(labs/01-boot/mb2_selftest.c)"
+            )
         if not said[0].endswith(": ok"):
             raise Fail(f"on a made-up block (labs/01-boot/mb2_selftest.c): {said[0]}")
     n = int(lines[0].split(": ")[1])
     if n < 4:
-        raise Fail(f"mb2_parse returned {n}: GRUB passes at least the command line, loader name, "
-                   "memory map and more (labs/01-boot/mb2.c, mb2_parse)")
+        raise Fail(
+            f"mb2_parse returned {n}: GRUB passes at least the command line, loader name, "
+            "memory map and more (labs/01-boot/mb2.c, mb2_parse)"
+        )
 
 
 @check("mb2: memory map matches the machine", 15)
@@ -44,24 +51,31 @@ def memory_map(ctx):
             regions.append((int(m.group(1), 16), int(m.group(2), 16), m.group(3)))
     total = ctx.find("[mmap] usable: ")
     if not regions:
-        raise Fail("no `[mmap] 0x...-0x... type` lines: mb2_read_mmap recorded no region "
-                   "(labs/01-boot/mb2.c)", total)
+        raise Fail("no `[mmap] 0x...-0x... type` lines: mb2_read_mmap recorded no region (labs/01-boot/mb2.c)", total)
     for (b0, e0, _), (b1, _, _) in zip(regions, regions[1:]):
         if b1 <= e0:
-            raise Fail(f"regions overlap or are out of order at {b1:#x}: read entries "
-                       "entry_size bytes apart, not sizeof(struct mb2_mmap_entry)")
+            raise Fail(
+                f"regions overlap or are out of order at {b1:#x}: read entries "
+                "entry_size bytes apart, not sizeof(struct mb2_mmap_entry)"
+            )
     usable = sum(e - b + 1 for b, e, t in regions if t == "usable")
     mib = usable >> 20
     if not (ctx.memory_mb - 2 <= mib <= ctx.memory_mb):
-        raise Fail(f"the usable regions add up to {mib} MiB, but this machine has {ctx.memory_mb} MiB "
-                   f"(the grader chose -m {ctx.memory_mb} from the seed): entries were lost or misread")
+        raise Fail(
+            f"the usable regions add up to {mib} MiB, but this machine has {ctx.memory_mb} MiB "
+            f"(the grader chose -m {ctx.memory_mb} from the seed): entries were lost or misread"
+        )
     if not total or not total[0].startswith(f"[mmap] usable: {mib} MiB"):
         raise Fail(f"the printed total does not match the regions ({mib} MiB)", total)
 
 
-SECTIONS = ((".text", "__text_start", "__text_end"), (".rodata", "__rodata_start", "__rodata_end"),
-            (".data", "__data_start", "__data_end"), ("the stack", "__stack_bottom", "__stack_top"),
-            (".bss", "__bss_start", "__bss_end"))
+SECTIONS = (
+    (".text", "__text_start", "__text_end"),
+    (".rodata", "__rodata_start", "__rodata_end"),
+    (".data", "__data_start", "__data_end"),
+    ("the stack", "__stack_bottom", "__stack_top"),
+    (".bss", "__bss_start", "__bss_end"),
+)
 
 
 @place
@@ -81,9 +95,11 @@ def in_lm_enable(ev):
     return ev.fault is not None and "lm_enable" in ev.fault.where
 
 
-EFER_LME, CR0_PG = 1 << 8, 1 << 31          # x86.h
-STEPS = ("lm_enable's four steps, in this order: 1. CR4.PAE; 2. CR3 = the PML4 passed in; 3. EFER.LME and "
-         "EFER.NXE (rdmsr, or, wrmsr); 4. CR0.PG and CR0.WP in one write")
+EFER_LME, CR0_PG = 1 << 8, 1 << 31  # x86.h
+STEPS = (
+    "lm_enable's four steps, in this order: 1. CR4.PAE; 2. CR3 = the PML4 passed in; 3. EFER.LME and "
+    "EFER.NXE (rdmsr, or, wrmsr); 4. CR0.PG and CR0.WP in one write"
+)
 
 
 def paging_before_long_mode(ev):
@@ -93,8 +109,9 @@ def paging_before_long_mode(ev):
     f = ev.fault
     if not in_lm_enable(ev) or f.regs.get("EFER") is None or f.regs["EFER"] & EFER_LME:
         return False
-    return bool(f.regs.get("CR0", 0) & CR0_PG or f.regs.get("RAX", 0) & CR0_PG
-                or any("SetCR0" in m for m in ev.chain.messages))
+    return bool(
+        f.regs.get("CR0", 0) & CR0_PG or f.regs.get("RAX", 0) & CR0_PG or any("SetCR0" in m for m in ev.chain.messages)
+    )
 
 
 def cr3_is_wrong(ev):
@@ -105,46 +122,79 @@ def cr3_is_wrong(ev):
 def paging_fault_text(ev):
     f = ev.fault
     if cr3_is_wrong(ev):
-        why = (f"CR3 holds {f.regs['CR3']:#x}, not the PML4 (boot_pml4, {ev.symbols['boot_pml4']:#x}): the walk "
-               "read whatever lies there")
+        why = (
+            f"CR3 holds {f.regs['CR3']:#x}, not the PML4 (boot_pml4, {ev.symbols['boot_pml4']:#x}): the walk "
+            "read whatever lies there"
+        )
     else:
         why = "CR3 does not point at the page tables, or was loaded after CR0.PG"
-    return (f"paging went on inside lm_enable and the next instruction fetch faulted (CR2 is next to RIP): {why}. "
-            f"{STEPS}. Book: chapter 1, \"Entering long mode\".")
+    return (
+        f"paging went on inside lm_enable and the next instruction fetch faulted (CR2 is next to RIP): {why}. "
+        f'{STEPS}. Book: chapter 1, "Entering long mode".'
+    )
 
 
 HINTS = [
-    Hint(paging_before_long_mode,
-         "paging was switched on before long mode: at the fault EFER.LME is still clear while CR0.PG is set (or "
-         "being set), so the CPU started legacy 32-bit paging instead of long mode, and that cannot use our "
-         "four-level tables (the fault's CR2 need not be an address the code used). "
-         f"{STEPS}. Book: chapter 1, \"Entering long mode\".", rank=40),
-    Hint(lambda ev: any("Both CS.L and CS.D_B" in m for m in ev.chain.messages),
-         "the 64-bit code segment has both L and D set: Bochs refuses it (QEMU lets it pass). With L=1, "
-         "D must be 0: see the gdt in labs/01-boot/boot.S. Book: chapter 1, \"Pitfalls\".", rank=40),
-    Hint(lambda ev: any("SetEFER" in m and "reserved bits" in m for m in ev.chain.messages),
-         "wrmsr wrote reserved bits of EFER (Bochs refuses them, QEMU lets them pass): read EFER with rdmsr "
-         "first (%ecx = MSR_EFER, the value comes in %edx:%eax), set LME and NXE in %eax and write %edx:%eax "
-         "back. Book: chapter 1, \"Entering long mode\".", rank=40),
-    Hint(lambda ev: in_lm_enable(ev) and ev.fault.vector == 14
-         and abs(ev.fault.regs.get("CR2", 0) - ev.fault.rip) < 0x1000,
-         paging_fault_text, rank=40, key="paging went on inside lm_enable and the next instruction fetch faulted"),
-    Hint(lambda ev: in_lm_enable(ev) and ev.fault.vector == 14,
-         "paging went on inside lm_enable and an access faulted at CR2, which the page tables do not map "
-         "(the stack, if CR2 is near RSP): the identity map must cover all the kernel touches. "
-         "Book: chapter 1, \"Pitfalls\".", rank=40),
-    Hint(in_lm_enable,
-         f"the first fault is inside lm_enable, before any IDT exists: check the order of the steps: {STEPS}. "
-         "Book: chapter 1, \"Entering long mode\".", rank=40),
-    Hint(lambda ev: ev.chain.triple and ev.fault is not None and ev.fault.regs.get("IDT", (0, 0))[1] == 0,
-         "there is no IDT before lab 05, so any exception in the kernel ends in a triple fault: the "
-         "first exception of the chain is the real problem. Book: chapter 0, \"Reading a grader report\".",
-         rank=90),
-    Hint(lambda ev: ev.chain.triple and ev.fault is None and ev.chain.stray is not None,
-         lambda ev: f"the CPU was running outside the kernel when it faulted (rip {ev.chain.stray.rip:#x}): a jump, "
-         "a call or a return through a bad address, such as a smashed stack or a wrong function pointer. "
-         "Book: chapter 1, \"Pitfalls\".", rank=94, key="the CPU was running outside the kernel when it faulted"),
-    Hint(lambda ev: ev.chain.triple and ev.fault is None and ev.chain.stray is None,
-         "the log shows no exception before the reset: start from the last line printed, and from boot.S if "
-         "nothing was. Book: chapter 1, \"Pitfalls\".", rank=95),
+    Hint(
+        paging_before_long_mode,
+        "paging was switched on before long mode: at the fault EFER.LME is still clear while CR0.PG is set (or "
+        "being set), so the CPU started legacy 32-bit paging instead of long mode, and that cannot use our "
+        "four-level tables (the fault's CR2 need not be an address the code used). "
+        f'{STEPS}. Book: chapter 1, "Entering long mode".',
+        rank=40,
+    ),
+    Hint(
+        lambda ev: any("Both CS.L and CS.D_B" in m for m in ev.chain.messages),
+        "the 64-bit code segment has both L and D set: Bochs refuses it (QEMU lets it pass). With L=1, "
+        'D must be 0: see the gdt in labs/01-boot/boot.S. Book: chapter 1, "Pitfalls".',
+        rank=40,
+    ),
+    Hint(
+        lambda ev: any("SetEFER" in m and "reserved bits" in m for m in ev.chain.messages),
+        "wrmsr wrote reserved bits of EFER (Bochs refuses them, QEMU lets them pass): read EFER with rdmsr "
+        "first (%ecx = MSR_EFER, the value comes in %edx:%eax), set LME and NXE in %eax and write %edx:%eax "
+        'back. Book: chapter 1, "Entering long mode".',
+        rank=40,
+    ),
+    Hint(
+        lambda ev: in_lm_enable(ev)
+        and ev.fault.vector == 14
+        and abs(ev.fault.regs.get("CR2", 0) - ev.fault.rip) < 0x1000,
+        paging_fault_text,
+        rank=40,
+        key="paging went on inside lm_enable and the next instruction fetch faulted",
+    ),
+    Hint(
+        lambda ev: in_lm_enable(ev) and ev.fault.vector == 14,
+        "paging went on inside lm_enable and an access faulted at CR2, which the page tables do not map "
+        "(the stack, if CR2 is near RSP): the identity map must cover all the kernel touches. "
+        'Book: chapter 1, "Pitfalls".',
+        rank=40,
+    ),
+    Hint(
+        in_lm_enable,
+        f"the first fault is inside lm_enable, before any IDT exists: check the order of the steps: {STEPS}. "
+        'Book: chapter 1, "Entering long mode".',
+        rank=40,
+    ),
+    Hint(
+        lambda ev: ev.chain.triple and ev.fault is not None and ev.fault.regs.get("IDT", (0, 0))[1] == 0,
+        "there is no IDT before lab 05, so any exception in the kernel ends in a triple fault: the "
+        'first exception of the chain is the real problem. Book: chapter 0, "Reading a grader report".',
+        rank=90,
+    ),
+    Hint(
+        lambda ev: ev.chain.triple and ev.fault is None and ev.chain.stray is not None,
+        lambda ev: f"the CPU was running outside the kernel when it faulted (rip {ev.chain.stray.rip:#x}): a jump, "
+        "a call or a return through a bad address, such as a smashed stack or a wrong function pointer. "
+        'Book: chapter 1, "Pitfalls".',
+        rank=94,
+        key="the CPU was running outside the kernel when it faulted",
+    ),
+    Hint(
+        lambda ev: ev.chain.triple and ev.fault is None and ev.chain.stray is None,
+        "the log shows no exception before the reset: start from the last line printed, and from boot.S if "
+        'nothing was. Book: chapter 1, "Pitfalls".',
+        rank=95,
+    ),
 ]

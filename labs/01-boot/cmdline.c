@@ -39,8 +39,7 @@ cmdline_parse_number(const char *s)
         s += 2;
     }
     for (; *s; s++) {
-        int d = (*s >= '0' && *s <= '9') ? *s - '0'
-              : (*s >= 'a' && *s <= 'f') ? *s - 'a' + 10 : 99;
+        int d = (*s >= '0' && *s <= '9') ? *s - '0' : (*s >= 'a' && *s <= 'f') ? *s - 'a' + 10 : 99;
         if (d >= base)
             break;
         v = v * (uint64_t)base + (uint64_t)d;
@@ -60,7 +59,7 @@ static int
 cmdline_list_has(const char *list, const char *name)
 {
     size_t n = strlen(name);
-    for (const char *p = list; *p; ) {
+    for (const char *p = list; *p;) {
         const char *end = p;
         while (*end && *end != ',')
             end++;

@@ -9,10 +9,10 @@
  * WORD is the name below in lower case, `_` read as a space. The grader reads
  * these values from here. A triple fault makes QEMU exit 0 under -no-reboot,
  * so 0 never means success. */
-#define EXIT_OK           0x10  /* exit status 33: the stage finished */
-#define EXIT_PANIC        0x11  /* exit status 35: panic() */
-#define EXIT_BOOT_FAILURE 0x12  /* exit status 37: a boot check failed */
-#define EXIT_DOUBLE_FAULT 0x13  /* exit status 39: a double fault */
+#define EXIT_OK           0x10 /* exit status 33: the stage finished */
+#define EXIT_PANIC        0x11 /* exit status 35: panic() */
+#define EXIT_BOOT_FAILURE 0x12 /* exit status 37: a boot check failed */
+#define EXIT_DOUBLE_FAULT 0x13 /* exit status 39: a double fault */
 
 #ifndef __ASSEMBLER__
 #include <stdarg.h>

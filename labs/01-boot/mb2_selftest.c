@@ -7,16 +7,16 @@
 #include "kernel.h"
 #include "mb2.h"
 
-#define ST_MODULES (BOOT_MAX_MODULES + 1)   /* one more than fits */
-#define ST_ENTRIES (BOOT_MAX_REGIONS + 1)   /* one more than fits */
-#define ST_STRIDE  32                       /* entry_size: 8 bytes more than the struct */
-#define ST_TAGS    (ST_MODULES + 4)         /* block 1: cmdline, two unknown types, loader */
-#define ST_FILL    0xee                     /* padding and unknown fields: never zero */
+#define ST_MODULES (BOOT_MAX_MODULES + 1) /* one more than fits */
+#define ST_ENTRIES (BOOT_MAX_REGIONS + 1) /* one more than fits */
+#define ST_STRIDE  32                     /* entry_size: 8 bytes more than the struct */
+#define ST_TAGS    (ST_MODULES + 4)       /* block 1: cmdline, two unknown types, loader */
+#define ST_FILL    0xee                   /* padding and unknown fields: never zero */
 
 static uint64_t st_block[(8 + 16 + 16 + ST_ENTRIES * ST_STRIDE + 8) / 8];
 static struct {
     struct boot_info bi;
-    uint64_t spill[8];                      /* room for a write past the end of bi */
+    uint64_t spill[8]; /* room for a write past the end of bi */
 } st;
 
 /* The made-up memory map's entry i. */
@@ -65,8 +65,10 @@ st_mmap(uint8_t *p, int n)
 static uint8_t *
 st_module(uint8_t *p, int i)
 {
-    struct { uint32_t start, end; char cmdline[5]; } m = {0x200000u + 0x1000u * (uint32_t)i,
-                                                        0x200800u + 0x1000u * (uint32_t)i, "mod0"};
+    struct {
+        uint32_t start, end;
+        char cmdline[5];
+    } m = {0x200000u + 0x1000u * (uint32_t)i, 0x200800u + 0x1000u * (uint32_t)i, "mod0"};
     m.cmdline[3] = (char)('0' + i);
     return st_tag(p, MB2_TAG_MODULE, 8 + 8 + 5, &m);
 }
@@ -93,11 +95,11 @@ st_tags(int *ntags)
     uint32_t load_base = 0x1234, meminfo[2] = {640, 65536};
     uint8_t *p = (uint8_t *)st_block + sizeof(struct mb2_info);
     p = st_tag(p, MB2_TAG_CMDLINE, 8 + 9, "mb2 test");
-    p = st_tag(p, 21, 8 + 4, &load_base);               /* load base address: unknown here */
+    p = st_tag(p, 21, 8 + 4, &load_base); /* load base address: unknown here */
     for (int i = 0; i < ST_MODULES; i++)
         p = st_module(p, i);
     p = st_tag(p, MB2_TAG_LOADER, 8 + 15, "made-up loader");
-    p = st_tag(p, 4, 8 + 8, meminfo);                   /* basic memory information: unknown */
+    p = st_tag(p, 4, 8 + 8, meminfo); /* basic memory information: unknown */
     p = st_tag(p, MB2_TAG_END, 8, NULL);
     *ntags = st_parse(p);
     if (*ntags != ST_TAGS)
@@ -157,13 +159,13 @@ st_bad_blocks(void)
 {
     uint8_t *p = (uint8_t *)st_block + sizeof(struct mb2_info);
     p = st_tag(p, MB2_TAG_CMDLINE, 8 + 9, "mb2 test");
-    p = st_tag(p, 21, 4, NULL);                          /* a size below 8 */
+    p = st_tag(p, 21, 4, NULL); /* a size below 8 */
     p = st_tag(p, MB2_TAG_END, 8, NULL);
     if (st_parse(p) != -1)
         return "a tag of size 4 was accepted (a size below 8 is malformed: return -1)";
     p = (uint8_t *)st_block + sizeof(struct mb2_info);
     p = st_tag(p, MB2_TAG_CMDLINE, 8 + 9, "mb2 test");
-    uint8_t *cut = p + sizeof(struct mb2_tag_mmap);      /* total_size ends inside the next tag */
+    uint8_t *cut = p + sizeof(struct mb2_tag_mmap); /* total_size ends inside the next tag */
     p = st_mmap(p, 1);
     st_tag(p, MB2_TAG_END, 8, NULL);
     if (st_parse(cut) != -1 || st.bi.nregions != 0)

@@ -7,7 +7,7 @@
 #include "uart.h"
 #include "x86.h"
 
-#define ACPI_SLP_EN    0x2000           /* PM1a control: sleep enable, type 0 (S5) */
+#define ACPI_SLP_EN 0x2000 /* PM1a control: sleep enable, type 0 (S5) */
 
 static void
 power_puts(const char *s)
@@ -20,11 +20,11 @@ static const char *
 power_reason(int exit_value)
 {
     switch (exit_value) {
-    case EXIT_OK:           return "ok";
-    case EXIT_PANIC:        return "panic";
+    case EXIT_OK: return "ok";
+    case EXIT_PANIC: return "panic";
     case EXIT_BOOT_FAILURE: return "boot failure";
     case EXIT_DOUBLE_FAULT: return "double fault";
-    default:               return "unknown";
+    default: return "unknown";
     }
 }
 

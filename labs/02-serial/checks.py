@@ -23,10 +23,21 @@ def kprintf_values(seed):
     c = chr(ord("A") + next(r) % 26)
     p = next(r) >> 16
     v = {
-        "d": "%d" % d, "u": "%d" % u, "x": "%x" % u,
-        "ld": "%d" % ld, "lu": "%d" % lu, "lx": "%x" % lu,
-        "width": "%6d" % small, "zero": "%06d" % small, "neg": "%06d" % neg, "nwidth": "%6d" % neg,
-        "hex8": "%08x" % small, "s": word, "ws": "%10s" % word, "c": c, "p": "0x%016x" % p,
+        "d": "%d" % d,
+        "u": "%d" % u,
+        "x": "%x" % u,
+        "ld": "%d" % ld,
+        "lu": "%d" % lu,
+        "lx": "%x" % lu,
+        "width": "%6d" % small,
+        "zero": "%06d" % small,
+        "neg": "%06d" % neg,
+        "nwidth": "%6d" % neg,
+        "hex8": "%08x" % small,
+        "s": word,
+        "ws": "%10s" % word,
+        "c": c,
+        "p": "0x%016x" % p,
     }
     width_line = "[kprintf] width=[{width}] zero=[{zero}] neg=[{neg}] nwidth=[{nwidth}] hex=[{hex8}]\n".format(**v)
     s_line = "[kprintf] s={s} ws=[{ws}] c={c} pct=% p={p}\n".format(**v)
@@ -54,12 +65,17 @@ def panic_report(ctx):
     want = f"[panic] {file}:{line}: deliberate panic, seed 0x{ctx.seed & 0xFFFFFFFF:x}"
     got = ctx.find("[panic]")
     if not got:
-        raise Fail(f"with tests=panic, expected `{want}`; no [panic] line was printed "
-                   f"(kpanic in labs/{lab.name}/kprintf.c)", [f"last output: {ln}" for ln in ctx.boot.last_lines()])
+        raise Fail(
+            f"with tests=panic, expected `{want}`; no [panic] line was printed "
+            f"(kpanic in labs/{lab.name}/kprintf.c)",
+            [f"last output: {ln}" for ln in ctx.boot.last_lines()],
+        )
     if got[0] != want:
         raise Fail(f"expected `{want}`, got `{got[0]}`")
     outcome = ctx.boot.outcome
     if outcome is None or outcome.kind != "panic" or ctx.find("[power] off:") != ["[power] off: panic"]:
         problem = end_of_run(ctx.boot)
-        raise Fail("panic must power off with EXIT_PANIC (QEMU exit status "
-                   f"{qemu_exit_status(ctx.stage, 'PANIC')}); got: {problem[0] if problem else 'a clean power-off'}")
+        raise Fail(
+            "panic must power off with EXIT_PANIC (QEMU exit status "
+            f"{qemu_exit_status(ctx.stage, 'PANIC')}); got: {problem[0] if problem else 'a clean power-off'}"
+        )

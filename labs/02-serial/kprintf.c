@@ -38,7 +38,7 @@ int
 kvprintf(const char *fmt, va_list ap)
 {
     // LAB 2: your code here.
-    con_puts(fmt);                 /* prints the conversions unreplaced */
+    con_puts(fmt); /* prints the conversions unreplaced */
     (void)ap;
     return 0;
     // LAB 2: end of your code.

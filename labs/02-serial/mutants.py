@@ -6,18 +6,22 @@ from .checks import kprintf_values
 
 @mutant("02", skeleton=True, below=True, also=[{"emulator": "bochs"}])
 def skeleton_on_reference_lab_01_fails_exactly_lab_02(st, under_bochs):
-    assert st.score == 0        # the clean power-off alone does not prove that the output belongs to this run
-    assert check_of(st, "power").message.startswith("no points from this boot: none of its lines that depend "
-                                                    "on this run's seed matched")
+    assert st.score == 0  # the clean power-off alone does not prove that the output belongs to this run
+    assert check_of(st, "power").message.startswith(
+        "no points from this boot: none of its lines that depend on this run's seed matched"
+    )
     assert "serial_init returned an error" in st.boots["default"].text
     v = kprintf_values(SEED)
-    assert check_of(st, "kprintf: %d %u %x").message == \
-        f"expected `[kprintf] d={v['d']} u={v['u']} x={v['x']}`, got `[kprintf] d=%d u=%u x=%x`"
+    assert (
+        check_of(st, "kprintf: %d %u %x").message
+        == f"expected `[kprintf] d={v['d']} u={v['u']} x={v['x']}`, got `[kprintf] d=%d u=%u x=%x`"
+    )
     assert "forbidden" not in check_of(st, "serial: serial_init").message
     assert "no [panic] line was printed" in check_of(st, "panic").message
     assert "got `[kprintf] d=%d u=%u x=%x`" in check_of(under_bochs, "kprintf: %d %u %x").message
     assert check_of(under_bochs, "serial: divisor").message.endswith(
-        "got `[serial] COM1: divisor 3 (38400 baud), LCR 0x03, FIFO off`")
+        "got `[serial] COM1: divisor 3 (38400 baud), LCR 0x03, FIFO off`"
+    )
 
 
 @mutant("02", skeleton=True)
@@ -28,23 +32,31 @@ def skeleton_alone_points_at_lab_01(st):
 def fake_selftest(seed):
     """A kprintf self-test that prints the text another run (seed 1) expected."""
     v = kprintf_values(seed)
-    return (f'    con_puts("[kprintf] d={v["d"]} u={v["u"]} x={v["x"]}\\n'
-            f'[kprintf] ld={v["ld"]} lu={v["lu"]} lx={v["lx"]}\\n'
-            f'[kprintf] width=[{v["width"]}] zero=[{v["zero"]}] neg=[{v["neg"]}] hex=[{v["hex8"]}]\\n'
-            f'[kprintf] s={v["s"]} ws=[{v["ws"]}] c={v["c"]} pct=% p={v["p"]}\\n");\n'
-            '    return;   /* mutant */\n')
+    return (
+        f'    con_puts("[kprintf] d={v["d"]} u={v["u"]} x={v["x"]}\\n'
+        f'[kprintf] ld={v["ld"]} lu={v["lu"]} lx={v["lx"]}\\n'
+        f'[kprintf] width=[{v["width"]}] zero=[{v["zero"]}] neg=[{v["neg"]}] hex=[{v["hex8"]}]\\n'
+        f'[kprintf] s={v["s"]} ws=[{v["ws"]}] c={v["c"]} pct=% p={v["p"]}\\n");\n'
+        "    return;   /* mutant */\n"
+    )
 
 
-@mutant("02", patches=[("labs/02-serial/serial.c", "    uint64_t st = seed;\n", "    uint64_t st = seed;\n" + fake_selftest(1))],
-        also=[{"seed": 1}])
+@mutant(
+    "02",
+    patches=[("labs/02-serial/serial.c", "    uint64_t st = seed;\n", "    uint64_t st = seed;\n" + fake_selftest(1))],
+    also=[{"seed": 1}],
+)
 def printing_the_transcript_text_fails_kprintf(st, at_seed_1):
     for title in ("kprintf: %d %u %x", "kprintf: 64-bit", "kprintf: width", "kprintf: %s"):
         c = check_of(st, title)
         assert not c.passed and c.message.startswith("expected `[kprintf]"), title
-    assert at_seed_1.full is False                            # edge line missing even at seed 1
+    assert at_seed_1.full is False  # edge line missing even at seed 1
 
 
-@mutant("02", patches=[("solutions/02-serial/uart.c", "    unsigned divisor", "    unsigned divisor = oops;\n    unsigned d2")])
+@mutant(
+    "02",
+    patches=[("solutions/02-serial/uart.c", "    unsigned divisor", "    unsigned divisor = oops;\n    unsigned d2")],
+)
 def compile_error_names_file_and_line(st):
     assert st.build_error and st.build_error.summary == "solutions/02-serial/uart.c does not compile"
     assert "solutions/02-serial/uart.c:" in st.build_error.details and "error:" in st.build_error.details
@@ -62,36 +74,83 @@ def wrong_setting(st, got):
     assert not c.passed and c.message.endswith(f"got `[serial] COM1: {got}`"), c.message
 
 
-@mutant("02", patches=[(U, DIVISOR, "    outb(COM1_PORT + UART_DLL, divisor >> 8);   /* mutant: DLL and DLM swapped */\n"
-                                    "    outb(COM1_PORT + UART_DLM, divisor & 0xff);\n")], seeds=2, boots=["default"])
+@mutant(
+    "02",
+    patches=[
+        (
+            U,
+            DIVISOR,
+            "    outb(COM1_PORT + UART_DLL, divisor >> 8);   /* mutant: DLL and DLM swapped */\n"
+            "    outb(COM1_PORT + UART_DLM, divisor & 0xff);\n",
+        )
+    ],
+    seeds=2,
+    boots=["default"],
+)
 def divisor_bytes_swapped(st):
     wrong_setting(st, "divisor 256 (450 baud), LCR 0x03, FIFO on")
 
 
-@mutant("02", patches=[(U, "    outb(COM1_PORT + UART_LCR, LCR_DLAB);\n" + DIVISOR,
-                        DIVISOR + "    outb(COM1_PORT + UART_LCR, LCR_DLAB);   /* mutant: DLAB set too late */\n")],
-        seeds=2, boots=["default"])
+@mutant(
+    "02",
+    patches=[
+        (
+            U,
+            "    outb(COM1_PORT + UART_LCR, LCR_DLAB);\n" + DIVISOR,
+            DIVISOR + "    outb(COM1_PORT + UART_LCR, LCR_DLAB);   /* mutant: DLAB set too late */\n",
+        )
+    ],
+    seeds=2,
+    boots=["default"],
+)
 def divisor_written_before_dlab(st):
     wrong_setting(st, "divisor 3 (38400 baud), LCR 0x03, FIFO on")
 
 
-@mutant("02", patches=[(U, "    outb(COM1_PORT + UART_LCR, LCR_8N1);",
-                           "    outb(COM1_PORT + UART_LCR, 0x07);   /* mutant: 2 stop bits */")],
-        seeds=2, boots=["default"])
+@mutant(
+    "02",
+    patches=[
+        (
+            U,
+            "    outb(COM1_PORT + UART_LCR, LCR_8N1);",
+            "    outb(COM1_PORT + UART_LCR, 0x07);   /* mutant: 2 stop bits */",
+        )
+    ],
+    seeds=2,
+    boots=["default"],
+)
 def two_stop_bits(st):
     wrong_setting(st, "divisor 1 (115200 baud), LCR 0x07, FIFO on")
 
 
-@mutant("02", patches=[(U, "    outb(COM1_PORT + UART_FCR, FCR_ENABLE | FCR_CLEAR_RX | FCR_CLEAR_TX | FCR_TRIG_14);",
-                        "    outb(COM1_PORT + UART_FCR, FCR_CLEAR_RX | FCR_CLEAR_TX);   /* mutant: FIFOs off */")],
-        seeds=2, boots=["default"])
+@mutant(
+    "02",
+    patches=[
+        (
+            U,
+            "    outb(COM1_PORT + UART_FCR, FCR_ENABLE | FCR_CLEAR_RX | FCR_CLEAR_TX | FCR_TRIG_14);",
+            "    outb(COM1_PORT + UART_FCR, FCR_CLEAR_RX | FCR_CLEAR_TX);   /* mutant: FIFOs off */",
+        )
+    ],
+    seeds=2,
+    boots=["default"],
+)
 def fifos_left_off(st):
     wrong_setting(st, "divisor 1 (115200 baud), LCR 0x03, FIFO off")
 
 
-@mutant("02", patches=[(U, "    outb(COM1_PORT + UART_LCR, LCR_8N1);",
-                           "    outb(COM1_PORT + UART_LCR, LCR_8N1 | LCR_DLAB);   /* mutant */")],
-        seeds=2, boots=["default"])
+@mutant(
+    "02",
+    patches=[
+        (
+            U,
+            "    outb(COM1_PORT + UART_LCR, LCR_8N1);",
+            "    outb(COM1_PORT + UART_LCR, LCR_8N1 | LCR_DLAB);   /* mutant */",
+        )
+    ],
+    seeds=2,
+    boots=["default"],
+)
 def dlab_left_set_silences_the_kernel(st):
     silent_uart(st)
 
@@ -101,15 +160,35 @@ def silent_uart(st):
     assert "left in loopback (MCR bit 4) or with LCR.DLAB set" in check_of(st, "power").message
 
 
-@mutant("02", patches=[(U, "    outb(COM1_PORT + UART_MCR, MCR_DTR | MCR_RTS | MCR_OUT2);",
-                        "    outb(COM1_PORT + UART_MCR, MCR_LOOP | MCR_DTR | MCR_RTS | MCR_OUT2);   /* mutant */")],
-        seeds=2, boots=["default"])
+@mutant(
+    "02",
+    patches=[
+        (
+            U,
+            "    outb(COM1_PORT + UART_MCR, MCR_DTR | MCR_RTS | MCR_OUT2);",
+            "    outb(COM1_PORT + UART_MCR, MCR_LOOP | MCR_DTR | MCR_RTS | MCR_OUT2);   /* mutant */",
+        )
+    ],
+    seeds=2,
+    boots=["default"],
+)
 def loopback_left_on_silences_serial_putc(st):
     silent_uart(st)
 
 
-@mutant("02", patches=[(U, "    while (!(inb(COM1_PORT + UART_LSR) & LSR_THRE))\n        ;\n    outb(COM1_PORT + UART_THR",
-                        "    outb(COM1_PORT + UART_THR")], emulator="bochs", seeds=1, boots=["default"])
+@mutant(
+    "02",
+    patches=[
+        (
+            U,
+            "    while (!(inb(COM1_PORT + UART_LSR) & LSR_THRE))\n        ;\n    outb(COM1_PORT + UART_THR",
+            "    outb(COM1_PORT + UART_THR",
+        )
+    ],
+    emulator="bochs",
+    seeds=1,
+    boots=["default"],
+)
 def serial_putc_without_thre_garbles_under_bochs(st):
     c = check_of(st, "serial: every line goes through serial_putc")
     assert not c.passed and "does not wait for LSR.THRE" in " ".join(c.hints)
@@ -125,8 +204,13 @@ def flush_caught(st):
     assert [x.title for x in st.checks if not x.passed] == [c.title]
 
 
-@mutant("02", patches=[(U, FLUSH_WAIT, FLUSH_WAIT.replace("LSR_TEMT", "LSR_THRE"))],
-        emulator="bochs", seeds=1, boots=["default"])
+@mutant(
+    "02",
+    patches=[(U, FLUSH_WAIT, FLUSH_WAIT.replace("LSR_TEMT", "LSR_THRE"))],
+    emulator="bochs",
+    seeds=1,
+    boots=["default"],
+)
 def serial_flush_waits_for_thre_not_temt(st):
     flush_caught(st)
 
@@ -148,88 +232,178 @@ def kprintf_wrong(st, title, *words):
     assert all(w in c.message for w in words), c.message
 
 
-@mutant("02", patches=[(K, "    for (int len = n + neg; !zero && len < width; len++, out++)\n        con_putc(' ');\n"
-                           "    if (neg) {\n        con_putc('-');\n        out++;\n    }\n"
-                           "    for (int len = n + neg; zero && len < width; len++, out++)\n        con_putc('0');\n",
-                        "    for (int len = n + neg; len < width; len++, out++)   /* mutant: pads before the sign */\n"
-                        "        con_putc(zero ? '0' : ' ');\n    if (neg) {\n        con_putc('-');\n        out++;\n    }\n")],
-        seeds=20, boots=["default"])
+@mutant(
+    "02",
+    patches=[
+        (
+            K,
+            "    for (int len = n + neg; !zero && len < width; len++, out++)\n        con_putc(' ');\n"
+            "    if (neg) {\n        con_putc('-');\n        out++;\n    }\n"
+            "    for (int len = n + neg; zero && len < width; len++, out++)\n        con_putc('0');\n",
+            "    for (int len = n + neg; len < width; len++, out++)   /* mutant: pads before the sign */\n"
+            "        con_putc(zero ? '0' : ' ');\n    if (neg) {\n        con_putc('-');\n        out++;\n    }\n",
+        )
+    ],
+    seeds=20,
+    boots=["default"],
+)
 def zeros_before_the_sign(st):
     kprintf_wrong(st, "kprintf: width", "got `[kprintf] width=", "neg=[0")
 
 
-@mutant("02", patches=[(K, "    for (int len = n + neg; !zero && len < width; len++, out++)\n        con_putc(' ');\n"
-                           "    if (neg) {\n        con_putc('-');\n        out++;\n    }\n",
-                        "    if (neg) {   /* mutant: spaces after the sign */\n        con_putc('-');\n        out++;\n    }\n"
-                        "    for (int len = n + neg; !zero && len < width; len++, out++)\n        con_putc(' ');\n")],
-        seeds=20, boots=["default"])
+@mutant(
+    "02",
+    patches=[
+        (
+            K,
+            "    for (int len = n + neg; !zero && len < width; len++, out++)\n        con_putc(' ');\n"
+            "    if (neg) {\n        con_putc('-');\n        out++;\n    }\n",
+            "    if (neg) {   /* mutant: spaces after the sign */\n        con_putc('-');\n        out++;\n    }\n"
+            "    for (int len = n + neg; !zero && len < width; len++, out++)\n        con_putc(' ');\n",
+        )
+    ],
+    seeds=20,
+    boots=["default"],
+)
 def spaces_after_the_sign(st):
     kprintf_wrong(st, "kprintf: width", "nwidth=[- ")
 
 
-@mutant("02", patches=[(K, "for (int len = n + neg; zero && len < width; len++, out++)",
-                        "for (int len = n; zero && len < width; len++, out++)   /* mutant: the sign not counted */")],
-        seeds=20, boots=["default"])
+@mutant(
+    "02",
+    patches=[
+        (
+            K,
+            "for (int len = n + neg; zero && len < width; len++, out++)",
+            "for (int len = n; zero && len < width; len++, out++)   /* mutant: the sign not counted */",
+        )
+    ],
+    seeds=20,
+    boots=["default"],
+)
 def width_does_not_count_the_sign(st):
     kprintf_wrong(st, "kprintf: width", "got `[kprintf] width=", "neg=[-00")
 
 
-@mutant("02", patches=[(K, "    do {\n        digits[n++] = \"0123456789abcdef\"[v % (uint64_t)base];\n        v /= (uint64_t)base;\n"
-                           "    } while (v);\n",
-                        "    while (v) {   /* mutant: zero prints nothing */\n"
-                        "        digits[n++] = \"0123456789abcdef\"[v % (uint64_t)base];\n        v /= (uint64_t)base;\n    }\n")],
-        seeds=20, boots=["default"])
+@mutant(
+    "02",
+    patches=[
+        (
+            K,
+            '    do {\n        digits[n++] = "0123456789abcdef"[v % (uint64_t)base];\n        v /= (uint64_t)base;\n'
+            "    } while (v);\n",
+            "    while (v) {   /* mutant: zero prints nothing */\n"
+            '        digits[n++] = "0123456789abcdef"[v % (uint64_t)base];\n        v /= (uint64_t)base;\n    }\n',
+        )
+    ],
+    seeds=20,
+    boots=["default"],
+)
 def zero_prints_nothing(st):
     kprintf_wrong(st, "kprintf: edge values", "edges: -2147483648   -9223372036854775808")
 
 
-@mutant("02", patches=[(K, '"0123456789abcdef"[v % (uint64_t)base]', '"0123456789ABCDEF"[v % (uint64_t)base]')],
-        seeds=20, boots=["default"])
+@mutant(
+    "02",
+    patches=[(K, '"0123456789abcdef"[v % (uint64_t)base]', '"0123456789ABCDEF"[v % (uint64_t)base]')],
+    seeds=20,
+    boots=["default"],
+)
 def uppercase_hex_digits(st):
     kprintf_wrong(st, "kprintf: %d %u %x")
     kprintf_wrong(st, "kprintf: 64-bit")
 
 
-@mutant("02", patches=[(K, "    for (out += n; n > 0; )", "    for (out = n; n > 0; )   /* mutant: counts the digits only */")],
-        seeds=20, boots=["default"])
+@mutant(
+    "02",
+    patches=[(K, "    for (out += n; n > 0;)", "    for (out = n; n > 0;) /* mutant: counts the digits only */")],
+    seeds=20,
+    boots=["default"],
+)
 def kprintf_number_counts_only_the_digits(st):
     kprintf_wrong(st, "kprintf: edge values", "[kprintf] tail: ", "the width and s= lines returned")
 
 
-@mutant("02", patches=[(K, "kprintf_number(v < 0 ? -(uint64_t)v : (uint64_t)v, 10, v < 0, width, zero)",
-                        "kprintf_number(v < 0 ? (uint64_t)(int64_t)(int32_t)-(uint32_t)v : (uint64_t)v, 10, v < 0, width, zero)"
-                        "   /* mutant: negated in 32 bits */")], seeds=20, boots=["default"])
+@mutant(
+    "02",
+    patches=[
+        (
+            K,
+            "kprintf_number(v < 0 ? -(uint64_t)v : (uint64_t)v, 10, v < 0, width, zero)",
+            "kprintf_number(v < 0 ? (uint64_t)(int64_t)(int32_t)-(uint32_t)v : (uint64_t)v, 10, v < 0, width, zero)"
+            "   /* mutant: negated in 32 bits */",
+        )
+    ],
+    seeds=20,
+    boots=["default"],
+)
 def most_negative_int_negated_in_32_bits(st):
     kprintf_wrong(st, "kprintf: edge values", "edges: -18446744071562067968")
 
 
-@mutant("02", patches=[(K, "            uint64_t v = is_long ? va_arg(ap, uint64_t) : va_arg(ap, unsigned);",
-                        "            uint64_t v = is_long ? va_arg(ap, uint64_t) : (uint64_t)va_arg(ap, int);   /* mutant */")],
-        seeds=20, boots=["default"])
+@mutant(
+    "02",
+    patches=[
+        (
+            K,
+            "            uint64_t v = is_long ? va_arg(ap, uint64_t) : va_arg(ap, unsigned);",
+            "            uint64_t v = is_long ? va_arg(ap, uint64_t) : (uint64_t)va_arg(ap, int);   /* mutant */",
+        )
+    ],
+    seeds=20,
+    boots=["default"],
+)
 def unsigned_read_as_int_is_sign_extended(st):
     kprintf_wrong(st, "kprintf: %d %u %x", "x=ffffffff")
 
 
-@mutant("02", patches=[(K, "        for (; *fmt == 'l'; fmt++)\n            is_long = 1;\n",
-                        "        for (; *fmt == 'l'; fmt++)   /* mutant: l ignored */\n            ;\n")],
-        seeds=20, boots=["default"])
+@mutant(
+    "02",
+    patches=[
+        (
+            K,
+            "        for (; *fmt == 'l'; fmt++)\n            is_long = 1;\n",
+            "        for (; *fmt == 'l'; fmt++)   /* mutant: l ignored */\n            ;\n",
+        )
+    ],
+    seeds=20,
+    boots=["default"],
+)
 def l_modifier_ignored(st):
     kprintf_wrong(st, "kprintf: 64-bit")
 
 
-@mutant("02", patches=[(K, "            out += 2 + kprintf_number((uint64_t)va_arg(ap, void *), 16, 0, 16, 1);",
-                        "            out += 2 + kprintf_number((uint64_t)va_arg(ap, void *), 16, 0, 0, 0);   /* mutant */")],
-        seeds=20, boots=["default"])
+@mutant(
+    "02",
+    patches=[
+        (
+            K,
+            "            out += 2 + kprintf_number((uint64_t)va_arg(ap, void *), 16, 0, 16, 1);",
+            "            out += 2 + kprintf_number((uint64_t)va_arg(ap, void *), 16, 0, 0, 0);   /* mutant */",
+        )
+    ],
+    seeds=20,
+    boots=["default"],
+)
 def pointer_without_leading_zeros(st):
     kprintf_wrong(st, "kprintf: %s %c %% %p")
 
 
-@mutant("02", patches=[(K, "            for (int len = (int)strlen(s); len < width; len++, out++)\n                con_putc(' ');\n"
-                           "            for (; *s; s++, out++)\n                con_putc(*s);\n",
-                        "            int len = (int)strlen(s);   /* mutant: pads on the right */\n"
-                        "            for (; *s; s++, out++)\n                con_putc(*s);\n"
-                        "            for (; len < width; len++, out++)\n                con_putc(' ');\n")],
-        seeds=20, boots=["default"])
+@mutant(
+    "02",
+    patches=[
+        (
+            K,
+            "            for (int len = (int)strlen(s); len < width; len++, out++)\n                con_putc(' ');\n"
+            "            for (; *s; s++, out++)\n                con_putc(*s);\n",
+            "            int len = (int)strlen(s);   /* mutant: pads on the right */\n"
+            "            for (; *s; s++, out++)\n                con_putc(*s);\n"
+            "            for (; len < width; len++, out++)\n                con_putc(' ');\n",
+        )
+    ],
+    seeds=20,
+    boots=["default"],
+)
 def string_padded_on_the_right(st):
     kprintf_wrong(st, "kprintf: %s %c %% %p", "ws=[")
 
@@ -244,25 +418,44 @@ def percent_at_the_end_reads_past_the_format(st):
     kprintf_wrong(st, "kprintf: edge values", "kvprintf read past the end of its format")
 
 
-@mutant("02", patches=[(K, "            if (*fmt != '%')\n                con_putc('%'), out++;\n"
-                           "            con_putc(*fmt);\n            out++;\n",
-                        "            if (*fmt == '%')   /* mutant: unknown conversions dropped */\n"
-                        "                con_putc('%'), out++;\n")], seeds=20, boots=["default"])
+@mutant(
+    "02",
+    patches=[
+        (
+            K,
+            "            if (*fmt != '%')\n                con_putc('%'), out++;\n"
+            "            con_putc(*fmt);\n            out++;\n",
+            "            if (*fmt == '%')   /* mutant: unknown conversions dropped */\n"
+            "                con_putc('%'), out++;\n",
+        )
+    ],
+    seeds=20,
+    boots=["default"],
+)
 def unknown_conversion_dropped(st):
     kprintf_wrong(st, "kprintf: edge values", "tail: (null)  100")
 
 
 # Classic mistakes in kpanic: the deliberate panic's line names the seed.
-@mutant("02", patches=[(K, '    kvprintf(fmt, ap);\n    va_end(ap);\n    kprintf("\\n");\n',
-                           '    kvprintf(fmt, ap);\n    va_end(ap);\n')],
-        seeds=2)
+@mutant(
+    "02",
+    patches=[
+        (
+            K,
+            '    kvprintf(fmt, ap);\n    va_end(ap);\n    kprintf("\\n");\n',
+            "    kvprintf(fmt, ap);\n    va_end(ap);\n",
+        )
+    ],
+    seeds=2,
+)
 def panic_line_without_newline(st):
     c = check_of(st, "panic")
     assert not c.passed and "got `[panic] labs/02-serial/serial.c:" in c.message and "[power] off: panic`" in c.message
 
 
-@mutant("02", patches=[(K, "    kvprintf(fmt, ap);\n", "    kprintf(fmt);   /* mutant: the arguments lost */\n")],
-        seeds=2)
+@mutant(
+    "02", patches=[(K, "    kvprintf(fmt, ap);\n", "    kprintf(fmt);   /* mutant: the arguments lost */\n")], seeds=2
+)
 def panic_message_printed_without_its_arguments(st):
     c = check_of(st, "panic")
     assert not c.passed and "deliberate panic, seed 0x" in c.message and "got `[panic]" in c.message

@@ -49,7 +49,8 @@ serial_check_flush(void)
         con_puts("[serial] serial_flush: the transmitter is empty\n");
     else
         kprintf("[serial] serial_flush: FAIL: returned with LSR 0x%x, still sending: wait for LSR.TEMT, "
-                "not THRE (LAB 2, uart.c)\n", lsr);
+                "not THRE (LAB 2, uart.c)\n",
+                lsr);
 }
 
 /* Initialise COM1; on success every later character goes through serial_putc. */
@@ -95,11 +96,10 @@ kprintf_selftest(uint64_t seed)
 
     kprintf("[kprintf] d=%d u=%u x=%x\n", d, u, u);
     kprintf("[kprintf] ld=%ld lu=%lu lx=%lx\n", ld, lu, lu);
-    int n1 = kprintf("[kprintf] width=[%6d] zero=[%06d] neg=[%06d] nwidth=[%6d] hex=[%08x]\n", small, small,
-                     neg, neg, small);
+    int n1 = kprintf("[kprintf] width=[%6d] zero=[%06d] neg=[%06d] nwidth=[%6d] hex=[%08x]\n", small, small, neg, neg,
+                     small);
     int n2 = kprintf("[kprintf] s=%s ws=[%10s] c=%c pct=%% p=%p\n", word, word, c, p);
-    kprintf("[kprintf] edges: %d %u %x %ld [%s]\n", (int32_t)0x80000000, 0u, 0u,
-            (int64_t)0x8000000000000000ull, "");
+    kprintf("[kprintf] edges: %d %u %x %ld [%s]\n", (int32_t)0x80000000, 0u, 0u, (int64_t)0x8000000000000000ull, "");
     int n3 = kprintf(kprintf_tail, (const char *)NULL);
     kprintf(" returned %d; the width and s= lines returned %d and %d\n", n3, n1, n2);
 }
@@ -112,5 +112,5 @@ serial_selftest(uint64_t seed)
     if (test_selected("kprintf"))
         kprintf_selftest(seed);
     if (test_named("panic"))
-        panic("deliberate panic, seed 0x%x", (uint32_t)seed);   /* panic-test */
+        panic("deliberate panic, seed 0x%x", (uint32_t)seed); /* panic-test */
 }

@@ -7,7 +7,7 @@ from grader.seeded import sequence
 
 REGION, BLOCKS, MAX_SIZE, PAGE = 64 * 1024, 10, 3000, 4096
 ALIGNS = (16, 16, 16, 64, 4096)
-BOOT_IDMAP_SIZE = 1 << 30          # memlayout.h: what the boot tables map
+BOOT_IDMAP_SIZE = 1 << 30  # memlayout.h: what the boot tables map
 
 
 def align_up(v, a):
@@ -21,7 +21,7 @@ def heap_values(seed):
         size = 1 + next(r) % MAX_SIZE
         align = ALIGNS[next(r) % 5]
         addr = align_up(nxt, align)
-        assert addr + size <= REGION        # 10 blocks of at most 3000 bytes always fit
+        assert addr + size <= REGION  # 10 blocks of at most 3000 bytes always fit
         nxt = addr + size
         total += size
         out.update({f"s{b}": size, f"a{b}": align, f"r{b}": f"+0x{addr:x}"})
@@ -46,8 +46,12 @@ def heap(addr, ev):
 
 
 HINTS = [
-    Hint(lambda ev: ev.fault is not None and ev.fault.vector == 14 and ev.fault.regs.get("CR2", 0) >= BOOT_IDMAP_SIZE
-         and ev.fault.regs.get("CR3") == ev.symbols.get("boot_pml4"),       # still on the boot tables
-         "CR2 is beyond the boot identity map (1 GiB): the address was never mapped. A heap or buffer "
-         "at a made-up fixed address does this. Book: chapter 3, \"Pitfalls\"."),
+    Hint(
+        lambda ev: ev.fault is not None
+        and ev.fault.vector == 14
+        and ev.fault.regs.get("CR2", 0) >= BOOT_IDMAP_SIZE
+        and ev.fault.regs.get("CR3") == ev.symbols.get("boot_pml4"),  # still on the boot tables
+        "CR2 is beyond the boot identity map (1 GiB): the address was never mapped. A heap or buffer "
+        'at a made-up fixed address does this. Book: chapter 3, "Pitfalls".',
+    ),
 ]

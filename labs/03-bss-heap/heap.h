@@ -6,19 +6,19 @@
 #ifndef HEAP_H
 #define HEAP_H
 
-#define HEAP_SIZE  0x400000     /* 4 MiB of .bss for the kernel heap (bss.ld) */
-#define HEAP_ALIGN 16           /* every kmalloc block starts on this boundary */
+#define HEAP_SIZE  0x400000 /* 4 MiB of .bss for the kernel heap (bss.ld) */
+#define HEAP_ALIGN 16       /* every kmalloc block starts on this boundary */
 
 #ifndef __ASSEMBLER__
 #include "kernel.h"
 
-extern char __heap_start[], __heap_end[];     /* bss.ld: use their addresses */
+extern char __heap_start[], __heap_end[]; /* bss.ld: use their addresses */
 
 /* A bump allocator: blocks are handed out from `next` upwards, never freed. */
 struct heap {
-    uint64_t start;             /* first byte of the region */
-    uint64_t end;               /* one past the last byte */
-    uint64_t next;              /* first byte not handed out yet */
+    uint64_t start; /* first byte of the region */
+    uint64_t end;   /* one past the last byte */
+    uint64_t next;  /* first byte not handed out yet */
 };
 
 /* heap.c (LAB 3) */
@@ -36,14 +36,14 @@ void heap_selftest(uint64_t seed);
 /* The challenge: a first-fit free list with splitting and coalescing.
  * Each block starts with this header; free blocks are linked in address order. */
 struct fl_block {
-    uint64_t size;              /* bytes, header included; a multiple of 16 */
-    struct fl_block *next;      /* next free block (free blocks only) */
+    uint64_t size;         /* bytes, header included; a multiple of 16 */
+    struct fl_block *next; /* next free block (free blocks only) */
 };
-#define FL_HEADER  sizeof(struct fl_block)      /* 16 bytes */
-#define FL_MIN_BLOCK (FL_HEADER + 16)           /* the smallest block worth keeping */
+#define FL_HEADER    sizeof(struct fl_block) /* 16 bytes */
+#define FL_MIN_BLOCK (FL_HEADER + 16)        /* the smallest block worth keeping */
 
 struct freelist {
-    struct fl_block *head;      /* the free blocks, lowest address first */
+    struct fl_block *head; /* the free blocks, lowest address first */
 };
 
 /* freelist.c (LAB 3, challenge): yours to write */

@@ -6,7 +6,7 @@
 #include "memlayout.h"
 #include "serial.h"
 
-#define TEST_REGION   (64 * 1024)   /* bytes of the test heaps */
+#define TEST_REGION   (64 * 1024) /* bytes of the test heaps */
 #define TEST_BLOCKS   10
 #define TEST_MAX_SIZE 3000
 #define FL_OPS        40
@@ -25,8 +25,8 @@ heap_setup(void)
     kprintf("[heap] kernel heap %p-%p (%u KiB)\n", (void *)h->start, (void *)h->end,
             (unsigned)((h->end - h->start) / 1024));
     if (h->start < (uint64_t)__bss_start || h->end > (uint64_t)__bss_end || h->start >= h->end)
-        kprintf("[heap] FAIL: the heap %p-%p is not inside .bss (%p-%p)\n", (void *)h->start,
-                (void *)h->end, __bss_start, __bss_end);
+        kprintf("[heap] FAIL: the heap %p-%p is not inside .bss (%p-%p)\n", (void *)h->start, (void *)h->end,
+                __bss_start, __bss_end);
     else if (h->end > BOOT_IDMAP_SIZE)
         kprintf("[heap] FAIL: the heap ends beyond the identity map (%p)\n", (void *)BOOT_IDMAP_SIZE);
     else
@@ -43,7 +43,7 @@ kmalloc(uint64_t size)
 void *
 kmalloc_pages(uint64_t npages)
 {
-    if (npages > HEAP_SIZE / PAGE_SIZE)         /* npages * PAGE_SIZE could wrap */
+    if (npages > HEAP_SIZE / PAGE_SIZE) /* npages * PAGE_SIZE could wrap */
         return NULL;
     void *p = heap_alloc(&kernel_heap, npages * PAGE_SIZE, PAGE_SIZE);
     if (p)
@@ -156,8 +156,7 @@ heap_selftest(uint64_t seed)
     if (count > TEST_REGION / PAGE_SIZE)
         kprintf("[heap] FAIL: more blocks of 4096 bytes than fit in %d bytes\n", TEST_REGION);
     else
-        kprintf("[heap] exhausted after %d blocks of 4096 bytes, used %lu of %d\n", count, heap_used(&t),
-                TEST_REGION);
+        kprintf("[heap] exhausted after %d blocks of 4096 bytes, used %lu of %d\n", count, heap_used(&t), TEST_REGION);
     selftest_small(region);
     kprintf("[heap] kernel heap used: %lu bytes\n", heap_used(&kernel_heap));
 }
@@ -219,14 +218,14 @@ freelist_coalesce(struct freelist *fl, uint8_t *page)
 void
 freelist_selftest(uint64_t seed)
 {
-    uint8_t *region = kmalloc_pages(TEST_REGION / PAGE_SIZE + 1);   /* the churn's, then one page */
+    uint8_t *region = kmalloc_pages(TEST_REGION / PAGE_SIZE + 1); /* the churn's, then one page */
     if (region == NULL)
         return;
     uint8_t *page = region + TEST_REGION;
     struct freelist fl, one;
     fl_init(&one, page, page + PAGE_SIZE);
-    void *a = fl_alloc(&one, PAGE_SIZE - FL_HEADER - FL_MIN_BLOCK);     /* leaves FL_MIN_BLOCK bytes */
-    void *b = fl_alloc(&one, 16), *c = fl_alloc(&one, 16);             /* b takes them all: c gets none */
+    void *a = fl_alloc(&one, PAGE_SIZE - FL_HEADER - FL_MIN_BLOCK); /* leaves FL_MIN_BLOCK bytes */
+    void *b = fl_alloc(&one, 16), *c = fl_alloc(&one, 16);          /* b takes them all: c gets none */
     if (a && b && b > a && c == NULL)
         kprintf("[freelist] small remainder kept: ok\n");
     else if (a == NULL)
@@ -237,7 +236,8 @@ freelist_selftest(uint64_t seed)
                 "must leave the free list)\n");
     else
         kprintf("[freelist] small remainder kept: FAIL (the %d bytes left after the first block were not kept "
-                "free)\n", (int)FL_MIN_BLOCK);
+                "free)\n",
+                (int)FL_MIN_BLOCK);
     fl_init(&fl, region, region + TEST_REGION);
     int bad;
     const char *why = freelist_churn(&fl, seed, &bad);
@@ -247,10 +247,12 @@ freelist_selftest(uint64_t seed)
         kprintf("[freelist] %d seeded operations, patterns intact: FAIL (slot %d %s)\n", FL_OPS, bad, why);
     int wraps = fl_alloc(&fl, 0) || fl_alloc(&fl, ~0ull - 7) || fl_alloc(&fl, ~0ull - 15);
     kprintf("[freelist] size 0, 2^64-8 and 2^64-16: %s\n", wraps ? "FAIL (a block; rounding up must not wrap "
-            "around 2^64)" : "NULL");
+                                                                   "around 2^64)"
+                                                                 : "NULL");
     kprintf("[freelist] three blocks freed middle, first, last, one block again: %s\n",
-            freelist_coalesce(&one, page) ? "ok" : "FAIL (fl_free merges with the free block after it and "
-            "with the one before it)");
+            freelist_coalesce(&one, page) ? "ok"
+                                          : "FAIL (fl_free merges with the free block after it and "
+                                            "with the one before it)");
     void *all = fl_alloc(&fl, TEST_REGION - FL_HEADER);
     kprintf("[freelist] after freeing everything, one block of %d bytes: %s\n", TEST_REGION - (int)FL_HEADER,
             all ? "ok" : "FAIL");

@@ -28,7 +28,7 @@ def ask_qemu(line, result, send):
     if line != TRIGGER:
         return
     try:
-        result.extra["tlb"], = monitor.human_commands(result.launch.files["qmp"], ["info tlb"])
+        (result.extra["tlb"],) = monitor.human_commands(result.launch.files["qmp"], ["info tlb"])
     except monitor.MonitorError as e:
         result.extra["monitor_error"] = str(e)
     send(b"g")
@@ -42,11 +42,13 @@ def hx(v):
 
 
 def section_values(syms):
-    return {"text": f"{hx(syms['__text_start'])}-{hx(syms['__text_end'])}",
-            "rodata": f"{hx(syms['__rodata_start'])}-{hx(syms['__rodata_end'])}",
-            "data": f"{hx(syms['__data_start'])}-{hx(syms['__data_end'])}",
-            "bss": f"{hx(syms['__bss_start'])}-{hx(syms['__stack_guard'])}",
-            "guard": hx(syms["__stack_guard"])}
+    return {
+        "text": f"{hx(syms['__text_start'])}-{hx(syms['__text_end'])}",
+        "rodata": f"{hx(syms['__rodata_start'])}-{hx(syms['__rodata_end'])}",
+        "data": f"{hx(syms['__data_start'])}-{hx(syms['__data_end'])}",
+        "bss": f"{hx(syms['__bss_start'])}-{hx(syms['__stack_guard'])}",
+        "guard": hx(syms["__stack_guard"]),
+    }
 
 
 def paging_values(seed, syms, usable):
@@ -55,9 +57,9 @@ def paging_values(seed, syms, usable):
     v = {}
     if not usable:
         return {**{f"t{i}": "(no memory map printed)" for i in range(5)}, "beyond": "?", "va": "?"}
-    big = max(usable, key=lambda r: r[1] - r[0])           # the first of the largest, as the kernel
+    big = max(usable, key=lambda r: r[1] - r[0])  # the first of the largest, as the kernel
     top = max(end for _, end in usable)
-    lo = max(big[0], (syms["__kernel_end"] + PAGE - 1) & ~(PAGE - 1))   # above the kernel image
+    lo = max(big[0], (syms["__kernel_end"] + PAGE - 1) & ~(PAGE - 1))  # above the kernel image
     r = sequence(seed)
     for i in range(5):
         v[f"t{i}"] = hx(lo + ((next(r) % (big[1] - lo)) & ~7))
@@ -94,27 +96,36 @@ def qemu_view(ctx):
     theirs = monitor.tlb_ranges(ctx.boot.extra["tlb"])
     ours = [m.group(1) for m in map(DUMP.match, ctx.boot.lines) if m]
     if theirs != ours:
-        diff = [d for d in difflib.unified_diff(ours, theirs, "kernel's dump", "QEMU's info tlb", lineterm="", n=0)
-                if not d.startswith("@@")]
-        raise Fail("the kernel's dump and QEMU's walk of CR3 differ: the tables CR3 points to are not the "
-                   "ones printed (tables built but not loaded, or a dump that lies)", diff[:12])
+        diff = [
+            d
+            for d in difflib.unified_diff(ours, theirs, "kernel's dump", "QEMU's info tlb", lineterm="", n=0)
+            if not d.startswith("@@")
+        ]
+        raise Fail(
+            "the kernel's dump and QEMU's walk of CR3 differ: the tables CR3 points to are not the "
+            "ones printed (tables built but not loaded, or a dump that lies)",
+            diff[:12],
+        )
     sections_in(theirs, ctx.symbols, "QEMU says")
 
 
 def sections_in(ranges, syms, who):
     """Each kernel section has its permissions in `ranges`, and the guard page and page 0 are not mapped."""
-    want = [(".text", "__text_start", "__text_end", "r-x"), (".rodata", "__rodata_start", "__rodata_end", "r--"),
-            (".data", "__data_start", "__data_end", "rw-"), (".bss", "__bss_start", "__stack_guard", "rw-")]
+    want = [
+        (".text", "__text_start", "__text_end", "r-x"),
+        (".rodata", "__rodata_start", "__rodata_end", "r--"),
+        (".data", "__data_start", "__data_end", "rw-"),
+        (".bss", "__bss_start", "__stack_guard", "rw-"),
+    ]
     for name, lo, hi, perms in want:
         for addr in range(syms[lo], syms[hi], PAGE):
             got = perms_at(ranges, addr)
             if got != perms:
-                raise Fail(f"{who} {name} page {hx(addr)} is {got}, not {perms} (W^X: code read-only, "
-                           "data no-execute)")
+                raise Fail(f"{who} {name} page {hx(addr)} is {got}, not {perms} (W^X: code read-only, data no-execute)")
     for name, addr in (("the stack guard page", syms["__stack_guard"]), ("page 0", 0)):
         if perms_at(ranges, addr) != "not mapped":
             raise Fail(f"{who} {name} ({hx(addr)}) is mapped: it must stay unmapped")
-    for m in filter(None, map(RANGE.match, ranges)):     # and nothing else runs: RAM, the stack, the tables
+    for m in filter(None, map(RANGE.match, ranges)):  # and nothing else runs: RAM, the stack, the tables
         lo, hi, perms = int(m.group(1), 16), int(m.group(2), 16), m.group(3)
         if perms.endswith("x") and not (syms["__kernel_start"] <= lo and hi <= syms["__text_end"]):
             raise Fail(f"{who} {hx(lo)}-{hx(hi)} is {perms}: only the kernel's code may be executable (W^X)")
@@ -126,8 +137,10 @@ def dump_view(ctx):
     the tables themselves (never through pt_translate), stands in for it."""
     ours = [m.group(1) for m in map(DUMP.match, ctx.boot.lines) if m]
     if not ours:
-        raise Fail("no `[paging] map 0x...-0x... perms` lines: the kernel never loaded its own tables "
-                   "(look for a `[paging] FAIL` line)")
+        raise Fail(
+            "no `[paging] map 0x...-0x... perms` lines: the kernel never loaded its own tables "
+            "(look for a `[paging] FAIL` line)"
+        )
     sections_in(ours, ctx.symbols, "the kernel's dump says")
 
 
@@ -151,17 +164,25 @@ def pf(ev):
 
 
 HINTS = [
-    Hint(lambda ev: pf(ev) and ev.fault.error & 0x8,
-         "a reserved bit is set in a paging entry on the walk to CR2: an address not aligned to its page "
-         "size (a 2 MiB page must be 2 MiB-aligned), PS where the level allows none, or address bits beyond "
-         "the CPU's physical width. Book: chapter 4, \"What an entry says\"."),
-    Hint(lambda ev: pf(ev) and ev.fault.error & 0x3 == 0x3,
-         "a write to a present page faulted: PTE_W is clear in its entry or in a table above it (upper "
-         "entries must allow writing for the leaf to decide). Book: chapter 4, \"What an entry says\"."),
-    Hint(lambda ev: pf(ev) and ev.fault.error & 0x10 and ev.fault.place == ".text",
-         "an instruction fetch from .text faulted: the kernel's code is mapped no-execute (PTE_NX) or not at "
-         "all. Book: chapter 4, \"Pitfalls\"."),
-    Hint(lambda ev: pf(ev) and "beyond the kernel's identity map" in ev.fault.place,
-         "CR2 is usable RAM that the new page tables do not map: the identity map must cover every usable "
-         "region of the memory map, not just the first megabytes. Book: chapter 4, \"Pitfalls\"."),
+    Hint(
+        lambda ev: pf(ev) and ev.fault.error & 0x8,
+        "a reserved bit is set in a paging entry on the walk to CR2: an address not aligned to its page "
+        "size (a 2 MiB page must be 2 MiB-aligned), PS where the level allows none, or address bits beyond "
+        'the CPU\'s physical width. Book: chapter 4, "What an entry says".',
+    ),
+    Hint(
+        lambda ev: pf(ev) and ev.fault.error & 0x3 == 0x3,
+        "a write to a present page faulted: PTE_W is clear in its entry or in a table above it (upper "
+        'entries must allow writing for the leaf to decide). Book: chapter 4, "What an entry says".',
+    ),
+    Hint(
+        lambda ev: pf(ev) and ev.fault.error & 0x10 and ev.fault.place == ".text",
+        "an instruction fetch from .text faulted: the kernel's code is mapped no-execute (PTE_NX) or not at "
+        'all. Book: chapter 4, "Pitfalls".',
+    ),
+    Hint(
+        lambda ev: pf(ev) and "beyond the kernel's identity map" in ev.fault.place,
+        "CR2 is usable RAM that the new page tables do not map: the identity map must cover every usable "
+        'region of the memory map, not just the first megabytes. Book: chapter 4, "Pitfalls".',
+    ),
 ]

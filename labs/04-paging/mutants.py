@@ -4,25 +4,40 @@ from grader.mutants import check_of, diagnosis_text, mutant
 
 @mutant("04", skeleton=True, below=True)
 def skeleton_keeps_the_boot_tables_and_says_why(st):
-    assert st.boots["default"].outcome.ok                  # the skeleton boots and powers off
+    assert st.boots["default"].outcome.ok  # the skeleton boots and powers off
     cr3 = check_of(st, "paging: new tables built")
     assert not cr3.passed and cr3.message.endswith("pages could not be mapped (pt_map, pt_entry)`")
     assert "is not mapped (pt_map, pt_translate): keeping the boot page tables" in st.boots["default"].text
     assert "the kernel never printed `[paging] tables final" in check_of(st, "paging: QEMU's own view").message
 
 
-@mutant("04", patches=[("labs/04-paging/paging.c", "#define KERNEL_TEXT   (PTE_P)",
-                        "#define KERNEL_TEXT   (PTE_P | PTE_NX)   /* mutant */")])
+@mutant(
+    "04",
+    patches=[
+        (
+            "labs/04-paging/paging.c",
+            "#define KERNEL_TEXT   (PTE_P)",
+            "#define KERNEL_TEXT   (PTE_P | PTE_NX)   /* mutant */",
+        )
+    ],
+)
 def text_mapped_no_execute(st):
     diag = diagnosis_text(st)
     assert "#PF (page fault, vector 14)" in diag and "I=instruction fetch" in diag and "(.text)" in diag
     assert "mapped no-execute" in diag and "triple fault" in diag
 
 
-@mutant("04", patches=[("labs/04-paging/paging.c",
-                        "        uint64_t a = (r->base + PAGE_SIZE - 1) & ~(uint64_t)(PAGE_SIZE - 1), end = r->base + r->length;",
-                        "        uint64_t a = (r->base + PAGE_SIZE - 1) & ~(uint64_t)(PAGE_SIZE - 1), end = r->base + r->length;\n"
-                        "        end = end > 0x400000 ? 0x400000 : end;   /* mutant: the first 4 MiB only */")])
+@mutant(
+    "04",
+    patches=[
+        (
+            "labs/04-paging/paging.c",
+            "        uint64_t a = (r->base + PAGE_SIZE - 1) & ~(uint64_t)(PAGE_SIZE - 1), end = r->base + r->length;",
+            "        uint64_t a = (r->base + PAGE_SIZE - 1) & ~(uint64_t)(PAGE_SIZE - 1), end = r->base + r->length;\n"
+            "        end = end > 0x400000 ? 0x400000 : end;   /* mutant: the first 4 MiB only */",
+        )
+    ],
+)
 def identity_map_too_small(st):
     diag = diagnosis_text(st)
     assert "#PF (page fault, vector 14)" in diag and "beyond the kernel's identity map" in diag
@@ -35,8 +50,17 @@ def missing_invlpg(st):
     assert not remap.passed and "reads A: a stale TLB entry (invlpg missing?)" in remap.message
 
 
-@mutant("04", patches=[("labs/04-paging/paging.c", "#define KERNEL_TEXT   (PTE_P)",
-                        "#define KERNEL_TEXT   (PTE_P | PTE_W)   /* mutant */")], also=[{"emulator": "bochs"}])
+@mutant(
+    "04",
+    patches=[
+        (
+            "labs/04-paging/paging.c",
+            "#define KERNEL_TEXT   (PTE_P)",
+            "#define KERNEL_TEXT   (PTE_P | PTE_W)   /* mutant */",
+        )
+    ],
+    also=[{"emulator": "bochs"}],
+)
 def writable_text_is_caught_by_qemus_view(st, under_bochs):
     view = check_of(st, "paging: QEMU's own view")
     assert not view.passed and "QEMU says .text page" in view.message and "is rwx, not r-x" in view.message
@@ -44,24 +68,42 @@ def writable_text_is_caught_by_qemus_view(st, under_bochs):
     assert not dump.passed and "the kernel's dump says .text page" in dump.message and "is rwx, not r-x" in dump.message
 
 
-@mutant("04", patches=[("labs/04-paging/paging.c", "run->flags & PTE_NX ? '-' : 'x');",
-                        "'-');   /* mutant: never admits x */")])
+@mutant(
+    "04",
+    patches=[("labs/04-paging/paging.c", "run->flags & PTE_NX ? '-' : 'x');", "'-');   /* mutant: never admits x */")],
+)
 def dump_that_lies_is_caught_only_by_qemus_view(st):
     failed = [c.title for c in st.checks if not c.passed]
     assert failed == ["paging: QEMU's own view matches the dump and the sections"]
     assert "differ" in check_of(st, "paging: QEMU's own view").message
 
 
-@mutant("04", patches=[("labs/04-paging/paging.c", "        *pd_entry = pa | flags | PTE_P | PTE_PS;",
-                        "        *pd_entry = (pa | 0x2000) | flags | PTE_P | PTE_PS;   /* mutant: not 2 MiB-aligned */")])
+@mutant(
+    "04",
+    patches=[
+        (
+            "labs/04-paging/paging.c",
+            "        *pd_entry = pa | flags | PTE_P | PTE_PS;",
+            "        *pd_entry = (pa | 0x2000) | flags | PTE_P | PTE_PS;   /* mutant: not 2 MiB-aligned */",
+        )
+    ],
+)
 def large_page_not_aligned_sets_a_reserved_bit(st):
     diag = diagnosis_text(st)
     assert "#PF (page fault, vector 14)" in diag and "RSVD=reserved bit set in a paging entry" in diag
     assert "a reserved bit is set in a paging entry on the walk to CR2" in diag
 
 
-@mutant("04", patches=[("labs/04-paging/paging.c", "#define KERNEL_DATA   (PTE_P | PTE_W | PTE_NX)",
-                        "#define KERNEL_DATA   (PTE_P | PTE_NX)   /* mutant: data read-only */")])
+@mutant(
+    "04",
+    patches=[
+        (
+            "labs/04-paging/paging.c",
+            "#define KERNEL_DATA   (PTE_P | PTE_W | PTE_NX)",
+            "#define KERNEL_DATA   (PTE_P | PTE_NX)   /* mutant: data read-only */",
+        )
+    ],
+)
 def data_mapped_read_only(st):
     diag = diagnosis_text(st)
     assert "#PF (page fault, vector 14)" in diag and "P=protection violation (page present), W=write" in diag
@@ -79,9 +121,17 @@ def wrong(st, title, *words):
     assert not c.passed and all(w in c.message for w in words), c.message
 
 
-@mutant("04", patches=[(PT, "            *e = (uint64_t)next | PTE_P | PTE_W;",
-                            "            *e = (uint64_t)next | PTE_P;   /* mutant */")],
-        seeds=2)
+@mutant(
+    "04",
+    patches=[
+        (
+            PT,
+            "            *e = (uint64_t)next | PTE_P | PTE_W;",
+            "            *e = (uint64_t)next | PTE_P;   /* mutant */",
+        )
+    ],
+    seeds=2,
+)
 def upper_entries_without_write(st):
     # The leaves say writable, the tables above them do not: the first write after CR3 faults.
     assert "triple fault" in st.stopped
@@ -91,117 +141,240 @@ def upper_entries_without_write(st):
     assert st.unproven["default"].startswith("no points from this boot: it did not finish, and none of its lines")
 
 
-@mutant("04", patches=[(PT, "            *e = (uint64_t)next | PTE_P | PTE_W;",
-                        "            *e = (uint64_t)next | PTE_P | PTE_W | PTE_NX;   /* mutant */")], seeds=2)
+@mutant(
+    "04",
+    patches=[
+        (
+            PT,
+            "            *e = (uint64_t)next | PTE_P | PTE_W;",
+            "            *e = (uint64_t)next | PTE_P | PTE_W | PTE_NX;   /* mutant */",
+        )
+    ],
+    seeds=2,
+)
 def upper_entries_no_execute(st):
     assert "triple fault" in st.stopped
     assert "an instruction fetch from .text faulted" in diagnosis_text(st)
 
 
-@mutant("04", patches=[(PT, "        table = (pte_t *)PTE_ADDR(*e);",
-                            "        table = (pte_t *)*e;   /* mutant: flags kept in the pointer */")],
-        seeds=2)
+@mutant(
+    "04",
+    patches=[
+        (
+            PT,
+            "        table = (pte_t *)PTE_ADDR(*e);",
+            "        table = (pte_t *)*e;   /* mutant: flags kept in the pointer */",
+        )
+    ],
+    seeds=2,
+)
 def table_address_with_the_flag_bits(st):
     assert not st.full and not check_of(st, "paging: new tables built").passed
 
 
-@mutant("04", patches=[(PT, "        } else if (*e & PTE_PS) {\n            return NULL;\n        }\n",
-                            "        }   /* mutant: PTE_PS ignored */\n")],
-        seeds=2)
+@mutant(
+    "04",
+    patches=[
+        (
+            PT,
+            "        } else if (*e & PTE_PS) {\n            return NULL;\n        }\n",
+            "        }   /* mutant: PTE_PS ignored */\n",
+        )
+    ],
+    seeds=2,
+)
 def pt_entry_walks_into_a_large_page(st):
-    wrong(st, "paging: translations", "got `[paging] pt_entry inside a 2 MiB page:", "FAIL: pt_entry went below a PTE_PS")
+    wrong(
+        st, "paging: translations", "got `[paging] pt_entry inside a 2 MiB page:", "FAIL: pt_entry went below a PTE_PS"
+    )
 
 
-@mutant("04", patches=[(PT, "            if (!create)\n                return NULL;\n",
-                            "            (void)create;   /* mutant: always made */\n")],
-        seeds=2)
+@mutant(
+    "04",
+    patches=[
+        (
+            PT,
+            "            if (!create)\n                return NULL;\n",
+            "            (void)create;   /* mutant: always made */\n",
+        )
+    ],
+    seeds=2,
+)
 def pt_entry_creates_without_create(st):
     wrong(st, "paging: translations", "FAIL: pt_entry made a table with create 0")
 
 
-@mutant("04", patches=[(PT, "    if (e == NULL || (*e & PTE_P))\n        return -1;\n    *e = pa | flags | PTE_P;",
-                        "    if (e == NULL)   /* mutant: maps over a mapped page */\n        return -1;\n"
-                        "    *e = pa | flags | PTE_P;")],
-        seeds=2)
+@mutant(
+    "04",
+    patches=[
+        (
+            PT,
+            "    if (e == NULL || (*e & PTE_P))\n        return -1;\n    *e = pa | flags | PTE_P;",
+            "    if (e == NULL)   /* mutant: maps over a mapped page */\n        return -1;\n"
+            "    *e = pa | flags | PTE_P;",
+        )
+    ],
+    seeds=2,
+)
 def pt_map_over_a_mapped_page(st):
     wrong(st, "paging: map, unmap and remap", "got `[paging] map it while mapped: 0,")
 
 
-@mutant("04", patches=[(PT, "    *e = pa | flags | PTE_P;",
-                            "    *e = (uint32_t)pa | flags | PTE_P;   /* mutant: 32-bit addresses */")],
-        seeds=2)
+@mutant(
+    "04",
+    patches=[
+        (PT, "    *e = pa | flags | PTE_P;", "    *e = (uint32_t)pa | flags | PTE_P;   /* mutant: 32-bit addresses */")
+    ],
+    seeds=2,
+)
 def pt_map_drops_address_bits_above_4_gib(st):
-    wrong(st, "paging: translations", "expected `[paging] translate 0xffff8000deadb123 -> 0x000000fedcba9123",
-          "-> 0x00000000dcba9123")
+    wrong(
+        st,
+        "paging: translations",
+        "expected `[paging] translate 0xffff8000deadb123 -> 0x000000fedcba9123",
+        "-> 0x00000000dcba9123",
+    )
 
 
-@mutant("04", patches=[(PT, "    *e = pa | flags | PTE_P;",
-                            "    *e = pa | PTE_P | PTE_W;   /* mutant: flags ignored */\n    (void)flags;")],
-        seeds=2)
+@mutant(
+    "04",
+    patches=[
+        (
+            PT,
+            "    *e = pa | flags | PTE_P;",
+            "    *e = pa | PTE_P | PTE_W;   /* mutant: flags ignored */\n    (void)flags;",
+        )
+    ],
+    seeds=2,
+)
 def pt_map_ignores_the_flags(st):
     wrong(st, "paging: kernel sections", "expected `[paging] .text", "rwx")
 
 
-@mutant("04", patches=[(PT, "    if (e == NULL || !(*e & PTE_P))\n        return -1;\n    *e = 0;",
-                        "    if (e == NULL)   /* mutant: an empty entry unmapped */\n        return -1;\n    *e = 0;")],
-        seeds=2)
+@mutant(
+    "04",
+    patches=[
+        (
+            PT,
+            "    if (e == NULL || !(*e & PTE_P))\n        return -1;\n    *e = 0;",
+            "    if (e == NULL)   /* mutant: an empty entry unmapped */\n        return -1;\n    *e = 0;",
+        )
+    ],
+    seeds=2,
+)
 def pt_unmap_of_a_page_not_mapped(st):
     wrong(st, "paging: map, unmap and remap", "unmap it while not mapped: 0`")
 
 
-@mutant("04", patches=[(PT, "    invlpg(va);\n", "    invlpg((uint64_t)e);   /* mutant: the entry's address */\n")],
-        emulator="bochs", seeds=1)
+@mutant(
+    "04",
+    patches=[(PT, "    invlpg(va);\n", "    invlpg((uint64_t)e);   /* mutant: the entry's address */\n")],
+    emulator="bochs",
+    seeds=1,
+)
 def invlpg_of_the_entry_not_the_page_under_bochs(st):
     # QEMU flushes everything when the address falls among its cached 2 MiB pages; Bochs follows the SDM.
     wrong(st, "paging: map, unmap and remap", "reads A: a stale TLB entry (invlpg missing?)")
 
 
-@mutant("04", patches=[(PT, "        *pa = (PTE_ADDR(*e) & ~(uint64_t)(LARGE_PAGE_SIZE - 1)) | (va & (LARGE_PAGE_SIZE - 1));",
-                        "        *pa = PTE_ADDR(*e) | (va & (LARGE_PAGE_SIZE - 1));   /* mutant: bit 12 (PAT) kept */")],
-        seeds=2)
+@mutant(
+    "04",
+    patches=[
+        (
+            PT,
+            "        *pa = (PTE_ADDR(*e) & ~(uint64_t)(LARGE_PAGE_SIZE - 1)) | (va & (LARGE_PAGE_SIZE - 1));",
+            "        *pa = PTE_ADDR(*e) | (va & (LARGE_PAGE_SIZE - 1));   /* mutant: bit 12 (PAT) kept */",
+        )
+    ],
+    seeds=2,
+)
 def large_page_address_keeps_the_pat_bit(st):
     # Our own 2 MiB pages never set PAT: only the made-up one does.
-    wrong(st, "paging: translations", "-> 0x000000fedcbfedc8 (2 MiB, PAT, made up)", "got `[paging] translate 0xffff8000beffedc8")
+    wrong(
+        st,
+        "paging: translations",
+        "-> 0x000000fedcbfedc8 (2 MiB, PAT, made up)",
+        "got `[paging] translate 0xffff8000beffedc8",
+    )
     assert check_of(st, "paging: kernel sections").passed
 
 
-@mutant("04", patches=[(PT, "        *pa = (PTE_ADDR(*e) & ~(uint64_t)(LARGE_PAGE_SIZE - 1)) | (va & (LARGE_PAGE_SIZE - 1));",
-                        "        *pa = (PTE_ADDR(*e) & ~(uint64_t)(LARGE_PAGE_SIZE - 1)) | (va & (PAGE_SIZE - 1));   /* mutant */")],
-        seeds=20)
+@mutant(
+    "04",
+    patches=[
+        (
+            PT,
+            "        *pa = (PTE_ADDR(*e) & ~(uint64_t)(LARGE_PAGE_SIZE - 1)) | (va & (LARGE_PAGE_SIZE - 1));",
+            "        *pa = (PTE_ADDR(*e) & ~(uint64_t)(LARGE_PAGE_SIZE - 1)) | (va & (PAGE_SIZE - 1));   /* mutant */",
+        )
+    ],
+    seeds=20,
+)
 def large_page_offset_of_4_kib(st):
     wrong(st, "paging: translations", "expected `[paging] translate 0x")
 
 
-@mutant("04", patches=[(PT, "    *flags = *e & (PTE_NX | 0xfff);", "    *flags = *e & 0xfff;   /* mutant: NX lost */")],
-        seeds=2)
+@mutant(
+    "04",
+    patches=[(PT, "    *flags = *e & (PTE_NX | 0xfff);", "    *flags = *e & 0xfff;   /* mutant: NX lost */")],
+    seeds=2,
+)
 def translate_loses_no_execute(st):
     wrong(st, "paging: kernel sections", "expected `[paging] .rodata", "r-x")
 
 
-@mutant("04", patches=[(PT, "        e = pt_entry(va, 1, 0);\n        if (e == NULL || !(*e & PTE_P))\n            return -1;\n"
-                            "        *pa = PTE_ADDR(*e) | (va & (PAGE_SIZE - 1));",
-                        "        pte_t *leaf = pt_entry(va, 1, 0);   /* mutant: the flags of the PD entry */\n"
-                        "        if (leaf == NULL || !(*leaf & PTE_P))\n            return -1;\n"
-                        "        *pa = PTE_ADDR(*leaf) | (va & (PAGE_SIZE - 1));")], seeds=2)
+@mutant(
+    "04",
+    patches=[
+        (
+            PT,
+            "        e = pt_entry(va, 1, 0);\n        if (e == NULL || !(*e & PTE_P))\n            return -1;\n"
+            "        *pa = PTE_ADDR(*e) | (va & (PAGE_SIZE - 1));",
+            "        pte_t *leaf = pt_entry(va, 1, 0);   /* mutant: the flags of the PD entry */\n"
+            "        if (leaf == NULL || !(*leaf & PTE_P))\n            return -1;\n"
+            "        *pa = PTE_ADDR(*leaf) | (va & (PAGE_SIZE - 1));",
+        )
+    ],
+    seeds=2,
+)
 def translate_gives_the_flags_of_the_table_entry(st):
     wrong(st, "paging: kernel sections", "expected `[paging] .text", "rwx")
 
 
-@mutant("04", patches=[(PT, "        if (e == NULL || !(*e & PTE_P))\n            return -1;\n"
-                            "        *pa = PTE_ADDR(*e) | (va & (PAGE_SIZE - 1));",
-                        "        if (e == NULL)   /* mutant: an empty leaf translated */\n            return -1;\n"
-                        "        *pa = PTE_ADDR(*e) | (va & (PAGE_SIZE - 1));")], seeds=2)
+@mutant(
+    "04",
+    patches=[
+        (
+            PT,
+            "        if (e == NULL || !(*e & PTE_P))\n            return -1;\n"
+            "        *pa = PTE_ADDR(*e) | (va & (PAGE_SIZE - 1));",
+            "        if (e == NULL)   /* mutant: an empty leaf translated */\n            return -1;\n"
+            "        *pa = PTE_ADDR(*e) | (va & (PAGE_SIZE - 1));",
+        )
+    ],
+    seeds=2,
+)
 def translate_of_an_empty_entry(st):
     # paging_init asks pt_translate before it maps a page: an empty entry "maps" to 0.
     wrong(st, "paging: new tables built", "maps elsewhere: keeping the boot page tables")
 
 
-FAKE_FLAGS = [(PT, "    *e = pa | flags | PTE_P;", "    *e = pa | PTE_P | PTE_W;   /* mutant: flags ignored */\n    (void)flags;"),
-              (PT, "    *flags = *e & (PTE_NX | 0xfff);",
-               "    *flags = *e & (PTE_NX | 0xfff);   /* mutant: and the answer the self-test wants */\n"
-               "    if (va >= (uint64_t)__text_start && va < (uint64_t)__text_end)\n        *flags = PTE_P;\n"
-               "    else if (va >= (uint64_t)__rodata_start && va < (uint64_t)__rodata_end)\n        *flags = PTE_P | PTE_NX;\n"
-               "    else\n        *flags |= PTE_NX;")]
+FAKE_FLAGS = [
+    (
+        PT,
+        "    *e = pa | flags | PTE_P;",
+        "    *e = pa | PTE_P | PTE_W;   /* mutant: flags ignored */\n    (void)flags;",
+    ),
+    (
+        PT,
+        "    *flags = *e & (PTE_NX | 0xfff);",
+        "    *flags = *e & (PTE_NX | 0xfff);   /* mutant: and the answer the self-test wants */\n"
+        "    if (va >= (uint64_t)__text_start && va < (uint64_t)__text_end)\n        *flags = PTE_P;\n"
+        "    else if (va >= (uint64_t)__rodata_start && va < (uint64_t)__rodata_end)\n"
+        "        *flags = PTE_P | PTE_NX;\n"
+        "    else\n        *flags |= PTE_NX;",
+    ),
+]
 
 
 @mutant("04", patches=FAKE_FLAGS, also=[{"emulator": "bochs"}])
@@ -214,8 +387,17 @@ def translate_that_fakes_the_permissions_is_caught_under_both(st, under_bochs):
     assert "the kernel's dump says .text page" in check_of(under_bochs, "paging: the kernel's dump").message
 
 
-@mutant("04", patches=[("labs/04-paging/paging.c", "#define RAM           (PTE_P | PTE_W | PTE_NX)   /* rw- */",
-                        "#define RAM           (PTE_P | PTE_W)   /* mutant: rwx */")], also=[{"emulator": "bochs"}])
+@mutant(
+    "04",
+    patches=[
+        (
+            "labs/04-paging/paging.c",
+            "#define RAM           (PTE_P | PTE_W | PTE_NX) /* rw- */",
+            "#define RAM           (PTE_P | PTE_W)   /* mutant: rwx */",
+        )
+    ],
+    also=[{"emulator": "bochs"}],
+)
 def executable_ram_is_caught_under_both(st, under_bochs):
     # The sections are right; the rest of RAM is writable and executable.
     assert check_of(st, "paging: kernel sections").passed

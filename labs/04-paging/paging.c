@@ -8,10 +8,10 @@
 #include "heap.h"
 #include "serial.h"
 
-#define KERNEL_TEXT   (PTE_P)                    /* r-x */
-#define KERNEL_RODATA (PTE_P | PTE_NX)           /* r-- */
-#define KERNEL_DATA   (PTE_P | PTE_W | PTE_NX)   /* rw- */
-#define RAM           (PTE_P | PTE_W | PTE_NX)   /* rw- */
+#define KERNEL_TEXT   (PTE_P)                  /* r-x */
+#define KERNEL_RODATA (PTE_P | PTE_NX)         /* r-- */
+#define KERNEL_DATA   (PTE_P | PTE_W | PTE_NX) /* rw- */
+#define RAM           (PTE_P | PTE_W | PTE_NX) /* rw- */
 
 pte_t *pt_root;
 
@@ -53,7 +53,7 @@ paging_map_ram(const struct boot_info *bi)
         if (r->type != MB2_MEM_USABLE)
             continue;
         if (a == 0)
-            a = PAGE_SIZE;                     /* page 0 stays unmapped: NULL faults */
+            a = PAGE_SIZE; /* page 0 stays unmapped: NULL faults */
         while (a + PAGE_SIZE <= end) {
             if (a % LARGE_PAGE_SIZE == 0 && a + LARGE_PAGE_SIZE <= end && (a >= khi || a + LARGE_PAGE_SIZE <= klo)) {
                 failures += pt_map_large(a, a, RAM) != 0;
@@ -74,8 +74,8 @@ static int
 paging_verify(const struct boot_info *bi)
 {
     uint64_t must[] = {(uint64_t)__text_start, (uint64_t)paging_verify, (uint64_t)__rodata_start,
-                       (uint64_t)__data_start, (uint64_t)__bss_start, (uint64_t)__stack_top - 8,
-                       (uint64_t)pt_root, (uint64_t)&bi->nregions};
+                       (uint64_t)__data_start, (uint64_t)__bss_start,   (uint64_t)__stack_top - 8,
+                       (uint64_t)pt_root,      (uint64_t)&bi->nregions};
     for (unsigned i = 0; i < sizeof must / sizeof must[0]; i++) {
         uint64_t pa = 0, flags;
         if (pt_translate(must[i], &pa, &flags) != 0 || pa != must[i]) {
@@ -115,8 +115,7 @@ paging_init(const struct boot_info *bi)
     if (paging_verify(bi) != 0)
         return;
     write_cr3((uint64_t)pt_root);
-    kprintf("[paging] CR3 = %p, kernel heap used for tables and tests: %lu bytes\n", pt_root,
-            heap_used(&kernel_heap));
+    kprintf("[paging] CR3 = %p, kernel heap used for tables and tests: %lu bytes\n", pt_root, heap_used(&kernel_heap));
     paging_dump();
     const char *mon = cmdline_get("monitor");
     if (mon && mon[0] == '1')
@@ -124,8 +123,8 @@ paging_init(const struct boot_info *bi)
 }
 
 struct dump_run {
-    uint64_t start, end, pa;    /* [start, end) maps to [pa, pa + end - start) */
-    uint64_t flags;             /* effective PTE_W and PTE_NX */
+    uint64_t start, end, pa; /* [start, end) maps to [pa, pa + end - start) */
+    uint64_t flags;          /* effective PTE_W and PTE_NX */
 };
 
 static void
@@ -161,10 +160,11 @@ paging_dump_table(struct dump_run *run, pte_t *table, int level, uint64_t base, 
             continue;
         uint64_t va = base + (i << PT_LEVEL_SHIFT(level));
         if (level == 4 && i >= PT_ENTRIES / 2)
-            va |= 0xffff000000000000ull;           /* canonical upper half */
+            va |= 0xffff000000000000ull; /* canonical upper half */
         uint64_t eff = (flags & e & PTE_W) | ((flags | e) & PTE_NX);
         if (level == 1 || (e & PTE_PS))
-            paging_dump_leaf(run, va, 1ull << PT_LEVEL_SHIFT(level), PTE_ADDR(e) & ~((1ull << PT_LEVEL_SHIFT(level)) - 1), eff);
+            paging_dump_leaf(run, va, 1ull << PT_LEVEL_SHIFT(level),
+                             PTE_ADDR(e) & ~((1ull << PT_LEVEL_SHIFT(level)) - 1), eff);
         else
             paging_dump_table(run, (pte_t *)PTE_ADDR(e), level - 1, va, eff);
     }

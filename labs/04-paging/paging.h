@@ -15,17 +15,17 @@
 #include "memlayout.h"
 #include "x86.h"
 
-typedef uint64_t pte_t;         /* one page-table entry: address bits and flags */
+typedef uint64_t pte_t; /* one page-table entry: address bits and flags */
 
-#define PT_ENTRIES     512
-#define PT_LEVEL_SHIFT(level) (12 + 9 * ((level) - 1))          /* 12, 21, 30, 39 */
+#define PT_ENTRIES            512
+#define PT_LEVEL_SHIFT(level) (12 + 9 * ((level)-1)) /* 12, 21, 30, 39 */
 #define PT_INDEX(va, level)   (((va) >> PT_LEVEL_SHIFT(level)) & (PT_ENTRIES - 1))
-#define PTE_ADDR_MASK  0x000ffffffffff000ull                     /* bits 51..12 */
-#define PTE_ADDR(e)    ((e) & PTE_ADDR_MASK)
-#define PTE_PAT_LARGE  (1ull << 12)     /* in a 2 MiB entry: PAT; its address is bits 51..21 */
+#define PTE_ADDR_MASK         0x000ffffffffff000ull /* bits 51..12 */
+#define PTE_ADDR(e)           ((e)&PTE_ADDR_MASK)
+#define PTE_PAT_LARGE         (1ull << 12) /* in a 2 MiB entry: PAT; its address is bits 51..21 */
 
-extern pte_t *pt_root;          /* the PML4 that CR3 holds after paging_init */
-extern char __stack_guard[];    /* bss.ld: the page under the stack, left unmapped */
+extern pte_t *pt_root;       /* the PML4 that CR3 holds after paging_init */
+extern char __stack_guard[]; /* bss.ld: the page under the stack, left unmapped */
 
 /* pt.c (LAB 4) */
 pte_t *pt_entry(uint64_t va, int level, int create);

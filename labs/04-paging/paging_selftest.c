@@ -7,18 +7,18 @@
 #include "heap.h"
 #include "serial.h"
 
-#define SELFTEST_VA     0x00007f0000000000ull   /* far from the identity map */
-#define SELFTEST_MARK_A 0xaaaa0000aaaa0000ull
-#define SELFTEST_MARK_B 0xbbbb0000bbbb0000ull
+#define SELFTEST_VA       0x00007f0000000000ull /* far from the identity map */
+#define SELFTEST_MARK_A   0xaaaa0000aaaa0000ull
+#define SELFTEST_MARK_B   0xbbbb0000bbbb0000ull
 /* Made-up mappings that are never touched, only translated: physical
  * addresses above 4 GiB, a 2 MiB page with its PAT bit (bit 12) set, virtual
  * addresses in the upper half. */
-#define SELFTEST_HIGH_VA    0xffff8000deadb000ull
-#define SELFTEST_HIGH_PA    0x000000fedcba9000ull
-#define SELFTEST_LARGE_VA   0xffff8000bee00000ull
-#define SELFTEST_LARGE_PA   0x000000fedca00000ull
-#define SELFTEST_OFFSET     0x1fedc8                /* inside the 2 MiB page */
-#define SELFTEST_EMPTY_VA   0x00007d0000000000ull   /* no table on the way to it */
+#define SELFTEST_HIGH_VA  0xffff8000deadb000ull
+#define SELFTEST_HIGH_PA  0x000000fedcba9000ull
+#define SELFTEST_LARGE_VA 0xffff8000bee00000ull
+#define SELFTEST_LARGE_PA 0x000000fedca00000ull
+#define SELFTEST_OFFSET   0x1fedc8              /* inside the 2 MiB page */
+#define SELFTEST_EMPTY_VA 0x00007d0000000000ull /* no table on the way to it */
 
 static const char *
 selftest_perms(uint64_t va)
@@ -95,11 +95,12 @@ selftest_entries(const struct mem_region *big)
     uint64_t large = ((big->base + big->length) & ~(uint64_t)(LARGE_PAGE_SIZE - 1)) - LARGE_PAGE_SIZE + 0x5000;
     uint64_t used = heap_used(&kernel_heap);
     pte_t *pd_entry = pt_entry(large, 2, 0);
-    const char *why = pd_entry == NULL || !(*pd_entry & PTE_PS) ? "FAIL: the test page is not a 2 MiB page"
-                    : pt_entry(large, 1, 0) != NULL ? "FAIL: pt_entry went below a PTE_PS entry"
-                    : pt_map(large, large, PTE_W | PTE_NX) == 0 ? "FAIL: pt_map mapped a page inside a 2 MiB page"
-                    : pt_entry(SELFTEST_EMPTY_VA, 1, 0) != NULL || heap_used(&kernel_heap) != used
-                    ? "FAIL: pt_entry made a table with create 0" : "ok";
+    const char *why = pd_entry == NULL || !(*pd_entry & PTE_PS)   ? "FAIL: the test page is not a 2 MiB page"
+                      : pt_entry(large, 1, 0) != NULL             ? "FAIL: pt_entry went below a PTE_PS entry"
+                      : pt_map(large, large, PTE_W | PTE_NX) == 0 ? "FAIL: pt_map mapped a page inside a 2 MiB page"
+                      : pt_entry(SELFTEST_EMPTY_VA, 1, 0) != NULL || heap_used(&kernel_heap) != used
+                          ? "FAIL: pt_entry made a table with create 0"
+                          : "ok";
     kprintf("[paging] pt_entry inside a 2 MiB page: NULL, pt_map there: -1, no table made with create 0: %s\n", why);
 }
 
@@ -118,16 +119,18 @@ selftest_remap(uint64_t seed)
     kprintf("[paging] map %p -> page A, reads %s\n", (void *)va, v == SELFTEST_MARK_A ? "A" : "something else");
     int again = pt_map(va, (uint64_t)b, PTE_W | PTE_NX);
     int r = pt_unmap(va);
-    kprintf("[paging] unmap %p: %s\n", (void *)va, r == 0 && pt_translate(va, &pa, &flags) != 0
-            ? "not mapped any more" : "FAIL: still mapped");
+    kprintf("[paging] unmap %p: %s\n", (void *)va,
+            r == 0 && pt_translate(va, &pa, &flags) != 0 ? "not mapped any more" : "FAIL: still mapped");
     kprintf("[paging] map it while mapped: %d, unmap it while not mapped: %d\n", again, pt_unmap(va));
     if (pt_map(va, (uint64_t)b, PTE_W | PTE_NX) != 0) {
         kprintf("[paging] FAIL: pt_map(%p, %p) after unmap\n", (void *)va, b);
         return;
     }
     v = *(volatile uint64_t *)va;
-    kprintf("[paging] remap %p -> page B, reads %s\n", (void *)va, v == SELFTEST_MARK_B ? "B"
-            : v == SELFTEST_MARK_A ? "A: a stale TLB entry (invlpg missing?)" : "something else");
+    kprintf("[paging] remap %p -> page B, reads %s\n", (void *)va,
+            v == SELFTEST_MARK_B   ? "B"
+            : v == SELFTEST_MARK_A ? "A: a stale TLB entry (invlpg missing?)"
+                                   : "something else");
     pt_unmap(va);
 }
 

@@ -10,8 +10,10 @@ from grader.seeded import sequence
 
 PAGE = 0x1000
 BOOTS = {"overflow": "overflow"}
-DOUBLE = re.compile(r"^\[fault\] #DF double fault on IST1: rsp 0x([0-9a-f]{16}) is at the stack guard page "
-                    r"0x([0-9a-f]{16}): a kernel stack overflow \(cr2 0x([0-9a-f]{16})\)$")
+DOUBLE = re.compile(
+    r"^\[fault\] #DF double fault on IST1: rsp 0x([0-9a-f]{16}) is at the stack guard page "
+    r"0x([0-9a-f]{16}): a kernel stack overflow \(cr2 0x([0-9a-f]{16})\)$"
+)
 SAID_RIP = re.compile(r"at rip 0x([0-9a-f]+)")
 
 
@@ -51,22 +53,30 @@ def stack_overflow(ctx):
     hits = [m for m in map(DOUBLE.match, ctx.boot.lines) if m]
     if not hits:
         problem = end_of_run(ctx.boot)
-        raise Fail("with tests=overflow, no `[fault] #DF double fault on IST1: ... a kernel stack overflow` line"
-                   + (f"; the run: {problem[0]}" if problem else ""), problem[1] if problem else [])
+        raise Fail(
+            "with tests=overflow, no `[fault] #DF double fault on IST1: ... a kernel stack overflow` line"
+            + (f"; the run: {problem[0]}" if problem else ""),
+            problem[1] if problem else [],
+        )
     rsp, guard = int(hits[0].group(1), 16), int(hits[0].group(2), 16)
     if guard != syms["__stack_guard"] or not guard <= rsp <= syms["__stack_bottom"] + 64:
-        raise Fail(f"the report names rsp {hx(rsp)} and guard {hx(guard)}, but the guard page is "
-                   f"{hx(syms['__stack_guard'])}-{hx(syms['__stack_bottom'])}")
+        raise Fail(
+            f"the report names rsp {hx(rsp)} and guard {hx(guard)}, but the guard page is "
+            f"{hx(syms['__stack_guard'])}-{hx(syms['__stack_bottom'])}"
+        )
     if ctx.boot.outcome is None or ctx.boot.outcome.kind != "double fault":
-        raise Fail("the double-fault handler must power off with EXIT_DOUBLE_FAULT (QEMU exit status "
-                   f"{qemu_exit_status(ctx.stage, 'DOUBLE_FAULT')}); got: "
-                   + (ctx.boot.outcome.text if ctx.boot.outcome else ctx.boot.reason))
+        raise Fail(
+            "the double-fault handler must power off with EXIT_DOUBLE_FAULT (QEMU exit status "
+            f"{qemu_exit_status(ctx.stage, 'DOUBLE_FAULT')}); got: "
+            + (ctx.boot.outcome.text if ctx.boot.outcome else ctx.boot.reason)
+        )
 
 
 def kernel_report(lines):
     """The kernel's own last word on a fault: its report line, if it gave one."""
-    return [ln for ln in lines if ln.startswith("[fault] ") and
-            ("unexpected" in ln or ln.startswith("[fault] #DF"))][-1:]
+    return [ln for ln in lines if ln.startswith("[fault] ") and ("unexpected" in ln or ln.startswith("[fault] #DF"))][
+        -1:
+    ]
 
 
 def said_rip(ev):
@@ -81,22 +91,33 @@ def in_a_probe(ev):
 
 
 def overflow_without_ist(ev):
-    return (ev.chain.triple and ev.fault is not None and ev.fault.vector == 14
-            and 8 in [x.vector for x in ev.chain.faults] and "stack guard page" in ev.fault.place)
+    return (
+        ev.chain.triple
+        and ev.fault is not None
+        and ev.fault.vector == 14
+        and 8 in [x.vector for x in ev.chain.faults]
+        and "stack guard page" in ev.fault.place
+    )
 
 
 HINTS = [
-    Hint(overflow_without_ist,
-         "a page fault in the stack guard page could not be delivered (its frame goes on the same full stack), "
-         "and neither could the double fault: vector 8 needs its own stack, IST1 in the TSS (idt_set_gate's "
-         "ist argument), and the TSS's IST1 pointer must be set and mapped. "
-         "Book: chapter 5, \"The double fault and the IST\"."),
-    Hint(lambda ev: ev.said and "at rip 0x0000000000000000" in ev.said[0],
-         "the kernel's own report names rip 0, where nothing runs: the trap frame was read one word off, so "
-         "the CPU's error code sits where rip should be. A stub must push a dummy error code only where the CPU "
-         "pushes none, and trap_common must drop the vector and the error code (16 bytes) before iretq. "
-         "Book: chapter 5, \"The trap frame\"."),
-    Hint(lambda ev: ev.said and "unexpected" in ev.said[0] and in_a_probe(ev),
-         "a fault inside a probe had no fix-up entry: each instruction a probe expects to fault needs its "
-         "(insn, resume) pair in .fixup_table, and fixup_find must find it. Book: chapter 5, \"Probes and fix-ups\"."),
+    Hint(
+        overflow_without_ist,
+        "a page fault in the stack guard page could not be delivered (its frame goes on the same full stack), "
+        "and neither could the double fault: vector 8 needs its own stack, IST1 in the TSS (idt_set_gate's "
+        "ist argument), and the TSS's IST1 pointer must be set and mapped. "
+        'Book: chapter 5, "The double fault and the IST".',
+    ),
+    Hint(
+        lambda ev: ev.said and "at rip 0x0000000000000000" in ev.said[0],
+        "the kernel's own report names rip 0, where nothing runs: the trap frame was read one word off, so "
+        "the CPU's error code sits where rip should be. A stub must push a dummy error code only where the CPU "
+        "pushes none, and trap_common must drop the vector and the error code (16 bytes) before iretq. "
+        'Book: chapter 5, "The trap frame".',
+    ),
+    Hint(
+        lambda ev: ev.said and "unexpected" in ev.said[0] and in_a_probe(ev),
+        "a fault inside a probe had no fix-up entry: each instruction a probe expects to fault needs its "
+        '(insn, resume) pair in .fixup_table, and fixup_find must find it. Book: chapter 5, "Probes and fix-ups".',
+    ),
 ]

@@ -6,8 +6,8 @@
 #include "paging.h"
 #include "serial.h"
 
-#define FAULT_SCRATCH_VECTOR  255                     /* a gate no exception uses */
-#define FAULT_MADE_UP_ADDRESS 0xffff8000deadbeefull     /* upper half: every address bit counts */
+#define FAULT_SCRATCH_VECTOR  255                   /* a gate no exception uses */
+#define FAULT_MADE_UP_ADDRESS 0xffff8000deadbeefull /* upper half: every address bit counts */
 
 struct idt_gate idt[256] __attribute__((aligned(16)));
 /* The GDT from fault_init on: the boot GDT's descriptors (boot.S), then the
@@ -19,15 +19,38 @@ static int fault_ready;
 extern uint64_t probe_exec_target;
 extern char probe_exec_resume[];
 
-static const char *const fault_names[32] = {
-    "#DE divide error", "#DB debug", "NMI", "#BP breakpoint", "#OF overflow", "#BR bound range",
-    "#UD invalid opcode", "#NM device not available", "#DF double fault", "coprocessor overrun",
-    "#TS invalid TSS", "#NP segment not present", "#SS stack fault", "#GP general protection",
-    "#PF page fault", "reserved 15", "#MF x87 error", "#AC alignment check", "#MC machine check",
-    "#XM SIMD exception", "#VE virtualization", "#CP control protection", "reserved 22", "reserved 23",
-    "reserved 24", "reserved 25", "reserved 26", "reserved 27", "#HV hypervisor injection",
-    "#VC VMM communication", "#SX security", "reserved 31",
-};
+static const char *const fault_names[32] = {"#DE divide error",
+                                            "#DB debug",
+                                            "NMI",
+                                            "#BP breakpoint",
+                                            "#OF overflow",
+                                            "#BR bound range",
+                                            "#UD invalid opcode",
+                                            "#NM device not available",
+                                            "#DF double fault",
+                                            "coprocessor overrun",
+                                            "#TS invalid TSS",
+                                            "#NP segment not present",
+                                            "#SS stack fault",
+                                            "#GP general protection",
+                                            "#PF page fault",
+                                            "reserved 15",
+                                            "#MF x87 error",
+                                            "#AC alignment check",
+                                            "#MC machine check",
+                                            "#XM SIMD exception",
+                                            "#VE virtualization",
+                                            "#CP control protection",
+                                            "reserved 22",
+                                            "reserved 23",
+                                            "reserved 24",
+                                            "reserved 25",
+                                            "reserved 26",
+                                            "reserved 27",
+                                            "#HV hypervisor injection",
+                                            "#VC VMM communication",
+                                            "#SX security",
+                                            "reserved 31"};
 
 /* Read back what idt_set_gate wrote; name the first field that is wrong. */
 static int
@@ -35,12 +58,13 @@ fault_check_gate(int v, void (*handler)(void), int ist)
 {
     const struct idt_gate *g = &idt[v];
     uint64_t a = g->offset_low | ((uint64_t)g->offset_mid << 16) | ((uint64_t)g->offset_high << 32);
-    const char *bad = !(g->type_attr & GATE_PRESENT) ? "the present bit is clear"
-                    : (g->type_attr & 0x0f) != GATE_INTERRUPT ? "the type is not a 64-bit interrupt gate (0xe)"
-                    : (g->type_attr & 0x60) ? "the DPL is not 0"
-                    : a != (uint64_t)handler ? "the offset fields do not give the handler's address"
-                    : g->selector != SEG_KCODE ? "the selector is not SEG_KCODE"
-                    : (g->ist & 7) != ist ? "the IST field is wrong" : NULL;
+    const char *bad = !(g->type_attr & GATE_PRESENT)            ? "the present bit is clear"
+                      : (g->type_attr & 0x0f) != GATE_INTERRUPT ? "the type is not a 64-bit interrupt gate (0xe)"
+                      : (g->type_attr & 0x60)                   ? "the DPL is not 0"
+                      : a != (uint64_t)handler                  ? "the offset fields do not give the handler's address"
+                      : g->selector != SEG_KCODE                ? "the selector is not SEG_KCODE"
+                      : (g->ist & 7) != ist                     ? "the IST field is wrong"
+                                                                : NULL;
     if (bad)
         kprintf("[fault] FAIL: idt_set_gate(%d): %s (type_attr 0x%x, ist %d)\n", v, bad, g->type_attr, g->ist);
     return bad == NULL;
@@ -52,9 +76,10 @@ fault_check_tss(const uint64_t desc[2])
     uint64_t base = ((desc[0] >> 16) & 0xffffff) | ((desc[0] >> 56) << 24) | (desc[1] << 32);
     uint64_t limit = (desc[0] & 0xffff) | (((desc[0] >> 48) & 0xf) << 16);
     const char *bad = ((desc[0] >> 40) & 0xf) != TSS_TYPE ? "the type is not an available 64-bit TSS (9)"
-                    : !(desc[0] & (1ull << 47)) ? "the present bit is clear"
-                    : base != (uint64_t)&tss ? "the base fields do not give the TSS's address"
-                    : limit != sizeof tss - 1 ? "the limit is not sizeof(struct tss) - 1" : NULL;
+                      : !(desc[0] & (1ull << 47))         ? "the present bit is clear"
+                      : base != (uint64_t)&tss            ? "the base fields do not give the TSS's address"
+                      : limit != sizeof tss - 1           ? "the limit is not sizeof(struct tss) - 1"
+                                                          : NULL;
     if (bad)
         kprintf("[fault] FAIL: tss_descriptor: %s\n", bad);
     return bad == NULL;
@@ -75,8 +100,9 @@ fault_print_bytes(const void *p, int n)
 static void
 fault_check_encoders(void)
 {
-    static const uint8_t gate[16] = {0xef, 0xbe, SEG_KCODE, 0x00, 0x05, GATE_PRESENT | GATE_INTERRUPT, 0xad, 0xde,
-                                     0x00, 0x80, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00};
+    static const uint8_t gate[16] = {0xef, 0xbe, SEG_KCODE, 0x00, 0x05, GATE_PRESENT | GATE_INTERRUPT,
+                                     0xad, 0xde, 0x00,      0x80, 0xff, 0xff,
+                                     0x00, 0x00, 0x00,      0x00};
     static const uint64_t tss_desc[2] = {0xde0a89adbeefbcdeull, 0x00000000ffff8000ull};
     struct idt_gate saved = idt[FAULT_SCRATCH_VECTOR];
     memset(&idt[FAULT_SCRATCH_VECTOR], 0xff, sizeof idt[0]);
@@ -94,8 +120,8 @@ fault_check_encoders(void)
     tss_descriptor(FAULT_MADE_UP_ADDRESS, 0xabcde, desc);
     if (desc[0] != tss_desc[0] || desc[1] != tss_desc[1])
         kprintf("[fault] FAIL: tss_descriptor(%p, limit 0xabcde) gives %016lx %016lx, the SDM %016lx %016lx: "
-                "base bits 31..24 and 63..32, limit bits 19..16, the rest 0\n", (void *)FAULT_MADE_UP_ADDRESS,
-                desc[1], desc[0], tss_desc[1], tss_desc[0]);
+                "base bits 31..24 and 63..32, limit bits 19..16, the rest 0\n",
+                (void *)FAULT_MADE_UP_ADDRESS, desc[1], desc[0], tss_desc[1], tss_desc[0]);
 }
 
 /* fixup_find must find every entry, and stop at __fixup_end: rodata.ld puts
@@ -136,13 +162,18 @@ fault_init(void)
     fault_check_encoders();
     if (!ok)
         return;
-    struct { uint16_t limit; uint64_t base; } __attribute__((packed)) idtr = {sizeof idt - 1, (uint64_t)idt};
+    struct {
+        uint16_t limit;
+        uint64_t base;
+    } __attribute__((packed)) idtr = {sizeof idt - 1, (uint64_t)idt};
     __asm__ volatile("lidt %0" : : "m"(idtr));
     memcpy(fault_gdt, gdt, SEG_TSS);
     fault_gdt[SEG_TSS / 8] = desc[0];
     fault_gdt[SEG_TSS / 8 + 1] = desc[1];
-    struct { uint16_t limit; uint64_t base; } __attribute__((packed)) gdtr = {sizeof fault_gdt - 1,
-                                                                             (uint64_t)fault_gdt};
+    struct {
+        uint16_t limit;
+        uint64_t base;
+    } __attribute__((packed)) gdtr = {sizeof fault_gdt - 1, (uint64_t)fault_gdt};
     __asm__ volatile("lgdt %0; ltr %w1" : : "m"(gdtr), "r"(SEG_TSS));
     fault_ready = 1;
     kprintf("[fault] IDT: 32 gates loaded, vector 8 on IST1; TSS loaded; fix-ups: %d entries\n", entries);
@@ -177,10 +208,11 @@ fault_double(const struct trap_frame *tf, uint64_t cr2)
     uint64_t guard = (uint64_t)__stack_guard, bottom = (uint64_t)__stack_bottom;
     if (tf->rsp >= guard && tf->rsp <= bottom + 64)
         kprintf("[fault] #DF double fault on IST1: rsp %p is at the stack guard page %p: "
-                "a kernel stack overflow (cr2 %p)\n", (void *)tf->rsp, (void *)guard, (void *)cr2);
+                "a kernel stack overflow (cr2 %p)\n",
+                (void *)tf->rsp, (void *)guard, (void *)cr2);
     else
-        kprintf("[fault] #DF double fault on IST1 at rip %p, rsp %p, cr2 %p\n", (void *)tf->rip,
-                (void *)tf->rsp, (void *)cr2);
+        kprintf("[fault] #DF double fault on IST1 at rip %p, rsp %p, cr2 %p\n", (void *)tf->rip, (void *)tf->rsp,
+                (void *)cr2);
     poweroff(EXIT_DOUBLE_FAULT);
 }
 
@@ -193,7 +225,7 @@ trap_handler(struct trap_frame *tf)
         fault_double(tf, cr2);
     uint64_t resume = fixup_find(tf->rip);
     if (resume == 0 && probe_exec_target != 0 && tf->rip == probe_exec_target) {
-        resume = (uint64_t)probe_exec_resume;   /* a fetch fault: drop probe_exec's return address */
+        resume = (uint64_t)probe_exec_resume; /* a fetch fault: drop probe_exec's return address */
         tf->rsp += 8;
     }
     if (resume) {
@@ -250,8 +282,9 @@ fault_check_decode(void)
         nul = small[i] == 0;
     for (int i = 16; i < (int)sizeof small; i++)
         past |= small[i] != '#';
-    kprintf("[fault] pf_decode(0x7f) into 16 bytes: %s\n", past ? "FAIL: it wrote past them"
-            : !nul ? "FAIL: no NUL among them" : "NUL-terminated, nothing written past");
+    kprintf("[fault] pf_decode(0x7f) into 16 bytes: %s\n", past   ? "FAIL: it wrote past them"
+                                                           : !nul ? "FAIL: no NUL among them"
+                                                                  : "NUL-terminated, nothing written past");
 }
 
 void

@@ -10,17 +10,25 @@ def skeleton_names_the_gate_that_is_wrong(st):
     assert "[fault] FAIL: exceptions are not set up: no self-test" in st.boots["default"].text
 
 
-NO_IST = [("labs/05-faults/fault.c", "        idt_set_gate(v, trap_stubs[v], v == 8 ? IST_DOUBLE_FAULT : 0);",
-           "        idt_set_gate(v, trap_stubs[v], 0);   /* mutant: no IST for #DF */"),
-          ("labs/05-faults/fault.c", "        ok = fault_check_gate(v, trap_stubs[v], v == 8 ? IST_DOUBLE_FAULT : 0);",
-           "        ok = fault_check_gate(v, trap_stubs[v], 0);")]
+NO_IST = [
+    (
+        "labs/05-faults/fault.c",
+        "        idt_set_gate(v, trap_stubs[v], v == 8 ? IST_DOUBLE_FAULT : 0);",
+        "        idt_set_gate(v, trap_stubs[v], 0);   /* mutant: no IST for #DF */",
+    ),
+    (
+        "labs/05-faults/fault.c",
+        "        ok = fault_check_gate(v, trap_stubs[v], v == 8 ? IST_DOUBLE_FAULT : 0);",
+        "        ok = fault_check_gate(v, trap_stubs[v], 0);",
+    ),
+]
 
 
 @mutant("05", patches=NO_IST)
 def double_fault_without_an_ist_stack(st):
-    assert check_of(st, "faults: page fault writing .text").passed         # the probes still work...
+    assert check_of(st, "faults: page fault writing .text").passed  # the probes still work...
     over = check_of(st, "faults: stack overflow")
-    assert not over.passed and "triple fault" in over.message           # ...the overflow does not
+    assert not over.passed and "triple fault" in over.message  # ...the overflow does not
     diag = diagnosis_text(st, "overflow")
     first = st.diagnoses["overflow"][0]
     assert first.startswith("#PF (page fault, vector 14)") and "(the stack guard page)" in first
@@ -28,27 +36,56 @@ def double_fault_without_an_ist_stack(st):
     assert "vector 8 needs its own stack, IST1" in diag
 
 
-@mutant("05", patches=[("labs/05-faults/vectors.S", "    .if !TRAP_HAS_ERROR(\\v)",
-                        "    .if !TRAP_HAS_ERROR(\\v) || \\v == 13 || \\v == 14   /* mutant */")])
+@mutant(
+    "05",
+    patches=[
+        (
+            "labs/05-faults/vectors.S",
+            "    .if !TRAP_HAS_ERROR(\\v)",
+            "    .if !TRAP_HAS_ERROR(\\v) || \\v == 13 || \\v == 14   /* mutant */",
+        )
+    ],
+)
 def error_code_left_on_the_stack(st):
     # The stubs push a dummy error code for #GP and #PF too: iretq then takes the real one for RIP.
-    assert "[fault] test ud2 -> vector 6 error 0x0" in st.boots["default"].lines   # no error code: fine
+    assert "[fault] test ud2 -> vector 6 error 0x0" in st.boots["default"].lines  # no error code: fine
     assert not check_of(st, "faults: general protection").passed
     diag = diagnosis_text(st)
-    assert "the kernel handled this fault itself and reported: [fault] #GP general protection at rip " \
-           "0x0000000000000000" in diag
+    assert (
+        "the kernel handled this fault itself and reported: [fault] #GP general protection at rip "
+        "0x0000000000000000" in diag
+    )
     assert "the trap frame was read one word off" in diag
 
 
-@mutant("05", patches=[("solutions/05-faults/trap.c", "    g->type_attr = GATE_PRESENT | GATE_INTERRUPT;",
-                        "    g->type_attr = GATE_INTERRUPT;   /* mutant */")], seeds=2, boots=["default"])
+@mutant(
+    "05",
+    patches=[
+        (
+            "solutions/05-faults/trap.c",
+            "    g->type_attr = GATE_PRESENT | GATE_INTERRUPT;",
+            "    g->type_attr = GATE_INTERRUPT;   /* mutant */",
+        )
+    ],
+    seeds=2,
+    boots=["default"],
+)
 def gate_without_present_bit(st):
     assert "idt_set_gate(0): the present bit is clear (type_attr 0xe" in check_of(st, "faults: IDT, TSS").message
 
 
-@mutant("05", patches=[("solutions/05-faults/trap.c", "    g->type_attr = GATE_PRESENT | GATE_INTERRUPT;",
-                        "    g->type_attr = GATE_PRESENT | 0x0c;   /* mutant: a call gate */")], seeds=2,
-        boots=["default"])
+@mutant(
+    "05",
+    patches=[
+        (
+            "solutions/05-faults/trap.c",
+            "    g->type_attr = GATE_PRESENT | GATE_INTERRUPT;",
+            "    g->type_attr = GATE_PRESENT | 0x0c;   /* mutant: a call gate */",
+        )
+    ],
+    seeds=2,
+    boots=["default"],
+)
 def gate_of_the_wrong_type(st):
     assert "the type is not a 64-bit interrupt gate" in check_of(st, "faults: IDT, TSS").message
 
@@ -87,28 +124,48 @@ def gate_reserved_field_not_cleared(st):
     setup_fails(st, "gives `ef be 08 00 05 8e ad de 00 80 ff ff ff ff ff ff`")
 
 
-@mutant("05", patches=[(T, "    g->offset_mid = (uint16_t)(a >> 16);",
-                           "    g->offset_mid = (uint16_t)(a >> 8);   /* mutant */")],
-        **ONE)
+@mutant(
+    "05",
+    patches=[(T, "    g->offset_mid = (uint16_t)(a >> 16);", "    g->offset_mid = (uint16_t)(a >> 8);   /* mutant */")],
+    **ONE,
+)
 def gate_offset_mid_shifted_wrong(st):
     setup_fails(st, "idt_set_gate(0): the offset fields do not give the handler's address")
 
 
-@mutant("05", patches=[(T, "    g->ist = (uint8_t)(ist & 7);", "    g->ist = 0;   /* mutant */\n    (void)ist;")],
-        **ONE)
+@mutant(
+    "05", patches=[(T, "    g->ist = (uint8_t)(ist & 7);", "    g->ist = 0;   /* mutant */\n    (void)ist;")], **ONE
+)
 def gate_ist_ignored(st):
     setup_fails(st, "idt_set_gate(8): the IST field is wrong")
 
 
-@mutant("05", patches=[(T, "    g->type_attr = GATE_PRESENT | GATE_INTERRUPT;",
-                           "    g->type_attr = GATE_PRESENT | GATE_TRAP;   /* mutant */")],
-        **ONE)
+@mutant(
+    "05",
+    patches=[
+        (
+            T,
+            "    g->type_attr = GATE_PRESENT | GATE_INTERRUPT;",
+            "    g->type_attr = GATE_PRESENT | GATE_TRAP;   /* mutant */",
+        )
+    ],
+    **ONE,
+)
 def trap_gate_not_interrupt_gate(st):
     setup_fails(st, "the type is not a 64-bit interrupt gate")
 
 
-@mutant("05", patches=[(T, "    g->type_attr = GATE_PRESENT | GATE_INTERRUPT;",
-                        "    g->type_attr = GATE_PRESENT | 0x60 | GATE_INTERRUPT;   /* mutant: DPL 3 */")], **ONE)
+@mutant(
+    "05",
+    patches=[
+        (
+            T,
+            "    g->type_attr = GATE_PRESENT | GATE_INTERRUPT;",
+            "    g->type_attr = GATE_PRESENT | 0x60 | GATE_INTERRUPT;   /* mutant: DPL 3 */",
+        )
+    ],
+    **ONE,
+)
 def gate_with_dpl_3(st):
     setup_fails(st, "the DPL is not 0")
 
@@ -118,23 +175,44 @@ def gate_with_the_data_selector(st):
     setup_fails(st, "the selector is not SEG_KCODE")
 
 
-@mutant("05", patches=[(T, " | ((base >> 24 & 0xff) << 56);\n    desc[1] = base >> 32;",
-                        ";   /* mutant: base bits 31..24 and 63..32 left out */\n    desc[1] = 0;")], **ONE)
+@mutant(
+    "05",
+    patches=[
+        (
+            T,
+            " | ((base >> 24 & 0xff) << 56);\n    desc[1] = base >> 32;",
+            ";   /* mutant: base bits 31..24 and 63..32 left out */\n    desc[1] = 0;",
+        )
+    ],
+    **ONE,
+)
 def tss_base_high_bits_left_out(st):
     # The TSS lives below 16 MiB: only the made-up descriptor shows it.
     setup_fails(st, "FAIL: tss_descriptor(0xffff8000deadbeef, limit 0xabcde) gives 0000000000000000 000a89adbeefbcde")
 
 
-@mutant("05", patches=[(T, "            | (((uint64_t)limit >> 16 & 0xf) << 48)",
-                           "            /* mutant: limit bits 19..16 left out */")],
-        **ONE)
+@mutant(
+    "05",
+    patches=[
+        (
+            T,
+            "              (((uint64_t)limit >> 16 & 0xf) << 48) |",
+            "              /* mutant: limit bits 19..16 left out */",
+        )
+    ],
+    **ONE,
+)
 def tss_limit_high_bits_left_out(st):
     setup_fails(st, "gives 00000000ffff8000 de0089adbeefbcde")
 
 
-@mutant("05", patches=[(T, "    desc[1] = base >> 32;",
-                           "    desc[1] |= base >> 32;   /* mutant: the upper half never cleared */")],
-        **ONE)
+@mutant(
+    "05",
+    patches=[
+        (T, "    desc[1] = base >> 32;", "    desc[1] |= base >> 32;   /* mutant: the upper half never cleared */")
+    ],
+    **ONE,
+)
 def tss_descriptor_upper_half_not_cleared(st):
     setup_fails(st, "gives ffffffffffffffff de0a89adbeefbcde")
 
@@ -175,33 +253,54 @@ def pf_decode_joins_with_commas(st):
     assert not check_of(st, "faults: page fault reading").passed
 
 
-@mutant("05", patches=[(T, 'error & 8 ? "reserved-bit" : NULL, error & 16 ? "fetch" : NULL,\n'
-                           '        error & 32 ? "protection-key" : NULL, error & 64 ? "shadow-stack" : NULL,',
-                        'NULL, error & 16 ? "fetch" : NULL, NULL, NULL,   /* mutant: only the bits the tests show */')],
-        **ONE)
+@mutant(
+    "05",
+    patches=[
+        (
+            T,
+            'error & 8 ? "reserved-bit" : NULL,        error & 16 ? "fetch" : NULL,  '
+            'error & 32 ? "protection-key" : NULL,\n'
+            '        error & 64 ? "shadow-stack" : NULL,',
+            'NULL, error & 16 ? "fetch" : NULL, NULL, NULL, /* mutant: only the bits the tests show */',
+        )
+    ],
+    **ONE,
+)
 def pf_decode_ignores_bits_3_5_and_6(st):
     # The probes' error codes are 0x0, 0x3 and 0x11: only pf_decode(0x7f) shows it.
     decode_fails(st, "got `[fault] pf_decode(0x7f): protection|write|user|fetch`")
     assert check_of(st, "faults: page fault executing .data").passed
 
 
-@mutant("05", patches=[(T, "n < size - 1; w++)", "n < 1000; w++)   /* mutant: size ignored */"),
-                       (T, "if (i + 1 < 7 && words[i + 1] && n < size - 1)", "if (i + 1 < 7 && words[i + 1] && size)")],
-        **ONE)
+@mutant(
+    "05",
+    patches=[
+        (T, "n < size - 1; w++)", "n < 1000; w++)   /* mutant: size ignored */"),
+        (T, "if (i + 1 < 7 && words[i + 1] && n < size - 1)", "if (i + 1 < 7 && words[i + 1] && size)"),
+    ],
+    **ONE,
+)
 def pf_decode_ignores_the_buffer_size(st):
     decode_fails(st, "got `[fault] pf_decode(0x7f) into 16 bytes: FAIL: it wrote past them`")
 
 
-@mutant("05", patches=[(T, "n < size - 1; w++)", "n < size; w++)   /* mutant: no room kept for the NUL */"),
-                       (T, "if (i + 1 < 7 && words[i + 1] && n < size - 1)", "if (i + 1 < 7 && words[i + 1] && n < size)")],
-        **ONE)
+@mutant(
+    "05",
+    patches=[
+        (T, "n < size - 1; w++)", "n < size; w++)   /* mutant: no room kept for the NUL */"),
+        (T, "if (i + 1 < 7 && words[i + 1] && n < size - 1)", "if (i + 1 < 7 && words[i + 1] && n < size)"),
+    ],
+    **ONE,
+)
 def pf_decode_writes_the_nul_past_the_end(st):
     decode_fails(st, "FAIL: it wrote past them")
 
 
-@mutant("05", patches=[(T, "        error & 4 ? \"user\" : \"kernel\",",
-                           "        error & 4 ? \"kernel\" : \"user\",   /* mutant */")],
-        **ONE)
+@mutant(
+    "05",
+    patches=[(T, 'error & 4 ? "user" : "kernel",', 'error & 4 ? "kernel" : "user", /* mutant */')],
+    **ONE,
+)
 def pf_decode_user_and_kernel_swapped(st):
     decode_fails(st, "pf_decode(0x7f): protection|write|kernel")
     assert not check_of(st, "faults: page fault reading an unmapped page").passed

@@ -22,8 +22,7 @@
 
 /* The exceptions for which the CPU pushes an error code (SDM vol. 3A,
  * table 6-1): the stubs and the reports both ask this. */
-#define TRAP_HAS_ERROR(v) ((v) == 8 || ((v) >= 10 && (v) <= 14) || (v) == 17 || (v) == 21 || (v) == 29 || \
-                           (v) == 30)
+#define TRAP_HAS_ERROR(v) ((v) == 8 || ((v) >= 10 && (v) <= 14) || (v) == 17 || (v) == 21 || (v) == 29 || (v) == 30)
 
 #ifndef __ASSEMBLER__
 #include "kernel.h"
@@ -37,32 +36,32 @@ struct trap_frame {
 
 /* One 16-byte IDT gate in long mode (SDM vol. 3A, figure 6-8). */
 struct idt_gate {
-    uint16_t offset_low;        /* handler address bits 15..0 */
-    uint16_t selector;          /* code segment: SEG_KCODE */
-    uint8_t ist;                /* bits 2..0: IST stack, 0 = none */
-    uint8_t type_attr;          /* P (bit 7), DPL (bits 6..5), type (bits 3..0) */
-    uint16_t offset_mid;        /* bits 31..16 */
-    uint32_t offset_high;       /* bits 63..32 */
+    uint16_t offset_low;  /* handler address bits 15..0 */
+    uint16_t selector;    /* code segment: SEG_KCODE */
+    uint8_t ist;          /* bits 2..0: IST stack, 0 = none */
+    uint8_t type_attr;    /* P (bit 7), DPL (bits 6..5), type (bits 3..0) */
+    uint16_t offset_mid;  /* bits 31..16 */
+    uint32_t offset_high; /* bits 63..32 */
     uint32_t reserved;
 };
-#define GATE_PRESENT   0x80     /* P */
-#define GATE_INTERRUPT 0x0e     /* 64-bit interrupt gate: IF cleared on entry */
-#define GATE_TRAP      0x0f     /* 64-bit trap gate */
+#define GATE_PRESENT   0x80 /* P */
+#define GATE_INTERRUPT 0x0e /* 64-bit interrupt gate: IF cleared on entry */
+#define GATE_TRAP      0x0f /* 64-bit trap gate */
 
 /* The 64-bit TSS (SDM vol. 3A, figure 8-11): only the IST pointers matter here. */
 struct tss {
     uint32_t reserved0;
-    uint64_t rsp[3];            /* stacks for privilege changes (unused: ring 0 only) */
+    uint64_t rsp[3]; /* stacks for privilege changes (unused: ring 0 only) */
     uint64_t reserved1;
-    uint64_t ist[7];            /* IST1..IST7: ist[0] is IST1 */
+    uint64_t ist[7]; /* IST1..IST7: ist[0] is IST1 */
     uint64_t reserved2;
     uint16_t reserved3;
     uint16_t iomap_base;
 } __attribute__((packed));
 
-#define SEG_TSS       0x18      /* GDT slots 3 and 4: the 16-byte TSS descriptor */
-#define TSS_TYPE      0x09      /* available 64-bit TSS */
-#define IST_DOUBLE_FAULT 1      /* vector 8 runs on IST1 */
+#define SEG_TSS          0x18 /* GDT slots 3 and 4: the 16-byte TSS descriptor */
+#define TSS_TYPE         0x09 /* available 64-bit TSS */
+#define IST_DOUBLE_FAULT 1    /* vector 8 runs on IST1 */
 #define IST_STACK_SIZE   8192
 
 /* A fix-up: if an exception hits `insn`, resume at `resume`. The linker
@@ -87,7 +86,7 @@ void fault_init(void);
 void trap_handler(struct trap_frame *tf);
 void fault_selftest(uint64_t seed);
 extern struct idt_gate idt[256];
-extern uint64_t gdt[];          /* the boot GDT (boot.S): code and data descriptors */
+extern uint64_t gdt[]; /* the boot GDT (boot.S): code and data descriptors */
 
 /* vectors.S and probes.S */
 extern void (*const trap_stubs[32])(void);

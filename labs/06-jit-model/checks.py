@@ -17,7 +17,7 @@ BOOTS = {"jit-sse2": "jit-sse2"}
 CPUID = re.compile(r"^\[simd\] CPUID: (.*); XCR0 may hold 0x([0-9a-f]+)$")
 PATH = re.compile(r"^\[jit\] path: (\S+) \((forced by tests=jit-sse2; )?CPUID: ")
 JIT_CODE = re.compile(r"^\[jit\] (\S+): (\d+) bytes of code at 0x([0-9a-f]+), sealed r-x$")
-XCR0_AVX, XCR0_AVX512 = 0x7, 0xE7           # simd.h
+XCR0_AVX, XCR0_AVX512 = 0x7, 0xE7  # simd.h
 EACH = re.compile(r"^\[model\] (.+): each context: ((?:[0-9a-f]+ ?)+)$")
 SAID_RIP = re.compile(r"at rip 0x([0-9a-f]+)")
 
@@ -49,8 +49,12 @@ def model_expected(seed, lab):
         return {"hash": bad, "words": bad, "_each": [], "_contexts": []}
     contexts = model_ref.seeded_contexts(seed, m)
     each = [model_ref.fnv1a(struct.pack(f"<{m.vocab}i", *model_ref.logits(m, c))) for c in contexts]
-    return {"hash": f"0x{model_ref.logits_hash(m, contexts):x}", "words": " ".join(model_ref.generate(m, seed)),
-            "_each": each, "_contexts": contexts}
+    return {
+        "hash": f"0x{model_ref.logits_hash(m, contexts):x}",
+        "words": " ".join(model_ref.generate(m, seed)),
+        "_each": each,
+        "_contexts": contexts,
+    }
 
 
 def spell(context):
@@ -68,14 +72,18 @@ def bit_exact(ctx, engine):
     interpreter = [int(x, 16) for x in lines.get("interpreter", [])]
     for i, (g, w) in enumerate(zip(got, want)):
         if g != w:
-            where = (f"every rounding is specified in labs/{ctx.lab.name}/model_ref.py"
-                     if engine == "interpreter" or interpreter[:len(want)] != want else
-                     "the interpreter agrees with the reference, so the difference is in the code this JIT "
-                     "generated: check your encoder for every operand form (displacements of 128 and more, "
-                     "negative ones, r12 and r13 as a base) with `make jit-check`, which compares each form "
-                     "the emitter supports with llvm-objdump")
-            raise Fail(f"context {i} (`{spell(ctx.values['_contexts'][i])}`, oldest character first) is the first "
-                       f"that differs: its logits hash 0x{g:x}, the reference's 0x{w:x}; {where}")
+            where = (
+                f"every rounding is specified in labs/{ctx.lab.name}/model_ref.py"
+                if engine == "interpreter" or interpreter[: len(want)] != want
+                else "the interpreter agrees with the reference, so the difference is in the code this JIT "
+                "generated: check your encoder for every operand form (displacements of 128 and more, "
+                "negative ones, r12 and r13 as a base) with `make jit-check`, which compares each form "
+                "the emitter supports with llvm-objdump"
+            )
+            raise Fail(
+                f"context {i} (`{spell(ctx.values['_contexts'][i])}`, oldest character first) is the first "
+                f"that differs: its logits hash 0x{g:x}, the reference's 0x{w:x}; {where}"
+            )
     if len(got) != len(want):
         raise Fail(f"{len(got)} context hashes printed, {len(want)} expected")
 
@@ -137,12 +145,16 @@ def widest_path(ctx, need_avx2):
         raise Fail("the kernel says CPUID has no AVX2, but the grader boots QEMU with `-cpu max`, which has it")
     if path != best or forced:
         raise Fail(f"the kernel chose `{path}`{' (forced)' if forced else ''}; its CPUID facts allow `{best}`")
-    want = {"avx512-vnni": f"XCR0 = 0x{XCR0_AVX512:x}", "avx2": f"XCR0 = 0x{XCR0_AVX:x}",
-            "avx-vnni": f"XCR0 = 0x{XCR0_AVX:x}"}.get(path, "XCR0 not written")
+    want = {
+        "avx512-vnni": f"XCR0 = 0x{XCR0_AVX512:x}",
+        "avx2": f"XCR0 = 0x{XCR0_AVX:x}",
+        "avx-vnni": f"XCR0 = 0x{XCR0_AVX:x}",
+    }.get(path, "XCR0 not written")
     if want not in enabled_line(ctx):
         raise Fail(f"for {path}, `{enabled_line(ctx)}` should say `{want}`")
-    if path != "sse2" and not any(ln.startswith(f"[jit] {path}: ") and ln.endswith("sealed r-x")
-                                  for ln in ctx.boot.lines):
+    if path != "sse2" and not any(
+        ln.startswith(f"[jit] {path}: ") and ln.endswith("sealed r-x") for ln in ctx.boot.lines
+    ):
         raise Fail(f"no `[jit] {path}: ... bytes of code at ..., sealed r-x` line")
     bit_exact(ctx, f"jit {path}")
 
@@ -200,19 +212,26 @@ def jit_code_at(ev):
 
 @place
 def generated_code(addr, ev):
-    return "code generated at run time (in the heap: the JIT's pages)" if ev.code and in_heap(addr, ev.symbols) \
-        else None
+    return (
+        "code generated at run time (in the heap: the JIT's pages)" if ev.code and in_heap(addr, ev.symbols) else None
+    )
 
 
 HINTS = [
-    Hint(lambda ev: ev.said and "#UD invalid opcode" in ev.said[0] and jit_code_at(ev).startswith("avx"),
-         "an invalid-opcode fault in the JIT's AVX code, at a VEX or EVEX instruction: AVX is off until the kernel "
-         "sets CR4.OSXSAVE and then writes XCR0 with xsetbv (x87, SSE and AVX state; for zmm also opmask, "
-         "ZMM_Hi256 and Hi16_ZMM), before the first such instruction. Book: chapter 6, \"Turning AVX on\"."),
-    Hint(lambda ev: ev.said and "#UD invalid opcode" in ev.said[0] and in_jit_code(ev),
-         "an invalid-opcode fault in the JIT's code, at an SSE instruction: SSE is off until the kernel sets "
-         "CR4.OSFXSR (and CR4.OSXMMEXCPT, CR0.MP, with CR0.EM clear). Book: chapter 6, \"Turning SSE on\"."),
-    Hint(lambda ev: ev.said and "#GP general protection" in ev.said[0] and in_jit_code(ev),
-         "a general-protection fault in the JIT's code: a legacy SSE instruction (movdqa, pmaddwd) with a memory "
-         "operand that is not 16-byte aligned. Book: chapter 6, \"Turning SSE on\"."),
+    Hint(
+        lambda ev: ev.said and "#UD invalid opcode" in ev.said[0] and jit_code_at(ev).startswith("avx"),
+        "an invalid-opcode fault in the JIT's AVX code, at a VEX or EVEX instruction: AVX is off until the kernel "
+        "sets CR4.OSXSAVE and then writes XCR0 with xsetbv (x87, SSE and AVX state; for zmm also opmask, "
+        'ZMM_Hi256 and Hi16_ZMM), before the first such instruction. Book: chapter 6, "Turning AVX on".',
+    ),
+    Hint(
+        lambda ev: ev.said and "#UD invalid opcode" in ev.said[0] and in_jit_code(ev),
+        "an invalid-opcode fault in the JIT's code, at an SSE instruction: SSE is off until the kernel sets "
+        'CR4.OSFXSR (and CR4.OSXMMEXCPT, CR0.MP, with CR0.EM clear). Book: chapter 6, "Turning SSE on".',
+    ),
+    Hint(
+        lambda ev: ev.said and "#GP general protection" in ev.said[0] and in_jit_code(ev),
+        "a general-protection fault in the JIT's code: a legacy SSE instruction (movdqa, pmaddwd) with a memory "
+        'operand that is not 16-byte aligned. Book: chapter 6, "Turning SSE on".',
+    ),
 ]

@@ -44,7 +44,7 @@ jit_op_mem(struct jit *j, int p66, int w, const uint8_t *op, int nop, int reg, i
            int32_t disp)
 {
     if (p66)
-        jit_emit8(j, 0x66);             /* the legacy prefix goes before REX */
+        jit_emit8(j, 0x66); /* the legacy prefix goes before REX */
     jit_rex(j, w, reg, index, base);
     for (int i = 0; i < nop; i++)
         jit_emit8(j, op[i]);
@@ -134,7 +134,7 @@ jit_modrm_mem_n(struct jit *j, int reg, int base, int index, int scale, int32_t 
         jit_modrm_mem(j, reg, base, index, scale, disp);
         return;
     }
-    jit_modrm_mem(j, reg, base, index, scale, INT32_MAX);    /* a disp32, then its real value */
+    jit_modrm_mem(j, reg, base, index, scale, INT32_MAX); /* a disp32, then its real value */
     for (int i = 0; i < 4 && !j->overflow; i++)
         j->buf[j->len - 4 + i] = (uint8_t)((uint32_t)disp >> (8 * i));
 }
@@ -178,19 +178,27 @@ jit_vzeroupper(struct jit *j)
 }
 
 /* The vector instructions the JIT emits: {evex, pp, map, W, opcode, disp8*N}. */
-#define VEX(pp, map, op)     {0, JIT_PP_##pp, JIT_MAP_##map, 0, op, 1}
-#define EVEX(pp, map, op, n) {1, JIT_PP_##pp, JIT_MAP_##map, 0, op, n}
+#define VEX(pp, map, op)                                                                                               \
+    {                                                                                                                  \
+        0, JIT_PP_##pp, JIT_MAP_##map, 0, op, 1                                                                        \
+    }
+#define EVEX(pp, map, op, n)                                                                                           \
+    {                                                                                                                  \
+        1, JIT_PP_##pp, JIT_MAP_##map, 0, op, n                                                                        \
+    }
 const struct jit_vop JIT_VPXOR = VEX(66, 0F, 0xef), JIT_VPBROADCASTD = VEX(66, 0F38, 0x58),
-    JIT_VPMADDUBSW = VEX(66, 0F38, 0x04), JIT_VPMADDWD = VEX(66, 0F, 0xf5), JIT_VPADDD = VEX(66, 0F, 0xfe),
-    JIT_VPDPBUSD = VEX(66, 0F38, 0x50), JIT_VPMAXSD = VEX(66, 0F38, 0x3d), JIT_VPMINSD = VEX(66, 0F38, 0x39),
-    JIT_VPMULLD = VEX(66, 0F38, 0x40), JIT_VPSRLD_IMM = VEX(66, 0F, 0x72), JIT_VEXTRACTI128 = VEX(66, 0F3A, 0x39),
-    JIT_VPACKUSDW = VEX(66, 0F38, 0x2b), JIT_VPACKUSWB = VEX(66, 0F, 0x67), JIT_VMOVQ_STORE = VEX(66, 0F, 0xd6),
-    JIT_VMOVDQU_LOAD = VEX(F3, 0F, 0x6f), JIT_VMOVDQU_STORE = VEX(F3, 0F, 0x7f);
+                     JIT_VPMADDUBSW = VEX(66, 0F38, 0x04), JIT_VPMADDWD = VEX(66, 0F, 0xf5),
+                     JIT_VPADDD = VEX(66, 0F, 0xfe), JIT_VPDPBUSD = VEX(66, 0F38, 0x50),
+                     JIT_VPMAXSD = VEX(66, 0F38, 0x3d), JIT_VPMINSD = VEX(66, 0F38, 0x39),
+                     JIT_VPMULLD = VEX(66, 0F38, 0x40), JIT_VPSRLD_IMM = VEX(66, 0F, 0x72),
+                     JIT_VEXTRACTI128 = VEX(66, 0F3A, 0x39), JIT_VPACKUSDW = VEX(66, 0F38, 0x2b),
+                     JIT_VPACKUSWB = VEX(66, 0F, 0x67), JIT_VMOVQ_STORE = VEX(66, 0F, 0xd6),
+                     JIT_VMOVDQU_LOAD = VEX(F3, 0F, 0x6f), JIT_VMOVDQU_STORE = VEX(F3, 0F, 0x7f);
 const struct jit_vop JIT_EVPXORD = EVEX(66, 0F, 0xef, 0), JIT_EVPBROADCASTD = EVEX(66, 0F38, 0x58, 4),
-    JIT_EVPADDD = EVEX(66, 0F, 0xfe, 0), JIT_EVPDPBUSD = EVEX(66, 0F38, 0x50, 0),
-    JIT_EVPMAXSD = EVEX(66, 0F38, 0x3d, 0), JIT_EVPMINSD = EVEX(66, 0F38, 0x39, 0),
-    JIT_EVPMULLD = EVEX(66, 0F38, 0x40, 0), JIT_EVPSRLD_IMM = EVEX(66, 0F, 0x72, 0),
-    JIT_EVPMOVDB_STORE = EVEX(F3, 0F38, 0x31, -2), JIT_EVMOVDQU32_STORE = EVEX(F3, 0F, 0x7f, 0);
+                     JIT_EVPADDD = EVEX(66, 0F, 0xfe, 0), JIT_EVPDPBUSD = EVEX(66, 0F38, 0x50, 0),
+                     JIT_EVPMAXSD = EVEX(66, 0F38, 0x3d, 0), JIT_EVPMINSD = EVEX(66, 0F38, 0x39, 0),
+                     JIT_EVPMULLD = EVEX(66, 0F38, 0x40, 0), JIT_EVPSRLD_IMM = EVEX(66, 0F, 0x72, 0),
+                     JIT_EVPMOVDB_STORE = EVEX(F3, 0F38, 0x31, -2), JIT_EVMOVDQU32_STORE = EVEX(F3, 0F, 0x7f, 0);
 
 const char *const jit_kind_name[JIT_KINDS] = {"scalar", "sse2", "avx2", "avx-vnni", "avx512-vnni"};
 
@@ -200,55 +208,55 @@ const char *const jit_kind_name[JIT_KINDS] = {"scalar", "sse2", "avx2", "avx-vnn
 static void
 jit_dot_sse2(struct jit *j, int cols)
 {
-    jit_op_rr(j, 1, 0, JIT_OP(0x0f, 0xef), XMM(0), XMM(0));                     /* pxor xmm0, xmm0 */
+    jit_op_rr(j, 1, 0, JIT_OP(0x0f, 0xef), XMM(0), XMM(0)); /* pxor xmm0, xmm0 */
     for (int c = 0; c < cols / 8; c++) {
         jit_op_mem(j, 1, 0, JIT_OP(0x0f, 0x6f), XMM(1), RDX, JIT_NOREG, 1, 16 * c); /* movdqa xmm1, [rdx+16c] */
         jit_op_mem(j, 1, 0, JIT_OP(0x0f, 0xf5), XMM(1), RDI, JIT_NOREG, 1, 16 * c); /* pmaddwd xmm1, [rdi+16c] */
-        jit_op_rr(j, 1, 0, JIT_OP(0x0f, 0xfe), XMM(0), XMM(1));                 /* paddd xmm0, xmm1 */
+        jit_op_rr(j, 1, 0, JIT_OP(0x0f, 0xfe), XMM(0), XMM(1));                     /* paddd xmm0, xmm1 */
     }
     for (int shuffle = 0x4e; shuffle; shuffle = shuffle == 0x4e ? 0xb1 : 0) {
-        jit_op_rr(j, 1, 0, JIT_OP(0x0f, 0x70), XMM(1), XMM(0));                 /* pshufd xmm1, xmm0, imm */
+        jit_op_rr(j, 1, 0, JIT_OP(0x0f, 0x70), XMM(1), XMM(0)); /* pshufd xmm1, xmm0, imm */
         jit_emit8(j, (uint8_t)shuffle);
-        jit_op_rr(j, 1, 0, JIT_OP(0x0f, 0xfe), XMM(0), XMM(1));                 /* paddd xmm0, xmm1 */
+        jit_op_rr(j, 1, 0, JIT_OP(0x0f, 0xfe), XMM(0), XMM(1)); /* paddd xmm0, xmm1 */
     }
-    jit_op_rr(j, 1, 0, JIT_OP(0x0f, 0x7e), XMM(0), RAX);                        /* movd eax, xmm0 */
+    jit_op_rr(j, 1, 0, JIT_OP(0x0f, 0x7e), XMM(0), RAX); /* movd eax, xmm0 */
 }
 
 /* The same dot product one multiply-add at a time, in r11d, then eax. */
 static void
 jit_dot_scalar(struct jit *j, int cols)
 {
-    jit_op_rr(j, 0, 1, JIT_OP(0x31), R11, R11);                                 /* xor r11, r11 */
+    jit_op_rr(j, 0, 1, JIT_OP(0x31), R11, R11); /* xor r11, r11 */
     for (int c = 0; c < cols; c++) {
-        jit_op_mem(j, 0, 0, JIT_OP(0x0f, 0xbf), RAX, RDX, JIT_NOREG, 1, 2 * c);   /* movsx eax, word [rdx+2c] */
-        jit_op_mem(j, 0, 0, JIT_OP(0x0f, 0xbf), RCX, RDI, JIT_NOREG, 1, 2 * c);   /* movsx ecx, word [rdi+2c] */
+        jit_op_mem(j, 0, 0, JIT_OP(0x0f, 0xbf), RAX, RDX, JIT_NOREG, 1, 2 * c); /* movsx eax, word [rdx+2c] */
+        jit_op_mem(j, 0, 0, JIT_OP(0x0f, 0xbf), RCX, RDI, JIT_NOREG, 1, 2 * c); /* movsx ecx, word [rdi+2c] */
         jit_op_rr(j, 0, 0, JIT_OP(0x0f, 0xaf), RAX, RCX);                       /* imul eax, ecx */
         jit_op_rr(j, 0, 0, JIT_OP(0x01), RAX, R11);                             /* add r11d, eax */
     }
-    jit_op_rr(j, 0, 0, JIT_OP(0x89), R11, RAX);                                 /* mov eax, r11d */
+    jit_op_rr(j, 0, 0, JIT_OP(0x89), R11, RAX); /* mov eax, r11d */
 }
 
 /* acc (eax) + bias -> rax; requantized to 0..127 when mult != 0. */
 static void
 jit_finish_row(struct jit *j, int64_t mult)
 {
-    jit_op_rr(j, 0, 1, JIT_OP(0x63), RAX, RAX);                                 /* movsxd rax, eax */
-    jit_op_mem(j, 0, 1, JIT_OP(0x63), R9, R8, JIT_NOREG, 1, 0);                 /* movsxd r9, [r8] */
-    jit_op_rr(j, 0, 1, JIT_OP(0x01), R9, RAX);                                  /* add rax, r9 */
+    jit_op_rr(j, 0, 1, JIT_OP(0x63), RAX, RAX);                 /* movsxd rax, eax */
+    jit_op_mem(j, 0, 1, JIT_OP(0x63), R9, R8, JIT_NOREG, 1, 0); /* movsxd r9, [r8] */
+    jit_op_rr(j, 0, 1, JIT_OP(0x01), R9, RAX);                  /* add rax, r9 */
     if (mult == 0)
         return;
     jit_mov_imm64(j, R9, (uint64_t)mult);
-    jit_op_rr(j, 0, 1, JIT_OP(0x0f, 0xaf), RAX, R9);                            /* imul rax, r9 */
+    jit_op_rr(j, 0, 1, JIT_OP(0x0f, 0xaf), RAX, R9); /* imul rax, r9 */
     jit_mov_imm64(j, R9, 1ull << 23);
-    jit_op_rr(j, 0, 1, JIT_OP(0x01), R9, RAX);                                  /* add rax, r9 */
-    jit_op_rr(j, 0, 1, JIT_OP(0xc1), 7, RAX);                                   /* sar rax, 24 */
+    jit_op_rr(j, 0, 1, JIT_OP(0x01), R9, RAX); /* add rax, r9 */
+    jit_op_rr(j, 0, 1, JIT_OP(0xc1), 7, RAX);  /* sar rax, 24 */
     jit_emit8(j, 24);
-    jit_op_rr(j, 0, 1, JIT_OP(0x31), R9, R9);                                   /* xor r9, r9 */
-    jit_op_rr(j, 0, 1, JIT_OP(0x85), RAX, RAX);                                 /* test rax, rax */
-    jit_op_rr(j, 0, 1, JIT_OP(0x0f, 0x4c), RAX, R9);                            /* cmovl rax, r9 */
+    jit_op_rr(j, 0, 1, JIT_OP(0x31), R9, R9);        /* xor r9, r9 */
+    jit_op_rr(j, 0, 1, JIT_OP(0x85), RAX, RAX);      /* test rax, rax */
+    jit_op_rr(j, 0, 1, JIT_OP(0x0f, 0x4c), RAX, R9); /* cmovl rax, r9 */
     jit_mov_imm64(j, R9, 127);
-    jit_op_rr(j, 0, 1, JIT_OP(0x39), R9, RAX);                                  /* cmp rax, r9 */
-    jit_op_rr(j, 0, 1, JIT_OP(0x0f, 0x4f), RAX, R9);                            /* cmovg rax, r9 */
+    jit_op_rr(j, 0, 1, JIT_OP(0x39), R9, RAX);       /* cmp rax, r9 */
+    jit_op_rr(j, 0, 1, JIT_OP(0x0f, 0x4f), RAX, R9); /* cmovg rax, r9 */
 }
 
 /* The bytes a kind's packed copy of layer l takes (jit_pack). */
@@ -323,18 +331,18 @@ jit_compile_layer(struct jit *j, enum jit_kind kind, const struct jit_layer *l, 
         jit_dot_scalar(j, l->cols);
     jit_finish_row(j, l->mult);
     if (l->mult) {
-        jit_op_mem(j, 1, 0, JIT_OP(0x89), RAX, RSI, JIT_NOREG, 1, 0);          /* mov [rsi], ax */
+        jit_op_mem(j, 1, 0, JIT_OP(0x89), RAX, RSI, JIT_NOREG, 1, 0); /* mov [rsi], ax */
         jit_add_imm32(j, RSI, 2);
     } else {
-        jit_op_mem(j, 0, 0, JIT_OP(0x89), RAX, RSI, JIT_NOREG, 1, 0);          /* mov [rsi], eax */
+        jit_op_mem(j, 0, 0, JIT_OP(0x89), RAX, RSI, JIT_NOREG, 1, 0); /* mov [rsi], eax */
         jit_add_imm32(j, RSI, 4);
     }
     jit_add_imm32(j, RDX, 2 * l->cols);
     jit_add_imm32(j, R8, 4);
-    jit_op_rr(j, 0, 1, JIT_OP(0xff), 1, R10);                                   /* dec r10 */
-    jit_emit8(j, 0x0f);                                                         /* jnz loop */
+    jit_op_rr(j, 0, 1, JIT_OP(0xff), 1, R10); /* dec r10 */
+    jit_emit8(j, 0x0f);                       /* jnz loop */
     jit_emit8(j, 0x85);
     jit_emit32(j, (uint32_t)(int32_t)(loop - (j->len + 4)));
-    jit_emit8(j, 0xc3);                                                         /* ret */
+    jit_emit8(j, 0xc3); /* ret */
     return start;
 }

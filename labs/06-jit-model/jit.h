@@ -15,16 +15,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum {
-    RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8, R9, R10, R11, R12, R13, R14, R15,
-};
-#define XMM(n)    (n)               /* xmm/ymm/zmm registers use the same numbers (0..31) */
-#define JIT_NOREG (-1)              /* no base or no index in a memory operand */
+enum { RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8, R9, R10, R11, R12, R13, R14, R15 };
+#define XMM(n)    (n)  /* xmm/ymm/zmm registers use the same numbers (0..31) */
+#define JIT_NOREG (-1) /* no base or no index in a memory operand */
 
 struct jit {
     uint8_t *buf;
     size_t len, cap;
-    int overflow;                   /* set when an emit did not fit */
+    int overflow; /* set when an emit did not fit */
 };
 
 /* jit_encode.c (LAB 6) */
@@ -45,12 +43,12 @@ void jit_add_imm32(struct jit *j, int reg, int32_t v);
 
 /* jit.c: VEX and EVEX instructions. A jit_vop names one opcode in one map
  * with its implied prefix; the vector length is chosen per use. */
-enum { JIT_PP_NONE, JIT_PP_66, JIT_PP_F3, JIT_PP_F2 };        /* the implied legacy prefix */
-enum { JIT_MAP_0F = 1, JIT_MAP_0F38 = 2, JIT_MAP_0F3A = 3 };  /* the implied escape bytes */
-enum { JIT_X, JIT_Y, JIT_Z };                                 /* 128, 256, 512 bits */
+enum { JIT_PP_NONE, JIT_PP_66, JIT_PP_F3, JIT_PP_F2 };       /* the implied legacy prefix */
+enum { JIT_MAP_0F = 1, JIT_MAP_0F38 = 2, JIT_MAP_0F3A = 3 }; /* the implied escape bytes */
+enum { JIT_X, JIT_Y, JIT_Z };                                /* 128, 256, 512 bits */
 struct jit_vop {
     uint8_t evex, pp, map, w, op;
-    int8_t n;                       /* EVEX disp8*N: N bytes if > 0, else (vector bytes) >> -n */
+    int8_t n; /* EVEX disp8*N: N bytes if > 0, else (vector bytes) >> -n */
 };
 void jit_vex(struct jit *j, int vl, int pp, int map, int w, int reg, int vvvv, int index, int base);
 void jit_evex(struct jit *j, int vl, int pp, int map, int w, int reg, int vvvv, int x, int b);
@@ -73,8 +71,8 @@ extern const char *const jit_kind_name[JIT_KINDS];
  * requantized to 0..127 when mult != 0 (else int32 out). Inputs are in
  * -127..127 when signed_in (layer 1, the embeddings), else in 0..127. */
 struct jit_layer {
-    const int8_t *w;                /* [rows][cols] */
-    const int32_t *bias;            /* [rows] */
+    const int8_t *w;     /* [rows][cols] */
+    const int32_t *bias; /* [rows] */
     int rows, cols;
     int64_t mult;
     int signed_in;

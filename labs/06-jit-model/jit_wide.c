@@ -13,22 +13,22 @@
  */
 #include "jit.h"
 
-enum { DOT_WD, DOT_UBSW, DOT_VNNI };                  /* the multiply-add of one step */
-enum { C_ZERO, C_CLAMP, C_MULT, C_HALF, C_ONES, C_X80, C_COUNT };   /* constant vectors */
-enum { BCAST_VEX = 8, TMP_VEX = 10, ONES_VEX = 12, BCAST_EVEX = 16 };  /* accumulators: 0.. */
+enum { DOT_WD, DOT_UBSW, DOT_VNNI };                                  /* the multiply-add of one step */
+enum { C_ZERO, C_CLAMP, C_MULT, C_HALF, C_ONES, C_X80, C_COUNT };     /* constant vectors */
+enum { BCAST_VEX = 8, TMP_VEX = 10, ONES_VEX = 12, BCAST_EVEX = 16 }; /* accumulators: 0.. */
 
 struct wide {
-    int vl, vbytes;                 /* JIT_Y and 32, or JIT_Z and 64 */
-    int lanes;                      /* int32 lanes of a vector: the rows of one block */
-    int group;                      /* blocks per row set: one accumulator each */
-    int g, esize;                   /* inputs per lane per step, bytes per weight */
+    int vl, vbytes; /* JIT_Y and 32, or JIT_Z and 64 */
+    int lanes;      /* int32 lanes of a vector: the rows of one block */
+    int group;      /* blocks per row set: one accumulator each */
+    int g, esize;   /* inputs per lane per step, bytes per weight */
     int dot;
-    int offset;                     /* signed inputs on an unsigned-by-signed instruction */
+    int offset; /* signed inputs on an unsigned-by-signed instruction */
 };
 
 struct wide_layout {
-    int rows, blocks, steps;        /* rows rounded up to whole blocks */
-    size_t bias, consts, size;      /* offsets in the packed copy, and its size */
+    int rows, blocks, steps;   /* rows rounded up to whole blocks */
+    size_t bias, consts, size; /* offsets in the packed copy, and its size */
 };
 
 static struct wide
@@ -106,8 +106,8 @@ static void
 wide_constants(const struct wide *wd, const struct jit_layer *l, int32_t *c)
 {
     int64_t m = l->mult > 0 ? l->mult : 1;
-    int32_t v[C_COUNT] = {0, (int32_t)(((127ll << 24) - (1 << 23) + m - 1) / m), (int32_t)m, 1 << 23,
-                          0x00010001, (int32_t)0x80808080u};
+    int32_t v[C_COUNT] = {
+        0, (int32_t)(((127ll << 24) - (1 << 23) + m - 1) / m), (int32_t)m, 1 << 23, 0x00010001, (int32_t)0x80808080u};
     for (int k = 0; k < C_COUNT; k++)
         for (int i = 0; i < wd->vbytes / 4; i++)
             c[k * wd->vbytes / 4 + i] = v[k];
@@ -175,10 +175,10 @@ wide_dot(struct jit *j, const struct wide *wd, int acc, int bcast, int32_t disp)
         return;
     }
     if (wd->dot == DOT_WD) {
-        jit_v_mem(j, &JIT_VPMADDWD, wd->vl, t, bcast, RDX, JIT_NOREG, 1, disp);      /* 8 x (2 int16 products) */
+        jit_v_mem(j, &JIT_VPMADDWD, wd->vl, t, bcast, RDX, JIT_NOREG, 1, disp); /* 8 x (2 int16 products) */
     } else {
-        jit_v_mem(j, &JIT_VPMADDUBSW, wd->vl, t, bcast, RDX, JIT_NOREG, 1, disp);    /* 16 x (2 byte products) */
-        jit_v_rr(j, &JIT_VPMADDWD, wd->vl, t, t, ONES_VEX);                          /* pairs of those: 8 x 4 */
+        jit_v_mem(j, &JIT_VPMADDUBSW, wd->vl, t, bcast, RDX, JIT_NOREG, 1, disp); /* 16 x (2 byte products) */
+        jit_v_rr(j, &JIT_VPMADDWD, wd->vl, t, t, ONES_VEX);                       /* pairs of those: 8 x 4 */
     }
     jit_v_rr(j, &JIT_VPADDD, wd->vl, acc, acc, t);
 }
@@ -209,15 +209,15 @@ wide_finish(struct jit *j, const struct wide *wd, const struct jit_layer *l, int
     int vb = wd->vbytes;
     jit_v_mem(j, add, wd->vl, b, b, R8, JIT_NOREG, 1, 4 * wd->lanes * b);
     if (l->mult == 0) {
-        jit_v_mem(j, wide_op(wd, &JIT_VMOVDQU_STORE, &JIT_EVMOVDQU32_STORE), wd->vl, b, JIT_NOREG, RSI,
-                  JIT_NOREG, 1, 4 * wd->lanes * b);
+        jit_v_mem(j, wide_op(wd, &JIT_VMOVDQU_STORE, &JIT_EVMOVDQU32_STORE), wd->vl, b, JIT_NOREG, RSI, JIT_NOREG, 1,
+                  4 * wd->lanes * b);
         return;
     }
     jit_v_mem(j, wide_op(wd, &JIT_VPMAXSD, &JIT_EVPMAXSD), wd->vl, b, b, R9, JIT_NOREG, 1, C_ZERO * vb);
     jit_v_mem(j, wide_op(wd, &JIT_VPMINSD, &JIT_EVPMINSD), wd->vl, b, b, R9, JIT_NOREG, 1, C_CLAMP * vb);
     jit_v_mem(j, wide_op(wd, &JIT_VPMULLD, &JIT_EVPMULLD), wd->vl, b, b, R9, JIT_NOREG, 1, C_MULT * vb);
     jit_v_mem(j, add, wd->vl, b, b, R9, JIT_NOREG, 1, C_HALF * vb);
-    jit_v_rr(j, wide_op(wd, &JIT_VPSRLD_IMM, &JIT_EVPSRLD_IMM), wd->vl, 2, b, b);    /* vpsrld b, b, 24 */
+    jit_v_rr(j, wide_op(wd, &JIT_VPSRLD_IMM, &JIT_EVPSRLD_IMM), wd->vl, 2, b, b); /* vpsrld b, b, 24 */
     jit_emit8(j, 24);
     wide_store_bytes(j, wd, b);
 }
@@ -236,7 +236,7 @@ wide_set(struct jit *j, const struct wide *wd, const struct jit_layer *l, int bl
     for (int s = 0; s < l->cols / wd->g; s++) {
         int bc = bcast0 + (s & 1);
         jit_v_mem(j, bcast_op, wd->vl, bc, JIT_NOREG, RDI, JIT_NOREG, 1, 4 * s);
-        if (wd->offset)                                                     /* x + 128 as a byte */
+        if (wd->offset) /* x + 128 as a byte */
             jit_v_mem(j, wide_op(wd, &JIT_VPXOR, &JIT_EVPXORD), wd->vl, bc, bc, R9, JIT_NOREG, 1, C_X80 * vb);
         for (int b = 0; b < blocks; b++) {
             int32_t off = (s * blocks + b) * vb;
@@ -273,13 +273,13 @@ jit_wide_layer(struct jit *j, enum jit_kind kind, const struct jit_layer *l, con
         jit_mov_imm64(j, R10, (uint64_t)full);
         size_t loop = j->len;
         wide_set(j, &wd, l, wd.group);
-        jit_op_rr(j, 0, 1, JIT_OP(0xff), 1, R10);                               /* dec r10 */
-        jit_emit8(j, 0x0f);                                                     /* jnz loop */
+        jit_op_rr(j, 0, 1, JIT_OP(0xff), 1, R10); /* dec r10 */
+        jit_emit8(j, 0x0f);                       /* jnz loop */
         jit_emit8(j, 0x85);
         jit_emit32(j, (uint32_t)(int32_t)(loop - (j->len + 4)));
     }
     if (rest)
         wide_set(j, &wd, l, rest);
     jit_vzeroupper(j);
-    jit_emit8(j, 0xc3);                                                         /* ret */
+    jit_emit8(j, 0xc3); /* ret */
 }

@@ -38,12 +38,12 @@ model_load(const struct boot_info *bi, struct model *m)
     if (size < sizeof *h + 4 * MODEL_EXP_LEN + 4 || memcmp(h->magic, MODEL_MAGIC, 8) != 0)
         panic("model: module `%s` is not a character model (bad magic or %lu bytes)", MODEL_MODULE, size);
     if (h->version != MODEL_VERSION || h->total_size != size)
-        panic("model: version %u, size %u in the header, but the module has %lu bytes", h->version,
-              h->total_size, size);
-    if (h->context != MODEL_CTX || h->vocab != MODEL_VOCAB || h->embed != MODEL_EMBED ||
-        h->hidden1 != MODEL_H1 || h->hidden2 != MODEL_H2)
-        panic("model: shapes %ux%u -> %u -> %u -> %u are not the ones this kernel is built for", h->context,
-              h->embed, h->hidden1, h->hidden2, h->vocab);
+        panic("model: version %u, size %u in the header, but the module has %lu bytes", h->version, h->total_size,
+              size);
+    if (h->context != MODEL_CTX || h->vocab != MODEL_VOCAB || h->embed != MODEL_EMBED || h->hidden1 != MODEL_H1 ||
+        h->hidden2 != MODEL_H2)
+        panic("model: shapes %ux%u -> %u -> %u -> %u are not the ones this kernel is built for", h->context, h->embed,
+              h->hidden1, h->hidden2, h->vocab);
     uint32_t sum = *(const uint32_t *)(base + size - 4);
     if (model_fnv1a(0x811c9dc5u, base, size - 4) != sum)
         panic("model: checksum mismatch: the module is corrupt");
@@ -61,8 +61,8 @@ model_load(const struct boot_info *bi, struct model *m)
     m->heldout = (const char *)model_align16(base, p + 4 * MODEL_VOCAB);
     if ((const uint8_t *)m->heldout + h->heldout_bytes > base + size - 4)
         panic("model: the arrays and held-out words need more than the module's %lu bytes", size);
-    kprintf("[model] module %s at %p: %lu bytes, checksum ok, %ux%u -> %u -> %u -> %u\n", MODEL_MODULE, base,
-            size, h->context, h->embed, h->hidden1, h->hidden2, h->vocab);
+    kprintf("[model] module %s at %p: %lu bytes, checksum ok, %ux%u -> %u -> %u -> %u\n", MODEL_MODULE, base, size,
+            h->context, h->embed, h->hidden1, h->hidden2, h->vocab);
 }
 
 /* Requantize a layer's sum: clamp((acc * mult + 2^23) >> 24, 0, 127). */

@@ -7,23 +7,23 @@
 #include "kernel.h"
 #include "mb2.h"
 
-#define MODEL_MAGIC   "CHARMLP1"
-#define MODEL_VERSION 1
-#define MODEL_CTX     6            /* previous characters seen */
-#define MODEL_VOCAB   27           /* 0 = end of word, 1..26 = a..z */
-#define MODEL_EMBED   16
-#define MODEL_IN      (MODEL_CTX * MODEL_EMBED)   /* 96 */
-#define MODEL_H1      256
-#define MODEL_H2      256
+#define MODEL_MAGIC    "CHARMLP1"
+#define MODEL_VERSION  1
+#define MODEL_CTX      6  /* previous characters seen */
+#define MODEL_VOCAB    27 /* 0 = end of word, 1..26 = a..z */
+#define MODEL_EMBED    16
+#define MODEL_IN       (MODEL_CTX * MODEL_EMBED) /* 96 */
+#define MODEL_H1       256
+#define MODEL_H2       256
 #define MODEL_MAX_WORD 16
-#define MODEL_EXP_LEN 256
-#define MODEL_MODULE  "chars.model"  /* the module's command line in grub.cfg */
+#define MODEL_EXP_LEN  256
+#define MODEL_MODULE   "chars.model" /* the module's command line in grub.cfg */
 
 struct model_header {
     char magic[8];
     uint32_t version, context, vocab, embed, hidden1, hidden2;
-    int32_t m1, m2;                  /* requantization multipliers, Q24 */
-    uint32_t logit_mul;              /* logit difference -> exp-table index, Q16 */
+    int32_t m1, m2;     /* requantization multipliers, Q24 */
+    uint32_t logit_mul; /* logit difference -> exp-table index, Q16 */
     uint32_t heldout_words, heldout_bytes, total_size;
     uint8_t reserved[8];
 };
@@ -31,10 +31,10 @@ struct model_header {
 struct model {
     const struct model_header *h;
     const uint32_t *exp_table;
-    const int8_t *embedding;         /* [vocab][embed] */
-    const int8_t *w1, *w2, *w3;      /* [out][in], row-major */
+    const int8_t *embedding;    /* [vocab][embed] */
+    const int8_t *w1, *w2, *w3; /* [out][in], row-major */
     const int32_t *b1, *b2, *b3;
-    const char *heldout;             /* heldout_words NUL-terminated words */
+    const char *heldout; /* heldout_words NUL-terminated words */
 };
 
 /* An engine computes the logits of one context: the interpreter or a JIT. */
@@ -42,7 +42,7 @@ struct engine {
     const char *name;
     void (*logits)(const struct engine *e, const uint8_t *ctx, int32_t *out);
     const struct model *m;
-    void *jit;                       /* the JIT's compiled layers, or NULL */
+    void *jit; /* the JIT's compiled layers, or NULL */
 };
 
 /* model.c */

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 MAGIC = b"CHARMLP1"
 VERSION = 1
 MAX_WORD = 16
-KERNEL_HELDOUT_WORDS = 48      # the held-out words the kernel scores (its file carries them)
+KERNEL_HELDOUT_WORDS = 48  # the held-out words the kernel scores (its file carries them)
 SELFTEST_CONTEXTS = 16
 SELFTEST_WORDS = 8
 MASK32 = (1 << 32) - 1
@@ -63,12 +63,12 @@ class Model:
     m2: int
     logit_mul: int
     exp_table: list
-    embedding: list            # [vocab][embed]
-    w1: list                   # [hidden1][context*embed]
+    embedding: list  # [vocab][embed]
+    w1: list  # [hidden1][context*embed]
     b1: list
-    w2: list                   # [hidden2][hidden1]
+    w2: list  # [hidden2][hidden1]
     b2: list
-    w3: list                   # [vocab][hidden2]
+    w3: list  # [vocab][hidden2]
     b3: list
     heldout: list = field(default_factory=list)
     _cache: dict = field(default_factory=dict, repr=False)
@@ -99,16 +99,33 @@ def encode(m):
     body += text
     _pad16(body)
     total = len(body) + 4
-    struct.pack_into("<8sIIIIIIiiIIII8x", body, 0, MAGIC, VERSION, m.context, m.vocab, m.embed, m.hidden1,
-                     m.hidden2, m.m1, m.m2, m.logit_mul, len(m.heldout), len(text), total)
+    struct.pack_into(
+        "<8sIIIIIIiiIIII8x",
+        body,
+        0,
+        MAGIC,
+        VERSION,
+        m.context,
+        m.vocab,
+        m.embed,
+        m.hidden1,
+        m.hidden2,
+        m.m1,
+        m.m2,
+        m.logit_mul,
+        len(m.heldout),
+        len(text),
+        total,
+    )
     return bytes(body) + struct.pack("<I", fnv1a(body))
 
 
 def decode(data):
     if len(data) < 1092 or data[:8] != MAGIC:
         raise ModelError("not a character model (bad magic or too short)")
-    (_, version, ctx, vocab, emb, h1, h2, m1, m2, lmul, nheld, heldbytes,
-     total) = struct.unpack_from("<8sIIIIIIiiIIII", data, 0)
+    (_, version, ctx, vocab, emb, h1, h2, m1, m2, lmul, nheld, heldbytes, total) = struct.unpack_from(
+        "<8sIIIIIIiiIIII", data, 0
+    )
     if version != VERSION or total != len(data):
         raise ModelError(f"version {version} or size {total} does not match (file has {len(data)} bytes)")
     if fnv1a(data[:-4]) != struct.unpack_from("<I", data, len(data) - 4)[0]:
@@ -120,9 +137,9 @@ def decode(data):
     def int8s(rows, cols):
         nonlocal pos
         pos += -pos % 16
-        raw = data[pos:pos + rows * cols]
+        raw = data[pos : pos + rows * cols]
         pos += rows * cols
-        return [[b - 256 if b > 127 else b for b in raw[r * cols:(r + 1) * cols]] for r in range(rows)]
+        return [[b - 256 if b > 127 else b for b in raw[r * cols : (r + 1) * cols]] for r in range(rows)]
 
     def int32s(n):
         nonlocal pos
@@ -130,14 +147,16 @@ def decode(data):
         vals = list(struct.unpack_from(f"<{n}i", data, pos))
         pos += 4 * n
         return vals
+
     embedding = int8s(vocab, emb)
     w1, b1 = int8s(h1, ctx * emb), int32s(h1)
     w2, b2 = int8s(h2, h1), int32s(h2)
     w3, b3 = int8s(vocab, h2), int32s(vocab)
     pos += -pos % 16
-    words = data[pos:pos + heldbytes].split(b"\0")[:nheld]
-    return Model(ctx, vocab, emb, h1, h2, m1, m2, lmul, exp_table, embedding, w1, b1, w2, b2, w3, b3,
-                 [w.decode() for w in words])
+    words = data[pos : pos + heldbytes].split(b"\0")[:nheld]
+    return Model(
+        ctx, vocab, emb, h1, h2, m1, m2, lmul, exp_table, embedding, w1, b1, w2, b2, w3, b3, [w.decode() for w in words]
+    )
 
 
 def load(path):
@@ -151,7 +170,7 @@ def _layer1_tables(m):
     if "t1" not in m._cache:
         t = []
         for p in range(m.context):
-            cols = [row[p * m.embed:(p + 1) * m.embed] for row in m.w1]
+            cols = [row[p * m.embed : (p + 1) * m.embed] for row in m.w1]
             t.append([[sum(a * b for a, b in zip(col, m.embedding[c])) for col in cols] for c in range(m.vocab)])
         m._cache["t1"] = t
     return m._cache["t1"]
@@ -238,7 +257,8 @@ def heldout_top1(m):
 def seeded_contexts(seed, m, count=SELFTEST_CONTEXTS):
     """The contexts the kernel draws with seed_next (labs/01-boot/cmdline.c)."""
     from grader.seeded import sequence
-    r = sequence(seed ^ 0x6d6f64656c)
+
+    r = sequence(seed ^ 0x6D6F64656C)
     return [[next(r) % m.vocab for _ in range(m.context)] for _ in range(count)]
 
 

@@ -13,19 +13,19 @@
 #include "trap.h"
 #include "x86.h"
 
-#define JIT_CODE_PAGES 8
+#define JIT_CODE_PAGES    8
 #define SELFTEST_CONTEXTS 16
-#define SELFTEST_WORDS 8
-#define YN(x) ((x) ? "yes" : "no")
+#define SELFTEST_WORDS    8
+#define YN(x)             ((x) ? "yes" : "no")
 
 int jit_seal(void *code, uint64_t len);
 
 struct jit_model {
     enum jit_kind kind;
     jit_layer_fn layer[3];
-    void *packed[3];                 /* the weights in the kind's layout (jit_pack) */
-    void *in, *h1, *h2;              /* activations in the kind's formats, 64-byte aligned */
-    int32_t *z;                      /* logits, room for jit_out_rows */
+    void *packed[3];    /* the weights in the kind's layout (jit_pack) */
+    void *in, *h1, *h2; /* activations in the kind's formats, 64-byte aligned */
+    int32_t *z;         /* logits, room for jit_out_rows */
 };
 
 static const char *const engine_name[JIT_KINDS] = {"jit scalar", "jit sse2", "jit avx2", "jit avx-vnni",
@@ -70,11 +70,12 @@ simd_choose(void)
     simd_probe(&c);
     int kind = test_named("jit-sse2") ? JIT_SSE2 : simd_best(&c, c.xcr0_supported);
     kprintf("[simd] CPUID: SSE2 %s, XSAVE %s, AVX %s, AVX2 %s, AVX-VNNI %s, AVX512F %s, AVX512BW %s, "
-            "AVX512_VNNI %s; XCR0 may hold 0x%x\n", YN(c.sse2), YN(c.xsave), YN(c.avx), YN(c.avx2),
-            YN(c.avx_vnni), YN(c.avx512f), YN(c.avx512bw), YN(c.avx512_vnni), c.xcr0_supported);
+            "AVX512_VNNI %s; XCR0 may hold 0x%x\n",
+            YN(c.sse2), YN(c.xsave), YN(c.avx), YN(c.avx2), YN(c.avx_vnni), YN(c.avx512f), YN(c.avx512bw),
+            YN(c.avx512_vnni), c.xcr0_supported);
     kprintf("[jit] path: %s (%sCPUID: AVX2 %s, AVX-VNNI %s, AVX-512 VNNI %s)\n", jit_kind_name[kind],
-            test_named("jit-sse2") ? "forced by tests=jit-sse2; " : "",
-            YN(simd_allows(&c, JIT_AVX2, c.xcr0_supported)), YN(simd_allows(&c, JIT_AVX_VNNI, c.xcr0_supported)),
+            test_named("jit-sse2") ? "forced by tests=jit-sse2; " : "", YN(simd_allows(&c, JIT_AVX2, c.xcr0_supported)),
+            YN(simd_allows(&c, JIT_AVX_VNNI, c.xcr0_supported)),
             YN(simd_allows(&c, JIT_AVX512_VNNI, c.xcr0_supported)));
     return kind;
 }
@@ -84,6 +85,8 @@ simd_choose(void)
 static int
 jit_encoder_ok(void)
 {
+    /* one encoding per row, as the SDM's tables give them */
+    // clang-format off
     static const struct { int p66, w, reg, base, index, scale, disp, n; uint8_t bytes[10]; const char *text; } k[] = {
         {0, 1, RAX, RDX, JIT_NOREG, 1, 16, 4, {0x48, 0x8b, 0x42, 0x10}, "mov rax, [rdx+0x10]"},
         {0, 1, R9, R12, JIT_NOREG, 1, 0, 4, {0x4d, 0x8b, 0x0c, 0x24}, "mov r9, [r12]"},
@@ -95,8 +98,9 @@ jit_encoder_ok(void)
         {0, 1, RAX, RDX, JIT_NOREG, 1, 0x7f, 4, {0x48, 0x8b, 0x42, 0x7f}, "mov rax, [rdx+0x7f]"},
         {0, 1, RAX, RDX, JIT_NOREG, 1, 0x80, 7, {0x48, 0x8b, 0x82, 0x80, 0x00, 0x00, 0x00}, "mov rax, [rdx+0x80]"},
         {0, 1, RAX, RDX, JIT_NOREG, 1, -0x80, 4, {0x48, 0x8b, 0x42, 0x80}, "mov rax, [rdx-0x80]"},
-        {0, 1, RAX, RDX, JIT_NOREG, 1, -0x1000, 7, {0x48, 0x8b, 0x82, 0x00, 0xf0, 0xff, 0xff}, "mov rax, [rdx-0x1000]"},
+        {0, 1, RAX, RDX, JIT_NOREG, 1, -0x1000, 7, {0x48, 0x8b, 0x82, 0x00, 0xf0, 0xff, 0xff}, "mov rax, [rdx-0x1000]"}
     };
+    // clang-format on
     for (unsigned i = 0; i < sizeof k / sizeof k[0]; i++) {
         uint8_t buf[16];
         struct jit j;
@@ -133,8 +137,8 @@ jit_seal_ok(void)
     for (int i = 0; i < 2; i++)
         if (pt_translate((uint64_t)two + i * PAGE_SIZE, &pa, &flags) != 0 || (flags & (PTE_W | PTE_NX))) {
             kprintf("[jit] FAIL: jit_seal(%p, 32) left page %p writable or no-execute: seal every page the range "
-                    "touches, from its start rounded down (LAB 6): not run\n", two + PAGE_SIZE - 16,
-                    two + i * PAGE_SIZE);
+                    "touches, from its start rounded down (LAB 6): not run\n",
+                    two + PAGE_SIZE - 16, two + i * PAGE_SIZE);
             return 0;
         }
     if (jit_seal((void *)none, 1) != -1) {
@@ -219,7 +223,8 @@ jit_check_sealed(const char *name, uint8_t *code, uint64_t len)
      * write through. */
     if (len % PAGE_SIZE && !(probe_write((uint64_t)code + len) & PROBE_FAULTED)) {
         kprintf("[jit] FAIL: %s code at %p is still writable through the TLB after jit_seal: invlpg "
-                "missing? (LAB 6): not run\n", name, code);
+                "missing? (LAB 6): not run\n",
+                name, code);
         return 0;
     }
     return 1;
@@ -360,7 +365,8 @@ model_selftest(uint64_t seed, const struct boot_info *bi)
         selftest_hash(&jits[k], seed);
     uint64_t w = probe_write((uint64_t)code[1]), x = probe_exec((uint64_t)jm[1].packed[1]);
     kprintf("[jit] W^X: writing sealed code -> vector %lu error 0x%lx; executing the weights -> vector %lu "
-            "error 0x%lx\n", (w >> 32) & 0xff, w & 0xffffffff, (x >> 32) & 0xff, x & 0xffffffff);
+            "error 0x%lx\n",
+            (w >> 32) & 0xff, w & 0xffffffff, (x >> 32) & 0xff, x & 0xffffffff);
     selftest_heldout(&jits[n - 1]);
     selftest_words(&jits[n - 1], seed);
     kprintf("[model] cycles per character, not graded: interpreter %lu", selftest_cycles(&interp));

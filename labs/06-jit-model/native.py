@@ -13,9 +13,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-if __name__ == "__main__":              # run as a script: the kit's root on the path, for the grader
+if __name__ == "__main__":  # run as a script: the kit's root on the path, for the grader (imported where used)
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from grader import build as build_mod, labs   # noqa: E402
 
 LAB_DIR = Path(__file__).resolve().parent
 KERNEL_FLAGS = ["-O2", "-mno-sse", "-mno-sse2", "-mno-mmx", "-mno-red-zone", "-fno-stack-protector"]
@@ -25,23 +24,37 @@ def build(root=None, solutions=True, outdir=None):
     """build/native/jit_native from the lab's given C files that need no
     kernel (jit*.c, simd.c), the student's (or the reference) jit_encode.c,
     native/*.c, and native/matvec.c compiled twice."""
+    from grader import build as build_mod
+
     root = Path(root) if root else LAB_DIR.parents[1]
     lab = root / "labs" / LAB_DIR.name
     encode = (root / "solutions" / LAB_DIR.name if solutions else lab) / "jit_encode.c"
     out = Path(outdir or root / "build" / "native")
     out.mkdir(parents=True, exist_ok=True)
     objs = []
-    jobs = [(lab / "native" / "matvec.c", KERNEL_FLAGS + ["-DMATVEC_NAME=matvec_kernel_flags"], "mv_kernel.o"),
-            (lab / "native" / "matvec.c", ["-O3", "-march=native", "-DMATVEC_NAME=matvec_native"], "mv_native.o"),
-            (encode, ["-O2"], "jit_encode.o")]
-    jobs += [(src, ["-O2"], src.stem + ".o") for src in sorted(lab.glob("jit*.c")) + [lab / "simd.c"]
-             + sorted((lab / "native").glob("*.c")) if src.name not in ("jit_encode.c", "jit_seal.c", "matvec.c")]
+    jobs = [
+        (lab / "native" / "matvec.c", KERNEL_FLAGS + ["-DMATVEC_NAME=matvec_kernel_flags"], "mv_kernel.o"),
+        (lab / "native" / "matvec.c", ["-O3", "-march=native", "-DMATVEC_NAME=matvec_native"], "mv_native.o"),
+        (encode, ["-O2"], "jit_encode.o"),
+    ]
+    jobs += [
+        (src, ["-O2"], src.stem + ".o")
+        for src in sorted(lab.glob("jit*.c")) + [lab / "simd.c"] + sorted((lab / "native").glob("*.c"))
+        if src.name not in ("jit_encode.c", "jit_seal.c", "matvec.c")
+    ]
     for src, flags, obj in jobs:
-        r = subprocess.run(["clang", "-std=c11", "-Wall", "-Wextra", "-Werror", "-D_GNU_SOURCE", f"-I{lab}"] + flags
-                           + ["-c", str(src), "-o", str(out / obj)], capture_output=True, text=True, timeout=120)
+        r = subprocess.run(
+            ["clang", "-std=c11", "-Wall", "-Wextra", "-Werror", "-D_GNU_SOURCE", f"-I{lab}"]
+            + flags
+            + ["-c", str(src), "-o", str(out / obj)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         if r.returncode != 0:
-            raise build_mod.BuildError(f"{src.relative_to(root)} does not compile (native)",
-                                       build_mod.first_errors(r.stderr, root))
+            raise build_mod.BuildError(
+                f"{src.relative_to(root)} does not compile (native)", build_mod.first_errors(r.stderr, root)
+            )
         objs.append(str(out / obj))
     exe = out / "jit_native"
     r = subprocess.run(["clang"] + objs + ["-o", str(exe)], capture_output=True, text=True, timeout=120)
@@ -53,20 +66,41 @@ def build(root=None, solutions=True, outdir=None):
 def disassemble(binary, workdir):
     """llvm-objdump's Intel-syntax lines for raw bytes (wrapped by llvm-objcopy)."""
     obj = Path(workdir) / "code.o"
-    subprocess.run(["llvm-objcopy", "-I", "binary", "-O", "elf64-x86-64",
-                    "--rename-section", ".data=.text,code,alloc,load,readonly", str(binary), str(obj)],
-                   check=True, timeout=60)
-    out = subprocess.run(["llvm-objdump", "-d", "-M", "intel", "--no-show-raw-insn", "--no-leading-addr", str(obj)],
-                         capture_output=True, text=True, check=True, timeout=120).stdout
-    return [re.sub(r"\s+", " ", re.sub(r"\s+#.*$", "", ln.strip())) for ln in out.splitlines()
-            if ln[:1] in (" ", "\t") and ln.strip()]
+    subprocess.run(
+        [
+            "llvm-objcopy",
+            "-I",
+            "binary",
+            "-O",
+            "elf64-x86-64",
+            "--rename-section",
+            ".data=.text,code,alloc,load,readonly",
+            str(binary),
+            str(obj),
+        ],
+        check=True,
+        timeout=60,
+    )
+    out = subprocess.run(
+        ["llvm-objdump", "-d", "-M", "intel", "--no-show-raw-insn", "--no-leading-addr", str(obj)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    return [
+        re.sub(r"\s+", " ", re.sub(r"\s+#.*$", "", ln.strip()))
+        for ln in out.splitlines()
+        if ln[:1] in (" ", "\t") and ln.strip()
+    ]
 
 
 def encoder_mismatches(exe, workdir):
     """(intended, disassembled) pairs that differ, for every form the emitter supports."""
     workdir = Path(workdir)
-    subprocess.run([str(exe), "encode", str(workdir / "code.bin"), str(workdir / "intended.txt")],
-                   check=True, timeout=60)
+    subprocess.run(
+        [str(exe), "encode", str(workdir / "code.bin"), str(workdir / "intended.txt")], check=True, timeout=60
+    )
     intended = (workdir / "intended.txt").read_text().splitlines()
     got = disassemble(workdir / "code.bin", workdir)
     bad = [(i, w, g) for i, (w, g) in enumerate(zip(intended, got)) if w != g]
@@ -76,13 +110,23 @@ def encoder_mismatches(exe, workdir):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python3 labs/06-jit-model/native.py", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python3 labs/06-jit-model/native.py",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("command", choices=["bench", "check", "paths"])
     ap.add_argument("--labs", action="store_true", help="use labs/ (your jit_encode.c) instead of solutions/")
-    ap.add_argument("--path", action="append", default=[], metavar="KIND",
-                    help="bench only this JIT kind (scalar, sse2, avx2, avx-vnni, avx512-vnni); repeatable")
+    ap.add_argument(
+        "--path",
+        action="append",
+        default=[],
+        metavar="KIND",
+        help="bench only this JIT kind (scalar, sse2, avx2, avx-vnni, avx512-vnni); repeatable",
+    )
     args = ap.parse_args(argv)
+    from grader import build as build_mod
+
     try:
         exe = build(solutions=not args.labs)
     except build_mod.BuildError as e:
@@ -98,8 +142,7 @@ def main(argv=None):
     if args.command == "paths":
         return subprocess.run([str(exe), "paths"], timeout=60).returncode
     print("native benchmark (Linux user space, one core)", flush=True)
-    return subprocess.run([str(exe), "bench", str(LAB_DIR / "chars.model")] + args.path,
-                          timeout=600).returncode
+    return subprocess.run([str(exe), "bench", str(LAB_DIR / "chars.model")] + args.path, timeout=600).returncode
 
 
 if __name__ == "__main__":

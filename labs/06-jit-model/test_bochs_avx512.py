@@ -6,7 +6,7 @@ import pytest
 from grader import build, emulators, labs, run, stage
 
 
-pytestmark = pytest.mark.instructor           # it needs solutions/
+pytestmark = pytest.mark.instructor  # it needs solutions/
 
 LAB = labs.lab_of(__file__)
 SEED = 0x5EED1234
@@ -15,9 +15,13 @@ SEED = 0x5EED1234
 def test_a_tigerlake_cpu_runs_the_avx512_vnni_jit_bit_exactly():
     b = build.build(stage.make(LAB.name, stage.Origin("solutions")))
     r0 = stage.Run(SEED, emulator="bochs")
-    r = run.run(lambda tmp: emulators.bochs(b.iso, tmp, r0.cmdline, memory_mb=r0.memory_mb,
-                                            exits=b.stage.exit_values(), cpu_model="tigerlake"),
-                total_timeout=120, progress_timeout=60)
+    r = run.run(
+        lambda tmp: emulators.bochs(
+            b.iso, tmp, r0.cmdline, memory_mb=r0.memory_mb, exits=b.stage.exit_values(), cpu_model="tigerlake"
+        ),
+        total_timeout=120,
+        progress_timeout=60,
+    )
     assert "[power] off: ok" in r.lines, r.last_lines(5)
     assert "[jit] path: avx512-vnni (CPUID: AVX2 yes, AVX-VNNI no, AVX-512 VNNI yes)" in r.lines
     assert any(ln.startswith("[simd] enabled: ") and "CR4.OSXSAVE, XCR0 = 0xe7" in ln for ln in r.lines)

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from grader import build as build_mod, labs
+from grader import labs
 
 LAB = labs.lab_of(__file__)
 native = LAB.module("native")
@@ -27,12 +27,40 @@ def test_every_form_disassembles_to_the_intended_instruction(tmp_path, solutions
 
 
 # Every vector instruction the wide JITs emit, as llvm-objdump spells a sample of each.
-VECTOR_FORMS = ["vpxor ymm", "vpbroadcastd ymm", "vpmaddubsw ymm", "vpmaddwd ymm", "vpaddd ymm",
-                "{vex} vpdpbusd ymm", "vpmaxsd ymm", "vpminsd ymm", "vpmulld ymm", "vpsrld ymm", "vextracti128 xmm",
-                "vpackusdw xmm", "vpackuswb xmm", "vmovq qword ptr", "vmovdqu ymm", "vmovdqu ymmword ptr",
-                "vpxord zmm", "vpbroadcastd zmm", "vpaddd zmm", "vpaddd xmm16", "vpdpbusd zmm", "\nvpdpbusd ymm",
-                "vpmaxsd zmm", "vpminsd zmm", "vpmulld zmm", "vpsrld zmm", "vpmovdb xmmword ptr", "vpmovdb xmm",
-                "vmovdqu32 zmmword ptr", "vzeroupper", "zmm31", "[r13 + 8*r13 + 4]"]
+VECTOR_FORMS = [
+    "vpxor ymm",
+    "vpbroadcastd ymm",
+    "vpmaddubsw ymm",
+    "vpmaddwd ymm",
+    "vpaddd ymm",
+    "{vex} vpdpbusd ymm",
+    "vpmaxsd ymm",
+    "vpminsd ymm",
+    "vpmulld ymm",
+    "vpsrld ymm",
+    "vextracti128 xmm",
+    "vpackusdw xmm",
+    "vpackuswb xmm",
+    "vmovq qword ptr",
+    "vmovdqu ymm",
+    "vmovdqu ymmword ptr",
+    "vpxord zmm",
+    "vpbroadcastd zmm",
+    "vpaddd zmm",
+    "vpaddd xmm16",
+    "vpdpbusd zmm",
+    "\nvpdpbusd ymm",
+    "vpmaxsd zmm",
+    "vpminsd zmm",
+    "vpmulld zmm",
+    "vpsrld zmm",
+    "vpmovdb xmmword ptr",
+    "vpmovdb xmm",
+    "vmovdqu32 zmmword ptr",
+    "vzeroupper",
+    "zmm31",
+    "[r13 + 8*r13 + 4]",
+]
 
 
 def kit_copy(tmp_path):
@@ -69,6 +97,5 @@ def test_an_unscaled_evex_displacement_is_caught(tmp_path):
 
 def test_the_skeleton_encoder_is_reported_not_crashed(tmp_path):
     exe = native.build(solutions=False, outdir=tmp_path / "native")
-    r = subprocess.run([str(exe), "bench", str(LAB.dir / "chars.model")],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run([str(exe), "bench", str(LAB.dir / "chars.model")], capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and "finish it first" in r.stderr

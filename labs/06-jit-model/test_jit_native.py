@@ -11,7 +11,7 @@ import pytest
 from grader import labs
 
 
-pytestmark = pytest.mark.instructor           # it needs solutions/
+pytestmark = pytest.mark.instructor  # it needs solutions/
 LAB = labs.lab_of(__file__)
 native = LAB.module("native")
 model_ref = LAB.module("model_ref")
@@ -52,8 +52,7 @@ def test_each_kind_gives_the_reference_logits(exe, paths, model, kind):
     contexts = model_ref.seeded_contexts(SEED, model) + [[0] * 6, [26] * 6]
     contexts += [[rnd.randrange(27) for _ in range(6)] for _ in range(14)]
     text = "".join(" ".join(map(str, c)) + "\n" for c in contexts)
-    r = subprocess.run([str(exe), "logits", str(MODEL), kind], input=text, capture_output=True, text=True,
-                       timeout=60)
+    r = subprocess.run([str(exe), "logits", str(MODEL), kind], input=text, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     got = [[int(v) for v in ln.split()] for ln in r.stdout.splitlines()]
     assert len(got) == len(contexts)
@@ -78,8 +77,15 @@ def random_layer(rnd, rows, cols, signed_in):
     return w, b, x
 
 
-SHAPES = [(27, 256, 0, 0), (256, 96, 64454, 1), (37, 64, 81671, 0), (5, 8, 64454, 1), (19, 256, 1 << 24, 0),
-          (33, 96, 1, 1), (16, 32, 300000, 0)]
+SHAPES = [
+    (27, 256, 0, 0),
+    (256, 96, 64454, 1),
+    (37, 64, 81671, 0),
+    (5, 8, 64454, 1),
+    (19, 256, 1 << 24, 0),
+    (33, 96, 1, 1),
+    (16, 32, 300000, 0),
+]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -97,7 +103,7 @@ def test_each_kind_computes_random_layers_exactly(exe, paths, kind):
 
 def test_a_kind_refuses_a_layer_it_cannot_compute_exactly(exe, paths):
     need("avx2", paths)
-    text = "1 4 33554432 0\n1 2 3 4\n0\n1 1 1 1\n"          # mult 2^25: the 32-bit requantization would overflow
+    text = "1 4 33554432 0\n1 2 3 4\n0\n1 1 1 1\n"  # mult 2^25: the 32-bit requantization would overflow
     r = subprocess.run([str(exe), "layer", "avx2"], input=text, capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and "cannot run this layer exactly" in r.stderr
 

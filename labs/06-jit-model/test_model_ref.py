@@ -44,25 +44,25 @@ def test_top1_ties_go_to_the_lowest_index():
 
 def test_sampling_follows_the_exp_table(model):
     z = [0] * model.vocab
-    z[5] = 10 ** 7                                   # every other weight is exp(-15.9...) * 65536 = 8
+    z[5] = 10**7  # every other weight is exp(-15.9...) * 65536 = 8
     picks = []
     state = 1
     for _ in range(200):
         k, state = M.sample(model, z, state)
         picks.append(k)
-    assert picks.count(5) > 180                      # 65536 against 26 * 8
+    assert picks.count(5) > 180  # 65536 against 26 * 8
     flat = [0] * model.vocab
     seen = set()
     for _ in range(2000):
         k, state = M.sample(model, flat, state)
         seen.add(k)
-    assert seen == set(range(model.vocab))           # equal logits: every character can come
+    assert seen == set(range(model.vocab))  # equal logits: every character can come
 
 
 def test_requantization_rounds_half_up_and_clamps():
     assert M._requant([0, 1 << 23, -(1 << 30), 1 << 40], 1 << 24) == [0, 127, 0, 127]
-    assert M._requant([3], 1 << 23) == [2]            # 3 * 0.5 = 1.5 -> 2 (half up)
-    assert M._requant([-3], 1 << 23) == [0]           # negative: clamped after the shift
+    assert M._requant([3], 1 << 23) == [2]  # 3 * 0.5 = 1.5 -> 2 (half up)
+    assert M._requant([-3], 1 << 23) == [0]  # negative: clamped after the shift
 
 
 def test_words_are_deterministic_and_seeded(model):
@@ -73,4 +73,4 @@ def test_words_are_deterministic_and_seeded(model):
 
 def test_the_model_predicts_better_than_chance(model):
     good, total = M.heldout_top1(model)
-    assert total > 300 and good / total > 0.3       # chance is 1/27
+    assert total > 300 and good / total > 0.3  # chance is 1/27

@@ -15,14 +15,12 @@ biases, requantization by multiply-and-shift). The training is seeded: the
 same packages give the same file.
 """
 import argparse
-import sys
 from pathlib import Path
 
+import model_ref  # beside this script, so on the path of `python3 labs/06-jit-model/train_model.py`
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parents[1])]    # model_ref.py beside this script; the kit (grader)
-import model_ref  # noqa: E402
 
 CTX, VOCAB, EMB, H1, H2 = 6, 27, 16, 256, 256
 
@@ -49,10 +47,16 @@ def examples(words):
 def init(rng):
     def he(fan_in, shape):
         return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(np.float32)
-    return {"E": (rng.standard_normal((VOCAB, EMB)) * 0.5).astype(np.float32),
-            "W1": he(CTX * EMB, (CTX * EMB, H1)), "b1": np.zeros(H1, np.float32),
-            "W2": he(H1, (H1, H2)), "b2": np.zeros(H2, np.float32),
-            "W3": he(H2, (H2, VOCAB)) * 0.5, "b3": np.zeros(VOCAB, np.float32)}
+
+    return {
+        "E": (rng.standard_normal((VOCAB, EMB)) * 0.5).astype(np.float32),
+        "W1": he(CTX * EMB, (CTX * EMB, H1)),
+        "b1": np.zeros(H1, np.float32),
+        "W2": he(H1, (H1, H2)),
+        "b2": np.zeros(H2, np.float32),
+        "W3": he(H2, (H2, VOCAB)) * 0.5,
+        "b3": np.zeros(VOCAB, np.float32),
+    }
 
 
 def forward(p, x):
@@ -93,7 +97,7 @@ def train(p, x, y, epochs, rng, batch=512, lr=2e-3):
         order = rng.permutation(len(x))
         total = 0.0
         for i in range(0, len(x), batch):
-            idx = order[i:i + batch]
+            idx = order[i : i + batch]
             loss, g = loss_and_grads(p, x[idx], y[idx])
             total += loss * len(idx)
             t += 1
@@ -101,7 +105,7 @@ def train(p, x, y, epochs, rng, batch=512, lr=2e-3):
             for k in p:
                 m[k] = 0.9 * m[k] + 0.1 * g[k]
                 v2[k] = 0.999 * v2[k] + 0.001 * g[k] ** 2
-                p[k] -= rate * (m[k] / (1 - 0.9 ** t)) / (np.sqrt(v2[k] / (1 - 0.999 ** t)) + 1e-8)
+                p[k] -= rate * (m[k] / (1 - 0.9**t)) / (np.sqrt(v2[k] / (1 - 0.999**t)) + 1e-8)
         print(f"epoch {epoch + 1}: training loss {total / len(x):.3f} nats/char", flush=True)
 
 
@@ -115,9 +119,11 @@ def float_quality(p, x, y):
 def quantize(p, x_calib):
     """Per-layer scales: weights to int8 by their largest magnitude, ReLU
     outputs to 0..127 by a high percentile on calibration data."""
+
     def q8(w):
         s = float(np.abs(w).max()) / 127.0
         return np.clip(np.round(w / s), -127, 127).astype(np.int8), s
+
     E, se = q8(p["E"])
     W1, s1 = q8(p["W1"])
     W2, s2 = q8(p["W2"])
@@ -126,15 +132,24 @@ def quantize(p, x_calib):
     sh1 = float(np.percentile(h1[h1 > 0], 99.9)) / 127.0
     sh2 = float(np.percentile(h2[h2 > 0], 99.9)) / 127.0
     return model_ref.Model(
-        context=CTX, vocab=VOCAB, embed=EMB, hidden1=H1, hidden2=H2,
-        m1=int(round(se * s1 / sh1 * (1 << 24))), m2=int(round(sh1 * s2 / sh2 * (1 << 24))),
+        context=CTX,
+        vocab=VOCAB,
+        embed=EMB,
+        hidden1=H1,
+        hidden2=H2,
+        m1=int(round(se * s1 / sh1 * (1 << 24))),
+        m2=int(round(sh1 * s2 / sh2 * (1 << 24))),
         logit_mul=int(round(sh2 * s3 * 16 * 65536)),
         exp_table=[int(round(65536 * np.exp(-i / 16.0))) for i in range(256)],
         embedding=E.tolist(),
-        w1=W1.T.tolist(), b1=np.round(p["b1"] / (se * s1)).astype(np.int64).tolist(),
-        w2=W2.T.tolist(), b2=np.round(p["b2"] / (sh1 * s2)).astype(np.int64).tolist(),
-        w3=W3.T.tolist(), b3=np.round(p["b3"] / (sh2 * s3)).astype(np.int64).tolist(),
-        heldout=[])
+        w1=W1.T.tolist(),
+        b1=np.round(p["b1"] / (se * s1)).astype(np.int64).tolist(),
+        w2=W2.T.tolist(),
+        b2=np.round(p["b2"] / (sh1 * s2)).astype(np.int64).tolist(),
+        w3=W3.T.tolist(),
+        b3=np.round(p["b3"] / (sh2 * s3)).astype(np.int64).tolist(),
+        heldout=[],
+    )
 
 
 def int_quality(model, x, y, limit=20000):
@@ -142,9 +157,11 @@ def int_quality(model, x, y, limit=20000):
     x, y = x[:limit], y[:limit]
     E = np.array(model.embedding, np.int64)
     inp = E[x].reshape(len(x), -1)
+
     def layer(v, w, b, m):
         acc = v @ np.array(w, np.int64).T + np.array(b, np.int64)
         return acc if m is None else np.clip((acc * m + (1 << 23)) >> 24, 0, 127)
+
     h1 = layer(inp, model.w1, model.b1, model.m1)
     h2 = layer(h1, model.w2, model.b2, model.m2)
     z = layer(h2, model.w3, model.b3, None).astype(np.float64) * (model.logit_mul / 65536 / 16)
@@ -161,7 +178,7 @@ def main():
     args = ap.parse_args()
     rng = np.random.default_rng(20261121)
     words = load_words(args.words)
-    held = words[::20]                                  # every 20th word is held out
+    held = words[::20]  # every 20th word is held out
     train_words = [w for i, w in enumerate(words) if i % 20]
     x, y = examples(train_words)
     hx, hy = examples(held)
@@ -173,9 +190,11 @@ def main():
     il, it = int_quality(model, hx, hy)
     print(f"held-out, float32: {fl:.3f} nats/char, top-1 {100 * ft:.1f}%")
     print(f"held-out, int8 pipeline (first 20000 positions): {il:.3f} nats/char, top-1 {100 * it:.1f}%")
-    model.heldout = [w for w in held if len(w) <= 12][::8][:model_ref.KERNEL_HELDOUT_WORDS]
+    model.heldout = [w for w in held if len(w) <= 12][::8][: model_ref.KERNEL_HELDOUT_WORDS]
     Path(args.out).write_bytes(model_ref.encode(model))
-    print(f"wrote {args.out}: {Path(args.out).stat().st_size} bytes, {len(model.heldout)} held-out words for the kernel")
+    print(
+        f"wrote {args.out}: {Path(args.out).stat().st_size} bytes, {len(model.heldout)} held-out words for the kernel"
+    )
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ kprintf_number(uint64_t v, int base, int neg, int width, int zero)
     }
     for (int len = n + neg; zero && len < width; len++, out++)
         con_putc('0');
-    for (out += n; n > 0; )
+    for (out += n; n > 0;)
         con_putc(digits[--n]);
     return out;
     // LAB 2: end of your code.

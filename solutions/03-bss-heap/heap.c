@@ -35,7 +35,7 @@ heap_alloc(struct heap *h, uint64_t size, uint64_t align)
     // LAB 3: your code here.
     if (size == 0 || align == 0 || (align & (align - 1)) != 0)
         return NULL;
-    uint64_t pad = (0 - h->next) & (align - 1);    /* bytes up to the next multiple */
+    uint64_t pad = (0 - h->next) & (align - 1); /* bytes up to the next multiple */
     if (pad > h->end - h->next)
         return NULL;
     uint64_t addr = h->next + pad;

@@ -41,8 +41,8 @@ void
 tss_descriptor(uint64_t base, uint32_t limit, uint64_t desc[2])
 {
     // LAB 5: your code here.
-    desc[0] = (limit & 0xffffull) | ((base & 0xffffffull) << 16) | ((uint64_t)TSS_TYPE << 40) | (1ull << 47)
-            | (((uint64_t)limit >> 16 & 0xf) << 48) | ((base >> 24 & 0xff) << 56);
+    desc[0] = (limit & 0xffffull) | ((base & 0xffffffull) << 16) | ((uint64_t)TSS_TYPE << 40) | (1ull << 47) |
+              (((uint64_t)limit >> 16 & 0xf) << 48) | ((base >> 24 & 0xff) << 56);
     desc[1] = base >> 32;
     // LAB 5: end of your code.
 }
@@ -79,9 +79,9 @@ pf_decode(uint64_t error, char *buf, int size)
 {
     // LAB 5: your code here.
     const char *words[7] = {
-        error & 1 ? "protection" : "not-present", error & 2 ? "write" : "read",
-        error & 4 ? "user" : "kernel", error & 8 ? "reserved-bit" : NULL, error & 16 ? "fetch" : NULL,
-        error & 32 ? "protection-key" : NULL, error & 64 ? "shadow-stack" : NULL,
+        error & 1 ? "protection" : "not-present", error & 2 ? "write" : "read", error & 4 ? "user" : "kernel",
+        error & 8 ? "reserved-bit" : NULL,        error & 16 ? "fetch" : NULL,  error & 32 ? "protection-key" : NULL,
+        error & 64 ? "shadow-stack" : NULL,
     };
     int n = 0;
     for (int i = 0; i < 7; i++) {

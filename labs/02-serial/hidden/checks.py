@@ -13,7 +13,7 @@ from grader.seeded import sequence
 from ..checks import kprintf_values
 
 VISIBILITY = "after_due_date"
-FAMILY = 0x5EED0002         # the family's seeds are drawn from this run's seed xor FAMILY
+FAMILY = 0x5EED0002  # the family's seeds are drawn from this run's seed xor FAMILY
 
 
 def short_numbers_seed(seed):

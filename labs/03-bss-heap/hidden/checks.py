@@ -19,7 +19,7 @@ def page_aligns(seed):
     r = sequence(seed)
     count = 0
     for _ in range(BLOCKS):
-        next(r)                                 # the size
+        next(r)  # the size
         count += ALIGNS[next(r) % len(ALIGNS)] == 4096
     return count
 
@@ -36,5 +36,6 @@ BOOTS = {"page-aligned": Boot("all", seed=page_aligned_seed)}
 
 @check("heap again: page-aligned blocks, another seed family", 10, boot="page-aligned", seeded=True)
 def heap_on_page_aligned_blocks(ctx):
-    transcript_again(ctx, ("heap: allocation sequence", "heap: write/read", "heap: used", "heap: exhaustion"),
-                     heap_values(ctx.seed))
+    transcript_again(
+        ctx, ("heap: allocation sequence", "heap: write/read", "heap: used", "heap: exhaustion"), heap_values(ctx.seed)
+    )

@@ -8,9 +8,9 @@
 #include <string.h>
 #include "native.h"
 
-#define RUNS 101
-#define MACS (256.0 * 256)                          /* the matvec's multiply-adds */
-#define FORWARD_MACS (96.0 * 256 + 256.0 * 256 + 256.0 * 27)   /* the forward pass's: 97,024 */
+#define RUNS         101
+#define MACS         (256.0 * 256)                           /* the matvec's multiply-adds */
+#define FORWARD_MACS (96.0 * 256 + 256.0 * 256 + 256.0 * 27) /* the forward pass's: 97,024 */
 
 typedef void (*matvec_fn)(const int8_t *, const int16_t *, const int32_t *, int64_t, int, int, void *);
 void matvec_kernel_flags(const int8_t *, const int16_t *, const int32_t *, int64_t, int, int, void *);
@@ -33,16 +33,18 @@ cmp_u64(const void *a, const void *b)
 }
 
 /* Reference cycles of one `call` (the median of RUNS timed runs of `reps` calls each). */
-#define TIME(result, reps, call)                                         \
-    do {                                                                 \
-        uint64_t t_[RUNS];                                               \
-        for (int r_ = 0; r_ < RUNS; r_++) {                              \
-            uint64_t s_ = rdtsc();                                       \
-            for (int k_ = 0; k_ < (reps); k_++) { call; }                \
-            t_[r_] = rdtsc() - s_;                                       \
-        }                                                                \
-        qsort(t_, RUNS, sizeof t_[0], cmp_u64);                          \
-        (result) = (double)t_[RUNS / 2] / (reps);                        \
+#define TIME(result, reps, call)                                                                                       \
+    do {                                                                                                               \
+        uint64_t t_[RUNS];                                                                                             \
+        for (int r_ = 0; r_ < RUNS; r_++) {                                                                            \
+            uint64_t s_ = rdtsc();                                                                                     \
+            for (int k_ = 0; k_ < (reps); k_++) {                                                                      \
+                call;                                                                                                  \
+            }                                                                                                          \
+            t_[r_] = rdtsc() - s_;                                                                                     \
+        }                                                                                                              \
+        qsort(t_, RUNS, sizeof t_[0], cmp_u64);                                                                        \
+        (result) = (double)t_[RUNS / 2] / (reps);                                                                      \
     } while (0)
 
 struct row {
@@ -50,9 +52,8 @@ struct row {
     double matvec, forward;
 };
 
-static const char *const KIND_TEXT[JIT_KINDS] = {
-    "JIT, scalar", "JIT, SSE2 pmaddwd", "JIT, AVX2 vpmaddwd/vpmaddubsw", "JIT, AVX-VNNI vpdpbusd ymm",
-    "JIT, AVX-512 VNNI vpdpbusd zmm"};
+static const char *const KIND_TEXT[JIT_KINDS] = {"JIT, scalar", "JIT, SSE2 pmaddwd", "JIT, AVX2 vpmaddwd/vpmaddubsw",
+                                                 "JIT, AVX-VNNI vpdpbusd ymm", "JIT, AVX-512 VNNI vpdpbusd zmm"};
 
 /* The C loop, both ways, on the matvec and the forward pass. */
 static int
@@ -68,9 +69,9 @@ bench_c(const struct native_model *m, const int16_t *x, int32_t *ref, int32_t *z
     for (int k = 0; k < 2; k++) {
         rows[k].name = names[k];
         TIME(rows[k].matvec, 20, fn[k](l[1].w, x, l[1].bias, 0, 256, 256, k ? out : ref));
-        TIME(rows[k].forward, 10, (fn[k](l[0].w, in, l[0].bias, l[0].mult, 256, 96, h1),
-                                   fn[k](l[1].w, h1, l[1].bias, l[1].mult, 256, 256, h2),
-                                   fn[k](l[2].w, h2, l[2].bias, 0, 27, 256, zref)));
+        TIME(rows[k].forward, 10,
+             (fn[k](l[0].w, in, l[0].bias, l[0].mult, 256, 96, h1),
+              fn[k](l[1].w, h1, l[1].bias, l[1].mult, 256, 256, h2), fn[k](l[2].w, h2, l[2].bias, 0, 27, 256, zref)));
         if (k && memcmp(out, ref, sizeof out) != 0) {
             fprintf(stderr, "clang -O3 computes another product than the kernel-flag C\n");
             return -1;
@@ -126,12 +127,12 @@ emit_dot_loop(struct jit *j, int kind, int iters)
                 jit_v_rr(j, &JIT_VPMADDWD, JIT_Y, t, t, ones);
                 jit_v_rr(j, &JIT_VPADDD, JIT_Y, a, a, t);
             } else {
-                jit_op_rr(j, 1, 0, JIT_OP(0x0f, 0x6f), t, w);                   /* movdqa t, w */
-                jit_op_rr(j, 1, 0, JIT_OP(0x0f, 0xf5), t, b);                   /* pmaddwd t, b */
-                jit_op_rr(j, 1, 0, JIT_OP(0x0f, 0xfe), a, t);                   /* paddd a, t */
+                jit_op_rr(j, 1, 0, JIT_OP(0x0f, 0x6f), t, w); /* movdqa t, w */
+                jit_op_rr(j, 1, 0, JIT_OP(0x0f, 0xf5), t, b); /* pmaddwd t, b */
+                jit_op_rr(j, 1, 0, JIT_OP(0x0f, 0xfe), a, t); /* paddd a, t */
             }
         }
-    jit_op_rr(j, 0, 1, JIT_OP(0xff), 1, R10);                                   /* dec r10; jnz loop */
+    jit_op_rr(j, 0, 1, JIT_OP(0xff), 1, R10); /* dec r10; jnz loop */
     jit_emit8(j, 0x0f);
     jit_emit8(j, 0x85);
     jit_emit32(j, (uint32_t)(int32_t)(loop - (j->len + 4)));
@@ -161,12 +162,12 @@ emit_stream(struct jit *j, int kind, const void *from, int bytes, int unrolled)
         else if (vl == JIT_Y)
             jit_v_mem(j, &JIT_VPADDD, JIT_Y, u, u, RDX, JIT_NOREG, 1, disp);
         else
-            jit_op_mem(j, 1, 0, JIT_OP(0x0f, 0xfe), u, RDX, JIT_NOREG, 1, disp);            /* paddd */
+            jit_op_mem(j, 1, 0, JIT_OP(0x0f, 0xfe), u, RDX, JIT_NOREG, 1, disp); /* paddd */
     }
     if (unrolled)
         return;
     jit_add_imm32(j, RDX, 16 * vb);
-    jit_op_rr(j, 0, 1, JIT_OP(0xff), 1, R10);                                   /* dec r10; jnz loop */
+    jit_op_rr(j, 0, 1, JIT_OP(0xff), 1, R10); /* dec r10; jnz loop */
     jit_emit8(j, 0x0f);
     jit_emit8(j, 0x85);
     jit_emit32(j, (uint32_t)(int32_t)(loop - (j->len + 4)));
@@ -259,10 +260,11 @@ bench_cpu_line(const struct simd_cpu *c)
     cpuinfo("model name", name, sizeof name);
     cpuinfo("cpu family", family, sizeof family);
     cpuinfo("model", model, sizeof model);
-    printf("CPU: %s (family %s, model %s); CPUID: AVX2 %s, AVX-VNNI %s, AVX-512 VNNI %s (F %s, BW %s)\n", name,
-           family, model, YN(c->avx2), YN(c->avx_vnni), YN(c->avx512_vnni), YN(c->avx512f), YN(c->avx512bw));
+    printf("CPU: %s (family %s, model %s); CPUID: AVX2 %s, AVX-VNNI %s, AVX-512 VNNI %s (F %s, BW %s)\n", name, family,
+           model, YN(c->avx2), YN(c->avx_vnni), YN(c->avx512_vnni), YN(c->avx512f), YN(c->avx512bw));
     printf("rdtsc counts reference cycles (the TSC's fixed rate, not the core's clock); "
-           "each figure is the median of %d timed runs\n", RUNS);
+           "each figure is the median of %d timed runs\n",
+           RUNS);
 }
 
 /* Which kinds to run: those named (each must be usable here), or all usable. */
@@ -277,8 +279,10 @@ bench_kinds(const struct simd_cpu *c, int n, char **names, int *want)
         while (k < JIT_KINDS && strcmp(names[i], jit_kind_name[k]) != 0)
             k++;
         if (k == JIT_KINDS || !simd_allows(c, k, allowed)) {
-            fprintf(stderr, "no JIT kind `%s` on this machine (CPUID and XCR0 allow: `python3 labs/06-jit-model/native.py "
-                    "paths`)\n", names[i]);
+            fprintf(stderr,
+                    "no JIT kind `%s` on this machine (CPUID and XCR0 allow: `python3 labs/06-jit-model/native.py "
+                    "paths`)\n",
+                    names[i]);
             return -1;
         }
         want[k] = 1;
@@ -297,7 +301,8 @@ bench_report(const struct row *rows, int n, double ceiling, int best, const stru
                100 * ceiling / rows[k].matvec, rows[k].forward, rows[k].forward / FORWARD_MACS);
     const struct row *top = &rows[best];
     printf("fastest JIT path on the matvec: %s, %.2fx clang -O3 -march=native, %.1fx kernel-flag C, %.0f%% of the "
-           "ceiling", top->name + strlen("JIT, "), rows[1].matvec / top->matvec, rows[0].matvec / top->matvec,
+           "ceiling",
+           top->name + strlen("JIT, "), rows[1].matvec / top->matvec, rows[0].matvec / top->matvec,
            100 * ceiling / top->matvec);
     if (sse2 && avx2)
         printf("; AVX2 %.2fx SSE2", sse2->matvec / avx2->matvec);

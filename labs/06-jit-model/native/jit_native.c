@@ -20,10 +20,10 @@
 #include "native.h"
 
 const char *const R64[16] = {"rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
-                             "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15"};
-static const char *const R32[16] = {"eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi",
+                             "r8",  "r9",  "r10", "r11", "r12", "r13", "r14", "r15"};
+static const char *const R32[16] = {"eax", "ecx", "edx",  "ebx",  "esp",  "ebp",  "esi",  "edi",
                                     "r8d", "r9d", "r10d", "r11d", "r12d", "r13d", "r14d", "r15d"};
-static const char *const R16[16] = {"ax", "cx", "dx", "bx", "sp", "bp", "si", "di",
+static const char *const R16[16] = {"ax",  "cx",  "dx",   "bx",   "sp",   "bp",   "si",   "di",
                                     "r8w", "r9w", "r10w", "r11w", "r12w", "r13w", "r14w", "r15w"};
 
 /* "[base + s*index + disp]" as llvm-objdump -M intel prints it. */
@@ -41,9 +41,11 @@ mem_text(char *out, size_t n, int base, int index, int scale, int32_t disp)
         p += snprintf(p, n - (size_t)(p - out), "%s", R64[index]);
     }
     if (disp != 0 || (base == JIT_NOREG && index == JIT_NOREG))
-        p += snprintf(p, n - (size_t)(p - out), (base == JIT_NOREG && index == JIT_NOREG) ? "%lld"
-                      : disp < 0 ? " - %lld" : " + %lld", disp < 0 && (base != JIT_NOREG || index != JIT_NOREG)
-                      ? -(long long)disp : (long long)disp);
+        p += snprintf(p, n - (size_t)(p - out),
+                      (base == JIT_NOREG && index == JIT_NOREG) ? "%lld"
+                      : disp < 0                                ? " - %lld"
+                                                                : " + %lld",
+                      disp < 0 && (base != JIT_NOREG || index != JIT_NOREG) ? -(long long)disp : (long long)disp);
     snprintf(p, n - (size_t)(p - out), "]");
 }
 
@@ -167,7 +169,7 @@ encoder_sane(void)
     if (j.len == 4 && memcmp(buf, "\x48\x8b\x42\x10", 4) == 0)
         return 1;
     fprintf(stderr, "the encoder (jit_encode.c) does not encode mov rax, [rdx+16] as 48 8b 42 10: "
-            "finish it first (python3 labs/06-jit-model/native.py check --labs)\n");
+                    "finish it first (python3 labs/06-jit-model/native.py check --labs)\n");
     return 0;
 }
 
@@ -196,8 +198,9 @@ paths_main(void)
     simd_probe(&c);
     uint64_t allowed = native_xcr0(&c);
     printf("CPUID: SSE2 %s, XSAVE %s, OSXSAVE %s, AVX %s, AVX2 %s, AVX-VNNI %s, AVX512F %s, AVX512BW %s, "
-           "AVX512_VNNI %s; XCR0 0x%llx\n", YN(c.sse2), YN(c.xsave), YN(c.osxsave), YN(c.avx), YN(c.avx2),
-           YN(c.avx_vnni), YN(c.avx512f), YN(c.avx512bw), YN(c.avx512_vnni), (unsigned long long)allowed);
+           "AVX512_VNNI %s; XCR0 0x%llx\n",
+           YN(c.sse2), YN(c.xsave), YN(c.osxsave), YN(c.avx), YN(c.avx2), YN(c.avx_vnni), YN(c.avx512f), YN(c.avx512bw),
+           YN(c.avx512_vnni), (unsigned long long)allowed);
     for (int k = 0; k < JIT_KINDS; k++)
         printf("%s %s\n", jit_kind_name[k], simd_allows(&c, k, allowed) ? "yes" : "no");
     printf("best %s\n", jit_kind_name[simd_best(&c, allowed)]);
@@ -294,7 +297,9 @@ main(int argc, char **argv)
         return dump_main(argv[2], argv[3], atoi(argv[4]), argv[5]);
     if (argc >= 3 && strcmp(argv[1], "bench") == 0)
         return encoder_sane() ? bench_main(argv[2], argc - 3, argv + 3) : 1;
-    fprintf(stderr, "usage: %s encode OUT.bin OUT.txt | paths | logits MODEL KIND | layer KIND | "
-            "dump MODEL KIND LAYER OUT | bench MODEL [KIND...]\n", argv[0]);
+    fprintf(stderr,
+            "usage: %s encode OUT.bin OUT.txt | paths | logits MODEL KIND | layer KIND | "
+            "dump MODEL KIND LAYER OUT | bench MODEL [KIND...]\n",
+            argv[0]);
     return 2;
 }

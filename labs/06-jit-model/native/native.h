@@ -9,9 +9,9 @@
 #include "jit.h"
 #include "simd.h"
 
-#define YN(x) ((x) ? "yes" : "no")
-#define MODEL_H 256                  /* hidden width: the benchmark's matvec is 256 x 256 */
-#define MODEL_V 27
+#define YN(x)    ((x) ? "yes" : "no")
+#define MODEL_H  256 /* hidden width: the benchmark's matvec is 256 x 256 */
+#define MODEL_V  27
 #define MODEL_IN 96
 
 extern const char *const R64[16];
@@ -19,8 +19,8 @@ void mem_text(char *out, size_t n, int base, int index, int scale, int32_t disp)
 void encode_vector(struct jit *j, FILE *txt);
 
 struct native_model {
-    const int8_t *embedding;         /* [27][16] */
-    struct jit_layer layer[3];       /* 96 -> 256 -> 256 -> 27 */
+    const int8_t *embedding;   /* [27][16] */
+    struct jit_layer layer[3]; /* 96 -> 256 -> 256 -> 27 */
 };
 
 /* One kind's compiled forward pass, and its activations in the kind's formats. */
