@@ -45,7 +45,7 @@ EXPERIMENTS = {
     ],
     # chapter 1: a boot identity map of 4 MiB instead of 1 GiB.
     "idmap-4mib": [
-        ("labs/01-boot/memlayout.h", "#define BOOT_IDMAP_SIZE   0x40000000", "#define BOOT_IDMAP_SIZE   0x400000")
+        ("labs/01-boot/memlayout.h", "#define BOOT_IDMAP_SIZE  0x40000000", "#define BOOT_IDMAP_SIZE  0x400000")
     ],
     # chapter 1: a 64-bit code descriptor with L=1 and D=1.
     "code-l-and-d": [("labs/01-boot/boot.S", "    .quad 0x00af9b000000ffff", "    .quad 0x00ef9b000000ffff")],
@@ -64,14 +64,14 @@ EXPERIMENTS = {
     # chapter 3: the kernel heap at a made-up fixed address, inside and past the boot identity map.
     "heap-at-33mib": [
         (
-            "labs/03-bss-heap/heap_selftest.c",
+            "labs/03-bss-heap/kheap.c",
             "    heap_init(&kernel_heap, __heap_start, __heap_end);",
             "    heap_init(&kernel_heap, (void *)0x2100000, (void *)(0x2100000 + HEAP_SIZE));",
         )
     ],
     "heap-at-2gib": [
         (
-            "labs/03-bss-heap/heap_selftest.c",
+            "labs/03-bss-heap/kheap.c",
             "    heap_init(&kernel_heap, __heap_start, __heap_end);",
             "    heap_init(&kernel_heap, (void *)0x80000000, (void *)(0x80000000 + HEAP_SIZE));",
         )
@@ -160,17 +160,17 @@ EXPERIMENTS = {
     # chapter 6: simd_enable without the SSE bits of CR4 (the AVX state is still enabled).
     "sse-off": [
         (
-            "labs/06-jit-model/model_selftest.c",
+            "labs/06-jit-model/model_jit.c",
             "    cr4 |= CR4_OSFXSR | CR4_OSXMMEXCPT | (xcr0 ? CR4_OSXSAVE : 0);",
             "    cr4 |= (xcr0 ? CR4_OSXSAVE : 0);",
         )
     ],
     # chapter 6: CR4.OSXSAVE set, but XCR0 never written.
-    "no-xsetbv": [("labs/06-jit-model/model_selftest.c", "    if (xcr0)\n        xsetbv(XCR0, xcr0);\n", "")],
+    "no-xsetbv": [("labs/06-jit-model/model_jit.c", "    if (xcr0)\n        xsetbv(XCR0, xcr0);\n", "")],
     # chapter 6: the input activations 8 bytes past a 16-byte boundary.
     "misaligned-in": [
         (
-            "labs/06-jit-model/model_selftest.c",
+            "labs/06-jit-model/model_jit.c",
             "    jm->in = jit_alloc(2 * MODEL_IN);",
             "    jm->in = (char *)jit_alloc(2 * MODEL_IN + 16) + 8;",
         )
@@ -207,8 +207,8 @@ EXPERIMENTS = {
     "lidt-int3": [
         (
             "labs/01-boot/kmain.c",
-            "    struct boot_info *bi = bootinfo_init(magic, mbi);   /* lab 01: what GRUB told us */\n",
-            "    struct boot_info *bi = bootinfo_init(magic, mbi);   /* lab 01: what GRUB told us */\n"
+            "    struct boot_info *bi = bootinfo_init(magic, mbi); /* lab 01: what GRUB told us */\n",
+            "    struct boot_info *bi = bootinfo_init(magic, mbi); /* lab 01: what GRUB told us */\n"
             "    static const struct { uint16_t limit; uint64_t base; } __attribute__((packed)) no_idt = { 0, 0 };\n"
             '    __asm__ volatile("lidt %0\\n\\tint3" : : "m"(no_idt));   /* a breakpoint with no IDT */\n',
         )

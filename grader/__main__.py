@@ -20,7 +20,8 @@ from pathlib import Path
 # while the kernel boots (a student waits for `make grade`, not for imports).
 from . import build as build_mod
 from . import deps, emulators, grade, intake, labs, run, stage as stage_mod, transcript
-from .stage import Run, new_seed
+from .request import Reports, Request
+from .stage import Run
 
 INSTRUCTOR_TOOLS = ("batch", "gradescope", "handout")  # modules a student's copy leaves out
 COMMANDS = ("grade", "demo", "qemu", "bochs", "bochs-debug", "build", "gdb", "setup")  # the parser builds one
@@ -56,6 +57,12 @@ def add_common(p, lab_required=False):
         "--emulator", default=os.environ.get("EMULATOR", "qemu"), choices=sorted(emulators.EMULATORS) + ["both"]
     )
     p.add_argument("--no-install", action="store_true", help="never run apt-get, only say what is missing")
+    # what only some commands have, so that request_of reads every command's arguments alike
+    # (a parser-level default overrides an argument's own: these are the only ones)
+    p.set_defaults(
+        submission=None, solutions_below=False, memory=None, jobs=os.cpu_count() or 2, tests="all", gdb=False
+    )
+    p.set_defaults(json=None, junit=None, gradescope=None, show_output=False)
 
 
 def make_parser(command=None):
@@ -139,32 +146,30 @@ def emulator_names(choice):
     return ["qemu", "bochs"] if choice == "both" else [choice]
 
 
-def origin_of(args):
-    return stage_mod.origin_of(
-        flag(args.solutions), getattr(args, "submission", None), getattr(args, "solutions_below", False)
+def request_of(args):
+    """The Request of a command that builds, boots or grades: made here once."""
+    return Request(
+        labs=(args.lab,) if args.lab else (),
+        seed=stage_mod.seed_or_new(args.seed),
+        solutions=flag(args.solutions),
+        below=args.solutions_below,
+        submission=args.submission,
+        emulators=("bochs",) if args.cmd in ("bochs", "bochs-debug") else tuple(emulator_names(args.emulator)),
+        memory_mb=args.memory,
+        tests=args.tests,
+        jobs=args.jobs or 1,
+        reports=Reports(args.json, args.junit, args.gradescope, args.show_output),
+        install=not args.no_install,
     )
 
 
-def stage_of(args, spec=None):
-    """The Stage the command line names: computed here once, passed down. A
-    submission is first mapped onto the kit's layout (grader/intake.py):
-    loose files or a whole tree; IntakeError when a file is missing."""
-    spec = spec or args.lab
-    if getattr(args, "submission", None) is None:
-        return stage_mod.make(spec, origin_of(args))
-    below = "reference" if getattr(args, "solutions_below", False) else "submission"
-    tree = intake.tree_for(args.submission) / f"lab-{labs.find(spec).name}"
-    return stage_mod.make(spec, intake.materialize(args.submission, spec, tree, below))
-
-
-def grade_many(args, stages):
+def grade_many(req, stages):
     """Grade each stage under each emulator asked for; the same seed for all."""
-    grade.set_parallel(getattr(args, "jobs", 2) or 1)
-    seed = new_seed() if args.seed is None else args.seed
-    jobs = [(st, emu) for st in stages for emu in emulator_names(args.emulator)]
+    slots = grade.emulator_slots(req.jobs)
+    jobs = [(st, emu) for st in stages for emu in req.emulators]
 
     def one(job):
-        return grade.grade_stage(job[0], seed=seed, emulator=job[1], memory_mb=getattr(args, "memory", None))
+        return grade.grade_stage(job[0], req.seed, emulator=job[1], memory_mb=req.memory_mb, slots=slots)
 
     if len(jobs) == 1:
         return [one(jobs[0])]
@@ -172,7 +177,7 @@ def grade_many(args, stages):
     from . import report
 
     progress = report.Progress(len(jobs), sys.stdout, sys.stderr)
-    with ThreadPoolExecutor(max_workers=max(1, min(len(jobs), getattr(args, "jobs", 2) or 1))) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, min(len(jobs), req.jobs))) as pool:
         futures = [pool.submit(one, job) for job in jobs]
         for f in as_completed(futures):
             progress.done(f.result())
@@ -180,30 +185,29 @@ def grade_many(args, stages):
     return [f.result() for f in futures]
 
 
-def cmd_grade(args, show_output=False):
-    for emu in emulator_names(args.emulator):
-        deps.ensure(emu, install=not args.no_install)
+def cmd_grade(req):
+    for emu in req.emulators:
+        deps.ensure(emu, install=req.install)
     run.mark("tools-checked")
-    if getattr(args, "submission", None) and not args.submission.is_dir():
-        raise labs.LabError(f"submission '{args.submission}' is not a directory")
-    specs = [args.lab] if args.lab else [lab.name for lab in labs.discover()]
-    args.seed = new_seed() if args.seed is None else args.seed
+    if req.submission and not req.submission.is_dir():
+        raise labs.LabError(f"submission '{req.submission}' is not a directory")
+    specs = list(req.labs) or [lab.name for lab in labs.discover()]
     todo, refused = [], {}
     for spec in specs:
         try:
-            todo.append(stage_of(args, spec))
+            todo.append(req.stage(spec))
         except intake.IntakeError as e:
-            refused[spec] = (stage_mod.make(spec, origin_of(args)), e)
-    graded, emus = iter(grade_many(args, todo)), emulator_names(args.emulator)
+            refused[spec] = (stage_mod.make(spec, req.origin), e)
+    graded = iter(grade_many(req, todo))
     stages = [
-        intake.refused(*refused[spec], args.seed, emu) if spec in refused else next(graded)
+        intake.refused(*refused[spec], req.seed, emu) if spec in refused else next(graded)
         for spec in specs
-        for emu in emus
+        for emu in req.emulators
     ]
     built = [st.build for st in stages if st.build is not None]
-    if built and not getattr(args, "submission", None):
+    if built and not req.submission:
         build_mod.link_compile_commands(max(built, key=lambda b: b.lab.number))
-    if show_output or getattr(args, "show_output", False):
+    if req.reports.show_output:
         for st in stages:
             r = st.boots.get("default")
             if r is not None:
@@ -213,21 +217,27 @@ def cmd_grade(args, show_output=False):
     from . import report
 
     report.terminal(stages)
-    if getattr(args, "json", None):
-        report.write_json(stages, args.json)
-    if getattr(args, "junit", None):
-        report.write_junit(stages, args.junit)
-    if getattr(args, "gradescope", None):
-        report.write_gradescope(stages, args.gradescope)
+    if req.reports.json:
+        report.write_json(stages, req.reports.json)
+    if req.reports.junit:
+        report.write_junit(stages, req.reports.junit)
+    if req.reports.gradescope:
+        report.write_gradescope(stages, req.reports.gradescope)
     return 0 if all(s.full for s in stages) else 1
 
 
-def cmd_demo(args):
-    args.lab = args.lab or labs.discover()[-1].name
-    args.solutions = "1"
-    args.jobs, args.submission, args.solutions_below = 2, None, False
-    args.json = args.junit = args.gradescope = None
-    return cmd_grade(args, show_output=True)
+def cmd_demo(req):
+    """The finished kernel: the highest lab from solutions/, its serial output shown, then graded."""
+    return cmd_grade(
+        Request(
+            labs=req.labs or (labs.discover()[-1].name,),
+            seed=req.seed,
+            solutions=True,
+            emulators=req.emulators,
+            reports=Reports(show_output=True),
+            install=req.install,
+        )
+    )
 
 
 def free_port():
@@ -238,24 +248,24 @@ def free_port():
         return s.getsockname()[1]
 
 
-def cmd_build(args):
-    deps.ensure("kernel", install=not args.no_install)
-    b = build_mod.build(stage_of(args))
+def cmd_build(req):
+    deps.ensure("kernel", install=req.install)
+    b = build_mod.build(req.stage(req.labs[0]))
     build_mod.link_compile_commands(b)
     print(f"built {b.elf.relative_to(labs.ROOT)} and {b.iso.name}" + (" (up to date)" if b.cached else ""))
     return 0
 
 
-def cmd_bochs_debug(args):
+def cmd_bochs_debug(req):
     """Bochs's own debugger on this terminal: a breakpoint at _start, magic
     breakpoints (xchg %bx,%bx) on, serial output copied to this terminal."""
     import tempfile
     import threading
 
-    deps.ensure("bochs", install=not args.no_install)
-    b = build_mod.build(stage_of(args))
+    deps.ensure("bochs", install=req.install)
+    b = build_mod.build(req.stage(req.labs[0]))
     start = b.symbols.get("_start")
-    r = Run(new_seed() if args.seed is None else args.seed, args.tests, emulator="bochs")
+    r = Run(req.seed, req.tests, emulator="bochs")
     print(
         f"Bochs debugger: stops at _start ({start:#x}) and at every `xchg %bx, %bx` in the kernel.\n"
         "Commands: c continue, s step, n next, r registers, sreg, creg, info gdt, info idt, info tab,\n"
@@ -302,19 +312,19 @@ def cmd_bochs_debug(args):
     return 0
 
 
-def cmd_qemu(args):
-    if args.cmd == "bochs":
-        args.emulator = "bochs"
-    deps.ensure(args.emulator, install=not args.no_install)
-    b = build_mod.build(stage_of(args))
+def cmd_qemu(req, gdb=False):
+    """Boot a stage with its serial line on this terminal (QEMU or Bochs, as the request says)."""
+    emulator = req.emulators[0]
+    deps.ensure(emulator, install=req.install)
+    b = build_mod.build(req.stage(req.labs[0]))
     build_mod.link_compile_commands(b)
-    r = Run(new_seed() if args.seed is None else args.seed, args.tests, emulator=args.emulator)
-    port = free_port() if args.gdb else None
+    r = Run(req.seed, req.tests, emulator=emulator)
+    port = free_port() if gdb else None
     gdbinit = labs.ROOT / "build" / "gdbinit"
     if port:
         gdbinit.unlink(missing_ok=True)  # never let `make gdb` find an old session
     print(
-        f"booting {b.iso.relative_to(labs.ROOT)} in {args.emulator} with `{r.cmdline}`, "
+        f"booting {b.iso.relative_to(labs.ROOT)} in {emulator} with `{r.cmdline}`, "
         f"{r.memory_mb} MiB; Ctrl-C stops it",
         file=sys.stderr,
     )
@@ -338,7 +348,7 @@ def cmd_qemu(args):
     exits = b.stage.exit_values()
     try:
         result = run.run(
-            lambda tmp: emulators.EMULATORS[args.emulator](
+            lambda tmp: emulators.EMULATORS[emulator](
                 b.iso, tmp, r.cmdline, memory_mb=r.memory_mb, exits=exits, gdb_port=port
             ),
             total_timeout=24 * 3600 if port else 120,
@@ -349,7 +359,7 @@ def cmd_qemu(args):
         if port:
             gdbinit.unlink(missing_ok=True)
     meaning = result.outcome.text if result.outcome else result.reason
-    print(f"\n[{args.emulator} stopped: {meaning}]", file=sys.stderr)
+    print(f"\n[{emulator} stopped: {meaning}]", file=sys.stderr)
     # Watching a run is not grading it: a kernel that panics or double-faults on
     # purpose (TESTS=overflow) ran as asked. Only an emulator that did not run fails.
     return 1 if result.reason == "start-failed" else 0
@@ -409,18 +419,20 @@ def main(argv=None):
     if args.cmd != "bochs-debug":  # there Ctrl-C belongs to the Bochs debugger
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, _stop)
-    commands = {
+    requested = {  # the commands that build, boot or grade: they take the Request
         "grade": cmd_grade,
         "demo": cmd_demo,
-        "qemu": cmd_qemu,
+        "qemu": lambda req: cmd_qemu(req, gdb=args.gdb),
         "bochs": cmd_qemu,
         "bochs-debug": cmd_bochs_debug,
         "build": cmd_build,
-        "setup": cmd_setup,
-        "gdb": cmd_gdb,
     }
+    plain = {"setup": cmd_setup, "gdb": cmd_gdb}
     try:
-        status = commands[args.cmd](args) if args.cmd in commands else getattr(args, "run", instructor_only)(args)
+        if args.cmd in requested:
+            status = requested[args.cmd](request_of(args))
+        else:
+            status = plain.get(args.cmd, getattr(args, "run", instructor_only))(args)
         if run.STOP.is_set():
             print("\ninterrupted (Ctrl-C): every emulator was stopped; what is above is partial", file=sys.stderr)
             return 130

@@ -117,6 +117,7 @@ class Batch:
         self.base_seed, self.below, self.jobs = base_seed, below, max(1, jobs)
         self.reports, self.timeouts, self.keep = reports, timeouts, keep
         self.rows, self.done, self.lock = {}, 0, threading.Lock()
+        self.slots = grade.emulator_slots(self.jobs)
         self.t0 = time.monotonic()
 
     def one(self, name):
@@ -131,7 +132,11 @@ class Batch:
             try:
                 origin = intake.materialize(upload, self.lab.name, tmp / "tree", self.below)
                 st = grade.grade_stage(
-                    stage_mod.make(self.lab.name, origin), seed=seed, timeouts=self.timeouts, outdir=tmp / "build"
+                    stage_mod.make(self.lab.name, origin),
+                    seed=seed,
+                    timeouts=self.timeouts,
+                    outdir=tmp / "build",
+                    slots=self.slots,
                 )
                 status = status_of(st)
             except intake.IntakeError as e:
@@ -145,7 +150,7 @@ class Batch:
                 data["student"] = name
                 (self.reports / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")
             if self.keep is not None:
-                self.keep[name] = st
+                self.keep[name] = (st, tmp)  # the benchmark builds it again there
         except Exception as e:  # a grader bug costs this student a row, not the batch
             row = Row(
                 name,
@@ -156,8 +161,6 @@ class Batch:
         finally:
             if self.keep is None or name not in self.keep:
                 shutil.rmtree(tmp, ignore_errors=True)
-            else:
-                self.keep[name].tmp = tmp
         self.progress(row)
         return row
 
@@ -182,7 +185,6 @@ class Batch:
             sys.stderr.flush()
 
     def run(self):
-        grade.set_parallel(self.jobs)
         os.environ.setdefault("KIT_BUILD_JOBS", str(max(1, (os.cpu_count() or 2) // self.jobs)))
         with ThreadPoolExecutor(max_workers=self.jobs) as pool:
             list(pool.map(self.one, self.names))
@@ -234,10 +236,10 @@ def bench(batch, kept, wall, cores):
 
     limit = (batch.timeouts or {}).get("total", grade.TIMEOUTS["total"])
     builds = boots = 0.0
-    for name, st in kept.items():
+    for name, (st, tmp) in kept.items():
         if st.build is None and not (st.build_error and "does not compile" in st.build_error.summary):
             continue  # not handed in: nothing was built
-        outdir = st.tmp / "bench-build"
+        outdir = tmp / "bench-build"
         t = time.monotonic()
         try:
             b = build_mod.build(st.stage, outdir)
@@ -313,7 +315,7 @@ def run_batch(args):
 
     deps.ensure("qemu", install=not getattr(args, "no_install", False))
     names = shard_of(students(args.folder), args.shard)
-    base = stage_mod.new_seed() if args.seed is None else args.seed
+    base = stage_mod.seed_or_new(args.seed)
     reports = args.reports or args.csv.with_name(args.csv.stem + "-reports")
     reports.mkdir(parents=True, exist_ok=True)
     timeouts = {k: v for k, v in (("progress", args.progress_timeout), ("total", args.total_timeout)) if v}
@@ -337,8 +339,8 @@ def run_batch(args):
         try:
             print(bench(b, kept, wall, os.cpu_count() or 1))
         finally:
-            for st in kept.values():
-                shutil.rmtree(st.tmp, ignore_errors=True)
+            for _, tmp in kept.values():
+                shutil.rmtree(tmp, ignore_errors=True)
     return 130 if run.STOP.is_set() else 0
 
 

@@ -75,10 +75,14 @@ LINT = [
     Need("flake8", "flake8", "make lint: the Python's mistakes (.flake8)"),
     Need("clang-format", "clang-format", "make lint: the C's layout (.clang-format)"),
 ]
-TEST = LINT + [
-    Need("py:pytest", "python3-pytest", "runs the test suite"),
-    Need("strace", "strace", "the test that lists the files each emulator opens"),
-] + BOOK
+TEST = (
+    LINT
+    + [
+        Need("py:pytest", "python3-pytest", "runs the test suite"),
+        Need("strace", "strace", "the test that lists the files each emulator opens"),
+    ]
+    + BOOK
+)
 GROUPS = {
     "kernel": KERNEL,
     "qemu": KERNEL,

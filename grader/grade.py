@@ -2,8 +2,11 @@
 parallel), match the transcript, run the computed checks, diagnose failures.
 
 Stage N scores lab N's checks (its expected.txt and its checks.py) plus the
-common end-of-run check; the diagnosis asks every lab of the stage.
+common end-of-run check; the diagnosis asks every lab of the stage. Each
+step returns what it found, and the StageResult is made once, at the end.
 """
+from __future__ import annotations
+
 import os
 import re
 import threading
@@ -12,13 +15,14 @@ from dataclasses import dataclass, field, replace
 
 from . import api, emulators, run, transcript
 from . import build as build_mod
-from .ending import COMMON_CHECKS, end_of_run
-from .stage import Run, new_seed
+from .ending import end_of_run
+from .stage import Run, Stage
 
 TIMEOUTS = {"total": 60.0, "progress": 15.0}
+EMULATORS_AT_ONCE = 2  # a stage's boots run in parallel, this many emulators at a time
 
 
-@dataclass
+@dataclass(frozen=True)
 class CheckResult:
     title: str
     points: int
@@ -37,16 +41,16 @@ class CheckResult:
         return self.points if self.passed else 0
 
 
-@dataclass
+@dataclass(frozen=True)
 class StageResult:
-    stage: object  # stage.Stage
+    stage: Stage
     seed: int
     memory_mb: int
     emulator: str
-    checks: list = field(default_factory=list)
-    build_error: object = None
-    runs: dict = field(default_factory=dict)  # boot name -> stage.Run (what it was given)
+    checks: list
+    runs: dict  # boot name -> stage.Run (what it was given)
     boots: dict = field(default_factory=dict)  # boot name -> run.RunResult (what came back)
+    build_error: object = None
     diagnoses: dict = field(default_factory=dict)
     unproven: dict = field(default_factory=dict)  # boot name -> why its output cannot count for this run
     stopped: str = ""  # why the default boot did not end cleanly
@@ -78,16 +82,27 @@ class StageResult:
         return bool(self.checks) and all(c.passed for c in self.checks if not c.bonus)
 
 
-@dataclass
-class Plan:
-    """What grading the stage's top lab takes, read once from its folder."""
+@api.check("power: final line and clean power-off", 10)
+def clean_power_off(ctx):
+    """The kit's protocol between kernel and grader, graded on every stage."""
+    problem = end_of_run(ctx.boot)
+    if problem:
+        raise api.Fail(*problem)
 
-    specs: list  # transcript.CheckSpec from expected.txt (None until read)
-    checks: list  # api.CheckDef: the lab's computed checks and the common ones
-    boots: dict  # boot name -> tests=
+
+COMMON_CHECKS = [clean_power_off.kit_check]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What grading the stage's top lab takes, read once from its folder
+    (its expected transcript is read later, while the kernel boots)."""
+
+    checks: tuple  # api.CheckDef: the lab's computed checks and the common ones
+    boots: dict  # boot name -> api.Boot
     interaction: object  # api.Interaction for the default boot, or None
-    values: list  # functions ctx -> {name: value}
-    precompute: list  # functions (seed, lab) -> {name: value}
+    values: tuple  # functions ctx -> {name: value}
+    precompute: tuple  # functions (seed, lab) -> {name: value}
 
 
 def with_hidden():
@@ -102,21 +117,22 @@ def expected_transcript(lab):
     return transcript.parse(spec_path.read_text(), f"labs/{lab.name}/expected.txt") if spec_path.is_file() else []
 
 
-def plan_for(stage, emulator):
-    """The plan; its transcript (specs) is read later, while the kernel boots."""
+def plan_for(stage, emulator, only=None):
+    """The plan of the stage's top lab under `emulator`; `only`, a set of
+    boot names, keeps those boots (and the default one) and their checks."""
     lab = stage.top
-    specs = None
     found = api.collect(lab.module("checks"))
     hidden = api.collect(lab.module("hidden.checks") if with_hidden() else None, hidden=True)
     talk = found["interaction"]
+    keep = None if only is None else {"default", *only}
+    boots = {"default": "all", **found["boots"], **hidden["boots"]}
     checks = [replace(c, visibility=c.visibility or "visible") for c in COMMON_CHECKS + found["checks"]]
     return Plan(
-        specs,
-        [c for c in checks + hidden["checks"] if emulator in c.emulators],
-        {"default": "all", **found["boots"], **hidden["boots"]},
+        tuple(c for c in checks + hidden["checks"] if emulator in c.emulators and (keep is None or c.boot in keep)),
+        {n: b if isinstance(b, api.Boot) else api.Boot(b) for n, b in boots.items() if keep is None or n in keep},
         talk if talk and emulator in talk.emulators else None,
-        found["values"] + hidden["values"],
-        found["precompute"] + hidden["precompute"],
+        tuple(found["values"] + hidden["values"]),
+        tuple(found["precompute"] + hidden["precompute"]),
     )
 
 
@@ -136,27 +152,26 @@ def knowledge_of(stage):
     return k
 
 
-_EMULATOR_SLOTS = threading.BoundedSemaphore(2)
+def emulator_slots(n=EMULATORS_AT_ONCE):
+    """How many emulators may run at once: one value shared by everything
+    graded together (the stages of one command, the students of a batch)."""
+    return threading.BoundedSemaphore(max(1, n))
 
 
-def set_parallel(jobs):
-    global _EMULATOR_SLOTS
-    _EMULATOR_SLOTS = threading.BoundedSemaphore(max(1, jobs))
-
-
-def boot(b, r, timeouts=None, talk=None, **kw):
+def boot(b, r, timeouts=None, talk=None, slots=None, **kw):
     """One boot of a built stage with the Run `r`; `talk` (an api.Interaction)
-    adds its line hook and emulator options."""
+    adds its line hook and emulator options; `slots` (emulator_slots) bounds
+    the emulators running at once."""
     timeouts = dict(TIMEOUTS, **(timeouts or {}))
     make = emulators.EMULATORS[r.emulator]
     opts = dict(talk.launch) if talk else {}
     if talk:
-        kw["on_line"] = talk.on_line
+        kw["on_line"] = lambda line, result, send: talk.on_line(line, api.Talk(result, send))
     if r.emulator == "qemu":
         opts["qmp"] = True  # so that a hang can be asked where it is
         kw.setdefault("on_stall", ask_where)
     exits = b.stage.exit_values()
-    with _EMULATOR_SLOTS:
+    with slots or emulator_slots():
         return run.run(
             lambda tmp: make(b.iso, tmp, r.cmdline, memory_mb=r.memory_mb, exits=exits, **opts),
             total_timeout=timeouts["total"],
@@ -176,71 +191,73 @@ def ask_where(result):
 
 def plan_runs(plan, seed, emulator, memory_mb=None):
     extra = tuple(plan.interaction.kargs.split()) if plan.interaction and plan.interaction.kargs else ()
-    boots = {name: b if isinstance(b, api.Boot) else api.Boot(b) for name, b in plan.boots.items()}
     return {
         name: Run(b.seed_for(seed), b.tests, memory_mb, extra if name == "default" else (), emulator)
-        for name, b in boots.items()
+        for name, b in plan.boots.items()
     }
 
 
-def grade_stage(stage, seed=None, emulator="qemu", memory_mb=None, timeouts=None, outdir=None, boots=None):
-    """Build, boot and check one stage (a stage.Stage). memory_mb overrides
-    the machine size the seed would pick (a mutant may boot a small machine);
-    boots, a list of boot names, keeps only those boots (and the default one)
-    and their checks: a mutant that needs one boot is graded sooner."""
+def failed_stage(stage, seed, emulator, message, memory_mb=None, build_error=None, stopped="", elapsed=0.0, plan=None):
+    """A stage whose every check fails with `message`: it did not build, its
+    submission was refused, or Ctrl-C stopped it."""
+    plan = plan or plan_for(stage, emulator)
+    runs = plan_runs(plan, seed, emulator, memory_mb)
+    checks = [CheckResult(s.title, s.points, False, message, bonus=s.bonus) for s in expected_transcript(stage.top)]
+    checks += [
+        CheckResult(c.title, c.points, False, message, boot=c.boot, visibility=c.visibility, hidden=c.hidden)
+        for c in plan.checks
+    ]
+    return StageResult(
+        stage, seed, runs["default"].memory_mb, emulator, checks, runs,
+        build_error=build_error, stopped=stopped, elapsed=elapsed,
+    )  # fmt: skip
+
+
+def grade_stage(stage, seed, emulator="qemu", memory_mb=None, timeouts=None, outdir=None, boots=None, slots=None):
+    """Build, boot and check one stage (a stage.Stage) for the run `seed`.
+    memory_mb overrides the machine size the seed would pick (a mutant may
+    boot a small machine); boots, a list of boot names, keeps only those
+    boots (and the default one) and their checks: a mutant that needs one
+    boot is graded sooner. slots (emulator_slots) is shared by stages
+    graded together."""
     t0 = time.monotonic()
-    seed = new_seed() if seed is None else seed
-    plan = plan_for(stage, emulator)
-    if boots is not None:
-        boots = {"default", *boots}
-        plan.boots = {name: tests for name, tests in plan.boots.items() if name in boots}
-        plan.checks = [c for c in plan.checks if c.boot in boots]
-    result = StageResult(stage, seed, 0, emulator)
-    result.runs = plan_runs(plan, seed, emulator, memory_mb)
-    result.memory_mb = result.runs["default"].memory_mb
+    plan = plan_for(stage, emulator, boots)
     try:
-        result.build = build_mod.build(stage, outdir)
+        built = build_mod.build(stage, outdir)
     except build_mod.BuildError as e:
-        result.build_error = e
-        plan.specs = expected_transcript(stage.top)
-        msg = f"build failed: {e.summary}"
-        result.checks = [CheckResult(s.title, s.points, False, msg, bonus=s.bonus) for s in plan.specs] + [
-            CheckResult(c.title, c.points, False, msg, boot=c.boot, visibility=c.visibility, hidden=c.hidden)
-            for c in plan.checks
-        ]
-        result.elapsed = time.monotonic() - t0
-        return result
+        return failed_stage(
+            stage, seed, emulator, f"build failed: {e.summary}", memory_mb, e, elapsed=time.monotonic() - t0, plan=plan
+        )
     run.mark("built")
-    precomputed = boot_all(result, plan, timeouts)
+    runs = plan_runs(plan, seed, emulator, memory_mb)
+    results, precomputed, specs = boot_all(built, plan, runs, seed, timeouts, slots)
     if run.STOP.is_set():
-        result.stopped = "interrupted (Ctrl-C): the runs were stopped"
-        result.checks = [CheckResult(s.title, s.points, False, "interrupted", bonus=s.bonus) for s in plan.specs] + [
-            CheckResult(c.title, c.points, False, "interrupted", boot=c.boot, visibility=c.visibility, hidden=c.hidden)
-            for c in plan.checks
-        ]
-        result.elapsed = time.monotonic() - t0
-        return result
-    default = result.boots["default"]
-    ctx = api.Context(stage, result.runs["default"], default, result.boots, result.build)
-    ctx.values = {"seed": f"0x{seed:08x}", "cmdline": result.runs["default"].cmdline, **precomputed}
-    for fn in plan.values:
-        got = fn(ctx)
-        ctx.values.update(got)
-        ctx.values[f"_from_{fn.__name__}"] = list(got)
-    seeded = seeded_names(plan, ctx.values, precomputed)
-    matched = transcript.match(plan.specs, default.lines, ctx.values)
-    result.checks = transcript_checks(plan.specs, matched, default, ctx.values) + computed_checks(
-        plan.checks, result, ctx
+        return failed_stage(
+            stage, seed, emulator, "interrupted", memory_mb,
+            stopped="interrupted (Ctrl-C): the runs were stopped", elapsed=time.monotonic() - t0, plan=plan,
+        )  # fmt: skip
+    values = placeholder_values(plan, stage, runs, results, built, seed, precomputed)
+    default = results["default"]
+    matched = transcript.match(specs, default.lines, values)
+    checks = transcript_checks(specs, matched, default, values) + computed_checks(
+        plan.checks, stage, runs, results, built, values
     )
-    prove(result, plan, matched, seeded)
-    explain_the_end(result)
-    diagnose(result)
-    if result.diagnoses.get("default"):  # the fault explains the lines never printed, not their hints
-        for c in result.checks:
-            if c.boot == "default" and not c.passed and not c.details and c.message.startswith("missing"):
-                c.hints = []
-    result.elapsed = time.monotonic() - t0
-    return result
+    checks, unproven = prove(checks, plan, specs, matched, runs, results, seeded_names(plan, values, precomputed))
+    checks, stopped = explain_the_end(checks, stage, default)
+    diagnoses, stuck = diagnose(checks, stage, emulator, results, built)
+    if stuck and stopped:
+        stopped += f"; {stuck}"
+    if diagnoses.get("default"):  # the fault explains the lines never printed, not their hints
+        checks = [
+            replace(c, hints=[])
+            if c.boot == "default" and not c.passed and not c.details and c.message.startswith("missing")
+            else c
+            for c in checks
+        ]
+    return StageResult(
+        stage, seed, runs["default"].memory_mb, emulator, checks, runs, results,
+        diagnoses=diagnoses, unproven=unproven, stopped=stopped, elapsed=time.monotonic() - t0, build=built,
+    )  # fmt: skip
 
 
 def in_thread(fn, *args):
@@ -258,23 +275,25 @@ def in_thread(fn, *args):
     return t, box
 
 
-def boot_all(result, plan, timeouts):
+def boot_all(built, plan, runs, seed, timeouts, slots):
     """Every boot of the stage in parallel, and the lab's slow values meanwhile
     (in threads that Ctrl-C does not wait for); while they run, this thread
-    reads the expected transcript."""
-    lab = result.stage.top
-    early = [(fn, *in_thread(fn, result.seed, lab)) for fn in plan.precompute]
-    boots = {
-        name: in_thread(boot, result.build, r, timeouts, plan.interaction if name == "default" else None)
-        for name, r in result.runs.items()
+    reads the expected transcript. Returns (results by boot, precomputed
+    values, the transcript's checks)."""
+    lab = built.stage.top
+    slots = slots or emulator_slots()
+    early = [(fn, *in_thread(fn, seed, lab)) for fn in plan.precompute]
+    started = {
+        name: in_thread(boot, built, r, timeouts, plan.interaction if name == "default" else None, slots)
+        for name, r in runs.items()
     }
-    plan.specs = expected_transcript(lab)
-    result.boots = {}
-    for name, (t, box) in boots.items():
+    specs = expected_transcript(lab)
+    results = {}
+    for name, (t, box) in started.items():
         t.join()
         if "error" in box:
             raise box["error"]
-        result.boots[name] = box["value"]
+        results[name] = box["value"]
     precomputed = {"_seeded": []}
     for fn, t, box in early:
         while t.is_alive() and not run.STOP.is_set():
@@ -285,7 +304,24 @@ def boot_all(result, plan, timeouts):
         precomputed.update(got)
         if getattr(fn, "kit_precompute", "") == "seeded":
             precomputed["_seeded"] += list(got)
-    return precomputed
+    return results, precomputed, specs
+
+
+def context(stage, runs, results, built, values, boot_name="default"):
+    """What a check of `boot_name` (or a @values function) may look at."""
+    return api.Context(stage, runs[boot_name], results[boot_name], results, built, values)
+
+
+def placeholder_values(plan, stage, runs, results, built, seed, precomputed):
+    """The transcript's placeholders for this run: the seed, the command line,
+    the precomputed values, then each @values function's (which may read
+    what the ones before it gave)."""
+    values = {"seed": f"0x{seed:08x}", "cmdline": runs["default"].cmdline, **precomputed}
+    for fn in plan.values:
+        got = fn(context(stage, runs, results, built, dict(values)))
+        values.update(got)
+        values[f"_from_{fn.__name__}"] = list(got)
+    return values
 
 
 def transcript_checks(specs, matched, default, values):
@@ -320,60 +356,67 @@ def seeded_names(plan, values, precomputed):
 
 
 OTHER_SEED = re.compile(r"seed=0x([0-9a-f]{8})\b")
+PLACEHOLDER = re.compile(r"\{([^{}|]*)\}")
 
 
-def prove(result, plan, matched, seeded):
+def unproven_why(r, boot):
+    """Why the output of a boot cannot count for the run r."""
+    others = {m for ln in boot.lines for m in OTHER_SEED.findall(ln)} - {f"{r.seed:08x}"}
+    if others:
+        return (
+            f"this output was computed for seed 0x{sorted(others)[0]}, this run's seed is "
+            f"0x{r.seed:08x}: no point can come from it"
+        )
+    if not any(r.cmdline in ln for ln in boot.lines):
+        return (
+            f"no points from this boot: its output never shows this run's command line "
+            f"`{r.cmdline}`, so none of it can be shown to belong to this run"
+        )
+    if end_of_run(boot):  # a crash, not a replay: say that the end of the run is what to fix
+        return (
+            "no points from this boot: it did not finish, and none of its lines that "
+            "depend on this run's seed matched before it stopped; without one, the lines that do not "
+            "depend on the seed cannot be shown to belong to this run"
+        )
+    return (
+        "no points from this boot: none of its lines that depend on this run's seed matched, so "
+        "the lines that do not depend on the seed cannot be shown to belong to this run either"
+    )
+
+
+def prove(checks, plan, specs, matched, runs, results, seeded):
     """Every point depends on this run: a boot counts only if its output
     shows this run's command line and, where the lab has seed-dependent
     lines or checks for it, at least one of them matched. A check on a boot
-    that fails the proof earns nothing."""
-    placeholders = re.compile(r"\{([^{}|]*)\}")
-    for name, r in result.runs.items():
-        boot = result.boots[name]
-        lines = boot.lines
-        echo = any(r.cmdline in ln for ln in lines)
-        items = [c.passed for c, d in zip(result.checks[len(plan.specs) :], plan.checks) if d.boot == name and d.seeded]
+    that fails the proof earns nothing. Returns (checks, {boot: why})."""
+    computed = dict(zip(plan.checks, checks[len(specs) :]))
+    unproven = {}
+    for name, r in runs.items():
+        boot = results[name]
+        echo = any(r.cmdline in ln for ln in boot.lines)
+        items = [res.passed for d, res in computed.items() if d.boot == name and d.seeded]
         if name == "default":
             items += [
                 lr.status == "matched"
-                for spec in plan.specs
+                for spec in specs
                 for lr in matched[spec.title]
-                if not lr.expect.never and seeded & set(placeholders.findall(lr.expect.text))
+                if not lr.expect.never and seeded & set(PLACEHOLDER.findall(lr.expect.text))
             ]
-        if echo and (not items or any(items)):
-            continue
-        others = {m for ln in lines for m in OTHER_SEED.findall(ln)} - {f"{r.seed:08x}"}
-        if others:
-            why = (
-                f"this output was computed for seed 0x{sorted(others)[0]}, this run's seed is "
-                f"0x{r.seed:08x}: no point can come from it"
-            )
-        elif not echo:
-            why = (
-                f"no points from this boot: its output never shows this run's command line "
-                f"`{r.cmdline}`, so none of it can be shown to belong to this run"
-            )
-        elif end_of_run(boot):  # a crash, not a replay: say that the end of the run is what to fix
-            why = (
-                "no points from this boot: it did not finish, and none of its lines that "
-                "depend on this run's seed matched before it stopped; without one, the lines that do not "
-                "depend on the seed cannot be shown to belong to this run"
-            )
-        else:
-            why = (
-                "no points from this boot: none of its lines that depend on this run's seed matched, so "
-                "the lines that do not depend on the seed cannot be shown to belong to this run either"
-            )
-        result.unproven[name] = why
-        for c in result.checks:
-            if c.boot == name and c.passed:
-                c.passed, c.message, c.details, c.hints = False, why, [], []
+        if not (echo and (not items or any(items))):
+            unproven[name] = unproven_why(r, boot)
+    checks = [
+        replace(c, passed=False, message=unproven[c.boot], details=[], hints=[])
+        if c.boot in unproven and c.passed
+        else c
+        for c in checks
+    ]
+    return checks, unproven
 
 
-def computed_checks(checks, result, ctx):
+def computed_checks(defs, stage, runs, results, built, values):
     out = []
-    for c in checks:
-        ctx.boot, ctx.run = result.boots[c.boot], result.runs[c.boot]
+    for c in defs:
+        ctx = context(stage, runs, results, built, values, c.boot)
         seconds, shown = ctx.boot.elapsed, {"visibility": c.visibility, "hidden": c.hidden}
         try:
             c.fn(ctx)
@@ -383,75 +426,63 @@ def computed_checks(checks, result, ctx):
                 CheckResult(c.title, c.points, False, f.message, f.details, boot=c.boot, seconds=seconds, **shown)
             )
         except Exception as e:  # a grader bug must not hide the other checks
-            out.append(
-                CheckResult(
-                    c.title,
-                    c.points,
-                    False,
-                    f"internal error in this check: {type(e).__name__}: {e} (please report it)",
-                    boot=c.boot,
-                    **shown,
-                )
-            )
-    ctx.boot, ctx.run = result.boots["default"], result.runs["default"]
+            message = f"internal error in this check: {type(e).__name__}: {e} (please report it)"
+            out.append(CheckResult(c.title, c.points, False, message, boot=c.boot, **shown))
     return out
 
 
-def explain_the_end(result):
-    """Why the default boot did not end cleanly, once, for the report's head."""
-    default = result.boots["default"]
+def explain_the_end(checks, stage, default):
+    """Why the default boot did not end cleanly, once, for the report's head:
+    (checks, that sentence or "")."""
     problem = end_of_run(default)
     if not problem:
-        return
-    for c in result.checks:  # hints about code the kernel never reached only mislead
-        if not c.passed and not c.details and c.message.startswith("missing") and not default.output:
-            c.hints = []
-    result.stopped = problem[0]
-    stage = result.stage
+        return checks, ""
+    if not default.output:  # hints about code the kernel never reached only mislead
+        checks = [
+            replace(c, hints=[]) if not c.passed and not c.details and c.message.startswith("missing") else c
+            for c in checks
+        ]
+    stopped = problem[0]
     fails = [ln for ln in default.lines if ln.startswith("[boot] FAIL") or ln.startswith("[panic]")]
     if fails and len(stage.labs) > 1 and stage.origin.kind != "solutions" and not stage.origin.below_from_solutions:
-        result.stopped += f". Stage {stage.number:02d} runs your code of every lab up to {stage.top.name}: "
+        stopped += f". Stage {stage.number:02d} runs your code of every lab up to {stage.top.name}: "
         if stage.has_reference_below():
-            result.stopped += f"to grade {stage.top.name} alone on the reference labs below it, add BELOW=solutions"
+            stopped += f"to grade {stage.top.name} alone on the reference labs below it, add BELOW=solutions"
         else:  # a student's copy: no reference code to stand on
-            result.stopped += (
+            stopped += (
                 f"a lab below it may be the one that fails, so grade those first "
                 f"(`make grade LAB={stage.labs[0].number:02d}` and up)"
             )
+    return checks, stopped
 
 
-def diagnose(result):
+def diagnose(checks, stage, emulator, results, built):
     """Only a boot that ended badly has a fault worth explaining: from lab 05
-    on, the log of a clean run is full of faults the kernel provoked and handled."""
-    failing = {
-        c.boot
-        for c in result.checks
-        if not c.passed and not (result.boots[c.boot].outcome and result.boots[c.boot].outcome.ok)
-    }
+    on, the log of a clean run is full of faults the kernel provoked and
+    handled. Returns ({boot: lines}, where the default boot was stuck or "")."""
+    failing = {c.boot for c in checks if not c.passed and not (results[c.boot].outcome and results[c.boot].outcome.ok)}
     if not failing:
-        return
+        return {}, ""
     from . import diagnosis
 
-    stage = result.stage
     knowledge = knowledge_of(stage)
-    roots = [str(result.build.outdir / "src"), str(stage.root)] + (
+    roots = [str(built.outdir / "src"), str(stage.root)] + (
         [str(stage.origin.submission.resolve())] if stage.origin.submission else []
     )
+    diagnoses, stuck_default = {}, ""
     for name in sorted(failing):
-        boot_result = result.boots[name]
-        lines, _ = diagnosis.diagnose(
-            boot_result.log, result.build, knowledge, result.emulator, boot_result.lines, roots
-        )
-        stuck = stall_report(boot_result, result, knowledge, roots)
+        boot_result = results[name]
+        lines, _ = diagnosis.diagnose(boot_result.log, built, knowledge, emulator, boot_result.lines, roots)
+        stuck = stall_report(boot_result, built, knowledge, roots)
         if stuck:
             lines = [stuck] + lines
-            if name == "default" and result.stopped:
-                result.stopped += f"; {stuck}"
+            stuck_default = stuck if name == "default" else stuck_default
         if lines:
-            result.diagnoses[name] = lines
+            diagnoses[name] = lines
+    return diagnoses, stuck_default
 
 
-def stall_report(boot_result, result, knowledge, roots):
+def stall_report(boot_result, built, knowledge, roots):
     """Where a run that timed out was stuck, or why that cannot be said."""
     if boot_result.reason not in ("silent", "timeout"):
         return None
@@ -462,4 +493,4 @@ def stall_report(boot_result, result, knowledge, roots):
         )
     from . import diagnosis
 
-    return diagnosis.where_stuck(boot_result.extra.get("samples"), result.build, roots, knowledge)
+    return diagnosis.where_stuck(boot_result.extra.get("samples"), built, roots, knowledge)

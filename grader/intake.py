@@ -137,15 +137,10 @@ def tree_for(upload, root=labs_mod.ROOT):
 def refused(stage, error, seed, emulator="qemu"):
     """The result of a stage that was never built: every check fails with
     the intake's verdict, as a build failure would."""
-    plan = grade.plan_for(stage, emulator)
-    result = grade.StageResult(stage, seed, 0, emulator)
-    result.runs = grade.plan_runs(plan, seed, emulator)
-    result.memory_mb = result.runs["default"].memory_mb
-    result.build_error = build_mod.BuildError(error.summary, error.details)
-    msg = f"build failed: {error.summary}"
-    specs = grade.expected_transcript(stage.top)
-    result.checks = [grade.CheckResult(s.title, s.points, False, msg, bonus=s.bonus) for s in specs] + [
-        grade.CheckResult(c.title, c.points, False, msg, boot=c.boot, visibility=c.visibility, hidden=c.hidden)
-        for c in plan.checks
-    ]
-    return result
+    return grade.failed_stage(
+        stage,
+        seed,
+        emulator,
+        f"build failed: {error.summary}",
+        build_error=build_mod.BuildError(error.summary, error.details),
+    )

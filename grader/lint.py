@@ -12,7 +12,6 @@ skeletons are read by every student).
 import argparse
 import subprocess
 import sys
-from pathlib import Path
 
 from . import deps, labs
 
@@ -59,8 +58,11 @@ def main(argv=None):
             failed.append(name)
     what = f"{len(python)} Python and {len(c)} C files"
     if failed:
-        print(f"lint: {', '.join(failed)} found problems in {what} (above); `make format` fixes the layout, "
-              "flake8's findings are fixed by hand", file=sys.stderr)
+        print(
+            f"lint: {', '.join(failed)} found problems in {what} (above); `make format` fixes the layout, "
+            "flake8's findings are fixed by hand",
+            file=sys.stderr,
+        )
         return 1
     print(f"lint: {what} {'formatted' if args.fix else 'clean'} (black, flake8, clang-format)")
     return 0

@@ -14,8 +14,9 @@ timeouts, boots=["default"] (only those boots of the stage, and their
 checks); also=[{...}, ...] grades the same tree again with other options,
 and the function then receives every result; seeds=N grades it with N random
 seeds (and the fixed one) and calls the function on each result: a classic
-bug must be caught whatever the seed (MUTANT_SEEDS=20 in the environment
-raises every N to at least 20). The test suite
+bug must be caught whatever the seed (MUTANT_SEEDS=N in the environment
+gives every seeded mutant N random seeds: 0 in `make check`, 20 for a long
+hunt; an escape prints the command that replays its seed). The test suite
 (grader/tests/test_mutants.py) runs every mutant of every lab.
 """
 import os
@@ -114,41 +115,66 @@ def _stage_of(tree, stage, options):
 
 def grade_tree(tree, stage, skeleton=False, below=False, seed=SEED, emulator="qemu", **options):
     st = _stage_of(tree, stage, {"skeleton": skeleton, "below": below})
-    return grade.grade_stage(st, seed=seed, emulator=emulator, **options)
+    return grade.grade_stage(st, seed, emulator=emulator, **options)
+
+
+def seeds_of(m):
+    """The seeds mutant m is graded with: the fixed one, then its own count
+    of random ones (seeds=N). MUTANT_SEEDS=N gives every seeded mutant N
+    random seeds instead (0: the fixed seed only); MUTANT_SEED=0x... grades
+    that one seed (the replay of an escape)."""
+    if os.environ.get("MUTANT_SEED"):
+        return [int(os.environ["MUTANT_SEED"], 0)]
+    n = m.options.get("seeds", 0)
+    if n and os.environ.get("MUTANT_SEEDS", "") != "":
+        n = int(os.environ["MUTANT_SEEDS"])
+    return [m.options.get("seed", SEED)] + [random.SystemRandom().randrange(1, 1 << 32) for _ in range(n)]
+
+
+def replay_command(m, seed):
+    """The one command that grades mutant m again with exactly this seed."""
+    return (
+        f"MUTANT_SEED=0x{seed:08x} python3 -m pytest -q "
+        f"'grader/tests/test_mutants.py::test_mutant[{m.lab.name}::{m.name}]'"
+    )
 
 
 def run(m, workdir, jobs=2):
     """Grade the mutant; returns what its function returns (it asserts)."""
     tree = make_tree(Path(workdir) / "tree", m.patches, m.lab.root)
-    options = dict(m.options)
-    seeds = options.pop("seeds", 0)
-    if seeds:  # MUTANT_SEEDS=20 grades every seeded mutant with at least 20 random seeds
-        seeds = max(seeds, int(os.environ.get("MUTANT_SEEDS") or 0))
+    options = {k: v for k, v in m.options.items() if k not in ("seeds", "seed")}
     try:
-        if seeds:
-            return _every_seed(m, tree, options, seeds, jobs)
-        results = [grade_tree(tree, m.stage, **options)] + [
-            grade_tree(tree, m.stage, **dict(options, **a)) for a in m.also
+        if "seeds" in m.options or os.environ.get("MUTANT_SEED"):
+            return _every_seed(m, tree, options, seeds_of(m), jobs)
+        seed = seeds_of(m)[0]
+        results = [grade_tree(tree, m.stage, seed=seed, **options)] + [
+            grade_tree(tree, m.stage, **{**options, "seed": seed, **a}) for a in m.also
         ]
         return m.expect(*results)
     finally:
         shutil.rmtree(tree, ignore_errors=True)
 
 
-def _every_seed(m, tree, options, n, jobs):
-    """The mutant must be caught with the fixed seed and with n random ones."""
-    options.pop("seed", None)
-    seeds = [SEED] + [random.SystemRandom().randrange(1, 1 << 32) for _ in range(n)]
+def _every_seed(m, tree, options, seeds, jobs):
+    """The mutant must be caught with every seed; an escape names the
+    command that replays it."""
     build_mod.build(_stage_of(tree, m.stage, options))  # build once, before the parallel boots
+    slots = grade.emulator_slots(jobs)
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        results = list(pool.map(lambda s: grade_tree(tree, m.stage, seed=s, **options), seeds))
+        results = list(pool.map(lambda s: grade_tree(tree, m.stage, seed=s, slots=slots, **options), seeds))
     escaped = []
     for seed, st in zip(seeds, results):
         try:
             m.expect(st)
         except AssertionError as e:
-            escaped.append(f"seed 0x{seed:08x}: {e}")
-    assert not escaped, f"{m.lab.name}::{m.name} escapes with " + "; ".join(escaped[:3])
+            escaped.append((seed, e))
+    if escaped:
+        seed, e = escaped[0]
+        others = "".join(f"; seed 0x{s:08x}" for s, _ in escaped[1:3])
+        raise AssertionError(
+            f"{m.lab.name}::{m.name} escapes with seed 0x{seed:08x}: {e}{others}\n"
+            f"replay exactly that seed: {replay_command(m, seed)}"
+        )
 
 
 def check_of(st, title_start):

@@ -5,7 +5,8 @@ MASK64 = (1 << 64) - 1
 
 
 def sequence(seed):
-    """splitmix64 from `seed`, as seed_next() in the kernel."""
+    """splitmix64 from `seed`, as seed_next() in the kernel.
+    Twin: seed_next in the kernel's cmdline.c."""
     state = seed & MASK64
     while True:
         state = (state + 0x9E3779B97F4A7C15) & MASK64

@@ -15,7 +15,8 @@ from . import labs as labs_mod
 
 SOURCE_SUFFIXES = (".c", ".S")
 MEMORY_CHOICES = (128, 192, 256)  # MiB: the seed picks one, so the memory map cannot be hard-coded
-EXIT_DEFINE = re.compile(r"^#define\s+EXIT_([A-Z_]+)\s+(0x[0-9a-fA-F]+|\d+)\b", re.M)
+# `#define NAME 0x1234ull`: a name whose value is one integer literal (a C suffix allowed)
+DEFINE = re.compile(r"^#define\s+([A-Z][A-Z0-9_]*)\s+(0x[0-9a-fA-F]+|\d+)(?:[uUlL]{0,3})\b", re.M)
 
 
 @dataclass(frozen=True)
@@ -109,12 +110,19 @@ class Stage:
                 return lab.dir / name
         raise labs_mod.LabError(f"no lab of stage {self.number:02d} has a {name}")
 
-    def exit_values(self):
-        """{"OK": 0x10, "PANIC": 0x11, ...}: the EXIT_* values of the kernel's headers."""
+    def defines(self):
+        """{NAME: value} of every #define of the stage's given headers whose value
+        is one integer literal: what the kernel and the grader must agree on
+        (memlayout.h's addresses, kernel.h's EXIT_* values)."""
         found = {}
         for h in self.given((".h",)):
-            for name, value in EXIT_DEFINE.findall(h.read_text()):
+            for name, value in DEFINE.findall(h.read_text()):
                 found[name] = int(value, 0)
+        return found
+
+    def exit_values(self):
+        """{"OK": 0x10, "PANIC": 0x11, ...}: the EXIT_* values of the kernel's headers."""
+        found = {name[len("EXIT_") :]: v for name, v in self.defines().items() if name.startswith("EXIT_")}
         if "OK" not in found:
             raise labs_mod.LabError("no header of the stage defines EXIT_OK")
         return found
@@ -172,7 +180,14 @@ def make(spec, origin=Origin(), root=labs_mod.ROOT):
 
 
 def new_seed():
+    """A fresh seed: a run's, a batch's base, an uploaded submission's."""
     return random.SystemRandom().randrange(1, 1 << 32)
+
+
+def seed_or_new(seed):
+    """The seed a command was given, or a fresh one: the one place where a
+    seed gets its default (grader/request.py and the batch use it)."""
+    return new_seed() if seed is None else seed
 
 
 def memory_for(seed):

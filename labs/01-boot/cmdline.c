@@ -71,7 +71,9 @@ cmdline_list_has(const char *list, const char *name)
 }
 
 /* The next number of a seeded sequence (splitmix64). Self-tests draw their
- * values from the per-run seed with it; the grader draws the same ones. */
+ * values from the per-run seed with it; the grader draws the same ones.
+ * Twin: grader/seeded.py sequence draws the same numbers in the grader.
+ */
 uint64_t
 seed_next(uint64_t *state)
 {

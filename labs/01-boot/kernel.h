@@ -21,6 +21,7 @@
 
 /* early.c: console output that works before a console driver is installed. */
 void early_putc(char c);
+extern void (*con_sink)(char c); /* where con_putc sends characters: early_putc, then lab 02's serial_putc */
 void con_putc(char c);
 void con_puts(const char *s);
 void con_putdec(uint64_t v);

@@ -1,9 +1,7 @@
 """Lab 02's computed checks: the kprintf self-test values are drawn from the
 per-run seed exactly as serial.c draws them, and the deliberate panic must
 name the file and line of its call and power off with EXIT_PANIC."""
-from grader.api import Fail, check, values
-from grader.ending import end_of_run, qemu_exit_status
-from grader.seeded import sequence, signed
+from grader.api import Fail, check, end_of_run, qemu_exit_status, sequence, signed, values
 
 BOOTS = {"panic": "panic"}
 
@@ -11,7 +9,8 @@ BOOTS = {"panic": "panic"}
 def kprintf_values(seed):
     """What kprintf_selftest (serial.c) prints for this seed: its values keep
     their top bits set, so %d and %ld are negative, and %u and %lu above any
-    signed value with a letter for their first hex digit, on every run."""
+    signed value with a letter for their first hex digit, on every run.
+    Twin: kprintf_selftest in labs/02-serial/serial.c prints these."""
     r = sequence(seed)
     d = signed(next(r) | 1 << 31, 32)
     u = next(r) & 0xFFFFFFFF | 0xA << 28

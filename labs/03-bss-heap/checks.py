@@ -2,12 +2,10 @@
 numbers as heap_selftest.c, gives the offsets, the bytes used and the
 exhaustion count the kernel must print; a diagnosis names the heap, and a
 fault beyond the boot identity map points at the fixed-address pitfall."""
-from grader.api import Hint, place, values
-from grader.seeded import sequence
+from grader.api import Hint, place, sequence, values
 
 REGION, BLOCKS, MAX_SIZE, PAGE = 64 * 1024, 10, 3000, 4096
 ALIGNS = (16, 16, 16, 64, 4096)
-BOOT_IDMAP_SIZE = 1 << 30  # memlayout.h: what the boot tables map
 
 
 def align_up(v, a):
@@ -15,6 +13,7 @@ def align_up(v, a):
 
 
 def heap_values(seed):
+    """Twin: heap_selftest in labs/03-bss-heap/heap_selftest.c prints these."""
     r = sequence(seed)
     nxt, out, total = 0, {}, 0
     for b in range(BLOCKS):
@@ -49,7 +48,7 @@ HINTS = [
     Hint(
         lambda ev: ev.fault is not None
         and ev.fault.vector == 14
-        and ev.fault.regs.get("CR2", 0) >= BOOT_IDMAP_SIZE
+        and ev.fault.regs.get("CR2", 0) >= ev.defines["BOOT_IDMAP_SIZE"]
         and ev.fault.regs.get("CR3") == ev.symbols.get("boot_pml4"),  # still on the boot tables
         "CR2 is beyond the boot identity map (1 GiB): the address was never mapped. A heap or buffer "
         'at a made-up fixed address does this. Book: chapter 3, "Pitfalls".',

@@ -26,11 +26,13 @@ void heap_init(struct heap *h, void *start, void *end);
 void *heap_alloc(struct heap *h, uint64_t size, uint64_t align);
 uint64_t heap_used(const struct heap *h);
 
-/* heap_selftest.c: the kernel heap and its wrappers */
+/* kheap.c: the kernel heap and its wrappers */
 extern struct heap kernel_heap;
 void heap_setup(void);
 void *kmalloc(uint64_t size);
 void *kmalloc_pages(uint64_t npages);
+
+/* heap_selftest.c: the seeded self-tests of both allocators */
 void heap_selftest(uint64_t seed);
 
 /* The challenge: a first-fit free list with splitting and coalescing.
@@ -50,8 +52,8 @@ struct freelist {
 void *fl_alloc(struct freelist *fl, uint64_t size);
 void fl_free(struct freelist *fl, void *p);
 
-/* heap_selftest.c (given) */
+/* kheap.c (given) */
 void fl_init(struct freelist *fl, void *start, void *end);
-void freelist_selftest(uint64_t seed);
-#endif /* __ASSEMBLER__ */
+void freelist_selftest(uint64_t seed); /* heap_selftest.c */
+#endif                                 /* __ASSEMBLER__ */
 #endif

@@ -2,7 +2,7 @@
 from grader.mutants import check_of, diagnosis_text, mutant
 
 FIXED_HEAP = (
-    "labs/03-bss-heap/heap_selftest.c",
+    "labs/03-bss-heap/kheap.c",
     "    heap_init(&kernel_heap, __heap_start, __heap_end);",
     "    heap_init(&kernel_heap, (void *)0x2100000, (void *)(0x2100000 + HEAP_SIZE));   /* mutant */",
 )
@@ -73,7 +73,7 @@ def challenge_bug_from_the_seeds_free_list_left_empty(st):
     "03",
     patches=[
         (
-            "labs/03-bss-heap/heap_selftest.c",
+            "labs/03-bss-heap/kheap.c",
             "    heap_init(&kernel_heap, __heap_start, __heap_end);",
             "    heap_init(&kernel_heap, (void *)0x50000000, (void *)(0x50000000 + HEAP_SIZE));   /* mutant */",
         )

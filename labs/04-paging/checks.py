@@ -7,31 +7,23 @@ A diagnosis names the stack guard page and memory the new tables leave out."""
 import difflib
 import re
 
-from grader import monitor
-from grader.api import Fail, Hint, Interaction, check, place, values
-from grader.seeded import sequence
+from grader.api import Fail, Hint, Interaction, MonitorError, check, place, sequence, tlb_ranges, values
 
 TRIGGER = "[paging] tables final, waiting for the grader"
 DUMP = re.compile(r"^\[paging\] (map 0x[0-9a-f]{16}-0x[0-9a-f]{16} r[w-][x-](?: -> 0x[0-9a-f]{16})?)$")
 MAP_LINE = re.compile(r"^\[paging\] map 0x([0-9a-f]{16})-0x([0-9a-f]{16}) ")
-SELFTEST_VA = 0x00007F0000000000
 PAGE = 0x1000
 
 
-def boot_lab(stage):
-    """The lab whose checks read the memory map the kernel prints (the first one)."""
-    return stage.labs[0].module("checks")
-
-
-def ask_qemu(line, result, send):
+def ask_qemu(line, talk):
     """When the kernel's tables are final, read them from QEMU, then let it go on."""
     if line != TRIGGER:
         return
     try:
-        (result.extra["tlb"],) = monitor.human_commands(result.launch.files["qmp"], ["info tlb"])
-    except monitor.MonitorError as e:
-        result.extra["monitor_error"] = str(e)
-    send(b"g")
+        (talk.extra["tlb"],) = talk.ask("info tlb")
+    except MonitorError as e:
+        talk.extra["monitor_error"] = str(e)
+    talk.send(b"g")
 
 
 INTERACTION = Interaction(ask_qemu, kargs="monitor=1", emulators=("qemu",), launch={"qmp": True})
@@ -51,9 +43,10 @@ def section_values(syms):
     }
 
 
-def paging_values(seed, syms, usable):
+def paging_values(seed, syms, usable, defines):
     """The seeded translations: five addresses inside the largest usable
-    region above the kernel, one beyond RAM, one virtual address."""
+    region above the kernel, one beyond RAM, one virtual address.
+    Twin: paging_selftest in labs/04-paging/paging_selftest.c draws these."""
     v = {}
     if not usable:
         return {**{f"t{i}": "(no memory map printed)" for i in range(5)}, "beyond": "?", "va": "?"}
@@ -64,7 +57,7 @@ def paging_values(seed, syms, usable):
     for i in range(5):
         v[f"t{i}"] = hx(lo + ((next(r) % (big[1] - lo)) & ~7))
     v["beyond"] = hx(((top + PAGE - 1) & ~(PAGE - 1)) + PAGE * (next(r) % 256))
-    v["va"] = hx(SELFTEST_VA + PAGE * (next(r) % 4096))
+    v["va"] = hx(defines["SELFTEST_MAP_VA"] + PAGE * (next(r) % 4096))
     return v
 
 
@@ -75,7 +68,7 @@ def sections_expected(ctx):
 
 @values(seeded=True)
 def paging_expected(ctx):
-    return paging_values(ctx.seed, ctx.symbols, boot_lab(ctx.stage).ram_regions(ctx.boot.lines))
+    return paging_values(ctx.seed, ctx.symbols, ctx.lab_checks("boot").ram_regions(ctx.boot.lines), ctx.defines)
 
 
 RANGE = re.compile(r"^map 0x([0-9a-f]{16})-0x([0-9a-f]{16}) (r[w-][x-])")
@@ -93,7 +86,7 @@ def qemu_view(ctx):
     if "tlb" not in ctx.boot.extra:
         why = ctx.boot.extra.get("monitor_error") or f"the kernel never printed `{TRIGGER}`"
         raise Fail(f"no view from QEMU's monitor: {why}")
-    theirs = monitor.tlb_ranges(ctx.boot.extra["tlb"])
+    theirs = tlb_ranges(ctx.boot.extra["tlb"])
     ours = [m.group(1) for m in map(DUMP.match, ctx.boot.lines) if m]
     if theirs != ours:
         diff = [
@@ -154,7 +147,7 @@ def unmapped(addr, ev):
     if not maps or any(a <= addr < b for a, b in maps):
         return None
     end = max(b for a, b in maps if a < 1 << 47)
-    if any(a <= addr < b for a, b in boot_lab(ev.stage).ram_regions(ev.lines)):
+    if any(a <= addr < b for a, b in ev.lab_checks("boot").ram_regions(ev.lines)):
         return f"usable RAM beyond the kernel's identity map (its last range ends at 0x{end:x})"
     return "an address the kernel's page map does not cover"
 

@@ -160,7 +160,7 @@ paging_dump_table(struct dump_run *run, pte_t *table, int level, uint64_t base, 
             continue;
         uint64_t va = base + (i << PT_LEVEL_SHIFT(level));
         if (level == 4 && i >= PT_ENTRIES / 2)
-            va |= 0xffff000000000000ull; /* canonical upper half */
+            va |= CANONICAL_HIGH; /* canonical upper half */
         uint64_t eff = (flags & e & PTE_W) | ((flags | e) & PTE_NX);
         if (level == 1 || (e & PTE_PS))
             paging_dump_leaf(run, va, 1ull << PT_LEVEL_SHIFT(level),

@@ -4,9 +4,7 @@ labels; a second boot overflows the stack on purpose. A diagnosis reads the
 kernel's own fault report and hints at the IST, the trap frame and fix-ups."""
 import re
 
-from grader.api import Fail, Hint, check, values
-from grader.ending import end_of_run, qemu_exit_status
-from grader.seeded import sequence
+from grader.api import Fail, Hint, check, end_of_run, qemu_exit_status, sequence, values
 
 PAGE = 0x1000
 BOOTS = {"overflow": "overflow"}
@@ -25,12 +23,13 @@ def probe_values(syms):
     return {f"rip_{name}": hx(syms[f"probe_{name}_insn"]) for name in ("divide", "ud2", "read", "write")}
 
 
-def fault_values(seed, syms):
-    """The seeded addresses each probe touches."""
+def fault_values(seed, syms, defines):
+    """The seeded addresses each probe touches.
+    Twin: fault_selftest in labs/05-faults/fault.c probes these."""
     r = sequence(seed)
     v = {}
-    v["gp"] = hx(0x0000800000000000 + (next(r) & 0xFFFFF000))
-    v["unmapped"] = hx(0x00007E0000000000 + PAGE * (next(r) % 4096))
+    v["gp"] = hx(defines["FAULT_NONCANONICAL_BASE"] + (next(r) & 0xFFFFF000))
+    v["unmapped"] = hx(defines["FAULT_UNMAPPED_BASE"] + PAGE * (next(r) % 4096))
     v["ro"] = hx(syms["__rodata_start"] + next(r) % (syms["__rodata_end"] - syms["__rodata_start"]))
     v["nx"] = hx(syms["__data_start"] + next(r) % (syms["__data_end"] - syms["__data_start"]))
     v["code"] = hx(syms["__text_start"] + next(r) % (syms["__text_end"] - syms["__text_start"]))
@@ -44,7 +43,7 @@ def probes_expected(ctx):
 
 @values(seeded=True)
 def fault_expected(ctx):
-    return fault_values(ctx.seed, ctx.symbols)
+    return fault_values(ctx.seed, ctx.symbols, ctx.defines)
 
 
 @check("faults: stack overflow ends in a double fault on IST1", 15, boot="overflow")

@@ -6,8 +6,7 @@
 #include "paging.h"
 #include "serial.h"
 
-#define FAULT_SCRATCH_VECTOR  255                   /* a gate no exception uses */
-#define FAULT_MADE_UP_ADDRESS 0xffff8000deadbeefull /* upper half: every address bit counts */
+#define FAULT_SCRATCH_VECTOR 255 /* a gate no exception uses */
 
 struct idt_gate idt[256] __attribute__((aligned(16)));
 /* The GDT from fault_init on: the boot GDT's descriptors (boot.S), then the
@@ -16,8 +15,6 @@ static uint64_t fault_gdt[SEG_TSS / 8 + 2] __attribute__((aligned(16)));
 static struct tss tss;
 static uint8_t ist_stack[IST_STACK_SIZE] __attribute__((aligned(16)));
 static int fault_ready;
-extern uint64_t probe_exec_target;
-extern char probe_exec_resume[];
 
 static const char *const fault_names[32] = {"#DE divide error",
                                             "#DB debug",
@@ -287,6 +284,7 @@ fault_check_decode(void)
                                                                   : "NUL-terminated, nothing written past");
 }
 
+/* Twin: labs/05-faults/checks.py fault_values computes the addresses it probes. */
 void
 fault_selftest(uint64_t seed)
 {
@@ -300,9 +298,9 @@ fault_selftest(uint64_t seed)
     fault_test("ud2", 0, probe_ud2());
     __asm__ volatile("int3");
     kprintf("[fault] test int3 -> resumed\n");
-    uint64_t gp = 0x0000800000000000ull + (seed_next(&st) & 0xfffff000ull);
+    uint64_t gp = FAULT_NONCANONICAL_BASE + (seed_next(&st) & 0xfffff000ull);
     fault_test("non-canonical read", gp, probe_read(gp));
-    uint64_t unmapped = 0x00007e0000000000ull + PAGE_SIZE * (seed_next(&st) % 4096);
+    uint64_t unmapped = FAULT_UNMAPPED_BASE + PAGE_SIZE * (seed_next(&st) % 4096);
     fault_test("read", unmapped, probe_read(unmapped));
     uint64_t ro = (uint64_t)__rodata_start + seed_next(&st) % (uint64_t)(__rodata_end - __rodata_start);
     fault_test("write .rodata", ro, probe_write(ro));

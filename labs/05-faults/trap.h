@@ -93,6 +93,8 @@ extern void (*const trap_stubs[32])(void);
 uint64_t probe_read(uint64_t addr);
 uint64_t probe_write(uint64_t addr);
 uint64_t probe_exec(uint64_t addr);
+extern uint64_t probe_exec_target; /* probes.S: the address probe_exec jumps to, while it runs */
+extern char probe_exec_resume[];   /* probes.S: where a fetch fault at probe_exec_target resumes */
 uint64_t probe_divide(uint64_t n);
 uint64_t probe_ud2(void);
 #endif /* __ASSEMBLER__ */

@@ -8,8 +8,7 @@ A diagnosis recognises faults in the JIT's generated code."""
 import re
 import struct
 
-from grader.api import Fail, Hint, check, place, precompute, values
-from grader.ending import end_of_run
+from grader.api import Fail, Hint, check, end_of_run, place, precompute, values
 from . import model_ref
 
 MODEL_FILE = "chars.model"

@@ -29,6 +29,9 @@ struct jit {
 void jit_rex(struct jit *j, int w, int reg, int index, int base);
 void jit_modrm_mem(struct jit *j, int reg, int base, int index, int scale, int32_t disp);
 
+/* jit_seal.c (LAB 6): the kernel's only, the native harness seals with mprotect */
+int jit_seal(void *code, uint64_t len);
+
 /* jit.c: bytes and legacy instructions */
 void jit_init(struct jit *j, void *buf, size_t cap);
 void jit_emit8(struct jit *j, uint8_t b);

@@ -73,7 +73,9 @@ model_requant(int64_t acc, int32_t mult)
     return v < 0 ? 0 : v > 127 ? 127 : (int32_t)v;
 }
 
-/* The forward pass, one multiply-add at a time: the reference the JIT meets. */
+/* The forward pass, one multiply-add at a time: the reference the JIT meets.
+ * Twin: labs/06-jit-model/model_ref.py logits (the specification).
+ */
 void
 model_logits_c(const struct engine *e, const uint8_t *ctx, int32_t *out)
 {
@@ -123,7 +125,9 @@ model_xorshift32(uint32_t *s)
 }
 
 /* Draw a character with integers only: weights from the exp table by each
- * logit's distance to the largest, then one xorshift32 draw. */
+ * logit's distance to the largest, then one xorshift32 draw.
+ * Twin: labs/06-jit-model/model_ref.py sample.
+ */
 int
 model_sample(const struct model *m, const int32_t *z, uint32_t *state)
 {

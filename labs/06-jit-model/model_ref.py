@@ -181,7 +181,8 @@ def _requant(acc, mult):
 
 
 def logits(m, ctx):
-    """The int32 logits for a context of m.context character indexes."""
+    """The int32 logits for a context of m.context character indexes.
+    Twin: model_logits_c in labs/06-jit-model/model.c and every JIT path."""
     key = tuple(ctx)
     hit = m._cache.get(key)
     if hit is not None:
@@ -209,7 +210,8 @@ def xorshift32(s):
 
 
 def sample(m, z, state):
-    """One character from logits z; returns (character, new state)."""
+    """One character from logits z; returns (character, new state).
+    Twin: model_sample in labs/06-jit-model/model.c."""
     top = max(z)
     w = [m.exp_table[min(((top - v) * m.logit_mul) >> 16, 255)] for v in z]
     state = xorshift32(state)
@@ -242,7 +244,9 @@ def generate(m, seed, count=SELFTEST_WORDS):
 
 
 def heldout_top1(m):
-    """(correct, positions) of top-1 over every position of the held-out words."""
+    """(correct, positions) of top-1 over every position of the held-out words.
+    Twin: selftest_words in labs/06-jit-model/model_selftest.c.
+    Twin: selftest_heldout in labs/06-jit-model/model_selftest.c."""
     good = total = 0
     for w in m.heldout:
         ctx = [0] * m.context
@@ -255,7 +259,8 @@ def heldout_top1(m):
 
 
 def seeded_contexts(seed, m, count=SELFTEST_CONTEXTS):
-    """The contexts the kernel draws with seed_next (labs/01-boot/cmdline.c)."""
+    """The contexts the kernel draws with seed_next (labs/01-boot/cmdline.c).
+    Twin: selftest_hash in labs/06-jit-model/model_selftest.c."""
     from grader.seeded import sequence
 
     r = sequence(seed ^ 0x6D6F64656C)

@@ -40,7 +40,7 @@ def jit_pages_left_writable(st):
     "06",
     patches=[
         (
-            "labs/06-jit-model/model_selftest.c",
+            "labs/06-jit-model/model_jit.c",
             "    cr4 |= CR4_OSFXSR | CR4_OSXMMEXCPT | (xcr0 ? CR4_OSXSAVE : 0);",
             "    cr4 |= xcr0 ? CR4_OSXSAVE : 0;   /* mutant: SSE left off */",
         )
@@ -57,7 +57,7 @@ def sse_not_enabled(st):
     "06",
     patches=[
         (
-            "labs/06-jit-model/model_selftest.c",
+            "labs/06-jit-model/model_jit.c",
             "    jm->in = jit_alloc(2 * MODEL_IN);",
             "    jm->in = (char *)jit_alloc(2 * MODEL_IN + 16) + 8;   /* mutant */",
         )
@@ -72,7 +72,7 @@ def misaligned_sse_operand(st):
     "06",
     patches=[
         (
-            "labs/06-jit-model/model_selftest.c",
+            "labs/06-jit-model/model_jit.c",
             "        xsetbv(XCR0, xcr0);\n",
             "        (void)0;   /* mutant: no xsetbv */\n",
         )
@@ -300,7 +300,7 @@ def jit_pages_left_no_execute(st):
 
 # Mistakes that the encoder's table of SDM bytes (displacements of 0x7f, 0x80,
 # -0x80, -0x1000, an r8 register) and jit_seal_ok (a range across two pages, an
-# address with no table) catch in model_selftest.c.
+# address with no table) catch in model_selftest.c (jit_encoder_ok, jit_seal_ok).
 
 
 @mutant("06", patches=[(E, "int r = reg > 0 && (reg & 8)", "int r = reg > 8   /* mutant: R8 forgotten */")], **ONE)

@@ -7,8 +7,7 @@ this run's seed) whose padded number has one digit and whose negative
 number has at most two, so `%6d`, `%06d` and a sign before zeros are
 tested where most padding is needed.
 """
-from grader.api import Boot, check, transcript_again
-from grader.seeded import sequence
+from grader.api import Boot, check, sequence, transcript_again
 
 from ..checks import kprintf_values
 

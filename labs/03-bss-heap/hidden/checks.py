@@ -5,8 +5,7 @@ first seed (in a sequence drawn from this run's seed) whose ten blocks ask
 for 4096-byte alignment at least four times, so the padding before a block
 is often most of a page, and exhaustion starts from an odd offset.
 """
-from grader.api import Boot, check, transcript_again
-from grader.seeded import sequence
+from grader.api import Boot, check, sequence, transcript_again
 
 from ..checks import ALIGNS, BLOCKS, heap_values
 
