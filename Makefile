@@ -3,7 +3,11 @@
 #
 #   make help                        this list
 #   make demo                        build, boot and grade the finished kernel (solutions/: the staff's copy)
-#   make test                        the whole test suite
+#   make test                        the whole test suite, lint included (the README's test command)
+#   make check                       the inner loop (about a minute): fast tests, every mutant on one seed
+#   make test-lab LAB=NN             every test about one lab [MUTANT_SEEDS=N]
+#   make lint                        black, flake8 and clang-format, as make test runs them
+#   make format                      apply black and clang-format to the kit's files
 #   make setup                       install the Debian packages the kit needs (as root), or name them
 #   make build LAB=01                build a stage only: kernel.elf, kernel.sym, kernel.asm, the ISO
 #   make qemu LAB=01 [SOLUTIONS=1]   boot a stage, serial on this terminal
@@ -44,7 +48,7 @@ need_lab = $(if $(LAB),,$(error LAB is missing: for example `make $@ LAB=01`))
 reports = $(if $(REPORTS),--json $(REPORTS)/grade.json --junit $(REPORTS)/junit.xml)
 no_solutions = echo "make $@ measures the reference solutions (solutions/), which only an instructor's copy of the kit has"; exit 2
 
-.PHONY: help demo test setup grade qemu qemu-gdb gdb bochs bochs-debug build bench bench-jit jit-check book book-check clean handout gradescope
+.PHONY: help demo test check test-lab lint format setup grade qemu qemu-gdb gdb bochs bochs-debug build bench bench-jit jit-check book book-check clean handout gradescope
 .DEFAULT_GOAL := help
 
 help:
@@ -53,9 +57,28 @@ help:
 demo:
 	@$(GRADER) demo $(if $(SEED),--seed $(SEED))
 
+# pytest-xdist: two workers keep both cores busy while one waits for an emulator
+PYTEST = $(PYTHON) -m pytest -q -rs -n 2
+
 test:
 	@$(GRADER) setup --for test
-	@$(PYTHON) -m pytest -q -rs grader/tests labs
+	@$(PYTHON) -m grader.lint --no-install
+	@$(PYTEST)
+
+check:
+	@$(GRADER) setup --for test
+	@MUTANT_SEEDS=0 $(PYTEST) -m "not slow"
+
+test-lab:
+	$(need_lab)
+	@$(GRADER) setup --for test
+	@$(PYTEST) --lab $(LAB)
+
+lint:
+	@$(PYTHON) -m grader.lint
+
+format:
+	@$(PYTHON) -m grader.lint --fix
 
 setup:
 	@$(GRADER) setup --for test

@@ -17,6 +17,8 @@ import html
 import re
 from pathlib import Path
 
+import kernel_facts
+
 BOOK = Path(__file__).resolve().parent
 ROOT = BOOK.parent
 DIR = BOOK / "figures"
@@ -199,13 +201,11 @@ def uart_registers():
 
 def heap_in_bss():
     """The parts of .bss of stage 03, from its kernel.sym (as the text figure)."""
-    import build
-
-    lab = build.figure_lab("memory-layout", "03")
-    b, source = build.built_kernel(lab)
-    sections = build.elf_sections(b.elf)
+    lab = kernel_facts.figure_lab("memory-layout", "03")
+    b, source = kernel_facts.built_kernel(lab)
+    sections = kernel_facts.elf_sections(b.elf)
     bss = sections[".bss"]
-    parts = build.bss_regions(bss, build.elf_symbols(b))
+    parts = kernel_facts.bss_regions(bss, kernel_facts.elf_symbols(b))
     s = Svg(640, 100 + 46 * len(parts) + 40, "The heap inside .bss, stage 03")
     s.text(320, 24, f"Inside .bss of stage 03 (built from {source}, kernel.sym)", "middle", bold=True)
     s.text(320, 42, "higher addresses at the top; heights are not to scale", "middle", size=12, color=MUTED)

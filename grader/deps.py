@@ -79,6 +79,7 @@ TEST = (
     LINT
     + [
         Need("py:pytest", "python3-pytest", "runs the test suite"),
+        Need("py:xdist", "python3-pytest-xdist", "runs the test suite on every core (pytest -n)"),
         Need("strace", "strace", "the test that lists the files each emulator opens"),
     ]
     + BOOK

@@ -8,6 +8,8 @@ import pytest
 from grader import build, diagnosis, emulators, grade, stage
 from conftest import SEED
 
+pytestmark = pytest.mark.slow  # a long end-to-end test: `make test` runs it, `make check` not
+
 FIX = Path(__file__).parent / "fixtures"
 
 

@@ -33,6 +33,7 @@ def test_book_is_up_to_date_with_its_sources():
 
 
 @pytest.mark.instructor  # the transcripts are runs of solutions/
+@pytest.mark.slow  # after a change to grader/ or labs/ it runs all of them again
 def test_every_transcript_matches_a_real_run():
     """A transcript whose inputs changed since the last sync is run again and
     compared (durations masked); unchanged inputs mean an unchanged run."""
@@ -114,6 +115,7 @@ def test_a_listing_that_drifts_from_its_source_is_reported(tmp_path):
 
 
 @pytest.mark.instructor
+@pytest.mark.slow
 def test_a_transcript_that_drifts_from_a_real_run_is_reported(tmp_path, monkeypatch):
     """A transcript block that says something else than its command prints
     fails --verify with a diff; --sync writes what the run printed."""
@@ -158,6 +160,7 @@ def test_a_transcript_run_under_make_shows_no_sub_make_lines(monkeypatch):
 
 
 @pytest.mark.instructor
+@pytest.mark.slow
 def test_the_booted_kernel_is_the_same_wherever_the_kit_lives(tmp_path):
     """Debug information names the kit's folder; the kernel GRUB loads from
     the ISO has none, so a boot (GRUB's boot information address, Bochs's

@@ -10,11 +10,14 @@ import pytest
 from grader import labs
 
 ROOT = labs.ROOT
-pytestmark = pytest.mark.skipif(
-    not (shutil.which("chromium") and shutil.which("pandoc")),
-    reason="chromium or pandoc is not installed: `make book-check` installs both "
-    "(apt-get install --no-install-recommends chromium pandoc)",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not (shutil.which("chromium") and shutil.which("pandoc")),
+        reason="chromium or pandoc is not installed: `make book-check` installs both "
+        "(apt-get install --no-install-recommends chromium pandoc)",
+    ),
+    pytest.mark.slow,
+]
 
 
 def browser_check(folder):

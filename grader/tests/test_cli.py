@@ -38,6 +38,7 @@ def test_bad_seed_is_a_usage_error():
     assert r.returncode == 2 and "a seed is a number" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.instructor
 def test_full_marks_exit_zero_and_reports(tmp_path):
     r = cli(
@@ -73,6 +74,7 @@ def test_missing_marks_exit_one_with_reproduce_line(tmp_path):
     assert gs["score"] == 0 and "lm_enable" in json.dumps(gs)
 
 
+@pytest.mark.slow
 @pytest.mark.instructor
 def test_submission_uses_only_student_files(tmp_path):
     sub = tmp_path / "student"
@@ -101,6 +103,7 @@ def test_missing_tools_give_the_install_line(monkeypatch):
         raise AssertionError("no error for a missing tool")
 
 
+@pytest.mark.slow
 @pytest.mark.instructor
 def test_no_emulator_left_behind(tmp_path):
     # A private TMPDIR: every run directory, and so every emulator command line, names it.
@@ -113,6 +116,7 @@ def test_no_emulator_left_behind(tmp_path):
     assert list(mark.iterdir()) == []  # every run directory was removed
 
 
+@pytest.mark.slow
 @pytest.mark.instructor
 def test_demo_builds_boots_shows_and_grades_the_last_stage():
     r = cli("demo", "--seed", "0x42", env={"NO_COLOR": "1"})

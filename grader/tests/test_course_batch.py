@@ -13,7 +13,7 @@ import pytest
 from grader import labs
 from conftest import ROOT
 
-pytestmark = pytest.mark.instructor
+pytestmark = [pytest.mark.instructor, pytest.mark.slow]
 
 LAB = labs.find("03")
 HANG = '    for (;;)\n        __asm__ volatile("pause");   /* a hang */\n'

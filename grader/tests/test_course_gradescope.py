@@ -12,7 +12,7 @@ import pytest
 from grader import api, deps, gradescope, labs
 from conftest import ROOT
 
-pytestmark = pytest.mark.instructor
+pytestmark = [pytest.mark.instructor, pytest.mark.slow]
 
 LAB03 = labs.find("03")
 # Gradescope's "Autograder Specifications" (gradescope-autograders.readthedocs.io/en/latest/specs/):

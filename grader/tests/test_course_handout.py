@@ -9,7 +9,7 @@ import pytest
 from grader import grade, handout, labs, stage
 from conftest import ROOT
 
-pytestmark = pytest.mark.instructor
+pytestmark = [pytest.mark.instructor, pytest.mark.slow]
 
 
 def run(cmd, cwd, timeout=600, env=None):

@@ -14,7 +14,7 @@ import pytest
 from grader import api, grade, intake, labs, report, stage
 from conftest import ROOT, SEED
 
-pytestmark = pytest.mark.instructor
+pytestmark = [pytest.mark.instructor, pytest.mark.slow]
 
 LAB02, LAB03 = labs.find("02"), labs.find("03")
 

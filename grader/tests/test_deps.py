@@ -12,6 +12,8 @@ import pytest
 
 from grader import build, deps, emulators, labs, stage
 
+pytestmark = pytest.mark.slow  # a long end-to-end test: `make test` runs it, `make check` not
+
 # Data files and plugins, as the emulator names them (shared libraries and
 # /etc/localtime come with the packages' own dependencies).
 ARCH_DATA = re.compile(r"^/usr/(bin/\.\./)?(share/(?!zoneinfo|locale)|lib/x86_64-linux-gnu/(qemu|bochs)/)")

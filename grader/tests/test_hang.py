@@ -6,7 +6,7 @@ import pytest
 from grader import grade, mutants, stage
 from conftest import SEED
 
-pytestmark = pytest.mark.instructor  # the spins are patches of solutions/
+pytestmark = [pytest.mark.instructor, pytest.mark.slow]  # the spins are patches of solutions/
 
 SPIN = (
     "solutions/02-serial/uart.c",

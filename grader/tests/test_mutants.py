@@ -1,8 +1,11 @@
 """Every deliberate break that a lab's mutants.py declares, graded for real:
 each must produce the report its function asserts."""
+import os
+import shutil
+
 import pytest
 
-from grader import mutants
+from grader import labs, mutants
 
 pytestmark = pytest.mark.instructor  # needs solutions/: not in a student's copy
 
@@ -15,9 +18,21 @@ def test_every_lab_has_mutants():
     assert {m.lab.name for m in MUTANTS} == {lab.name for lab in labs.discover()}
 
 
+@pytest.fixture
+def mutant_dir():
+    """One folder per test worker, the same for every mutant it grades: a
+    mutant's tree then lies where the last one did, and its build reuses
+    every object its patches leave alone (grader/build.py, ObjectCache)."""
+    d = labs.ROOT / "build" / "mutants" / os.environ.get("PYTEST_XDIST_WORKER", "main")
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir(parents=True)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
 @pytest.mark.parametrize("m", MUTANTS, ids=[f"{m.lab.name}::{m.name}" for m in MUTANTS])
-def test_mutant(m, tmp_path):
-    mutants.run(m, tmp_path)
+def test_mutant(m, mutant_dir):
+    mutants.run(m, mutant_dir)
 
 
 def asserted_texts():

@@ -9,7 +9,7 @@ import pytest
 from grader import grade, labs, mutants, stage
 from conftest import ROOT, SEED
 
-pytestmark = pytest.mark.instructor  # needs solutions/: not in a student's copy
+pytestmark = [pytest.mark.instructor, pytest.mark.slow]  # needs solutions/: not in a student's copy
 
 LAB07 = {
     "labs/07-hello/lab.json": """{

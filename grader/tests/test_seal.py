@@ -15,7 +15,7 @@ import pytest
 from grader import build, grade, labs, mutants, sandbox, stage
 from conftest import ROOT, SEED, grade_stage
 
-pytestmark = pytest.mark.instructor  # needs solutions/: not in a student's copy
+pytestmark = [pytest.mark.instructor, pytest.mark.slow]  # needs solutions/: not in a student's copy
 
 LABS = labs.discover()
 needs_sandbox = pytest.mark.skipif(

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.instructor  # needs solutions/: not in a student's copy
 LABS = [lab.name for lab in labs.discover()]
 
 
-@pytest.mark.parametrize("emulator", ["qemu", "bochs"])
+@pytest.mark.parametrize("emulator", ["qemu", pytest.param("bochs", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("lab", LABS)
 def test_solutions_get_full_marks(lab, emulator):
     st = grade_stage(lab, solutions=True, seed=SEED, emulator=emulator)
@@ -20,6 +20,7 @@ def test_solutions_get_full_marks(lab, emulator):
     assert not failed and st.full and st.score == st.total > 0
 
 
+@pytest.mark.slow
 def test_solutions_pass_with_other_seeds_and_memory_sizes():
     for seed in (1, 2, 0xFFFFFFFF):  # the seed also picks 128, 192 or 256 MiB
         st = grade_stage(LABS[1], solutions=True, seed=seed)

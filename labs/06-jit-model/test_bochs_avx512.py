@@ -6,7 +6,7 @@ import pytest
 from grader import build, emulators, labs, run, stage
 
 
-pytestmark = pytest.mark.instructor  # it needs solutions/
+pytestmark = [pytest.mark.instructor, pytest.mark.slow]  # it needs solutions/
 
 LAB = labs.lab_of(__file__)
 SEED = 0x5EED1234

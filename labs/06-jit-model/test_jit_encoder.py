@@ -10,6 +10,8 @@ import pytest
 
 from grader import labs
 
+pytestmark = pytest.mark.slow  # a long end-to-end test: `make test` runs it, `make check` not
+
 LAB = labs.lab_of(__file__)
 native = LAB.module("native")
 

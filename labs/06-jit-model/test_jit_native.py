@@ -11,7 +11,7 @@ import pytest
 from grader import labs
 
 
-pytestmark = pytest.mark.instructor  # it needs solutions/
+pytestmark = [pytest.mark.instructor, pytest.mark.slow]  # it needs solutions/
 LAB = labs.lab_of(__file__)
 native = LAB.module("native")
 model_ref = LAB.module("model_ref")
