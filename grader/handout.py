@@ -30,6 +30,8 @@ LEAVE_OUT = [
     ("grader/gradescope.py", "the Gradescope bundle"),
     ("grader/batch.py", "batch grading"),
     ("book/91-instructors.md", "the instructors' guide"),
+    ("book/92-maintainers.md", "the kit's design, for its maintainers"),
+    ("CONTRIBUTING.md", "the maintainers' loop and habits"),
     (".ci/*", "the kit's own CI (the handout has .github/workflows/grade.yml)"),
     (".github/*", "the templates the handout is made from"),
     ("README.md", "the kit's README: the handout has the students' one"),
