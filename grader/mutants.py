@@ -21,6 +21,7 @@ hunt; an escape prints the command that replays its seed). The test suite
 """
 import os
 import random
+import re
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -186,3 +187,91 @@ def check_of(st, title_start):
 
 def diagnosis_text(st, boot="default"):
     return "\n".join(st.diagnoses.get(boot, []))
+
+
+# --- forgers: a lab's skeleton plus its whole expected transcript, printed ---------------
+
+_REFERENCE = {}
+
+
+def reference_lines(stage, seed):
+    """The default boot's serial output of the reference solutions (the
+    kit's own labs/ and solutions/) for this seed, under QEMU."""
+    key = (str(stage), seed)
+    if key not in _REFERENCE:
+        st = stage_mod.make(stage, stage_mod.Origin("solutions"))
+        built = build_mod.build(st)
+        plan = grade.plan_for(st, "qemu", only=set())
+        run = grade.plan_runs(plan, seed, "qemu")["default"]
+        _REFERENCE[key] = grade.boot(built, run, talk=grade.talks_with(plan, "default")).lines
+    return _REFERENCE[key]
+
+
+def c_string(text):
+    """`text` as a C string literal."""
+    return '"' + "".join(c if c.isprintable() and c not in '"\\' else f'\\x{ord(c):02x}" "' for c in text) + '"'
+
+
+def forged_text(stage, seed, work=(), other_seed=None):
+    """What a forger prints: the reference transcript of this seed, except
+    the lines that only the work computes (those starting with a prefix of
+    `work`), which it can only take from a run of another seed (as if
+    replayed), with this run's seed put in. The grader's waiting lines and
+    the final line are left to the kernel."""
+    ours = reference_lines(stage, seed)
+    if work:
+        other = other_seed or next(s for s in range(seed + 3, seed + 300, 3) if s % 3 == seed % 3)
+        theirs = reference_lines(stage, other)
+        assert len(theirs) == len(ours), "the two reference runs differ in length"
+        ours = [b.replace(f"0x{other:08x}", f"0x{seed:08x}") if a.startswith(work) else a for a, b in zip(ours, theirs)]
+    return [ln for ln in ours if not ln.startswith("[power] ")]
+
+
+def forger(student_file, stage, seed=SEED, work=(), filtered=True, extra_c=""):
+    """A patch that makes solutions/<student_file> a forger: the skeleton of
+    the file, whose every function first prints the lab's whole transcript
+    (forged_text). filtered: straight to the UART (early_putc), then the
+    console points at a sink that drops everything the kernel prints later
+    (only the power-off lines, written with early_putc, still go out);
+    otherwise through con_puts, before the kernel's own lines. extra_c runs
+    first in forge_install (a forger's answer to another boot)."""
+
+    def apply(root):
+        lines = forged_text(stage, seed, work)
+        text = (root / "labs" / student_file).read_text()
+        body = "\n".join(f"    {c_string(ln + chr(10))}" for ln in lines)
+        helpers = f"""
+/* A forger (grader/mutants.py): it prints what a finished lab prints. */
+#include "kernel.h"
+static const char forge_text[] =
+{body};
+static int forge_done;
+static void
+forge_drop(char c)
+{{
+    (void)c;
+}}
+static void
+forge_install(void)
+{{
+    if (forge_done)
+        return;
+    forge_done = 1;
+{extra_c}
+    {"for (const char *p = forge_text; *p; p++) early_putc(*p); con_sink = forge_drop;" if filtered
+     else "con_puts(forge_text);"}
+}}
+"""
+        last_include = max(i for i, ln in enumerate(text.splitlines()) if ln.startswith("#include"))
+        head = text.splitlines(keepends=True)
+        text = "".join(head[: last_include + 1]) + helpers + "".join(head[last_include + 1 :])
+        text = re.sub(r"(// LAB \d+: your code here\.\n)", r"\1    forge_install();\n", text)
+        (root / "solutions" / student_file).write_text(text)
+
+    apply.shown = f"forger in {student_file}"
+    return apply
+
+
+def earned_without_work(st, allowed=()):
+    """The checks a forger passed that test more than the given code."""
+    return [c.title for c in st.checks if c.passed and c.title not in allowed and c.points]

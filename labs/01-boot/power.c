@@ -28,11 +28,26 @@ power_reason(int exit_value)
     }
 }
 
-/* Print "[power] off: <reason>" and switch off. The line is written with
- * early_putc so that it appears even when a later console is broken. */
+/* With `monitor=power` on the command line, wait for one byte on COM1: the
+ * grader reads the registers and the kernel's memory through QEMU's monitor
+ * meanwhile (what the kernel's lines say is checked against what is there).
+ * Not inlined, so that the grader finds the CPU inside it. */
+__attribute__((noinline)) static void
+power_wait_for_grader(void)
+{
+    power_puts("[power] waiting for the grader\n");
+    while ((inb(COM1_PORT + UART_LSR) & LSR_DR) == 0)
+        ;
+    (void)inb(COM1_PORT + UART_RBR);
+}
+
+/* Print "[power] off: <reason>" and switch off. The lines are written with
+ * early_putc so that they appear even when a later console is broken. */
 void
 poweroff(int exit_value)
 {
+    if (monitor_wanted("power"))
+        power_wait_for_grader();
     power_puts("[power] off: ");
     power_puts(power_reason(exit_value));
     power_puts("\n");
