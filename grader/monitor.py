@@ -112,14 +112,16 @@ def tlb_ranges(text):
 
 SEGMENT = re.compile(r"^(CS|TR) =([0-9a-f]{4}) ([0-9a-f]+) ([0-9a-f]{8}) ([0-9a-f]{8})(.*)$", re.M)
 TABLE = re.compile(r"^(GDT|IDT)=\s+([0-9a-f]+) ([0-9a-f]+)", re.M)
-VALUE = re.compile(r"\b(R[A-Z0-9]{1,2}|RIP|RFL|CR[0234]|EFER)\s*=([0-9a-f]+)\b")
+VALUE = re.compile(r"\b(R[A-Z0-9]{1,2}|E(?:[A-D]X|[SD]I|[BS]P|IP|FL)|CR[0234]|EFER)\s*=([0-9a-f]+)\b")
 
 
 def registers(text):
-    """`info registers` as {name: value}: the general registers, RIP, CR0,
+    """`info registers` as {name: value}: the general registers and RIP (EIP
+    and the others in 32-bit mode named as in 64-bit mode), RFL, CR0,
     CR2, CR3, CR4, EFER; "IDT" and "GDT" as (base, limit); "CS" and "TR" as
     (selector, base, limit, flags); "CS64" true in a 64-bit code segment."""
-    regs = {name: int(v, 16) for name, v in VALUE.findall(text)}
+    regs = {("R" + name[1:] if name.startswith("E") and name != "EFER" else name): int(v, 16)
+            for name, v in VALUE.findall(text)}  # fmt: skip
     for name, base, limit in TABLE.findall(text):
         regs[name] = (int(base, 16), int(limit, 16))
     for name, sel, base, limit, flags, rest in SEGMENT.findall(text):

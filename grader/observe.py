@@ -164,10 +164,14 @@ def seeded_evidence(checks, plan, specs, matched, work_names):
     by_title = {s.title: s for s in specs}
     for c in checks:
         spec = by_title.get(c.title)
-        bound = c.title in seeded_defs or spec is not None and any(
-            r.status == "matched" and work_names & set(PLACEHOLDER.findall(r.expect.text))
-            for r in matched[spec.title]
-            if not r.expect.never
+        bound = (
+            c.title in seeded_defs
+            or spec is not None
+            and any(
+                r.status == "matched" and work_names & set(PLACEHOLDER.findall(r.expect.text))
+                for r in matched[spec.title]
+                if not r.expect.never
+            )
         )
         out.append(replace(c, evidence=SEED) if c.passed and bound else c)
     return out
@@ -239,8 +243,8 @@ def borrow_evidence(checks, backed):
                 replace(
                     c,
                     passed=False,
-                    message=f"no points: anyone can print these lines, the same on every run; they count where "
-                    f"`{other.title}` passes, which shows the same code's work on this run's seed",
+                    message=f"no points: these lines show no work of their own (anyone can print them, or the "
+                    f"given code computes them); they count where `{other.title}` passes, which shows the work",
                     details=[],
                 )
             )

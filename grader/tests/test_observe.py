@@ -55,4 +55,4 @@ def test_constant_lines_count_only_with_the_evidence_of_the_check_they_lean_on()
     good = observe.borrow_evidence([c("offsets", evidence=observe.SEED), c("edges"), c("tail")], backed)
     assert [x.evidence for x in good] == [observe.SEED, observe.BORROWED, observe.BORROWED]
     bad = observe.borrow_evidence([c("offsets", passed=False), c("edges")], backed)
-    assert not bad[1].passed and "they count where `offsets` passes" in bad[1].message
+    assert not bad[1].passed and "they count where `offsets` passes, which shows the work" in bad[1].message

@@ -1,5 +1,5 @@
 """Lab 04's deliberate breaks (grader/mutants.py runs them)."""
-from grader.mutants import check_of, diagnosis_text, mutant
+from grader.mutants import check_of, diagnosis_text, earned_without_work, forger, mutant
 
 
 @mutant("04", skeleton=True, below=True)
@@ -403,3 +403,11 @@ def executable_ram_is_caught_under_both(st, under_bochs):
     assert check_of(st, "paging: kernel sections").passed
     assert "only the kernel's code may be executable" in check_of(st, "paging: QEMU's own view").message
     assert "only the kernel's code may be executable" in check_of(under_bochs, "paging: the kernel's dump").message
+
+
+# A forger (issue 20): pt.c's skeleton, and the lab's whole transcript printed
+# (every value of it is one the given code computes or a forger can know).
+@mutant("04", patches=[forger("04-paging/pt.c", "04")])
+def forger_printing_the_whole_transcript_earns_nothing(st):
+    assert earned_without_work(st) == [] and st.score == 0, earned_without_work(st)
+    assert "QEMU shows CR3 still on the boot page tables" in check_of(st, "paging: new tables").message

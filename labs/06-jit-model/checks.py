@@ -257,7 +257,7 @@ HINTS = [
 
 # What QEMU saw: each engine's logits and each JIT's code in guest memory, the
 # code pages' permissions in its walk of the page tables, the W^X faults.
-ENGINES = ("interpreter", "jit scalar", "jit sse2", "the widest JIT")  # model_seen.logits' order
+ENGINES = ("interpreter", "scalar JIT", "SSE2 JIT", "widest JIT")  # model_seen.logits' order
 CONTEXTS, VOCAB = 16, 27  # model_selftest.c, model.h
 CODE_AT = len(ENGINES) * CONTEXTS * VOCAB * 4  # struct model_seen: code[] after the logits
 
