@@ -73,7 +73,7 @@ if TYPE_CHECKING:  # the engine's values a lab is handed, for readers and editor
 
 __all__ = [
     "Boot", "Context", "Evidence", "Fail", "Hint", "Interaction", "Memory", "MonitorError", "Talk",
-    "POWER_WAIT", "at_power_off", "check", "end_of_run", "exceptions_taken", "observed", "place",
+    "POWER_WAIT", "Unseen", "at_power_off", "check", "end_of_run", "exceptions_taken", "observed", "place",
     "precompute", "qemu_exit_status", "seen_memory", "seen_registers", "sequence", "serial_trace",
     "signed", "tlb_ranges", "transcript_again", "values",
 ]  # fmt: skip
@@ -86,6 +86,11 @@ class Fail(Exception):
         super().__init__(message)
         self.message = message
         self.details = list(details)
+
+
+class Unseen(Fail):
+    """An observer could not observe (the kernel never waited for the grader):
+    no evidence, but nothing seen against the kernel's lines either."""
 
 
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
@@ -205,6 +210,14 @@ class Talk:
         (Interaction(launch={"qmp": True})); MonitorError if it cannot be asked."""
         return human_commands(self._socket(), list(commands))
 
+    def pause(self) -> None:
+        """Stop the guest's CPU (QMP `stop`) while the grader looks."""
+        qmp_talk(self._socket(), [("stop",)])
+
+    def resume(self) -> None:
+        """Let the guest's CPU run again (QMP `cont`)."""
+        qmp_talk(self._socket(), [("cont",)])
+
     def registers(self) -> dict:
         """The CPU's registers now (monitor.registers), kept in extra["registers"]."""
         (text,) = self.ask("info registers")
@@ -275,6 +288,7 @@ def at_power_off(
                 other(line, talk)
             return
         try:
+            talk.pause()  # the kernel waits a few seconds at most: the clock stops while the grader looks
             look_at_kernel(talk)
             for look in looks:
                 look(talk)
@@ -282,6 +296,10 @@ def at_power_off(
             talk.extra["monitor_error"] = str(e)
         finally:
             talk.extra["looked"] = True
+            try:
+                talk.resume()
+            except MonitorError:
+                pass
             talk.send(b"g")
 
     return Interaction(on_line, f"monitor={points}", ("qemu",), {"qmp": True, **(launch or {})}, tuple(boots))
@@ -373,9 +391,9 @@ def seen_memory(ctx: Context) -> Memory:
 def _looked(ctx: Context) -> None:
     extra = ctx.boot.extra
     if extra.get("monitor_error"):
-        raise Fail(f"QEMU could not be asked: {extra['monitor_error']}")
+        raise Unseen(f"QEMU could not be asked: {extra['monitor_error']}")
     if not extra.get("looked") or "registers" not in extra or "memory" not in extra:
-        raise Fail(
+        raise Unseen(
             f"QEMU was never asked: the kernel never printed `{POWER_WAIT}` (it waits there at power-off, "
             f"with monitor=power on its command line, while the grader reads its memory), so nothing it "
             f"says here could be checked"
@@ -389,7 +407,7 @@ def serial_trace(ctx: Context):
 
     trace = read(ctx.boot.log)
     if trace is None:
-        raise Fail("QEMU's log has no serial trace events (is its trace backend `log`?)")
+        raise Unseen("QEMU's log has no serial trace events (is its trace backend `log`?)")
     return trace
 
 

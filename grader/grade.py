@@ -431,7 +431,7 @@ def prove(checks, plan, specs, matched, runs, results, seeded):
     one of its seed-dependent lines (the rule before observations); the
     common check (the clean end) counts where another check of its boot has
     evidence. Returns (checks, {boot: why it earns nothing})."""
-    from .observe import BORROWED, OBSERVED, SEED, TOLD
+    from .observe import BORROWED, OBSERVED, REFUTED, SEED, TOLD
 
     computed = dict(zip(plan.checks, checks[len(specs) :]))
     common = {d.title for d in COMMON_CHECKS}
@@ -451,6 +451,7 @@ def prove(checks, plan, specs, matched, runs, results, seeded):
         others = {m for ln in boot.lines for m in OTHER_SEED.findall(ln)} - {f"{r.seed:08x}"}
         if not echo or others:
             unproven[name] = unproven_why(r, boot)
+    foreign = set(unproven)  # output that cannot belong to this run: that comes before anything seen
     own = [c for c in checks if c.title not in common]
     for name in runs:
         mine = [c for c in own if c.boot == name]
@@ -468,6 +469,8 @@ def prove(checks, plan, specs, matched, runs, results, seeded):
             )
 
     def verdict(c):
+        if not c.passed and c.evidence == REFUTED and c.boot in foreign:  # the boot's own reason comes first
+            return replace(c, message=unproven[c.boot], details=[], hints=[])
         if not c.passed:
             return c
         if c.boot in unproven:

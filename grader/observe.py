@@ -153,6 +153,7 @@ def exceptions(log, kernel_range=None):
 # --- evidence per check --------------------------------------------------------------
 
 SEED, OBSERVED, BORROWED, TOLD = "seed-bound", "observed", "borrowed", "told"
+REFUTED = "refuted"  # its lines matched, and what the emulator saw says otherwise
 
 
 def seeded_evidence(checks, plan, specs, matched, work_names):
@@ -213,8 +214,8 @@ def apply_observers(checks, observers, make_context, emulator):
             if failure is None:
                 checks[i] = replace(c, evidence=OBSERVED if c.evidence != SEED else SEED)
             elif c.passed:
-                checks[i] = replace(c, passed=False, message=failure.message, details=failure.details, hints=c.hints)
-            else:  # the lines failed already: add what the emulator saw
+                checks[i] = replace(c, passed=False, message=failure.message, details=failure.details, evidence=REFUTED)
+            elif not c.message.startswith("missing") and not isinstance(failure, api.Unseen):  # what it saw
                 checks[i] = replace(c, details=[f"{spec.who}: {failure.message}"] + failure.details + c.details)
     notes = []
     if unseen:

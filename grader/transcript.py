@@ -29,6 +29,14 @@ NUMBER = re.compile(r"\b(?:0x[0-9a-fA-F]+|[0-9]+)\b")  # a value written in an e
 ANY_NUMBER = r"(?:0x[0-9a-fA-F]+|[0-9]+)"
 
 
+def wildcard(value):
+    """What may stand for a computed value in a line's shape: another value of
+    its kind (a number for a number, one word for a word, any text for text)."""
+    if re.fullmatch(r"[-+]?(?:0x[0-9a-fA-F]+|[0-9]+)", value):
+        return r"[-+]?" + ANY_NUMBER
+    return r"\S+" if value and not re.search(r"\s", value) else ".*"
+
+
 class TranscriptError(Exception):
     """The expected file itself is wrong (an unknown placeholder, ...)."""
 
@@ -61,7 +69,7 @@ class Expect:
             if tok in ("{{", "}}"):
                 out.append(re.escape(tok[0]))
             elif name in values:
-                out.append("(.*)" if shape else re.escape(str(values[name])))
+                out.append(wildcard(str(values[name])) if shape else re.escape(str(values[name])))
             elif name in BUILTINS:
                 out.append(BUILTINS[name])
             elif "|" in name:

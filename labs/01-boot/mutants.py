@@ -23,12 +23,13 @@ def skeleton_mb2_fails_exactly_the_tag_walk(st):
         check_of(st, "boot: long mode").message
         == check_of(st, "power").message
         == st.unproven["default"]
-        == f"no points from this boot: its output never shows this run's command line `seed=0x{SEED:08x} tests=all`, "
+        == "no points from this boot: its output never shows this run's command line "
+        f"`seed=0x{SEED:08x} tests=all monitor=power`, "
         "so none of it can be shown to belong to this run"
     )
     assert (
         check_of(st, "mb2: command line").message
-        == f"expected `[boot] cmdline: seed=0x{SEED:08x} tests=all`, got `[boot] cmdline: (none)`"
+        == f"expected `[boot] cmdline: seed=0x{SEED:08x} tests=all monitor=power`, got `[boot] cmdline: (none)`"
     )
     assert (
         check_of(st, "mb2: boot loader name").message

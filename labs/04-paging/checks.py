@@ -14,6 +14,7 @@ from grader.api import (
     Fail,
     Hint,
     MonitorError,
+    Unseen,
     at_power_off,
     check,
     observed,
@@ -102,7 +103,7 @@ def seen_tables(ctx):
     """QEMU's walk of CR3's tables while the kernel waited, as ranges."""
     if "tlb" not in ctx.boot.extra:
         why = ctx.boot.extra.get("paging_error") or f"the kernel never printed `{TRIGGER}`"
-        raise Fail(f"no view from QEMU's monitor: {why}")
+        raise Unseen(f"no view from QEMU's monitor: {why}")
     return tlb_ranges(ctx.boot.extra["tlb"])
 
 
@@ -124,23 +125,26 @@ def qemu_view(ctx):
     sections_in(theirs, ctx.symbols, "QEMU says")
 
 
-def sections_in(ranges, syms, who):
-    """Each kernel section has its permissions in `ranges`, and the guard page and page 0 are not mapped."""
+def sections_in(ranges, syms, who, parts=("sections", "unmapped", "w^x")):
+    """Each kernel section has its permissions in `ranges`, the guard page and
+    page 0 are not mapped, and nothing else is executable (of these parts)."""
     want = [
         (".text", "__text_start", "__text_end", "r-x"),
         (".rodata", "__rodata_start", "__rodata_end", "r--"),
         (".data", "__data_start", "__data_end", "rw-"),
         (".bss", "__bss_start", "__stack_guard", "rw-"),
     ]
-    for name, lo, hi, perms in want:
+    for name, lo, hi, perms in want if "sections" in parts else ():
         for addr in range(syms[lo], syms[hi], PAGE):
             got = perms_at(ranges, addr)
             if got != perms:
                 raise Fail(f"{who} {name} page {hx(addr)} is {got}, not {perms} (W^X: code read-only, data no-execute)")
-    for name, addr in (("the stack guard page", syms["__stack_guard"]), ("page 0", 0)):
+    for name, addr in (("the stack guard page", syms["__stack_guard"]), ("page 0", 0)) if "unmapped" in parts else ():
         if perms_at(ranges, addr) != "not mapped":
             raise Fail(f"{who} {name} ({hx(addr)}) is mapped: it must stay unmapped")
-    for m in filter(None, map(RANGE.match, ranges)):  # and nothing else runs: RAM, the stack, the tables
+    for m in (
+        filter(None, map(RANGE.match, ranges)) if "w^x" in parts else ()
+    ):  # and nothing else runs: RAM, the stack, the tables
         lo, hi, perms = int(m.group(1), 16), int(m.group(2), 16), m.group(3)
         if perms.endswith("x") and not (syms["__kernel_start"] <= lo and hi <= syms["__text_end"]):
             raise Fail(f"{who} {hx(lo)}-{hx(hi)} is {perms}: only the kernel's code may be executable (W^X)")
@@ -216,13 +220,20 @@ def new_tables_seen(ctx):
         raise Fail(f"QEMU shows CR3 = 0x{cr3:x}; the kernel said {said[:1] or 'nothing'}")
 
 
-@observed("paging: kernel sections with their permissions", "paging: the stack guard page and page 0 stay unmapped")
+@observed("paging: kernel sections with their permissions")
 def sections_seen(ctx):
-    sections_in(seen_tables(ctx), ctx.symbols, "QEMU says")
+    sections_in(seen_tables(ctx), ctx.symbols, "QEMU says", ("sections",))
+
+
+@observed("paging: the stack guard page and page 0 stay unmapped")
+def unmapped_seen(ctx):
+    new_tables_seen(ctx)
+    sections_in(seen_tables(ctx), ctx.symbols, "QEMU says", ("unmapped",))
 
 
 @observed("paging: translations of seeded addresses")
 def translations_seen(ctx):
+    new_tables_seen(ctx)
     ranges = seen_tables(ctx)
     for i in range(5):
         addr = int(ctx.values[f"t{i}"], 16)

@@ -137,8 +137,7 @@ def upper_entries_without_write(st):
     assert "triple fault" in st.stopped
     diag = diagnosis_text(st)
     assert "P=protection violation" in diag and "W=write" in diag and "upper entries must allow writing" in diag
-    # the proof rule speaks of the crash, not of seeds, although the lower labs' seeded lines were right
-    assert st.unproven["default"].startswith("no points from this boot: it did not finish, and none of its lines")
+    assert st.score == 0  # nothing of lab 04 was printed, nor could QEMU be asked at the end
 
 
 @mutant(
@@ -381,8 +380,8 @@ FAKE_FLAGS = [
 def translate_that_fakes_the_permissions_is_caught_under_both(st, under_bochs):
     # pt_translate tells the self-test what it expects; the tables say rwx. What reads the
     # tables without pt_translate sees it: QEMU's walk, and under Bochs the kernel's own dump.
-    for each in (st, under_bochs):
-        assert check_of(each, "paging: kernel sections").passed
+    assert check_of(under_bochs, "paging: kernel sections").passed  # Bochs is not asked: the lines stand
+    assert "QEMU says .text page" in check_of(st, "paging: kernel sections").message
     assert "QEMU says .text page" in check_of(st, "paging: QEMU's own view").message
     assert "the kernel's dump says .text page" in check_of(under_bochs, "paging: the kernel's dump").message
 
