@@ -33,6 +33,7 @@ and may use what the engine offers labs:
                                         monitor, and what the boot keeps for the checks
     talk.registers(), talk.read(addr, n), talk.read_symbols(lo, hi)   the CPU and guest memory
                                         while the kernel waits (kept in talk.extra)
+    walk(memory, cr3, va)               the page tables in that memory: (pa, writable, executable)
     seen_registers(ctx), seen_memory(ctx)   what at_power_off's look kept for the checks
     serial_trace(ctx.boot), exceptions_taken(ctx)   QEMU's serial trace events, its -d int log
     transcript_again(ctx, prefixes, values)   visible transcript checks again on another boot
@@ -61,7 +62,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Callable, Iterable
 
 from .ending import end_of_run, qemu_exit_status
-from .monitor import Memory, MonitorError, human_commands, registers, talk as qmp_talk, tlb_ranges
+from .monitor import Memory, MonitorError, human_commands, registers, talk as qmp_talk, tlb_ranges, walk
 from .seeded import sequence, signed
 
 if TYPE_CHECKING:  # the engine's values a lab is handed, for readers and editors
@@ -75,7 +76,7 @@ __all__ = [
     "Boot", "Context", "Evidence", "Fail", "Hint", "Interaction", "Memory", "MonitorError", "Talk",
     "POWER_WAIT", "Unseen", "at_power_off", "check", "end_of_run", "exceptions_taken", "observed", "place",
     "precompute", "qemu_exit_status", "seen_memory", "seen_registers", "sequence", "serial_trace",
-    "signed", "tlb_ranges", "transcript_again", "values",
+    "signed", "tlb_ranges", "transcript_again", "values", "walk",
 ]  # fmt: skip
 
 

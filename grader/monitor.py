@@ -168,3 +168,24 @@ class Memory:
                 raw = d[addr - a : addr - a + limit]
                 return raw.split(b"\0", 1)[0].decode("latin-1")
         raise MonitorError(f"guest memory 0x{addr:x} was not read while the kernel waited")
+
+
+ADDRESS_BITS = 0x000FFFFFFFFFF000  # bits 51..12 of a paging entry
+PTE_P, PTE_W, PTE_PS, PTE_NX = 1, 1 << 1, 1 << 7, 1 << 63
+
+
+def walk(mem, cr3, va):
+    """The CPU's walk of four-level page tables for va, read from guest
+    memory (Memory): (physical address, writable, executable), or None where
+    nothing maps it. A right is the AND of the levels (SDM vol. 3A, 4.5)."""
+    table, writable, executable = cr3 & ADDRESS_BITS, True, True
+    for shift in (39, 30, 21, 12):
+        e = mem.u64(table + 8 * ((va >> shift) & 511))
+        if not e & PTE_P:
+            return None
+        writable, executable = writable and bool(e & PTE_W), executable and not e & PTE_NX
+        if shift in (30, 21) and e & PTE_PS:
+            size = 1 << shift
+            return (e & ADDRESS_BITS & ~(size - 1)) | (va & (size - 1)), writable, executable
+        table = e & ADDRESS_BITS
+    return table | (va & 0xFFF), writable, executable

@@ -56,3 +56,23 @@ def test_constant_lines_count_only_with_the_evidence_of_the_check_they_lean_on()
     assert [x.evidence for x in good] == [observe.SEED, observe.BORROWED, observe.BORROWED]
     bad = observe.borrow_evidence([c("offsets", passed=False), c("edges")], backed)
     assert not bad[1].passed and "they count where `offsets` passes, which shows the work" in bad[1].message
+
+
+def test_the_page_walk_reads_the_tables_in_guest_memory_and_ands_the_rights():
+    from grader.monitor import Memory, walk
+
+    mem, tables = Memory(), bytearray(5 * 4096)
+
+    def entry(table, index, value):
+        tables[table * 4096 + 8 * index : table * 4096 + 8 * index + 8] = value.to_bytes(8, "little")
+
+    base = 0x10000
+    entry(0, 0, base + 0x1000 | 3)  # PML4[0] -> PDPT, rw
+    entry(1, 0, base + 0x2000 | 3)  # PDPT[0] -> PD, rw
+    entry(2, 1, 0x200000 | 0x83)  # PD[1]: a 2 MiB page at 2 MiB, rw
+    entry(2, 2, base + 0x3000 | 1)  # PD[2] -> PT, read-only above the leaf
+    entry(3, 5, 0x7000 | 3 | 1 << 63)  # PT[5]: 4 KiB, rw at the leaf, no-execute
+    mem.add(base, bytes(tables))
+    assert walk(mem, base, 0x234567) == (0x234567, True, True)
+    assert walk(mem, base, 0x405123) == (0x7123, False, False)  # W cleared above, NX at the leaf
+    assert walk(mem, base, 0x406000) is None

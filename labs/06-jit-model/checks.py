@@ -23,8 +23,9 @@ from grader.api import (
     place,
     precompute,
     seen_memory,
-    tlb_ranges,
+    seen_registers,
     values,
+    walk,
 )
 from . import model_ref
 
@@ -262,11 +263,7 @@ CONTEXTS, VOCAB = 16, 27  # model_selftest.c, model.h
 CODE_AT = len(ENGINES) * CONTEXTS * VOCAB * 4  # struct model_seen: code[] after the logits
 
 
-def read_tables(talk):
-    (talk.extra["tlb"],) = talk.ask("info tlb")
-
-
-INTERACTION = at_power_off(read_tables, boots=("default", "jit-sse2"))
+INTERACTION = at_power_off(boots=("default", "jit-sse2"))
 # The held-out count and the words are the same for every path that computes
 # right, and the given interpreter computes them: they count where the widest
 # JIT's own logits are right.
@@ -335,9 +332,9 @@ def widest_seen(ctx):
 @observed("jit: the encoder is right and the code is sealed r-x")
 def code_seen(ctx):
     """Each JIT's code is where its line says, holds code (SSE2's has
-    pmaddwd), and QEMU's walk of the tables shows its pages r-x."""
-    mem, paging = seen_memory(ctx), ctx.lab_checks("paging")
-    ranges = tlb_ranges(ctx.boot.extra.get("tlb", ""))
+    pmaddwd), and the page tables in CR3, walked in guest memory, give its
+    pages r-x."""
+    mem, cr3 = seen_memory(ctx), seen_registers(ctx).get("CR3", 0)
     for k, name in enumerate(("scalar", "sse2")):
         addr = mem.u64(ctx.symbols["model_seen"] + CODE_AT + 8 * k)
         said = [m for m in map(JIT_CODE.match, ctx.boot.lines) if m and m.group(1) == name]
@@ -349,9 +346,12 @@ def code_seen(ctx):
         if not any(code) or name == "sse2" and b"\x66\x0f\xf5" not in code:
             raise Fail(f"in memory, the {size} bytes at 0x{addr:x} are no {name} code (no pmaddwd in the SSE2 code)")
         for page in range(addr & ~0xFFF, addr + size, 0x1000):
-            perms = paging.perms_at(ranges, page)
+            seen = walk(mem, cr3, page)
+            perms = "not mapped" if seen is None else "r" + "-w"[seen[1]] + "-x"[seen[2]]
             if perms != "r-x":
-                raise Fail(f"QEMU's walk of the page tables shows the {name} code page 0x{page:x} {perms}, not r-x")
+                raise Fail(
+                    f"the page tables in CR3 (in guest memory) give the {name} code page 0x{page:x} {perms}, not r-x"
+                )
 
 
 @observed("jit: W^X, sealed code is not writable and data not executable")
