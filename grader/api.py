@@ -74,9 +74,9 @@ if TYPE_CHECKING:  # the engine's values a lab is handed, for readers and editor
 
 __all__ = [
     "Boot", "Context", "Evidence", "Fail", "Hint", "Interaction", "Memory", "MonitorError", "Talk",
-    "POWER_WAIT", "Unseen", "at_power_off", "check", "end_of_run", "exceptions_taken", "observed", "place",
-    "precompute", "qemu_exit_status", "seen_memory", "seen_registers", "sequence", "serial_trace",
-    "signed", "tlb_ranges", "transcript_again", "values", "walk",
+    "POWER_WAIT", "Unavailable", "Unseen", "at_power_off", "check", "end_of_run", "exceptions_taken",
+    "observed", "place", "precompute", "qemu_exit_status", "seen_memory", "seen_registers", "sequence",
+    "serial_trace", "signed", "tlb_ranges", "transcript_again", "values", "walk",
 ]  # fmt: skip
 
 
@@ -92,6 +92,12 @@ class Fail(Exception):
 class Unseen(Fail):
     """An observer could not observe (the kernel never waited for the grader):
     no evidence, but nothing seen against the kernel's lines either."""
+
+
+class Unavailable(Unseen):
+    """This host's emulator cannot observe the fact at all (a QEMU built
+    without the trace backend that writes to the log): as under Bochs, the
+    check stands on the kernel's lines, and the report says so."""
 
 
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
@@ -408,7 +414,7 @@ def serial_trace(ctx: Context):
 
     trace = read(ctx.boot.log)
     if trace is None:
-        raise Unseen("QEMU's log has no serial trace events (is its trace backend `log`?)")
+        raise Unavailable("this QEMU writes no serial trace events to its log (its trace backend is not `log`)")
     return trace
 
 

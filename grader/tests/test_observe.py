@@ -76,3 +76,22 @@ def test_the_page_walk_reads_the_tables_in_guest_memory_and_ands_the_rights():
     assert walk(mem, base, 0x234567) == (0x234567, True, True)
     assert walk(mem, base, 0x405123) == (0x7123, False, False)  # W cleared above, NX at the leaf
     assert walk(mem, base, 0x406000) is None
+
+
+def test_a_fact_this_emulator_cannot_see_stands_on_the_lines_with_a_note():
+    from grader import api
+
+    def refuted(ctx):
+        raise api.Fail("QEMU saw divisor 3")
+
+    def no_trace(ctx):
+        raise api.Unavailable("this QEMU writes no serial trace events")
+
+    refuted.kit_observed = api.ObservedDef(("a",), ("qemu",), "QEMU saw")
+    no_trace.kit_observed = api.ObservedDef(("b",), ("qemu",), "QEMU saw")
+    checks = [grade.CheckResult("a", 5, True), grade.CheckResult("b", 5, True)]
+    got, notes = observe.apply_observers(checks, [refuted, no_trace], lambda boot, passed: None, "qemu")
+    assert (got[0].passed, got[0].message, got[0].evidence) == (False, "QEMU saw divisor 3", observe.REFUTED)
+    assert (got[1].passed, got[1].evidence) == (True, observe.TOLD) and "no serial trace events" in notes[0]
+    _, notes = observe.apply_observers(checks, [refuted], lambda boot, passed: None, "bochs")
+    assert notes[0].startswith("Bochs cannot be asked") and notes[0].endswith("observed under QEMU only): a")
