@@ -35,7 +35,7 @@ class CheckResult:
     bonus: bool = False  # a challenge: optional points, outside the total
     visibility: str = "visible"  # when Gradescope shows it to students (api.VISIBILITIES)
     hidden: bool = False  # declared in the lab's hidden/ folder
-    evidence: str = ""  # what its points rest on: observe.SEED, OBSERVED, TOLD, or "" (nothing of its own)
+    evidence: str = ""  # what its points rest on (observe.SEED, OBSERVED, BORROWED, TOLD), REFUTED, or ""
 
     @property
     def score(self):
@@ -284,8 +284,11 @@ def observe_checks(checks, plan, specs, matched, stage, runs, results, built, va
     def make_context(boot_name, passed):
         return replace(context(stage, runs, results, built, values, boot_name), checks=passed)
 
-    checks, notes = observe.apply_observers(checks, plan.observers, make_context, runs["default"].emulator)
-    return observe.borrow_evidence(checks, plan.backed), notes
+    emulator = runs["default"].emulator
+    checks, notes = observe.apply_observers(checks, plan.observers, make_context, emulator)
+    checks = observe.borrow_evidence(checks, plan.backed)
+    told = observe.told_note(checks, emulator)
+    return checks, ([told] if told else []) + notes
 
 
 def in_thread(fn, *args):

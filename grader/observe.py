@@ -185,11 +185,12 @@ def apply_observers(checks, observers, make_context, emulator):
     """Each @observed function on the checks it names: where this emulator
     can observe, the check passes only if the observation agrees (its
     evidence is then "observed"), and fails with what the emulator saw if it
-    does not; elsewhere the check stands on what the kernel printed ("told")
-    and a note says so. Returns (checks, notes)."""
+    does not; elsewhere the check stands on what the kernel printed ("told";
+    told_note names them). Returns (checks, notes on what this host's
+    emulator could not observe at all)."""
     checks = list(checks)
     index = {c.title: i for i, c in enumerate(checks)}
-    unseen, unavailable = [], []
+    unavailable = []
     for fn in observers:
         spec = fn.kit_observed
         targets = [index[t] for t in spec.titles if t in index]
@@ -199,7 +200,6 @@ def apply_observers(checks, observers, make_context, emulator):
             for i in targets:
                 if checks[i].evidence != SEED:
                     checks[i] = replace(checks[i], evidence=TOLD)
-                unseen.append(checks[i].title)
             continue
         ctx = make_context(checks[targets[0]].boot, {c.title: c.passed for c in checks})
         try:
@@ -223,14 +223,20 @@ def apply_observers(checks, observers, make_context, emulator):
                 checks[i] = replace(c, passed=False, message=failure.message, details=failure.details, evidence=REFUTED)
             elif not c.message.startswith("missing") and not isinstance(failure, api.Unseen):  # what it saw
                 checks[i] = replace(c, details=[f"{spec.who}: {failure.message}"] + failure.details + c.details)
-    notes = []
-    if unseen:
-        notes.append(
-            f"{NAMES.get(emulator, emulator)} cannot be asked what these checks' facts were, so here they stand "
-            f"on the kernel's own lines (they are observed under QEMU only): " + "; ".join(dict.fromkeys(unseen))
-        )
-    notes += [f"not observed here, so it stands on the kernel's own lines: {n}" for n in unavailable]
+    notes = [f"not observed here, so it stands on the kernel's own lines: {n}" for n in unavailable]
     return checks, notes
+
+
+def told_note(checks, emulator):
+    """The note that names the checks which stand on the kernel's lines
+    because this emulator cannot be asked (observe.TOLD), or None."""
+    told = [c.title for c in checks if c.evidence == TOLD]
+    if not told or emulator == "qemu":
+        return None
+    return (
+        f"{NAMES.get(emulator, emulator)} cannot be asked what these checks' facts were, so here they stand "
+        f"on the kernel's own lines (they are observed under QEMU only): " + "; ".join(told)
+    )
 
 
 NAMES = {"qemu": "QEMU", "bochs": "Bochs"}

@@ -93,5 +93,6 @@ def test_a_fact_this_emulator_cannot_see_stands_on_the_lines_with_a_note():
     got, notes = observe.apply_observers(checks, [refuted, no_trace], lambda boot, passed: None, "qemu")
     assert (got[0].passed, got[0].message, got[0].evidence) == (False, "QEMU saw divisor 3", observe.REFUTED)
     assert (got[1].passed, got[1].evidence) == (True, observe.TOLD) and "no serial trace events" in notes[0]
-    _, notes = observe.apply_observers(checks, [refuted], lambda boot, passed: None, "bochs")
-    assert notes[0].startswith("Bochs cannot be asked") and notes[0].endswith("observed under QEMU only): a")
+    got, _ = observe.apply_observers(checks, [refuted], lambda boot, passed: None, "bochs")
+    note = observe.told_note(got, "bochs")
+    assert note.startswith("Bochs cannot be asked") and note.endswith("observed under QEMU only): a")
