@@ -12,8 +12,14 @@ defines, all optional:
     BOOTS = {"panic": "panic"}  more boots of the stage, by name: their tests= word, or a
                                 Boot(tests, seed=f) whose seed is f(this run's seed)
     INTERACTION = Interaction(on_line, kargs=..., emulators=..., launch={"qmp": True})
-                                a conversation with the default boot: on_line(line, talk)
+                                a conversation with the default boot: on_line(line, talk);
+                                at_power_off(look) waits at power-off while look(talk) reads
+    @observed("title", ...[, emulators=("qemu",)])
+    def o(ctx): ...             what the emulator saw backs these checks: raise Fail when it
+                                contradicts them or cannot be seen (a check's evidence, below)
     HINTS = [Hint(test, text, rank)]   diagnosis hints; test(ev) looks at the evidence
+    BACKED_BY = {"title": "other title"}   a check of constant lines counts only where the
+                                named check passes on evidence of its own (the same work)
     @place
     def where(addr, ev): ...    a name for an address (a section, a region), or None
 
@@ -25,13 +31,23 @@ and may use what the engine offers labs:
     ctx.lab_checks("boot")              another lab's checks module, by its name
     talk.send(b"g"), talk.ask("info tlb"), talk.extra   inside on_line: the serial input, QEMU's
                                         monitor, and what the boot keeps for the checks
+    talk.registers(), talk.read(addr, n), talk.read_symbols(lo, hi)   the CPU and guest memory
+                                        while the kernel waits (kept in talk.extra)
+    walk(memory, cr3, va)               the page tables in that memory: (pa, writable, executable)
+    seen_registers(ctx), seen_memory(ctx)   what at_power_off's look kept for the checks
+    serial_trace(ctx.boot), exceptions_taken(ctx)   QEMU's serial trace events, its -d int log
     transcript_again(ctx, prefixes, values)   visible transcript checks again on another boot
 
-`seeded=True` says that what is checked depends on this run's seed: a boot
-earns points only if it shows this run's command line and at least one of
-its seed-dependent lines or checks matched (a replayed transcript earns
-nothing). The engine finds all this by looking at the module; it never
-names a lab.
+Every check earns points only on evidence of its own (grade.py's `prove`):
+a value that only the student's work computes for this run's seed
+(`seeded=True` on a check, or on the @values/@precompute function whose
+placeholders its lines hold: never mark so a value a forger can compute
+cheaply, such as the seed, an address the given code derives, or what the
+given code computes), or an observed fact (an @observed function that
+names it). A boot earns nothing unless its output shows this run's command
+line. Where an emulator cannot observe a fact (Bochs), the check stands on
+the kernel's lines and the report says so. The engine finds all this by
+looking at the module; it never names a lab.
 
 A lab may keep checks out of the students' copy in labs/NN-name/hidden/
 (checks.py there has the same form; the handout leaves the folder out).
@@ -46,7 +62,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Callable, Iterable
 
 from .ending import end_of_run, qemu_exit_status
-from .monitor import MonitorError, human_commands, tlb_ranges
+from .monitor import Memory, MonitorError, human_commands, registers, talk as qmp_talk, tlb_ranges, walk
 from .seeded import sequence, signed
 
 if TYPE_CHECKING:  # the engine's values a lab is handed, for readers and editors
@@ -57,9 +73,10 @@ if TYPE_CHECKING:  # the engine's values a lab is handed, for readers and editor
     from .symbols import Symbols
 
 __all__ = [
-    "Boot", "Context", "Evidence", "Fail", "Hint", "Interaction", "MonitorError", "Talk",
-    "check", "end_of_run", "place", "precompute", "qemu_exit_status", "sequence", "signed",
-    "tlb_ranges", "transcript_again", "values",
+    "Boot", "Context", "Evidence", "Fail", "Hint", "Interaction", "Memory", "MonitorError", "Talk",
+    "POWER_WAIT", "Unavailable", "Unseen", "at_power_off", "check", "end_of_run", "exceptions_taken",
+    "observed", "place", "precompute", "qemu_exit_status", "seen_memory", "seen_registers", "sequence",
+    "serial_trace", "signed", "tlb_ranges", "transcript_again", "values", "walk",
 ]  # fmt: skip
 
 
@@ -70,6 +87,17 @@ class Fail(Exception):
         super().__init__(message)
         self.message = message
         self.details = list(details)
+
+
+class Unseen(Fail):
+    """An observer could not observe (the kernel never waited for the grader):
+    no evidence, but nothing seen against the kernel's lines either."""
+
+
+class Unavailable(Unseen):
+    """This host's emulator cannot observe the fact at all (a QEMU built
+    without the trace backend that writes to the log): as under Bochs, the
+    check stands on the kernel's lines, and the report says so."""
 
 
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
@@ -139,12 +167,35 @@ def place(fn: Callable[[int, Evidence], str | None]) -> Callable[[int, Evidence]
     return fn
 
 
+@dataclass(frozen=True)
+class ObservedDef:
+    titles: tuple[str, ...]
+    emulators: tuple[str, ...]
+    who: str  # how the report names the observer: "QEMU saw"
+
+
+def observed(*titles: str, emulators: Iterable[str] = ("qemu",), who: str = "QEMU saw"):
+    """fn(ctx) backs the checks with these titles (of expected.txt or of
+    @check) with what the emulator saw: it returns when the observation
+    agrees, raises Fail (saying what was seen) when it contradicts them or
+    could not be made. Observers run in the order they are declared; an
+    observer may ask ctx.passed(title) of a check named by one before it."""
+
+    def deco(fn):
+        fn.kit_observed = ObservedDef(tuple(titles), tuple(emulators), who)
+        return fn
+
+    return deco
+
+
 class Talk:
     """What an interaction's on_line hook may do while the kernel runs:
-    answer on the serial input, ask QEMU's monitor, keep what it learnt."""
+    answer on the serial input, ask QEMU's monitor, read the CPU and guest
+    memory, keep what it learnt."""
 
-    def __init__(self, result: RunResult, send: Callable[[bytes], None]):
+    def __init__(self, result: RunResult, send: Callable[[bytes], None], symbols: Symbols | None = None):
         self._result, self._send = result, send
+        self.symbols = symbols if symbols is not None else {}
 
     @property
     def extra(self) -> dict:
@@ -155,13 +206,50 @@ class Talk:
         """Bytes on the kernel's serial input (a kernel that has powered off does not hear them)."""
         self._send(data)
 
-    def ask(self, *commands: str) -> list[str]:
-        """The texts of monitor commands (`info tlb`) asked of this boot's QEMU
-        (Interaction(launch={"qmp": True})); MonitorError if it cannot be asked."""
+    def _socket(self):
         sock = self._result.launch.files.get("qmp") if self._result.launch else None
         if sock is None:
             raise MonitorError("this boot has no monitor (Interaction(launch={'qmp': True}))")
-        return human_commands(sock, list(commands))
+        return sock
+
+    def ask(self, *commands: str) -> list[str]:
+        """The texts of monitor commands (`info tlb`) asked of this boot's QEMU
+        (Interaction(launch={"qmp": True})); MonitorError if it cannot be asked."""
+        return human_commands(self._socket(), list(commands))
+
+    def pause(self) -> None:
+        """Stop the guest's CPU (QMP `stop`) while the grader looks."""
+        qmp_talk(self._socket(), [("stop",)])
+
+    def resume(self) -> None:
+        """Let the guest's CPU run again (QMP `cont`)."""
+        qmp_talk(self._socket(), [("cont",)])
+
+    def registers(self) -> dict:
+        """The CPU's registers now (monitor.registers), kept in extra["registers"]."""
+        (text,) = self.ask("info registers")
+        self.extra["registers"] = registers(text)
+        return self.extra["registers"]
+
+    def read(self, addr: int, size: int) -> bytes:
+        """`size` bytes of guest physical memory at addr (the kernel is
+        identity-mapped), kept in extra["memory"] (a monitor.Memory)."""
+        sock = self._socket()
+        path = sock.parent / f"mem-{addr:x}-{size:x}.bin"
+        qmp_talk(sock, [("pmemsave", addr, size, path)])
+        try:
+            data = path.read_bytes()
+            path.unlink()
+        except OSError as e:
+            raise MonitorError(f"QEMU's memory dump could not be read: {e}") from None
+        if len(data) != size:
+            raise MonitorError(f"QEMU dumped {len(data)} bytes of guest memory, not {size}")
+        self.extra.setdefault("memory", Memory()).add(addr, data)
+        return data
+
+    def read_symbols(self, start: str, end: str) -> bytes:
+        """The guest memory between two of the kernel's symbols (end exclusive)."""
+        return self.read(self.symbols[start], self.symbols[end] - self.symbols[start])
 
 
 @dataclass(frozen=True)
@@ -172,7 +260,56 @@ class Interaction:
     on_line: Callable[[str, Talk], None]
     kargs: str = ""
     emulators: tuple[str, ...] = ("qemu",)
-    launch: dict = field(default_factory=dict)  # options for the emulator (qmp=True)
+    launch: dict = field(default_factory=dict)  # options for the emulator (qmp=True, trace=(events...))
+    boots: tuple[str, ...] = ("default",)  # the boots it talks with
+
+
+POWER_WAIT = "[power] waiting for the grader"  # power.c prints it when the command line says monitor=power
+
+
+def look_at_kernel(talk: Talk) -> None:
+    """The CPU's registers and the kernel's whole image, from .text to the
+    end of .bss (its variables, its heap, the code a JIT wrote there)."""
+    talk.registers()
+    talk.read_symbols("__kernel_start", "__kernel_end")
+
+
+def at_power_off(
+    *looks: Callable[[Talk], None],
+    launch: dict | None = None,
+    boots: Iterable[str] = ("default",),
+    also: str = "",
+    other: Callable[[str, Talk], None] | None = None,
+) -> Interaction:
+    """An interaction in which the kernel waits at power-off (power.c, with
+    `monitor=power` on its command line) while the grader reads the CPU and
+    the kernel's image (look_at_kernel), then each look(talk), before
+    letting it go on. `also` adds monitor points (`paging`) and `other`
+    hears every other line (to answer at them); `launch` adds QEMU options
+    (trace=("serial_write", ...))."""
+    points = ",".join(p for p in (also, "power") if p)
+
+    def on_line(line: str, talk: Talk) -> None:
+        if line != POWER_WAIT:
+            if other:
+                other(line, talk)
+            return
+        try:
+            talk.pause()  # the kernel waits a few seconds at most: the clock stops while the grader looks
+            look_at_kernel(talk)
+            for look in looks:
+                look(talk)
+        except MonitorError as e:
+            talk.extra["monitor_error"] = str(e)
+        finally:
+            talk.extra["looked"] = True
+            try:
+                talk.resume()
+            except MonitorError:
+                pass
+            talk.send(b"g")
+
+    return Interaction(on_line, f"monitor={points}", ("qemu",), {"qmp": True, **(launch or {})}, tuple(boots))
 
 
 @dataclass(frozen=True)
@@ -213,6 +350,7 @@ class Context:
     boots: dict[str, RunResult]  # every boot of the stage, by name
     build: Build  # kernel.elf and its symbols
     values: dict[str, object] = field(default_factory=dict)  # the transcript's placeholders, computed
+    checks: dict[str, bool] = field(default_factory=dict)  # for an observer: check title -> passed so far
 
     @property
     def seed(self) -> int:
@@ -240,6 +378,52 @@ class Context:
     def find(self, prefix: str) -> list[str]:
         return [ln for ln in self.boot.lines if ln.startswith(prefix)]
 
+    def passed(self, title: str) -> bool:
+        """For an observer: has the check of this title passed (so far)?"""
+        return self.checks.get(title, False)
+
+
+def seen_registers(ctx: Context) -> dict:
+    """The registers at_power_off's look read; Fail if QEMU was never asked."""
+    _looked(ctx)
+    return ctx.boot.extra["registers"]
+
+
+def seen_memory(ctx: Context) -> Memory:
+    """The guest memory at_power_off's look read; Fail if QEMU was never asked."""
+    _looked(ctx)
+    return ctx.boot.extra["memory"]
+
+
+def _looked(ctx: Context) -> None:
+    extra = ctx.boot.extra
+    if extra.get("monitor_error"):
+        raise Unseen(f"QEMU could not be asked: {extra['monitor_error']}")
+    if not extra.get("looked") or "registers" not in extra or "memory" not in extra:
+        raise Unseen(
+            f"QEMU was never asked: the kernel never printed `{POWER_WAIT}` (it waits there at power-off, "
+            f"with monitor=power on its command line, while the grader reads its memory), so nothing it "
+            f"says here could be checked"
+        )
+
+
+def serial_trace(ctx: Context):
+    """The UART's register writes and the lines it sent, from QEMU's serial
+    trace (observe.SerialTrace), or Fail if the boot's log has none."""
+    from .observe import serial_trace as read
+
+    trace = read(ctx.boot.log)
+    if trace is None:
+        raise Unavailable("this QEMU writes no serial trace events to its log (its trace backend is not `log`)")
+    return trace
+
+
+def exceptions_taken(ctx: Context):
+    """Every exception the CPU took inside the kernel, from QEMU's -d int log (observe.Taken)."""
+    from .observe import exceptions
+
+    return exceptions(ctx.boot.log, ctx.symbols.kernel_range)
+
 
 @dataclass
 class Evidence:
@@ -265,15 +449,20 @@ def collect(module, hidden=False):
     """The check definitions, value and precompute functions, places, boots,
     interaction and hints a lab's module declares (hidden: the module is the
     lab's hidden/checks.py)."""
-    found = {"checks": [], "values": [], "precompute": [], "places": []}
+    found = {"checks": [], "values": [], "precompute": [], "places": [], "observers": []}
     if module is None:
-        return dict(found, boots={}, interaction=None, hints=[], kernel_report=None)
+        return dict(found, boots={}, interaction=None, hints=[], kernel_report=None, backed={})
     default = getattr(module, "VISIBILITY", "after_due_date") if hidden else "visible"
     for obj in vars(module).values():
         if hasattr(obj, "kit_check"):
             c = obj.kit_check
             found["checks"].append(replace(c, visibility=c.visibility or default, hidden=hidden))
-        for attr, key in (("kit_values", "values"), ("kit_precompute", "precompute"), ("kit_place", "places")):
+        for attr, key in (
+            ("kit_values", "values"),
+            ("kit_precompute", "precompute"),
+            ("kit_place", "places"),
+            ("kit_observed", "observers"),
+        ):
             if getattr(obj, attr, False):
                 found[key].append(obj)  # values and precompute: obj.kit_values says "seeded" or "fixed"
     return dict(
@@ -282,6 +471,7 @@ def collect(module, hidden=False):
         interaction=getattr(module, "INTERACTION", None),
         hints=list(getattr(module, "HINTS", [])),
         kernel_report=getattr(module, "kernel_report", None),
+        backed=dict(getattr(module, "BACKED_BY", {})),
     )
 
 

@@ -253,9 +253,11 @@ def bench(batch, kept, wall, cores):
                 boots += st.boots[boot_name].elapsed
                 continue
             with tempfile.TemporaryDirectory(prefix="kit-bench-") as tmp:
-                talk = grade.plan_for(st.stage, "qemu").interaction if boot_name == "default" else None
+                talk = grade.talks_with(grade.plan_for(st.stage, "qemu"), boot_name)
+                # no grader answers here: the kernel must not wait for one (monitor=...)
+                bare = " ".join(w for w in r.cmdline.split() if not w.startswith("monitor="))
                 launch = emulators.EMULATORS[r.emulator](
-                    b.iso, tmp, r.cmdline, memory_mb=r.memory_mb, exits=exits, **(dict(talk.launch) if talk else {})
+                    b.iso, tmp, bare, memory_mb=r.memory_mb, exits=exits, **(dict(talk.launch) if talk else {})
                 )
                 t = time.monotonic()
                 proc = subprocess.Popen(

@@ -145,7 +145,9 @@ def boxed(argv, iso, tmpdir, net=False):
     return sandbox.wrap(argv, rw=[tmpdir], ro=[iso], net=net, cwd=tmpdir, file_cap=sandbox.EMULATOR_FILE_CAP)
 
 
-def qemu(iso, tmpdir, kargs, memory_mb=128, exits=None, gdb_port=None, extra=(), qmp=False, **_):
+def qemu(iso, tmpdir, kargs, memory_mb=128, exits=None, gdb_port=None, extra=(), qmp=False, trace=(), **_):
+    """trace: QEMU trace events to record in the log (-trace NAME: the log
+    backend of Debian's QEMU writes them to the -D file, in order with -d int)."""
     tmpdir = Path(tmpdir)
     log = tmpdir / "qemu.log"
     env = make_args_disk(tmpdir, kargs)
@@ -190,6 +192,8 @@ def qemu(iso, tmpdir, kargs, memory_mb=128, exits=None, gdb_port=None, extra=(),
     if qmp:  # QEMU's machine protocol, for the grader's questions about the guest
         files["qmp"] = tmpdir / "qmp.sock"
         argv += ["-qmp", f"unix:{files['qmp']},server=on,wait=off"]
+    for event in trace:
+        argv += ["-trace", event]
     argv += list(extra)
     return Launch(
         "qemu", boxed(argv, iso, tmpdir, net=bool(gdb_port)), log, files=files, exits=dict(exits or {}), command=argv

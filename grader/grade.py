@@ -35,6 +35,7 @@ class CheckResult:
     bonus: bool = False  # a challenge: optional points, outside the total
     visibility: str = "visible"  # when Gradescope shows it to students (api.VISIBILITIES)
     hidden: bool = False  # declared in the lab's hidden/ folder
+    evidence: str = ""  # what its points rest on (observe.SEED, OBSERVED, BORROWED, TOLD), REFUTED, or ""
 
     @property
     def score(self):
@@ -55,6 +56,7 @@ class StageResult:
     unproven: dict = field(default_factory=dict)  # boot name -> why its output cannot count for this run
     stopped: str = ""  # why the default boot did not end cleanly
     elapsed: float = 0.0
+    notes: list = field(default_factory=list)  # what this emulator could not observe
     build: object = None  # build.Build, when the stage built
 
     @property
@@ -103,6 +105,8 @@ class Plan:
     interaction: object  # api.Interaction for the default boot, or None
     values: tuple  # functions ctx -> {name: value}
     precompute: tuple  # functions (seed, lab) -> {name: value}
+    observers: tuple = ()  # @observed functions, in the order they are declared
+    backed: dict = field(default_factory=dict)  # BACKED_BY: check title -> the check whose evidence it shares
 
 
 def with_hidden():
@@ -133,6 +137,8 @@ def plan_for(stage, emulator, only=None):
         talk if talk and emulator in talk.emulators else None,
         tuple(found["values"] + hidden["values"]),
         tuple(found["precompute"] + hidden["precompute"]),
+        tuple(found["observers"] + hidden["observers"]),
+        {**found["backed"], **hidden["backed"]},
     )
 
 
@@ -166,7 +172,7 @@ def boot(b, r, timeouts=None, talk=None, slots=None, **kw):
     make = emulators.EMULATORS[r.emulator]
     opts = dict(talk.launch) if talk else {}
     if talk:
-        kw["on_line"] = lambda line, result, send: talk.on_line(line, api.Talk(result, send))
+        kw["on_line"] = lambda line, result, send: talk.on_line(line, api.Talk(result, send, b.symbols))
     if r.emulator == "qemu":
         opts["qmp"] = True  # so that a hang can be asked where it is
         kw.setdefault("on_stall", ask_where)
@@ -189,12 +195,17 @@ def ask_where(result):
         result.extra["samples"] = monitor.sample_registers(qmp)
 
 
+def talks_with(plan, name):
+    """The interaction of the boot called `name`, or None."""
+    return plan.interaction if plan.interaction and name in plan.interaction.boots else None
+
+
 def plan_runs(plan, seed, emulator, memory_mb=None):
-    extra = tuple(plan.interaction.kargs.split()) if plan.interaction and plan.interaction.kargs else ()
-    return {
-        name: Run(b.seed_for(seed), b.tests, memory_mb, extra if name == "default" else (), emulator)
-        for name, b in plan.boots.items()
-    }
+    def extra(name):
+        talk = talks_with(plan, name)
+        return tuple(talk.kargs.split()) if talk and talk.kargs else ()
+
+    return {name: Run(b.seed_for(seed), b.tests, memory_mb, extra(name), emulator) for name, b in plan.boots.items()}
 
 
 def failed_stage(stage, seed, emulator, message, memory_mb=None, build_error=None, stopped="", elapsed=0.0, plan=None):
@@ -242,6 +253,7 @@ def grade_stage(stage, seed, emulator="qemu", memory_mb=None, timeouts=None, out
     checks = transcript_checks(specs, matched, default, values) + computed_checks(
         plan.checks, stage, runs, results, built, values
     )
+    checks, notes = observe_checks(checks, plan, specs, matched, stage, runs, results, built, values, precomputed)
     checks, unproven = prove(checks, plan, specs, matched, runs, results, seeded_names(plan, values, precomputed))
     checks, stopped = explain_the_end(checks, stage, default)
     diagnoses, stuck = diagnose(checks, stage, emulator, results, built)
@@ -257,7 +269,26 @@ def grade_stage(stage, seed, emulator="qemu", memory_mb=None, timeouts=None, out
     return StageResult(
         stage, seed, runs["default"].memory_mb, emulator, checks, runs, results,
         diagnoses=diagnoses, unproven=unproven, stopped=stopped, elapsed=time.monotonic() - t0, build=built,
+        notes=notes,
     )  # fmt: skip
+
+
+def observe_checks(checks, plan, specs, matched, stage, runs, results, built, values, precomputed):
+    """The evidence of each check: seed-bound values its lines or its
+    function read, then what the emulator observed (the lab's @observed
+    functions, which may fail it). Returns (checks, notes)."""
+    from . import observe
+
+    checks = observe.seeded_evidence(checks, plan, specs, matched, work_names(plan, values, precomputed))
+
+    def make_context(boot_name, passed):
+        return replace(context(stage, runs, results, built, values, boot_name), checks=passed)
+
+    emulator = runs["default"].emulator
+    checks, notes = observe.apply_observers(checks, plan.observers, make_context, emulator)
+    checks = observe.borrow_evidence(checks, plan.backed)
+    told = observe.told_note(checks, emulator)
+    return checks, ([told] if told else []) + notes
 
 
 def in_thread(fn, *args):
@@ -283,10 +314,7 @@ def boot_all(built, plan, runs, seed, timeouts, slots):
     lab = built.stage.top
     slots = slots or emulator_slots()
     early = [(fn, *in_thread(fn, seed, lab)) for fn in plan.precompute]
-    started = {
-        name: in_thread(boot, built, r, timeouts, plan.interaction if name == "default" else None, slots)
-        for name, r in runs.items()
-    }
+    started = {name: in_thread(boot, built, r, timeouts, talks_with(plan, name), slots) for name, r in runs.items()}
     specs = expected_transcript(lab)
     results = {}
     for name, (t, box) in started.items():
@@ -329,7 +357,7 @@ def transcript_checks(specs, matched, default, values):
     for s in specs:
         lr = matched[s.title]
         bad = transcript.failed(lr)
-        partial = any(r.status in ("matched", "wrong", "forbidden") for r in lr if not r.expect.never)
+        partial = any(r.status in ("matched", "wrong", "contradicted", "forbidden") for r in lr if not r.expect.never)
         show_diff = bad and (partial or any(r.status == "forbidden" for r in lr))
         out.append(
             CheckResult(
@@ -346,13 +374,19 @@ def transcript_checks(specs, matched, default, values):
     return out
 
 
-def seeded_names(plan, values, precomputed):
-    """The placeholders whose values depend on this run's seed."""
-    names = {"seed"} | set(precomputed.get("_seeded", ()))
+def work_names(plan, values, precomputed):
+    """The placeholders whose values only the student's work computes for
+    this run's seed (@values(seeded=True), @precompute(seeded=True))."""
+    names = set(precomputed.get("_seeded", ()))
     for fn in plan.values:
         if getattr(fn, "kit_values", "") == "seeded":
             names |= set(values.get(f"_from_{fn.__name__}", ()))
     return names
+
+
+def seeded_names(plan, values, precomputed):
+    """The placeholders whose values depend on this run's seed."""
+    return {"seed"} | work_names(plan, values, precomputed)
 
 
 OTHER_SEED = re.compile(r"seed=0x([0-9a-f]{8})\b")
@@ -384,13 +418,27 @@ def unproven_why(r, boot):
     )
 
 
+NO_EVIDENCE = (
+    "no points: nothing backs this check but the kernel's own lines (from lab 02 on, student code owns the "
+    "output path); it needs a value only the work computes for this run's seed, or a fact the emulator saw"
+)
+
+
 def prove(checks, plan, specs, matched, runs, results, seeded):
-    """Every point depends on this run: a boot counts only if its output
-    shows this run's command line and, where the lab has seed-dependent
-    lines or checks for it, at least one of them matched. A check on a boot
-    that fails the proof earns nothing. Returns (checks, {boot: why})."""
+    """Every point rests on evidence of its own. A boot counts only if its
+    output shows this run's command line and no other seed's output; then a
+    check earns points only on its own evidence (observe.seeded_evidence,
+    observe.apply_observers): a value only the student's work computes for
+    this seed, or a fact the emulator observed. A check whose fact this
+    emulator cannot observe stands on the kernel's lines where the boot shows
+    one of its seed-dependent lines (the rule before observations); the
+    common check (the clean end) counts where another check of its boot has
+    evidence. Returns (checks, {boot: why it earns nothing})."""
+    from .observe import BORROWED, OBSERVED, REFUTED, SEED, TOLD
+
     computed = dict(zip(plan.checks, checks[len(specs) :]))
-    unproven = {}
+    common = {d.title for d in COMMON_CHECKS}
+    unproven, told_ok = {}, {}
     for name, r in runs.items():
         boot = results[name]
         echo = any(r.cmdline in ln for ln in boot.lines)
@@ -402,15 +450,40 @@ def prove(checks, plan, specs, matched, runs, results, seeded):
                 for lr in matched[spec.title]
                 if not lr.expect.never and seeded & set(PLACEHOLDER.findall(lr.expect.text))
             ]
-        if not (echo and (not items or any(items))):
+        told_ok[name] = echo and (not items or any(items))
+        others = {m for ln in boot.lines for m in OTHER_SEED.findall(ln)} - {f"{r.seed:08x}"}
+        if not echo or others:
             unproven[name] = unproven_why(r, boot)
-    checks = [
-        replace(c, passed=False, message=unproven[c.boot], details=[], hints=[])
-        if c.boot in unproven and c.passed
-        else c
-        for c in checks
-    ]
-    return checks, unproven
+    foreign = set(unproven)  # output that cannot belong to this run: that comes before anything seen
+    own = [c for c in checks if c.title not in common]
+    for name in runs:
+        mine = [c for c in own if c.boot == name]
+        shown = (
+            any(c.passed and c.evidence in (SEED, OBSERVED, BORROWED) for c in mine)
+            or told_ok[name]
+            and any(c.passed and c.evidence == TOLD for c in mine)
+        )
+        if name not in unproven and not shown and any(c.passed for c in checks if c.boot == name):
+            unproven[name] = (
+                "no points from this boot: none of its checks showed this run's work (a value only the work "
+                "computes for this seed, or a fact the emulator observed), so nothing it printed can count"
+                if told_ok[name]
+                else unproven_why(runs[name], results[name])
+            )
+
+    def verdict(c):
+        if not c.passed and c.evidence == REFUTED and c.boot in foreign:  # the boot's own reason comes first
+            return replace(c, message=unproven[c.boot], details=[], hints=[])
+        if not c.passed:
+            return c
+        if c.boot in unproven:
+            return replace(c, passed=False, message=unproven[c.boot], details=[], hints=[])
+        if c.title in common or c.evidence in (SEED, OBSERVED, BORROWED) or c.evidence == TOLD and told_ok[c.boot]:
+            return c
+        why = NO_EVIDENCE if c.evidence != TOLD else unproven_why(runs[c.boot], results[c.boot])
+        return replace(c, passed=False, message=why, details=[], hints=[])
+
+    return [verdict(c) for c in checks], unproven
 
 
 def computed_checks(defs, stage, runs, results, built, values):

@@ -21,6 +21,7 @@ hunt; an escape prints the command that replays its seed). The test suite
 """
 import os
 import random
+import re
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -186,3 +187,165 @@ def check_of(st, title_start):
 
 def diagnosis_text(st, boot="default"):
     return "\n".join(st.diagnoses.get(boot, []))
+
+
+# --- forgers: a lab's skeleton plus its whole expected transcript, printed ---------------
+
+_REFERENCE = {}
+
+
+def reference_lines(stage, seed):
+    """The default boot's serial output of the reference solutions (the
+    kit's own labs/ and solutions/) for this seed, under QEMU."""
+    key = (str(stage), seed)
+    if key not in _REFERENCE:
+        st = stage_mod.make(stage, stage_mod.Origin("solutions"))
+        built = build_mod.build(st)
+        plan = grade.plan_for(st, "qemu", only=set())
+        run = grade.plan_runs(plan, seed, "qemu")["default"]
+        _REFERENCE[key] = grade.boot(built, run, talk=grade.talks_with(plan, "default")).lines
+    return _REFERENCE[key]
+
+
+def c_string(text):
+    """`text` as a C string literal."""
+    return '"' + "".join(c if c.isprintable() and c not in '"\\' else f'\\x{ord(c):02x}" "' for c in text) + '"'
+
+
+FORGED_BYTES = 24 * 1024  # the forger's text lives in an array of this fixed size: its length moves nothing
+
+
+def forged_text(stage, seed, work=(), symbols=None):
+    """What a forger prints: the reference transcript of this seed, except
+    the lines that only the work computes (those starting with a prefix of
+    `work`), which it can only take from a run of another seed (as if
+    replayed), with this run's seed put in. With `symbols` (the forger's own
+    kernel), every value the grader computes from a kernel's symbols (its
+    sections' and probes' addresses, and what the given code derives from
+    them) is the forger's own, as a forger computes it at run time. The
+    grader's waiting lines and the final line are left to the kernel."""
+    ours = reference_lines(stage, seed)
+    if symbols is not None:
+        ours = refit(stage, seed, ours, symbols)
+    if work:
+        other = next(s for s in range(seed + 3, seed + 300, 3) if s % 3 == seed % 3)  # the same machine size
+        theirs = reference_lines(stage, other)
+        assert len(theirs) == len(ours), "the two reference runs differ in length"
+        ours = [b.replace(f"0x{other:08x}", f"0x{seed:08x}") if a.startswith(work) else a for a, b in zip(ours, theirs)]
+    return [ln for ln in ours if not ln.startswith("[power] ")]
+
+
+def refit(stage, seed, lines, symbols):
+    """The reference output with each expected line rendered again with the
+    values the grader computes for a kernel of these symbols (the builtin
+    placeholders keep what the reference printed)."""
+    from types import SimpleNamespace
+
+    from . import run as run_mod, transcript
+
+    st = stage_mod.make(stage, stage_mod.Origin("solutions"))
+    plan = grade.plan_for(st, "qemu", only=set())
+    runs = grade.plan_runs(plan, seed, "qemu")
+    boot = run_mod.RunResult("exited", output=("\n".join(lines) + "\n").encode())
+    pre = {"_seeded": []}
+    for fn in plan.precompute:
+        pre.update(fn(seed, st.top))
+
+    def values(syms):
+        built = SimpleNamespace(symbols=syms, stage=st)
+        return grade.placeholder_values(plan, st, runs, {"default": boot}, built, seed, dict(pre))
+
+    ref, ours = values(build_mod.build(st).symbols), values(symbols)
+    specs = grade.expected_transcript(st.top)
+    out = list(lines)
+    for spec in specs:
+        for r in transcript.match(specs, lines, ref)[spec.title]:
+            if r.status == "matched":
+                out[r.index] = rerender(r.expect, lines[r.index], ref, ours)
+    return out
+
+
+def rerender(expect, line, old, new):
+    """`line`, which matches `expect` with the values `old`, with the values `new`."""
+    from .transcript import BUILTINS, TOKEN
+
+    parts, pos, groups = [], 0, []
+    for m in TOKEN.finditer(expect.text):
+        parts.append(re.escape(expect.text[pos : m.start()]))
+        name = m.group(1)
+        if m.group(0) in ("{{", "}}"):
+            parts.append(re.escape(m.group(0)[0]))
+        elif name in old:
+            parts.append(f"({re.escape(str(old[name]))})")
+            groups.append(str(new[name]))
+        else:
+            alternatives = "|".join(re.escape(a) for a in name.split("|"))
+            parts.append(f"({BUILTINS.get(name, alternatives)})")
+            groups.append(None)
+        pos = m.end()
+    parts.append(re.escape(expect.text[pos:]))
+    m = re.fullmatch("".join(parts), line)
+    if m is None:
+        return line
+    out, at = [], 0
+    for i, value in enumerate(groups, 1):
+        out += [line[at : m.start(i)], m.group(i) if value is None else value]
+        at = m.end(i)
+    return "".join(out) + line[at:]
+
+
+def forger(student_file, stage, seed=SEED, work=(), filtered=True, extra_c=""):
+    """A patch that makes solutions/<student_file> a forger: the skeleton of
+    the file, whose every function first prints the lab's whole transcript
+    (forged_text, fitted to the forger's own kernel: it is built once to
+    learn its symbols). filtered: straight to the UART (early_putc), then
+    the console points at a sink that drops everything the kernel prints
+    later (only the power-off lines, written with early_putc, still go out);
+    otherwise through con_puts, before the kernel's own lines. extra_c runs
+    in the sink, at each character the kernel prints (a forger's answer to
+    another boot, once the command line is known)."""
+
+    def write(root, lines):
+        text = (root / "labs" / student_file).read_text()
+        body = "\n".join(f"    {c_string(ln + chr(10))}" for ln in lines)
+        assert sum(len(ln) + 1 for ln in lines) < FORGED_BYTES, "the forged transcript does not fit"
+        helpers = f"""
+/* A forger (grader/mutants.py): it prints what a finished lab prints. */
+#include "kernel.h"
+static const char forge_text[{FORGED_BYTES}] =
+{body};
+static int forge_done;
+static void
+forge_drop(char c)
+{{
+    (void)c;
+{extra_c}
+}}
+static void
+forge_install(void)
+{{
+    if (forge_done)
+        return;
+    forge_done = 1;
+    {"for (const char *p = forge_text; *p; p++) early_putc(*p); con_sink = forge_drop;" if filtered
+     else "con_puts(forge_text); (void)forge_drop;"}
+}}
+"""
+        last_include = max(i for i, ln in enumerate(text.splitlines()) if ln.startswith("#include"))
+        head = text.splitlines(keepends=True)
+        text = "".join(head[: last_include + 1]) + helpers + "".join(head[last_include + 1 :])
+        text = re.sub(r"(// LAB \d+: your code here\.\n)", r"\1    forge_install();\n", text)
+        (root / "solutions" / student_file).write_text(text)
+
+    def apply(root):
+        write(root, forged_text(stage, seed, work))  # a first build: the forger's layout
+        symbols = build_mod.build(stage_mod.make(stage, stage_mod.Origin("solutions"), root)).symbols
+        write(root, forged_text(stage, seed, work, symbols))
+
+    apply.shown = f"forger in {student_file}"
+    return apply
+
+
+def earned_without_work(st, allowed=()):
+    """The checks a forger passed that test more than the given code."""
+    return [c.title for c in st.checks if c.passed and c.title not in allowed and c.points]

@@ -80,6 +80,8 @@ def terminal(stages, stream=sys.stdout, verbose=False, color=None):
             w(paint(f"   diagnosis ({boot} boot, {st.runs[boot].cmdline}):", "1") + "\n")
             for ln in lines:
                 w(f"      {ln}\n")
+        for note in st.notes:
+            w(f"   note: {note}\n")
         if verbose and st.boots:
             for name, r in st.boots.items():
                 w(f"   serial output of the {name} boot ({r.reason}, status {r.status}, {r.elapsed:.2f}s):\n")
@@ -384,7 +386,9 @@ def gradescope_results(stages, note="", reproduce=None):
             + "."
         )
         lines += [sanitize(ln, roots) for ln in compiler_errors(s)]
-        lines += [sanitize(f"{b} boot: {why}", roots) for b, why in s.unproven.items()]
+        shown = {c.boot for c in s.checks if c.visibility == "visible"}  # a hidden boot's name stays hidden
+        lines += [sanitize(f"{b} boot: {why}", roots) for b, why in s.unproven.items() if b in shown]
+        lines += [sanitize(f"Note: {note}", roots) for note in s.notes]
         if s.stopped:
             lines.append(sanitize(f"The kernel did not finish: {s.stopped}", roots))
         lines.append(f"Run the same test: {(reproduce or reproduce_command)(s)}")

@@ -11,7 +11,10 @@ book/00-introduction.md):
     ! [panic] {any}                a line that must never appear anywhere
 
 Expected lines are matched in order; other output may come in between.
-A line matches the whole output line. Inside a line:
+A line matches the whole output line. An output line anywhere that has an
+expected line's fixed text but other values (another number where the line
+has a number or a computed value) and matches no expected line contradicts
+it: the check fails, whichever copy came first. Inside a line:
     {hex} 0x and hex digits   {dec} a decimal integer   {word} no spaces
     {any} anything            {a|b|c} one of these texts
     {name} a value the grader computes for this run (the seed, ...)
@@ -22,6 +25,16 @@ from dataclasses import dataclass, field
 
 BUILTINS = {"hex": r"0x[0-9a-fA-F]+", "dec": r"-?[0-9]+", "word": r"\S+", "any": r".*"}
 TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
+NUMBER = re.compile(r"\b(?:0x[0-9a-fA-F]+|[0-9]+)\b")  # a value written in an expected line's text
+ANY_NUMBER = r"(?:0x[0-9a-fA-F]+|[0-9]+)"
+
+
+def wildcard(value):
+    """What may stand for a computed value in a line's shape: another value of
+    its kind (a number for a number, one word for a word, any text for text)."""
+    if re.fullmatch(r"[-+]?(?:0x[0-9a-fA-F]+|[0-9]+)", value):
+        return r"[-+]?" + ANY_NUMBER
+    return r"\S+" if value and not re.search(r"\s", value) else ".*"
 
 
 class TranscriptError(Exception):
@@ -34,15 +47,29 @@ class Expect:
     line_no: int
     never: bool = False
 
-    def regex(self, values):
+    def regex(self, values, shape=False):
+        """The line as a regular expression; with shape=True, its fixed text
+        only: every computed value and every number in the text may be any
+        other (an output line of this shape that is not the line itself
+        contradicts it)."""
         out, pos = [], 0
+
+        def literal(text):
+            if not shape:
+                return re.escape(text)
+            parts, at = [], 0
+            for n in NUMBER.finditer(text):
+                parts += [re.escape(text[at : n.start()]), ANY_NUMBER]
+                at = n.end()
+            return "".join(parts) + re.escape(text[at:])
+
         for m in TOKEN.finditer(self.text):
-            out.append(re.escape(self.text[pos : m.start()]))
+            out.append(literal(self.text[pos : m.start()]))
             tok, name = m.group(0), m.group(1)
             if tok in ("{{", "}}"):
                 out.append(re.escape(tok[0]))
             elif name in values:
-                out.append(re.escape(str(values[name])))
+                out.append(wildcard(str(values[name])) if shape else re.escape(str(values[name])))
             elif name in BUILTINS:
                 out.append(BUILTINS[name])
             elif "|" in name:
@@ -50,7 +77,7 @@ class Expect:
             else:
                 raise TranscriptError(f"line {self.line_no}: unknown placeholder {{{name}}}")
             pos = m.end()
-        out.append(re.escape(self.text[pos:]))
+        out.append(literal(self.text[pos:]))
         return re.compile("".join(out))
 
     def shown(self, values):
@@ -112,8 +139,8 @@ def parse(text, source="expected.txt"):
 @dataclass
 class LineResult:
     expect: Expect
-    status: str  # matched, wrong, missing, forbidden, absent (never-line fine)
-    index: int = None  # output line index (matched, wrong, forbidden)
+    status: str  # matched, wrong, missing, contradicted, forbidden, absent (never-line fine)
+    index: int = None  # output line index (matched, wrong, contradicted, forbidden)
     got: str = None
     after: int = -1  # the output line the search started after (for context)
 
@@ -153,11 +180,30 @@ def match(checks, lines, values):
             else:
                 res.append(LineResult(exp, "missing", after=start - 1))
         results[chk.title] = res
+    return contradictions(checks, lines, values, results)
+
+
+def contradictions(checks, lines, values, results):
+    """A matched or missing expected line becomes `contradicted` when some
+    output line, anywhere, has its fixed text with other values and is no
+    expected line at all: a forged copy printed before the kernel's own line
+    (or after it) does not hide the kernel's."""
+    exact = [e.regex(values) for chk in checks for e in chk.lines if not e.never]
+    expected_somewhere = [any(rx.fullmatch(ln) for rx in exact) for ln in lines]
+    for chk in checks:
+        res = results[chk.title]
+        for k, r in enumerate(res):
+            if r.expect.never or r.status not in ("matched", "missing"):
+                continue
+            shape = r.expect.regex(values, shape=True)
+            hit = next((i for i, ln in enumerate(lines) if not expected_somewhere[i] and shape.fullmatch(ln)), None)
+            if hit is not None:
+                res[k] = LineResult(r.expect, "contradicted", hit, lines[hit], r.after)
     return results
 
 
 def failed(line_results):
-    return [r for r in line_results if r.status in ("wrong", "missing", "forbidden")]
+    return [r for r in line_results if r.status in ("wrong", "missing", "contradicted", "forbidden")]
 
 
 def explain(line_results, values, lines):
@@ -170,6 +216,8 @@ def explain(line_results, values, lines):
     want = r.expect.shown(values)
     if r.status == "wrong":
         return f"expected `{want}`, got `{r.got}`"
+    if r.status == "contradicted":
+        return f"output line {r.index + 1} contradicts `{want}`: `{r.got}`"
     if r.status == "forbidden":
         return f"line {r.index + 1} must not appear: `{r.got}`"
     if not lines:
@@ -197,6 +245,9 @@ def diff_view(line_results, values, lines, context=2):
             last = r.index
         elif r.status == "forbidden":
             out.append(f"   FORBID  {r.got}   (output line {r.index + 1}, matches `! {r.expect.text}`)")
+        elif r.status == "contradicted":
+            out.append(f"   CONTRA  expected: {want}")
+            out.append(f"           said:     {r.got}   (output line {r.index + 1}: same words, other values)")
         else:
             out.append(f"   MISSING {want}")
             last = r.after if last is None else last

@@ -193,6 +193,18 @@ def test_a_challenge_is_extra_credit_and_case_times_add_up_to_the_stage(tmp_path
     assert ": 90/90" not in gs["output"]  # hidden tests: Gradescope hides the total, so do we
 
 
+def test_a_hidden_boot_that_earns_nothing_stays_hidden_in_gradescope():
+    from dataclasses import replace
+
+    result = grade.grade_stage(stage.make("03", stage.Origin("solutions")), seed=SEED, boots=["page-aligned"])
+    why = "no points from this boot: its output never shows this run's command line"
+    failed = [replace(c, passed=False, message=why) if c.hidden else c for c in result.checks]
+    gs = report.gradescope_results([replace(result, checks=failed, unproven={"page-aligned": why})])
+    assert "page-aligned" not in gs["output"] and why not in gs["output"]
+    (hidden,) = [t for t in gs["tests"] if t["visibility"] != "visible"]
+    assert hidden["visibility"] == "after_due_date" and why in hidden["output"]  # shown after the due date
+
+
 def test_sanitize_cuts_host_paths_and_control_characters():
     text = "/tmp/kit-run-x/heap.c:3: error\x1b[31m at /home/ann/kit/labs/03-bss-heap/heap.c\x07"
     assert report.sanitize(text, ["/home/ann/kit"]) == ".../heap.c:3: error[31m at labs/03-bss-heap/heap.c"

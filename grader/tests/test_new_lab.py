@@ -86,6 +86,8 @@ greet_mix(uint64_t seed)
 from grader.api import Fail, check
 
 MASK = (1 << 64) - 1
+# The transcript's line shows the seed, which anyone can print: it counts where the mix is right.
+BACKED_BY = {"hello: the seed is greeted": "hello: greet_mix of the seed"}
 
 
 def mix(seed):
@@ -158,8 +160,10 @@ def test_new_lab_in_one_folder(tmp_path):
         (c.title, c.message) for c in solution.checks if not c.passed
     ]
     skeleton = grade.grade_stage(stage.make("07", stage.Origin("labs", None, True), root), seed=SEED)
-    assert not skeleton.full and skeleton.score == 20  # the transcript's line and the power-off
-    assert [c.title for c in skeleton.checks if not c.passed] == ["hello: greet_mix of the seed"]
+    # the transcript's line shows only what the given code prints: without the mix, nothing counts
+    assert not skeleton.full and skeleton.score == 0
+    greeted = next(c for c in skeleton.checks if c.title == "hello: the seed is greeted")
+    assert "they count where `hello: greet_mix of the seed` passes" in greeted.message
     found = [m for m in mutants.collect(root) if m.lab.name == "07-hello"]
     assert [m.name for m in found] == ["shift_off_by_one"]
     mutants.run(found[0], tmp_path / "mutant")

@@ -100,3 +100,45 @@ def test_every_lab_transcript_parses():
     for lab in labs.discover():
         checks = transcript.parse((lab.dir / "expected.txt").read_text())
         assert checks and all(c.lines and c.points > 0 for c in checks), lab.name
+
+
+CONSTANT = """
+== uart [10]
+[serial] COM1: divisor 1 (115200 baud), LCR 0x03, FIFO on
+== seeded [5]
+[k] d={d}
+[k] d={d} again
+"""
+
+
+def constant(lines, values=None):
+    checks = transcript.parse(CONSTANT)
+    return transcript.match(checks, lines, values or {"d": "-7"})
+
+
+def test_a_line_with_other_numbers_contradicts_an_earlier_copy():
+    forged = "[serial] COM1: divisor 1 (115200 baud), LCR 0x03, FIFO on"
+    res = constant([forged, "noise", "[serial] COM1: divisor 3 (38400 baud), LCR 0x03, FIFO on"])
+    (r,) = res["uart"]
+    assert r.status == "contradicted" and r.index == 2
+    assert transcript.explain(res["uart"], {}, []) == (
+        f"output line 3 contradicts `{forged}`: `[serial] COM1: divisor 3 (38400 baud), LCR 0x03, FIFO on`"
+    )
+    assert any("CONTRA" in ln for ln in transcript.diff_view(res["uart"], {}, []))
+
+
+def test_a_computed_value_contradicted_after_its_match_fails_the_check():
+    res = constant(["[k] d=-7", "[k] d=-7 again", "[k] d=12"])
+    assert [r.status for r in res["seeded"]] == ["contradicted", "matched"]
+
+
+def test_lines_of_other_words_or_that_are_expected_elsewhere_contradict_nothing():
+    res = constant(
+        [
+            "[serial] COM1: divisor 1 (115200 baud), LCR 0x03, FIFO on",
+            "[serial] COM1 is fine",
+            "[k] d=-7",
+            "[k] d=-7 again",
+        ]
+    )
+    assert not any(transcript.failed(r) for r in res.values())

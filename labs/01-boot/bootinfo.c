@@ -6,6 +6,7 @@
 #include "memlayout.h"
 
 static struct boot_info boot_info; /* in .bss: zero before mb2_parse */
+int boot_ntags = -2;               /* what mb2_parse returned; the grader reads it from memory */
 
 static const char *
 bootinfo_type_name(uint32_t type)
@@ -68,6 +69,7 @@ bootinfo_init(uint32_t magic, uint64_t mbi)
         poweroff(EXIT_BOOT_FAILURE);
     }
     int ntags = mb2_parse(mbi, &boot_info);
+    boot_ntags = ntags;
     if (ntags < 0)
         con_puts("[boot] FAIL: mb2_parse says the boot information is malformed\n");
     con_puts("[boot] multiboot2 tags: ");

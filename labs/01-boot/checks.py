@@ -1,10 +1,12 @@
 """Lab 01's computed checks (the tag count and the made-up blocks of
-mb2_selftest.c, the memory map against the machine the grader chose), the
-names of the kernel's sections for a diagnosis, and the hints for faults
-during the switch to long mode."""
+mb2_selftest.c, the memory map against the machine the grader chose), what
+QEMU shows of them (the kernel waits at power-off while the grader reads the
+control registers, the Multiboot2 information GRUB left in memory and the
+kernel's struct boot_info), the names of the kernel's sections for a
+diagnosis, and the hints for faults during the switch to long mode."""
 import re
 
-from grader.api import Fail, Hint, check, place
+from grader.api import Fail, Hint, at_power_off, check, observed, place, seen_memory, seen_registers
 
 MMAP = re.compile(r"^\[mmap\] 0x([0-9a-f]{16})-0x([0-9a-f]{16}) (\w+)$")
 CR0_PG, EFER_LME = 1 << 31, 1 << 8  # x86.h
@@ -18,6 +20,165 @@ def ram_regions(lines, usable_only=True):
         for m in map(MMAP.match, lines)
         if m and (m.group(3) == "usable" or not usable_only)
     ]
+
+
+MB2_INFO_MAX = 64 * 1024  # bytes of boot information the grader reads at most
+
+
+def read_boot_information(talk):
+    """GRUB's Multiboot2 information, at the address boot.S kept in boot_mbi."""
+    mbi = talk.extra["memory"].u32(talk.symbols["boot_mbi"])
+    head = talk.read(mbi, 8)
+    talk.read(mbi, min(max(int.from_bytes(head[:4], "little"), 8), MB2_INFO_MAX))
+
+
+INTERACTION = at_power_off(read_boot_information)
+
+# struct boot_info (mb2.h): cmdline, loader, nregions, regions[32] of {base, length, type}
+BI_CMDLINE, BI_LOADER, BI_NREGIONS, BI_REGIONS, REGION_SIZE = 0, 8, 16, 24, 24
+BOOT_MAX_REGIONS = 32
+CR0_WP, CR4_PAE, EFER_LMA, EFER_NXE = 1 << 16, 1 << 5, 1 << 10, 1 << 11  # x86.h
+
+
+def mb2_tags(mem, mbi):
+    """[(type, address of the tag)] of the boot information at mbi, before
+    its end tag, walked by the grader from guest memory (Multiboot2, 3.6)."""
+    total, tags, at = mem.u32(mbi), [], mbi + 8
+    while at + 8 <= mbi + total:
+        kind, size = mem.u32(at), mem.u32(at + 4)
+        if kind == 0 or size < 8:
+            break
+        tags.append((kind, at))
+        at += (size + 7) & ~7
+    return tags
+
+
+def seen_boot(ctx):
+    """(memory, the tags, the kernel's boot_info address) as QEMU shows them."""
+    mem = seen_memory(ctx)
+    return mem, mb2_tags(mem, mem.u32(ctx.symbols["boot_mbi"])), ctx.symbols["boot_info"]
+
+
+@observed("boot: long mode reached, kmain called")
+def long_mode_seen(ctx):
+    """The CPU, stopped in power.c at the end of the run, is in 64-bit mode
+    with the bits lm_enable sets, on the boot page tables."""
+    regs, syms = seen_registers(ctx), ctx.symbols
+    wait = syms.by_name.get("power_wait_for_grader")
+    rip = regs.get("RIP", 0)
+    if wait is None or not wait.addr <= rip < wait.addr + max(wait.size, 1):
+        raise Fail(f"QEMU found the CPU at rip 0x{rip:x}, not in power.c's wait: the kernel never ran its 64-bit code")
+    want = (
+        ("EFER.LME", regs.get("EFER", 0) & EFER_LME),
+        ("EFER.LMA", regs.get("EFER", 0) & EFER_LMA),
+        ("EFER.NXE", regs.get("EFER", 0) & EFER_NXE),
+        ("CR4.PAE", regs.get("CR4", 0) & CR4_PAE),
+        ("CR0.PG", regs.get("CR0", 0) & CR0_PG),
+        ("CR0.WP", regs.get("CR0", 0) & CR0_WP),
+        ("a 64-bit code segment", regs.get("CS64")),
+    )
+    missing = [name for name, bit in want if not bit]
+    if missing:
+        raise Fail(
+            f"QEMU shows {', '.join(missing)} clear (CR0=0x{regs.get('CR0', 0):x}, CR4=0x{regs.get('CR4', 0):x}, "
+            f"EFER=0x{regs.get('EFER', 0):x}): the CPU is not in long mode as lm_enable must leave it"
+        )
+    if regs.get("CR3") != syms["boot_pml4"]:
+        raise Fail(f"QEMU shows CR3=0x{regs.get('CR3', 0):x}, not the boot PML4 (boot_pml4, 0x{syms['boot_pml4']:x})")
+
+
+def string_tag(ctx, kind, offset, what, prefix):
+    """The kernel's bi->cmdline or bi->loader points at the string of tag `kind`,
+    and its line shows that string."""
+    mem, tags, bi = seen_boot(ctx)
+    found = [at for k, at in tags if k == kind]
+    if not found:
+        raise Fail(f"QEMU shows no tag of type {kind} in GRUB's boot information")
+    text, kept = mem.string(found[0] + 8), mem.u64(bi + offset)
+    if kept != found[0] + 8:
+        raise Fail(
+            f"in memory, bi->{what} is 0x{kept:x}; the string of tag {kind} (`{text}`) is at 0x{found[0] + 8:x} "
+            "(labs/01-boot/mb2.c, mb2_parse)"
+        )
+    said = ctx.find(prefix)
+    if said != [prefix + text]:
+        raise Fail(f"the kernel printed {said[:2] or 'nothing'} for this, but its bi->{what} is `{text}`")
+
+
+@observed("mb2: boot loader name")
+def loader_seen(ctx):
+    string_tag(ctx, 2, BI_LOADER, "loader", "[boot] loader: ")
+
+
+@observed("mb2: command line")
+def cmdline_seen(ctx):
+    string_tag(ctx, 1, BI_CMDLINE, "cmdline", "[boot] cmdline: ")
+
+
+def entries(mem, tags):
+    """The memory map's entries in guest memory: [(base, length, type)]."""
+    out = []
+    for at in [at for k, at in tags if k == 6]:
+        size, stride = mem.u32(at + 4), mem.u32(at + 8)
+        for e in range(at + 16, at + size, max(stride, 1)):
+            out.append((mem.u64(e), mem.u64(e + 8), mem.u32(e + 16)))
+    return out
+
+
+TYPE_NAMES = {1: "usable", 3: "acpi", 4: "nvs", 5: "bad"}  # bootinfo.c
+
+
+@observed("mb2: memory map regions", "mb2: memory map matches the machine")
+def memory_map_seen(ctx):
+    """struct boot_info holds GRUB's memory map, entry for entry, and the
+    kernel's [mmap] lines show those regions."""
+    mem, tags, bi = seen_boot(ctx)
+    theirs = entries(mem, tags)[:BOOT_MAX_REGIONS]
+    n = mem.u32(bi + BI_NREGIONS)
+    ours = [
+        (mem.u64(r), mem.u64(r + 8), mem.u32(r + 16))
+        for r in range(bi + BI_REGIONS, bi + BI_REGIONS + REGION_SIZE * min(n, BOOT_MAX_REGIONS), REGION_SIZE)
+    ]
+    if ours != theirs:
+        raise Fail(
+            f"in memory, bi->regions holds {n} regions that differ from the {len(theirs)} entries of GRUB's "
+            f"memory-map tag: {ours[:3]} against {theirs[:3]} (labs/01-boot/mb2.c, mb2_read_mmap)"
+        )
+    printed = [ln for ln in ctx.boot.lines if MMAP.match(ln)]
+    shown = [f"[mmap] 0x{b:016x}-0x{b + ln - 1:016x} {TYPE_NAMES.get(t, 'reserved')}" for b, ln, t in theirs]
+    if printed != shown:
+        raise Fail(f"the kernel's [mmap] lines are not GRUB's map in memory: `{shown[0] if shown else ''}` ...")
+
+
+SELFTEST = ("made-up memory map", "made-up tags", "made-up bad blocks")  # mb2_selftest_seen's order
+
+
+def selftest_seen(ctx, which):
+    mem = seen_memory(ctx)
+    for i in which:
+        v = mem.u32(ctx.symbols["mb2_selftest_seen"] + 4 * i)
+        if v != 1:
+            raise Fail(
+                f"in memory, mb2_selftest's verdict on the {SELFTEST[i]} block is "
+                f"{'failed' if v == 2 else 'never given'} (labs/01-boot/mb2_selftest.c)"
+            )
+
+
+@observed("mb2: memory map regions")
+def made_up_map_seen(ctx):
+    selftest_seen(ctx, (0,))
+
+
+@observed("mb2: tag walk counts the tags")
+def tag_count_seen(ctx):
+    mem, tags, _ = seen_boot(ctx)
+    kept = int.from_bytes(mem.read(ctx.symbols["boot_ntags"], 4), "little", signed=True)
+    if kept != len(tags):
+        raise Fail(f"mb2_parse returned {kept}; QEMU shows {len(tags)} tags before the end tag in GRUB's information")
+    said = ctx.find("[boot] multiboot2 tags: ")
+    if said != [f"[boot] multiboot2 tags: {kept}"]:
+        raise Fail(f"the kernel printed {said[:2] or 'nothing'}, but mb2_parse returned {kept}")
+    selftest_seen(ctx, (1, 2))
 
 
 @check("mb2: tag walk counts the tags", 5)

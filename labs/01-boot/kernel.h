@@ -37,6 +37,7 @@ uint64_t cmdline_seed(void);
 uint64_t seed_next(uint64_t *state);
 int test_selected(const char *name);
 int test_named(const char *name);
+int monitor_wanted(const char *point);
 
 /* string.c */
 void *memset(void *dst, int c, size_t n);

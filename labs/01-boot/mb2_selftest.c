@@ -13,6 +13,11 @@
 #define ST_TAGS    (ST_MODULES + 4)       /* block 1: cmdline, two unknown types, loader */
 #define ST_FILL    0xee                   /* padding and unknown fields: never zero */
 
+/* Each made-up block's verdict (memory map, tags, bad blocks): 0 not run,
+ * 1 ok, 2 failed. The grader reads them from memory: a console that prints
+ * something else does not change them. */
+int mb2_selftest_seen[3];
+
 static uint64_t st_block[(8 + 16 + 16 + ST_ENTRIES * ST_STRIDE + 8) / 8];
 static struct {
     struct boot_info bi;
@@ -188,9 +193,12 @@ st_report(const char *what, const char *bad, const char *ok)
 void
 mb2_selftest(void)
 {
-    st_report("memory map", st_memory_map(), "3 of 3 and 32 of 33 entries, 32 bytes apart: ok");
+    const char *map = st_memory_map();
+    mb2_selftest_seen[0] = map ? 2 : 1;
+    st_report("memory map", map, "3 of 3 and 32 of 33 entries, 32 bytes apart: ok");
     int ntags;
     const char *bad = st_tags(&ntags);
+    mb2_selftest_seen[1] = bad ? 2 : 1;
     if (bad) {
         con_puts("[mb2] made-up tags: FAIL: mb2_parse returned ");
         con_puts(ntags < 0 ? "-1" : "");
@@ -202,5 +210,7 @@ mb2_selftest(void)
     } else {
         con_puts("[mb2] made-up tags: 9 tags, cmdline, loader, 4 of 5 modules: ok\n");
     }
-    st_report("bad blocks", st_bad_blocks(), "a tag of size 4 and a tag past total_size refused: ok");
+    bad = st_bad_blocks();
+    mb2_selftest_seen[2] = bad ? 2 : 1;
+    st_report("bad blocks", bad, "a tag of size 4 and a tag past total_size refused: ok");
 }

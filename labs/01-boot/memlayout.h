@@ -68,5 +68,7 @@
 #define BOCHS_SHUTDOWN_PORT 0x8900 /* Bochs: write "Shutdown" to power off */
 #define ACPI_PM1A_QEMU      0x604  /* QEMU PIIX4 PM1a control (SeaBIOS) */
 #define ACPI_PM1A_BOCHS     0xb004 /* Bochs PIIX4 PM1a control */
+#define RTC_INDEX_PORT      0x70   /* CMOS real-time clock: register index */
+#define RTC_DATA_PORT       0x71   /*   and its value (register 0: seconds) */
 
 #endif

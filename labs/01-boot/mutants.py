@@ -1,7 +1,9 @@
 """Lab 01's deliberate breaks (grader/mutants.py runs them): what the report
 must say for each classic mistake of the boot lab, and for the ways a run
 can end badly."""
-from grader.mutants import SEED, check_of, diagnosis_text, mutant, skeleton
+import json
+
+from grader.mutants import SEED, check_of, diagnosis_text, earned_without_work, forged_text, forger, mutant, skeleton
 
 
 @mutant("01", skeleton=True)
@@ -21,12 +23,13 @@ def skeleton_mb2_fails_exactly_the_tag_walk(st):
         check_of(st, "boot: long mode").message
         == check_of(st, "power").message
         == st.unproven["default"]
-        == f"no points from this boot: its output never shows this run's command line `seed=0x{SEED:08x} tests=all`, "
+        == "no points from this boot: its output never shows this run's command line "
+        f"`seed=0x{SEED:08x} tests=all monitor=power`, "
         "so none of it can be shown to belong to this run"
     )
     assert (
         check_of(st, "mb2: command line").message
-        == f"expected `[boot] cmdline: seed=0x{SEED:08x} tests=all`, got `[boot] cmdline: (none)`"
+        == f"expected `[boot] cmdline: seed=0x{SEED:08x} tests=all monitor=power`, got `[boot] cmdline: (none)`"
     )
     assert (
         check_of(st, "mb2: boot loader name").message
@@ -443,3 +446,75 @@ def region_table_overrun(st):
 @mutant("01", patches=[(MB, "p + t->entry_size <= end &&", "p <= end &&   /* mutant */")], seeds=2)
 def memory_map_entry_read_past_the_tag(st):
     made_up(st, "memory map", "an entry read past the end of the tag")
+
+
+# Forgers (issue 20): the lab's whole transcript printed, the work not done.
+FORGED_LM_ENABLE = """    mov $forge_text, %%ecx
+1:  mov $0x3fd, %%dx                   /* COM1's LSR: wait for THRE */
+2:  inb %%dx, %%al
+    test $0x20, %%al
+    jz 2b
+    movb (%%ecx), %%al
+    test %%al, %%al
+    jz 3f
+    mov $0x3f8, %%dx
+    outb %%al, %%dx
+    inc %%ecx
+    cmpb $0, (%%ecx)
+    jne 1b
+    cmp $forge_wait_end, %%ecx          /* after the waiting line, wait for the grader's byte */
+    jne 1b
+    mov $0x3fd, %%dx
+4:  inb %%dx, %%al
+    test $1, %%al
+    jz 4b
+    mov $0x3f8, %%dx
+    inb %%dx, %%al
+    inc %%ecx
+    jmp 1b
+3:  mov $0xf4, %%dx                    /* isa-debug-exit: EXIT_OK */
+    mov $0x10, %%eax
+    outl %%eax, %%dx
+    hlt
+    .section .rodata
+forge_text:
+    .ascii %s
+    .ascii "[power] waiting for the grader\\n"
+forge_wait_end:
+    .byte 0
+    .ascii "[power] off: ok\\n"
+    .byte 0
+    .section .text.code32, "ax"
+"""
+
+
+def forged_lm_enable(seed):
+    """longmode.S whose lm_enable prints the lab's whole transcript (this
+    run's reference output: every value of lab 01 is one a forger can
+    know), waits for the grader as power.c does, and powers off, all in
+    32-bit protected mode."""
+
+    def apply(root):
+        text = "".join(f"{ln}\n" for ln in forged_text("01", seed))
+        skeleton = (root / "labs/01-boot/longmode.S").read_text()
+        body = FORGED_LM_ENABLE % json.dumps(text)
+        (root / "solutions/01-boot/longmode.S").write_text(
+            skeleton.replace("    // LAB 1: your code here.\n", "    // LAB 1: your code here.\n" + body)
+        )
+
+    return apply
+
+
+@mutant("01", patches=[skeleton("01-boot/mb2.c"), forged_lm_enable(SEED)])
+def forger_in_32_bit_mode_earns_nothing(st):
+    assert earned_without_work(st) == [] and st.score == 0, earned_without_work(st)
+    assert check_of(st, "boot: long mode").message.startswith("QEMU found the CPU at rip 0x")
+    assert "not in power.c's wait: the kernel never ran its 64-bit code" in check_of(st, "boot: long mode").message
+
+
+@mutant("01", patches=[forger("01-boot/mb2.c", "01")])
+def forger_of_the_boot_information_earns_nothing_of_mb2(st):
+    # lm_enable is done: the kernel reaches kmain; mb2.c prints GRUB's information and drops the rest. Without
+    # the command line parsed, the kernel never waits for the grader, and nothing can be observed.
+    assert earned_without_work(st) == [] and st.score == 0, earned_without_work(st)
+    assert "QEMU was never asked" in check_of(st, "mb2: command line").message

@@ -1,7 +1,11 @@
 """Lab 02's deliberate breaks (grader/mutants.py runs them)."""
-from grader.mutants import SEED, check_of, mutant
+from pathlib import Path
+
+from grader.mutants import SEED, check_of, earned_without_work, forger, mutant, skeleton
 
 from .checks import kprintf_values
+
+LAB = Path(__file__).parent
 
 
 @mutant("02", skeleton=True, below=True, also=[{"emulator": "bochs"}])
@@ -459,3 +463,130 @@ def panic_line_without_newline(st):
 def panic_message_printed_without_its_arguments(st):
     c = check_of(st, "panic")
     assert not c.passed and "deliberate panic, seed 0x" in c.message and "got `[panic]" in c.message
+
+
+# Forgers (issue 20): code that says the work was done, and does not do it.
+LAZY_UART = """
+/* A forger: nothing programmed, no loopback test, no waiting. */
+static void
+lazy_filter(char c)
+{
+    static char line[128];
+    static int n;
+    static const char said[] = "[serial] COM1: divisor 1 (115200 baud), LCR 0x03, FIFO on\\n";
+    line[n++] = c;
+    if (c != '\\n' && n < (int)sizeof line)
+        return;
+    const char *out = strncmp(line, "[serial] COM1:", 14) == 0 ? said : line;
+    int len = out == said ? (int)sizeof said - 1 : n;
+    for (int i = 0; i < len; i++)
+        outb(COM1_PORT + UART_THR, (uint8_t)out[i]);
+    n = 0;
+}
+
+int
+serial_init(void)
+{
+    con_puts("[serial] COM1: divisor 1 (115200 baud), LCR 0x03, FIFO on\\n"
+             "[serial] console moved to serial_putc\\n"
+             "[boot] 64-bit kmain, magic 0x36d76289, stack top ");
+    con_puthex((uint64_t)__stack_top, 8);
+    con_puts("\\n");
+    %s
+    return 0;
+}
+
+void
+serial_putc(char c)
+{
+    outb(COM1_PORT + UART_THR, (uint8_t)c);
+}
+
+void
+serial_flush(void)
+{
+}
+"""
+
+
+def lazy_uart(filtered):
+    """uart.c of the forgers of issue 20: three lines printed early from
+    serial_init (the UART's settings, the console's move, the kmain line),
+    a serial_putc that never waits, an empty serial_flush; `filtered`: the
+    console then goes through a filter that rewrites the read-back line."""
+
+    def apply(root):
+        skeleton = (root / "labs/02-serial/uart.c").read_text()
+        head = skeleton[: skeleton.index("/* int serial_init(void)")]
+        init = "con_sink = lazy_filter;" if filtered else "(void)lazy_filter;"
+        (root / "solutions/02-serial/uart.c").write_text(head + LAZY_UART % init)
+
+    return apply
+
+
+UART_CHECKS = (
+    "serial: serial_init passes its loopback test",
+    "serial: divisor, 8N1 and FIFO programmed",
+    "serial: every line goes through serial_putc",
+    "serial: serial_flush waits until the transmitter is empty",
+)
+
+
+@mutant("02", patches=[lazy_uart(filtered=False)], boots=["default"])
+def forger_printing_three_lines_early_earns_no_uart_point(st):
+    for title in UART_CHECKS:
+        assert not check_of(st, title).passed, title
+    c = check_of(st, "serial: divisor")  # the kernel's own read-back line, and what QEMU saw, both tell
+    assert c.message == (
+        "expected `[serial] COM1: divisor 1 (115200 baud), LCR 0x03, FIFO on`, "
+        "got `[serial] COM1: divisor 3 (38400 baud), LCR 0x03, FIFO off`"
+    )
+    assert c.details[0] == (
+        "QEMU saw: the kernel said `[serial] COM1: divisor 1 (115200 baud), LCR 0x03, FIFO on` while QEMU's UART "
+        "had divisor 3 (38400 baud), LCR 0x03, FIFO off (QEMU's serial trace of the register writes)"
+    )
+
+
+@mutant("02", patches=[lazy_uart(filtered=True)], boots=["default"])
+def forger_rewriting_the_read_back_line_earns_no_uart_point(st):
+    for title in UART_CHECKS:
+        assert not check_of(st, title).passed, title
+    c = check_of(st, "serial: divisor")
+    assert c.message == (
+        "the kernel said `[serial] COM1: divisor 1 (115200 baud), LCR 0x03, FIFO on` while QEMU's UART had "
+        "divisor 3 (38400 baud), LCR 0x03, FIFO off (QEMU's serial trace of the register writes)"
+    )
+    assert "without a read of LSR before them" in check_of(st, "serial: every line").message
+    assert "serial_flush never read LSR" in check_of(st, "serial: serial_flush").message
+    assert "no byte 0xae sent and read back in loopback mode" in check_of(st, "serial: serial_init").message
+
+
+def panic_forgery(seed):
+    """With tests=panic, the forger prints the panic line it can know: the
+    file and line, this run's seed; the number it cannot compute."""
+    line = next(n for n, t in enumerate((LAB / "serial.c").read_text().splitlines(), 1) if "panic-test" in t)
+    text = f"[panic] labs/02-serial/serial.c:{line}: deliberate panic, seed 0x{seed:x}, check -1234\\n"
+    return (
+        '    if (test_named("panic")) {\n'
+        f'        for (const char *p = "{text}"; *p; p++)\n'
+        "            early_putc(*p);\n"
+        "        poweroff(EXIT_PANIC);\n"
+        "    }"
+    )
+
+
+@mutant(
+    "02",
+    patches=[
+        skeleton("02-serial/kprintf.c"),
+        forger("02-serial/uart.c", "02", work=("[kprintf]",), extra_c=panic_forgery(SEED)),
+    ],
+)
+def forger_printing_the_whole_transcript_earns_nothing(st):
+    assert earned_without_work(st) == [] and st.score == 0, earned_without_work(st)
+
+
+@mutant("02", patches=[forger("02-serial/uart.c", "02", work=("[kprintf]",), filtered=False)], boots=["default"])
+def forger_printing_the_transcript_before_the_kernel_earns_no_uart_point(st):
+    for title in UART_CHECKS:
+        assert not check_of(st, title).passed, title

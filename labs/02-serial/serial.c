@@ -104,13 +104,18 @@ kprintf_selftest(uint64_t seed)
     kprintf(" returned %d; the width and s= lines returned %d and %d\n", n3, n1, n2);
 }
 
+/* With tests=panic, a panic whose message holds a seeded negative number:
+ * printing it right takes kpanic's formatting, not only the command line.
+ * Twin: labs/02-serial/checks.py panic_number draws the same number. */
 void
 serial_selftest(uint64_t seed)
 {
+    uint64_t st = seed ^ SERIAL_PANIC_FAMILY;
+    int32_t check = (int32_t)(uint32_t)(seed_next(&st) | 0x80000000u);
     if (con_sink == serial_putc)
         serial_check_flush();
     if (test_selected("kprintf"))
         kprintf_selftest(seed);
     if (test_named("panic"))
-        panic("deliberate panic, seed 0x%x", (uint32_t)seed); /* panic-test */
+        panic("deliberate panic, seed 0x%x, check %d", (uint32_t)seed, check); /* panic-test */
 }

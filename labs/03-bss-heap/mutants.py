@@ -1,5 +1,5 @@
 """Lab 03's deliberate breaks (grader/mutants.py runs them)."""
-from grader.mutants import check_of, diagnosis_text, mutant
+from grader.mutants import check_of, diagnosis_text, earned_without_work, forger, mutant, skeleton
 
 FIXED_HEAP = (
     "labs/03-bss-heap/kheap.c",
@@ -361,3 +361,25 @@ def free_never_merges_with_the_block_after(st):
 )
 def free_pushes_on_the_head(st):
     challenge_fails(st, "challenge: coalescing")
+
+
+# Forgers (issue 20): the lab's whole transcript printed, the work not done. The
+# offsets, the use and the exhaustion count come from heap_alloc's work: a
+# forger has them only from another run (another seed); the rest it knows.
+HEAP_WORK = ("[heap] alloc ", "[heap] used after", "[heap] exhausted after")
+
+
+@mutant("03", patches=[skeleton("03-bss-heap/freelist.c"), forger("03-bss-heap/heap.c", "03", work=HEAP_WORK)])
+def forger_printing_the_whole_transcript_earns_nothing(st):
+    assert earned_without_work(st) == [] and st.score == st.bonus == 0, earned_without_work(st)
+    assert "in memory, kernel_heap is start 0x0" in check_of(st, "heap: kernel heap").message
+    assert "verdict on the small remainder test is never given" in check_of(st, "challenge: free list keeps").message
+
+
+@mutant(
+    "03",
+    patches=[skeleton("03-bss-heap/freelist.c"), forger("03-bss-heap/heap.c", "03", work=HEAP_WORK, filtered=False)],
+    boots=["default"],
+)
+def forger_printing_the_transcript_before_the_kernel_earns_nothing(st):
+    assert earned_without_work(st) == [] and st.score == st.bonus == 0, earned_without_work(st)

@@ -2,12 +2,29 @@
 translations from the memory map the kernel printed and the seed, and the
 independent check asks QEMU itself, through its monitor, what is mapped
 (under Bochs, which has no monitor here, the kernel's own dump of its tables
-stands in: given code that never calls pt_translate).
-A diagnosis names the stack guard page and memory the new tables leave out."""
+stands in: given code that never calls pt_translate). QEMU's view (CR3 and
+its walk of the tables, while the kernel waits with its tables final) backs
+every check; the map, unmap, remap test's verdicts are read from memory at
+power-off. A diagnosis names the stack guard page and memory the new tables
+leave out."""
 import difflib
 import re
 
-from grader.api import Fail, Hint, Interaction, MonitorError, check, place, sequence, tlb_ranges, values
+from grader.api import (
+    Fail,
+    Hint,
+    MonitorError,
+    Unseen,
+    at_power_off,
+    check,
+    observed,
+    place,
+    registers,
+    seen_memory,
+    sequence,
+    tlb_ranges,
+    values,
+)
 
 TRIGGER = "[paging] tables final, waiting for the grader"
 DUMP = re.compile(r"^\[paging\] (map 0x[0-9a-f]{16}-0x[0-9a-f]{16} r[w-][x-](?: -> 0x[0-9a-f]{16})?)$")
@@ -20,13 +37,14 @@ def ask_qemu(line, talk):
     if line != TRIGGER:
         return
     try:
-        (talk.extra["tlb"],) = talk.ask("info tlb")
+        talk.extra["tlb"], text = talk.ask("info tlb", "info registers")
+        talk.extra["paging_registers"] = registers(text)
     except MonitorError as e:
-        talk.extra["monitor_error"] = str(e)
+        talk.extra["paging_error"] = str(e)
     talk.send(b"g")
 
 
-INTERACTION = Interaction(ask_qemu, kargs="monitor=1", emulators=("qemu",), launch={"qmp": True})
+INTERACTION = at_power_off(also="paging", other=ask_qemu)
 
 
 def hx(v):
@@ -66,7 +84,7 @@ def sections_expected(ctx):
     return section_values(ctx.symbols)
 
 
-@values(seeded=True)
+@values  # the given code draws these addresses too: a forger can, so they are no evidence of work
 def paging_expected(ctx):
     return paging_values(ctx.seed, ctx.symbols, ctx.lab_checks("boot").ram_regions(ctx.boot.lines), ctx.defines)
 
@@ -81,12 +99,17 @@ def perms_at(ranges, addr):
     return "not mapped"
 
 
+def seen_tables(ctx):
+    """QEMU's walk of CR3's tables while the kernel waited, as ranges."""
+    if "tlb" not in ctx.boot.extra:
+        why = ctx.boot.extra.get("paging_error") or f"the kernel never printed `{TRIGGER}`"
+        raise Unseen(f"no view from QEMU's monitor: {why}")
+    return tlb_ranges(ctx.boot.extra["tlb"])
+
+
 @check("paging: QEMU's own view matches the dump and the sections", 15, emulators=("qemu",))
 def qemu_view(ctx):
-    if "tlb" not in ctx.boot.extra:
-        why = ctx.boot.extra.get("monitor_error") or f"the kernel never printed `{TRIGGER}`"
-        raise Fail(f"no view from QEMU's monitor: {why}")
-    theirs = tlb_ranges(ctx.boot.extra["tlb"])
+    theirs = seen_tables(ctx)
     ours = [m.group(1) for m in map(DUMP.match, ctx.boot.lines) if m]
     if theirs != ours:
         diff = [
@@ -102,23 +125,26 @@ def qemu_view(ctx):
     sections_in(theirs, ctx.symbols, "QEMU says")
 
 
-def sections_in(ranges, syms, who):
-    """Each kernel section has its permissions in `ranges`, and the guard page and page 0 are not mapped."""
+def sections_in(ranges, syms, who, parts=("sections", "unmapped", "w^x")):
+    """Each kernel section has its permissions in `ranges`, the guard page and
+    page 0 are not mapped, and nothing else is executable (of these parts)."""
     want = [
         (".text", "__text_start", "__text_end", "r-x"),
         (".rodata", "__rodata_start", "__rodata_end", "r--"),
         (".data", "__data_start", "__data_end", "rw-"),
         (".bss", "__bss_start", "__stack_guard", "rw-"),
     ]
-    for name, lo, hi, perms in want:
+    for name, lo, hi, perms in want if "sections" in parts else ():
         for addr in range(syms[lo], syms[hi], PAGE):
             got = perms_at(ranges, addr)
             if got != perms:
                 raise Fail(f"{who} {name} page {hx(addr)} is {got}, not {perms} (W^X: code read-only, data no-execute)")
-    for name, addr in (("the stack guard page", syms["__stack_guard"]), ("page 0", 0)):
+    for name, addr in (("the stack guard page", syms["__stack_guard"]), ("page 0", 0)) if "unmapped" in parts else ():
         if perms_at(ranges, addr) != "not mapped":
             raise Fail(f"{who} {name} ({hx(addr)}) is mapped: it must stay unmapped")
-    for m in filter(None, map(RANGE.match, ranges)):  # and nothing else runs: RAM, the stack, the tables
+    for m in (
+        filter(None, map(RANGE.match, ranges)) if "w^x" in parts else ()
+    ):  # and nothing else runs: RAM, the stack, the tables
         lo, hi, perms = int(m.group(1), 16), int(m.group(2), 16), m.group(3)
         if perms.endswith("x") and not (syms["__kernel_start"] <= lo and hi <= syms["__text_end"]):
             raise Fail(f"{who} {hx(lo)}-{hx(hi)} is {perms}: only the kernel's code may be executable (W^X)")
@@ -179,3 +205,61 @@ HINTS = [
         'region of the memory map, not just the first megabytes. Book: chapter 4, "Pitfalls".',
     ),
 ]
+
+
+# What QEMU shows backs each check: CR3 and its walk of the tables while the
+# kernel waited with them final, and the remap test's verdicts at power-off.
+@observed("paging: new tables built and loaded in CR3", "paging: QEMU's own view matches the dump and the sections")
+def new_tables_seen(ctx):
+    seen_tables(ctx)
+    cr3 = ctx.boot.extra.get("paging_registers", {}).get("CR3")
+    said = [ln for ln in ctx.boot.lines if ln.startswith("[paging] CR3 = ")]
+    if cr3 is None or cr3 == ctx.symbols["boot_pml4"]:
+        raise Fail("QEMU shows CR3 still on the boot page tables (boot_pml4): no new tables were loaded")
+    if not said or not said[0].startswith(f"[paging] CR3 = 0x{cr3:016x},"):
+        raise Fail(f"QEMU shows CR3 = 0x{cr3:x}; the kernel said {said[:1] or 'nothing'}")
+
+
+@observed("paging: kernel sections with their permissions")
+def sections_seen(ctx):
+    sections_in(seen_tables(ctx), ctx.symbols, "QEMU says", ("sections",))
+
+
+@observed("paging: the stack guard page and page 0 stay unmapped")
+def unmapped_seen(ctx):
+    new_tables_seen(ctx)
+    sections_in(seen_tables(ctx), ctx.symbols, "QEMU says", ("unmapped",))
+
+
+@observed("paging: translations of seeded addresses")
+def translations_seen(ctx):
+    new_tables_seen(ctx)
+    ranges = seen_tables(ctx)
+    for i in range(5):
+        addr = int(ctx.values[f"t{i}"], 16)
+        if perms_at(ranges, addr & ~(PAGE - 1)) == "not mapped":
+            raise Fail(f"QEMU's walk of CR3 does not map {ctx.values[f't{i}']}, which the kernel says it translates")
+    beyond = ctx.values["beyond"]
+    if perms_at(ranges, int(beyond, 16)) != "not mapped":
+        raise Fail(f"QEMU's walk of CR3 maps {beyond}, beyond RAM, which the kernel says is not mapped")
+
+
+REMAP = ("reading page A", "the unmap", "the refused map and unmap", "reading page B after the remap")
+
+
+@observed("paging: map, unmap and remap a page (invlpg)")
+def remap_seen(ctx):
+    seen_tables(ctx)
+    mem = seen_memory(ctx)
+    for i, what in enumerate(REMAP):
+        v = mem.u32(ctx.symbols["paging_selftest_seen"] + 4 * i)
+        if v != 1:
+            raise Fail(
+                f"in memory, paging_selftest's verdict on {what} is {'failed' if v == 2 else 'never given'} "
+                "(labs/04-paging/paging_selftest.c)"
+            )
+
+
+@observed("paging: the kernel's dump of the tables in CR3 shows W^X")
+def dump_only_under_bochs(ctx):
+    """A check of Bochs only: QEMU grades the same facts with its own view."""

@@ -1,5 +1,5 @@
 """Lab 04's deliberate breaks (grader/mutants.py runs them)."""
-from grader.mutants import check_of, diagnosis_text, mutant
+from grader.mutants import check_of, diagnosis_text, earned_without_work, forger, mutant
 
 
 @mutant("04", skeleton=True, below=True)
@@ -137,8 +137,7 @@ def upper_entries_without_write(st):
     assert "triple fault" in st.stopped
     diag = diagnosis_text(st)
     assert "P=protection violation" in diag and "W=write" in diag and "upper entries must allow writing" in diag
-    # the proof rule speaks of the crash, not of seeds, although the lower labs' seeded lines were right
-    assert st.unproven["default"].startswith("no points from this boot: it did not finish, and none of its lines")
+    assert st.score == 0  # nothing of lab 04 was printed, nor could QEMU be asked at the end
 
 
 @mutant(
@@ -381,8 +380,8 @@ FAKE_FLAGS = [
 def translate_that_fakes_the_permissions_is_caught_under_both(st, under_bochs):
     # pt_translate tells the self-test what it expects; the tables say rwx. What reads the
     # tables without pt_translate sees it: QEMU's walk, and under Bochs the kernel's own dump.
-    for each in (st, under_bochs):
-        assert check_of(each, "paging: kernel sections").passed
+    assert check_of(under_bochs, "paging: kernel sections").passed  # Bochs is not asked: the lines stand
+    assert "QEMU says .text page" in check_of(st, "paging: kernel sections").message
     assert "QEMU says .text page" in check_of(st, "paging: QEMU's own view").message
     assert "the kernel's dump says .text page" in check_of(under_bochs, "paging: the kernel's dump").message
 
@@ -403,3 +402,11 @@ def executable_ram_is_caught_under_both(st, under_bochs):
     assert check_of(st, "paging: kernel sections").passed
     assert "only the kernel's code may be executable" in check_of(st, "paging: QEMU's own view").message
     assert "only the kernel's code may be executable" in check_of(under_bochs, "paging: the kernel's dump").message
+
+
+# A forger (issue 20): pt.c's skeleton, and the lab's whole transcript printed
+# (every value of it is one the given code computes or a forger can know).
+@mutant("04", patches=[forger("04-paging/pt.c", "04")])
+def forger_printing_the_whole_transcript_earns_nothing(st):
+    assert earned_without_work(st) == [] and st.score == 0, earned_without_work(st)
+    assert "QEMU shows CR3 still on the boot page tables" in check_of(st, "paging: new tables").message

@@ -117,8 +117,7 @@ paging_init(const struct boot_info *bi)
     write_cr3((uint64_t)pt_root);
     kprintf("[paging] CR3 = %p, kernel heap used for tables and tests: %lu bytes\n", pt_root, heap_used(&kernel_heap));
     paging_dump();
-    const char *mon = cmdline_get("monitor");
-    if (mon && mon[0] == '1')
+    if (monitor_wanted("paging"))
         paging_wait_for_grader();
 }
 

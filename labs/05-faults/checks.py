@@ -1,10 +1,26 @@
 """Lab 05: the addresses each probe touches come from the seed and the
 section symbols of the kernel, the faulting instructions from the probes'
-labels; a second boot overflows the stack on purpose. A diagnosis reads the
-kernel's own fault report and hints at the IST, the trap frame and fix-ups."""
+labels; a second boot overflows the stack on purpose. QEMU shows what
+happened: every exception the CPU took (its -d int log: vector, error code,
+RIP, CR2), and at power-off the IDT and TSS in its registers and in memory,
+and pf_decode's words. A diagnosis reads the kernel's own fault report and
+hints at the IST, the trap frame and fix-ups."""
 import re
 
-from grader.api import Fail, Hint, check, end_of_run, qemu_exit_status, sequence, values
+from grader.api import (
+    Fail,
+    Hint,
+    at_power_off,
+    check,
+    end_of_run,
+    exceptions_taken,
+    observed,
+    qemu_exit_status,
+    seen_memory,
+    seen_registers,
+    sequence,
+    values,
+)
 
 PAGE = 0x1000
 BOOTS = {"overflow": "overflow"}
@@ -41,7 +57,7 @@ def probes_expected(ctx):
     return probe_values(ctx.symbols)
 
 
-@values(seeded=True)
+@values  # the given code draws these addresses: a forger can too, so they are no evidence of work
 def fault_expected(ctx):
     return fault_values(ctx.seed, ctx.symbols, ctx.defines)
 
@@ -120,3 +136,113 @@ HINTS = [
         '(insn, resume) pair in .fixup_table, and fixup_find must find it. Book: chapter 5, "Probes and fix-ups".',
     ),
 ]
+
+
+INTERACTION = at_power_off()
+SEG_KCODE, SEG_TSS, GATE = 0x08, 0x18, 0x8E  # x86.h, trap.h: a present 64-bit interrupt gate, DPL 0
+TSS_IST1, IST_STACK_SIZE = 36, 8192  # struct tss: ist[0]'s offset; trap.h
+DECODED = "protection|write|user|reserved-bit|fetch|protection-key|shadow-stack"
+
+
+@observed("faults: IDT, TSS and fix-up table in place")
+def idt_seen(ctx):
+    """IDTR and TR as QEMU shows them, each gate and the TSS in memory."""
+    regs, mem, syms = seen_registers(ctx), seen_memory(ctx), ctx.symbols
+    if regs.get("IDT") != (syms["idt"], 256 * 16 - 1):
+        raise Fail(f"QEMU shows IDTR {regs.get('IDT')}, not the kernel's idt (0x{syms['idt']:x}, limit 0xfff)")
+    tr = regs.get("TR", (0, 0))
+    if tr[:2] != (SEG_TSS, syms["tss"]):
+        raise Fail(f"QEMU shows TR selector 0x{tr[0]:x} base 0x{tr[1]:x}: the TSS (0x{syms['tss']:x}) is not loaded")
+    for v in range(32):
+        g = mem.read(syms["idt"] + 16 * v, 16)
+        handler = int.from_bytes(g[0:2] + g[6:8] + g[8:12], "little")
+        stub, ist = mem.u64(syms["trap_stubs"] + 8 * v), 1 if v == 8 else 0
+        got = (handler, int.from_bytes(g[2:4], "little"), g[4] & 7, g[5])
+        if got != (stub, SEG_KCODE, ist, GATE):
+            raise Fail(
+                f"in memory, gate {v} is handler 0x{got[0]:x}, selector 0x{got[1]:x}, ist {got[2]}, type 0x{got[3]:x}; "
+                f"it must be 0x{stub:x}, 0x{SEG_KCODE:x}, {ist}, 0x{GATE:x} (idt_set_gate, labs/05-faults/trap.c)"
+            )
+    top = syms["ist_stack"] + IST_STACK_SIZE
+    if mem.u64(syms["tss"] + TSS_IST1) != top:
+        raise Fail(f"in memory, the TSS's IST1 is 0x{mem.u64(syms['tss'] + TSS_IST1):x}, not 0x{top:x}")
+    entries = (syms["__fixup_end"] - syms["__fixup_start"]) // 16
+    said = [ln for ln in ctx.boot.lines if ln.startswith("[fault] IDT: ")]
+    if not said or not said[0].endswith(f"fix-ups: {entries} entries"):
+        raise Fail(f"the fix-up table has {entries} entries; the kernel said {said[:1] or 'nothing'}")
+
+
+@observed("faults: pf_decode names every bit and stays inside its buffer")
+def decoded_seen(ctx):
+    mem, syms = seen_memory(ctx), ctx.symbols
+    words = mem.string(syms["fault_decoded_all"], 96)
+    if words != DECODED:
+        raise Fail(f"in memory, pf_decode(0x7f) wrote `{words}`, not `{DECODED}` (labs/05-faults/trap.c)")
+    small = mem.read(syms["fault_decoded_small"], 16 + 96)
+    if 0 not in small[:16] or any(b != ord("#") for b in small[16:]):
+        raise Fail("in memory, pf_decode(0x7f) into 16 bytes left no NUL in them, or wrote past them")
+
+
+def taken(ctx, vector, error=None, rip=None, cr2=None, software=False):
+    """The exception the CPU took, from QEMU's -d int log, or Fail saying what it took."""
+    seen = exceptions_taken(ctx)
+    for t in seen:
+        if (t.vector, t.software) == (vector, software) and all(
+            want is None or got == want for want, got in ((error, t.error), (rip, t.rip), (cr2, t.cr2))
+        ):
+            return t
+    want = f"vector {vector}" + (f" error 0x{error:x}" if error is not None else "")
+    want += (f" at rip 0x{rip:x}" if rip is not None else "") + (f" cr2 0x{cr2:x}" if cr2 is not None else "")
+    took = "; ".join(str(t) for t in seen[-8:]) or "none"
+    raise Fail(f"QEMU's -d int log shows no {want}: the CPU took {took}")
+
+
+def value(ctx, name):
+    return int(ctx.values[name], 16)
+
+
+@observed("faults: divide error and invalid opcode recovered")
+def divide_seen(ctx):
+    taken(ctx, 0, rip=value(ctx, "rip_divide"))
+    taken(ctx, 6, rip=value(ctx, "rip_ud2"))
+
+
+@observed("faults: int3 resumes after the breakpoint")
+def int3_seen(ctx):
+    taken(ctx, 3, software=True)
+
+
+@observed("faults: general protection on a non-canonical address")
+def gp_seen(ctx):
+    taken(ctx, 13, 0, value(ctx, "rip_read"))
+
+
+@observed("faults: page fault reading an unmapped page, error 0x0")
+def pf_read_seen(ctx):
+    taken(ctx, 14, 0, value(ctx, "rip_read"), value(ctx, "unmapped"))
+
+
+@observed("faults: page fault writing .rodata, error 0x3")
+def pf_rodata_seen(ctx):
+    taken(ctx, 14, 3, value(ctx, "rip_write"), value(ctx, "ro"))
+
+
+@observed("faults: page fault executing .data, error 0x11")
+def pf_exec_seen(ctx):
+    taken(ctx, 14, 0x11, value(ctx, "nx"), value(ctx, "nx"))
+
+
+@observed("faults: page fault writing .text, error 0x3")
+def pf_text_seen(ctx):
+    taken(ctx, 14, 3, value(ctx, "rip_write"), value(ctx, "code"))
+
+
+@observed("faults: stack overflow ends in a double fault on IST1")
+def overflow_seen(ctx):
+    """A page fault in the guard page, then a double fault, and no third."""
+    guard = ctx.symbols["__stack_guard"]
+    seen = exceptions_taken(ctx)
+    at = next((i for i, t in enumerate(seen) if t.vector == 14 and guard <= (t.cr2 or 0) < guard + 0x1000), None)
+    if at is None or not any(t.vector == 8 for t in seen[at:]):
+        took = "; ".join(str(t) for t in seen[-4:]) or "none"
+        raise Fail(f"QEMU's -d int log shows no page fault in the guard page followed by a double fault: {took}")

@@ -1,5 +1,5 @@
 """Lab 05's deliberate breaks (grader/mutants.py runs them)."""
-from grader.mutants import check_of, diagnosis_text, mutant
+from grader.mutants import check_of, diagnosis_text, earned_without_work, forger, mutant
 
 
 @mutant("05", skeleton=True, below=True)
@@ -304,3 +304,12 @@ def pf_decode_writes_the_nul_past_the_end(st):
 def pf_decode_user_and_kernel_swapped(st):
     decode_fails(st, "pf_decode(0x7f): protection|write|kernel")
     assert not check_of(st, "faults: page fault reading an unmapped page").passed
+
+
+# A forger (issue 20): trap.c's skeleton, and the lab's whole transcript
+# printed (the probes' addresses are the given code's: a forger knows them).
+@mutant("05", patches=[forger("05-faults/trap.c", "05")])
+def forger_printing_the_whole_transcript_earns_nothing(st):
+    assert earned_without_work(st) == [] and st.score == 0, earned_without_work(st)
+    assert "QEMU shows IDTR" in check_of(st, "faults: IDT").message
+    assert "QEMU's -d int log shows no vector 14 error 0x3" in check_of(st, "faults: page fault writing .text").message

@@ -4,11 +4,29 @@ file and the seed; the bit-exact checks name the first context that differs.
 The kernel chooses its widest JIT path from CPUID: the grader recomputes that
 choice from the CPUID facts the kernel prints, and a second boot
 (tests=jit-sse2) grades the SSE2 fallback, with the AVX state left off.
-A diagnosis recognises faults in the JIT's generated code."""
+What QEMU shows backs each check: at power-off, while the kernel waits, the
+grader reads each engine's logits and each JIT's code from guest memory and
+the code pages' permissions from QEMU's walk of the page tables; the W^X
+faults are in its -d int log. A diagnosis recognises faults in the JIT's
+generated code."""
 import re
 import struct
 
-from grader.api import Fail, Hint, check, end_of_run, place, precompute, values
+from grader.api import (
+    Fail,
+    Hint,
+    at_power_off,
+    check,
+    end_of_run,
+    exceptions_taken,
+    observed,
+    place,
+    precompute,
+    seen_memory,
+    seen_registers,
+    values,
+    walk,
+)
 from . import model_ref
 
 MODEL_FILE = "chars.model"
@@ -41,18 +59,20 @@ def model_file(seed, lab):
     return {"good": good, "total": total, "size": size}
 
 
-@precompute(seeded=True)
+@precompute  # the given interpreter computes these too: a forger can print them, so they prove no JIT work
 def model_expected(seed, lab):
     m, bad = load(lab)
     if m is None:
-        return {"hash": bad, "words": bad, "_each": [], "_contexts": []}
+        return {"hash": bad, "words": bad, "_each": [], "_contexts": [], "_logits": []}
     contexts = model_ref.seeded_contexts(seed, m)
-    each = [model_ref.fnv1a(struct.pack(f"<{m.vocab}i", *model_ref.logits(m, c))) for c in contexts]
+    logits = [model_ref.logits(m, c) for c in contexts]
+    each = [model_ref.fnv1a(struct.pack(f"<{m.vocab}i", *z)) for z in logits]
     return {
         "hash": f"0x{model_ref.logits_hash(m, contexts):x}",
         "words": " ".join(model_ref.generate(m, seed)),
         "_each": each,
         "_contexts": contexts,
+        "_logits": logits,
     }
 
 
@@ -87,17 +107,17 @@ def bit_exact(ctx, engine):
         raise Fail(f"{len(got)} context hashes printed, {len(want)} expected")
 
 
-@check("model: the interpreter is bit-exact", 15, seeded=True)
+@check("model: the interpreter is bit-exact", 15)
 def interpreter_exact(ctx):
     bit_exact(ctx, "interpreter")
 
 
-@check("jit: the scalar JIT is bit-exact", 15, seeded=True)
+@check("jit: the scalar JIT is bit-exact", 15)
 def scalar_exact(ctx):
     bit_exact(ctx, "jit scalar")
 
 
-@check("jit: the SSE2 JIT is bit-exact", 15, seeded=True)
+@check("jit: the SSE2 JIT is bit-exact", 15)
 def sse2_exact(ctx):
     bit_exact(ctx, "jit sse2")
 
@@ -158,17 +178,17 @@ def widest_path(ctx, need_avx2):
     bit_exact(ctx, f"jit {path}")
 
 
-@check("jit: the AVX2 path QEMU -cpu max offers is bit-exact", 15, emulators=("qemu",), seeded=True)
+@check("jit: the AVX2 path QEMU -cpu max offers is bit-exact", 15, emulators=("qemu",))
 def widest_path_qemu(ctx):
     widest_path(ctx, need_avx2=True)
 
 
-@check("jit: the path Bochs's CPUID allows is bit-exact", 15, emulators=("bochs",), seeded=True)
+@check("jit: the path Bochs's CPUID allows is bit-exact", 15, emulators=("bochs",))
 def widest_path_bochs(ctx):
     widest_path(ctx, need_avx2=False)
 
 
-@check("jit: SSE2 fallback (tests=jit-sse2), no AVX state", 10, boot="jit-sse2", seeded=True)
+@check("jit: SSE2 fallback (tests=jit-sse2), no AVX state", 10, boot="jit-sse2")
 def sse2_fallback(ctx):
     problem = end_of_run(ctx.boot)
     if problem:
@@ -234,3 +254,112 @@ HINTS = [
         'operand that is not 16-byte aligned. Book: chapter 6, "Turning SSE on".',
     ),
 ]
+
+
+# What QEMU saw: each engine's logits and each JIT's code in guest memory, the
+# code pages' permissions in its walk of the page tables, the W^X faults.
+ENGINES = ("interpreter", "scalar JIT", "SSE2 JIT", "widest JIT")  # model_seen.logits' order
+CONTEXTS, VOCAB = 16, 27  # model_selftest.c, model.h
+CODE_AT = len(ENGINES) * CONTEXTS * VOCAB * 4  # struct model_seen: code[] after the logits
+
+
+INTERACTION = at_power_off(boots=("default", "jit-sse2"))
+# The held-out count and the words are the same for every path that computes
+# right, and the given interpreter computes them: they count where the widest
+# JIT's own logits are right.
+WIDEST = ("jit: the AVX2 path QEMU -cpu max offers is bit-exact", "jit: the path Bochs's CPUID allows is bit-exact")
+BACKED_BY = {"model: held-out top-1 count": WIDEST, "model: the words generated for this seed": WIDEST}
+
+
+def seen_logits(ctx, slot):
+    """Engine `slot`'s logits of the 16 seeded contexts, as guest memory holds
+    them, against the reference's; Fail names the first context that differs."""
+    mem = seen_memory(ctx)
+    base = ctx.symbols["model_seen"] + slot * CONTEXTS * VOCAB * 4
+    want = ctx.values["_logits"]
+    if not want:
+        raise Fail(f"no reference values: {ctx.values['hash']}")
+    for i, z in enumerate(want):
+        got = mem.i32s(base + i * VOCAB * 4, VOCAB)
+        if got != list(z):
+            k = next(j for j in range(VOCAB) if got[j] != z[j])
+            raise Fail(
+                f"in memory, the {ENGINES[slot]}'s logits of context {i} (`{spell(ctx.values['_contexts'][i])}`) "
+                f"differ from the reference's: logit {k} is {got[k]}, not {z[k]}"
+                + ("" if any(got) else " (all zero: this engine never ran)")
+            )
+
+
+@observed("model: module found and checked")
+def module_seen(ctx):
+    """The kernel's record of GRUB's module (struct boot_info) is where its line says, of the file's size."""
+    mem, bi = seen_memory(ctx), ctx.symbols["boot_info"]
+    start, end = mem.u64(bi + 800), mem.u64(bi + 808)  # modules[0] (mb2.h)
+    size = (ctx.lab.dir / MODEL_FILE).stat().st_size
+    said = [ln for ln in ctx.boot.lines if ln.startswith("[model] module ")]
+    if end - start != size or not said or not said[0].startswith(f"[model] module chars.model at 0x{start:016x}:"):
+        raise Fail(
+            f"in memory, the module is 0x{start:x}-0x{end:x} ({size} bytes in the file); the kernel said {said[:1]}"
+        )
+
+
+@observed("model: the interpreter's logits hash", "model: the interpreter is bit-exact")
+def interpreter_seen(ctx):
+    seen_logits(ctx, 0)
+
+
+@observed("jit: the scalar JIT is bit-exact")
+def scalar_seen(ctx):
+    seen_logits(ctx, 1)
+
+
+@observed("jit: the SSE2 JIT is bit-exact", "jit: SSE2 fallback (tests=jit-sse2), no AVX state")
+def sse2_seen(ctx):
+    seen_logits(ctx, 2)
+
+
+@observed("jit: the JITs' logits hashes")
+def jits_seen(ctx):
+    seen_logits(ctx, 1)
+    seen_logits(ctx, 2)
+
+
+@observed(WIDEST[0], WIDEST[1])
+def widest_seen(ctx):
+    seen_logits(ctx, 3)
+
+
+@observed("jit: the encoder is right and the code is sealed r-x")
+def code_seen(ctx):
+    """Each JIT's code is where its line says, holds code (SSE2's has
+    pmaddwd), and the page tables in CR3, walked in guest memory, give its
+    pages r-x."""
+    mem, cr3 = seen_memory(ctx), seen_registers(ctx).get("CR3", 0)
+    for k, name in enumerate(("scalar", "sse2")):
+        addr = mem.u64(ctx.symbols["model_seen"] + CODE_AT + 8 * k)
+        said = [m for m in map(JIT_CODE.match, ctx.boot.lines) if m and m.group(1) == name]
+        if not addr or not said or int(said[0].group(3), 16) != addr:
+            told = said[0].group(0) if said else "nothing"
+            raise Fail(f"in memory, the {name} JIT's code is at 0x{addr:x}; the kernel said {told}")
+        size = int(said[0].group(2))
+        code = mem.read(addr, size)
+        if not any(code) or name == "sse2" and b"\x66\x0f\xf5" not in code:
+            raise Fail(f"in memory, the {size} bytes at 0x{addr:x} are no {name} code (no pmaddwd in the SSE2 code)")
+        for page in range(addr & ~0xFFF, addr + size, 0x1000):
+            seen = walk(mem, cr3, page)
+            perms = "not mapped" if seen is None else "r" + "-w"[seen[1]] + "-x"[seen[2]]
+            if perms != "r-x":
+                raise Fail(
+                    f"the page tables in CR3 (in guest memory) give the {name} code page 0x{page:x} {perms}, not r-x"
+                )
+
+
+@observed("jit: W^X, sealed code is not writable and data not executable")
+def wx_seen(ctx):
+    """The CPU refused a write to the SSE2 JIT's code and a fetch from the heap (its weights)."""
+    code = seen_memory(ctx).u64(ctx.symbols["model_seen"] + CODE_AT + 8)
+    seen = exceptions_taken(ctx)
+    if not any(t.vector == 14 and t.error == 3 and t.cr2 == code for t in seen):
+        raise Fail(f"QEMU's -d int log shows no write fault (error 0x3) at the SSE2 code, 0x{code:x}")
+    if not any(t.vector == 14 and t.error == 0x11 and t.cr2 == t.rip and in_heap(t.rip, ctx.symbols) for t in seen):
+        raise Fail("QEMU's -d int log shows no fetch fault (error 0x11) in the heap, where the weights are")

@@ -1,5 +1,5 @@
 """Lab 06's deliberate breaks (grader/mutants.py runs them)."""
-from grader.mutants import check_of, diagnosis_text, mutant
+from grader.mutants import check_of, diagnosis_text, earned_without_work, forger, mutant, skeleton
 
 # Checks of given code: a skeleton of this lab may pass them.
 GIVEN_CODE_CHECKS = {
@@ -370,3 +370,13 @@ def jit_seal_start_not_rounded_down(st):
 def jit_seal_without_its_null_check(st):
     # needs jit_seal of an address with no page table (0x00007e8000000000) to return -1
     assert not st.full and "cr2 0x0000000000000000 (not mapped): unexpected, powering off" in diagnosis_text(st)
+
+
+# A forger (issue 20): the JIT's skeleton, and the lab's whole transcript
+# printed: the hashes, the held-out count and the words are the given
+# interpreter's too, the code sizes and addresses made up or replayed.
+@mutant("06", patches=[skeleton("06-jit-model/jit_seal.c"), forger("06-jit-model/jit_encode.c", "06")])
+def forger_printing_the_whole_transcript_earns_only_the_given_code(st):
+    given = GIVEN_CODE_CHECKS | {"power: final line and clean power-off"}  # the skeleton's score, 40
+    assert earned_without_work(st, given) == [], earned_without_work(st, given)
+    assert "logits of context 0" in check_of(st, "jit: the scalar JIT is bit-exact").message
