@@ -289,7 +289,7 @@ def wrap(argv, rw=(), ro=(), net=False, cwd=None, file_cap=FILE_SIZE_CAP, memory
     """argv run inside the sandbox, seeing /usr, the folders `rw` (writable)
     and the files or folders `ro` (read-only), with the network only if
     `net`; every file it writes capped at file_cap bytes (and its memory, if
-    asked), its TMPDIR private (bubblewrap's /tmp, the cell). Under the user
+    asked), its TMPDIR private (bubblewrap's /tmp, its working folder). Under the user
     seal, rw[0] (or cwd) is the cell: every rw folder is given to the cell's
     user, and the command must name its files relative to cwd (see
     `inside`). Without a sandbox here, argv with the caps only (the caller
@@ -305,7 +305,8 @@ def wrap(argv, rw=(), ro=(), net=False, cwd=None, file_cap=FILE_SIZE_CAP, memory
         for d in rw:
             _give(d, uid)
         net_box = ["unshare", "--net", "--"] if not net and netns() else []
-        env = ["env", "-i", f"PATH={PATH}", "HOME=/nonexistent", f"TMPDIR={cell.absolute()}"]
+        # TMPDIR: its working folder, named through /proc (the folders above it may be closed to it)
+        env = ["env", "-i", f"PATH={PATH}", "HOME=/nonexistent", "TMPDIR=/proc/self/cwd"]
         return caps + net_box + user_prefix(uid) + env + list(argv)
     if m != "bwrap":
         return caps + list(argv)
