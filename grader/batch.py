@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import build as build_mod, grade, intake, labs as labs_mod, report, run, stage as stage_mod
+from . import build as build_mod, grade, intake, labs as labs_mod, report, run, safe, stage as stage_mod
 
 COLUMNS = ["student", "score", "max", "challenge", "status", "seed", "seconds", "first_failing"]
 
@@ -173,13 +173,13 @@ class Batch:
             if sys.stderr.isatty():
                 sys.stderr.write(
                     f"\r\033[Kbatch: {self.done}/{total} graded, {elapsed:.0f}s so far, "
-                    f"about {left:.0f}s left (last: {row.student} {row.score}/{row.max})"
+                    f"about {left:.0f}s left (last: {safe.line(row.student)} {row.score}/{row.max})"
                 )
                 if self.done == total:
                     sys.stderr.write("\n")
             else:
                 sys.stderr.write(
-                    f"batch: {self.done}/{total} {row.student}: {row.score}/{row.max} "
+                    f"batch: {self.done}/{total} {safe.line(row.student)}: {row.score}/{row.max} "
                     f"{row.status} ({row.seconds:.1f}s; about {left:.0f}s left)\n"
                 )
             sys.stderr.flush()

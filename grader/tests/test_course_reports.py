@@ -193,9 +193,11 @@ def test_a_challenge_is_extra_credit_and_case_times_add_up_to_the_stage(tmp_path
     assert ": 90/90" not in gs["output"]  # hidden tests: Gradescope hides the total, so do we
 
 
-def test_sanitize_cuts_host_paths_and_control_characters():
+def test_sanitize_cuts_host_paths_and_shows_control_characters_as_text():
     text = "/tmp/kit-run-x/heap.c:3: error\x1b[31m at /home/ann/kit/labs/03-bss-heap/heap.c\x07"
-    assert report.sanitize(text, ["/home/ann/kit"]) == ".../heap.c:3: error[31m at labs/03-bss-heap/heap.c"
+    assert report.sanitize(text, ["/home/ann/kit"]) == ".../heap.c:3: error\\x1b[31m at labs/03-bss-heap/heap.c\\x07"
+    # a root is cut only where a name ends: a sibling whose name starts the same keeps its own
+    assert report.sanitize("/r/sub and /r/submission_metadata.json", ["/r/sub"]) == ". and /r/submission_metadata.json"
 
 
 def test_the_reproduce_line_of_a_submission_repeats_it_and_qemu_boots_it(tmp_path):
