@@ -302,6 +302,11 @@ def add_parsers(sub):
         "--progress-timeout", type=float, help=f"seconds without output (default {grade.TIMEOUTS['progress']:.0f})"
     )
     b.add_argument("--total-timeout", type=float, help=f"seconds of a boot (default {grade.TIMEOUTS['total']:.0f})")
+    b.add_argument(
+        "--entry-timeout",
+        type=float,
+        help=f"seconds of one submission, build and boots (default {grade.TIMEOUTS['stage']:.0f})",
+    )
     b.add_argument("--bench", action="store_true", help="then time each build and bare boot one at a time")
     b.set_defaults(run=run_batch)
     m = sub.add_parser("batch-merge", help="join the gradebooks of shards into one")
@@ -318,7 +323,8 @@ def run_batch(args):
     base = stage_mod.seed_or_new(args.seed)
     reports = args.reports or args.csv.with_name(args.csv.stem + "-reports")
     reports.mkdir(parents=True, exist_ok=True)
-    timeouts = {k: v for k, v in (("progress", args.progress_timeout), ("total", args.total_timeout)) if v}
+    asked = (("progress", args.progress_timeout), ("total", args.total_timeout), ("stage", args.entry_timeout))
+    timeouts = {k: v for k, v in asked if v}
     print(
         f"batch: lab {labs_mod.find(args.lab).name}, {len(names)} submissions"
         + (f" (shard {args.shard})" if args.shard else "")
