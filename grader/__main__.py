@@ -265,7 +265,6 @@ def cmd_bochs_debug(req, raw=False):
     """Bochs's own debugger on this terminal: a breakpoint at _start, magic
     breakpoints (xchg %bx,%bx) on, serial output copied to this terminal
     (control characters shown as text unless `raw`)."""
-    import tempfile
     import threading
 
     deps.ensure("bochs", install=req.install)
@@ -279,7 +278,7 @@ def cmd_bochs_debug(req, raw=False):
         "Serial output appears here too.",
         file=sys.stderr,
     )
-    with tempfile.TemporaryDirectory(prefix="kit-run-") as tmp:
+    with scratch.folder("kit-run-") as tmp:
         launch = emulators.bochs(
             b.iso,
             tmp,

@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import build as build_mod, grade, intake, labs as labs_mod, report, run, safe, stage as stage_mod
+from . import build as build_mod, grade, intake, labs as labs_mod, report, run, safe, scratch, stage as stage_mod
 
 COLUMNS = ["student", "score", "max", "challenge", "status", "seed", "seconds", "first_failing"]
 
@@ -127,7 +127,7 @@ class Batch:
         seed = student_seed(self.base_seed, name)
         upload = self.folder / name
         t = time.monotonic()
-        tmp = Path(tempfile.mkdtemp(prefix="kit-batch-"))
+        tmp = scratch.made("kit-batch-")  # removed below, or at exit after a second Ctrl-C
         try:
             try:
                 origin = intake.materialize(upload, self.lab.name, tmp / "tree", self.below)
@@ -160,7 +160,7 @@ class Batch:
             )
         finally:
             if self.keep is None or name not in self.keep:
-                shutil.rmtree(tmp, ignore_errors=True)
+                scratch.remove(tmp)
         self.progress(row)
         return row
 

@@ -46,7 +46,7 @@ import traceback
 import zipfile
 from pathlib import Path
 
-from . import labs as labs_mod
+from . import labs as labs_mod, scratch
 
 ROOT = labs_mod.ROOT
 KEEP = ("labs/", "grader/", "Makefile")
@@ -234,7 +234,7 @@ def grade_upload(upload, bundle, source, notes, root=None):
         below = "submission"
         away = [source / "reference", root / METADATA]
     reference = source / "reference" if below == "reference" else None
-    with tempfile.TemporaryDirectory(prefix="kit-autograder-") as tmp:
+    with scratch.folder("kit-autograder-") as tmp:
         try:
             origin = intake.materialize(upload, lab.name, Path(tmp) / "tree", below, source, reference)
         except intake.IntakeError as e:
