@@ -236,6 +236,20 @@ def _give(folder, uid):
                 os.chown(p, uid, uid, follow_symlinks=False)
 
 
+def _take_back(rw):
+    """A folder the user seal gave away (an earlier build under another
+    seal) is root's again: bubblewrap's root has no capability to write into
+    another user's folder."""
+    if os.geteuid() != 0:
+        return
+    for d in rw:
+        try:
+            if os.stat(d).st_uid != 0:
+                _give(d, 0)
+        except OSError:
+            pass
+
+
 def inside(cell, path):
     """The name by which a sealed command working in `cell` opens the file
     `path` from outside it: the path itself where the sandbox shows it (or
@@ -308,6 +322,7 @@ def wrap(argv, rw=(), ro=(), net=False, cwd=None, file_cap=FILE_SIZE_CAP, memory
         # TMPDIR: its working folder, named through /proc (the folders above it may be closed to it)
         env = ["env", "-i", f"PATH={PATH}", "HOME=/nonexistent", "TMPDIR=/proc/self/cwd"]
         return caps + net_box + user_prefix(uid) + env + list(argv)
+    _take_back(rw)
     if m != "bwrap":
         return caps + list(argv)
     box = [

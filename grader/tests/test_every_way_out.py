@@ -24,15 +24,16 @@ HANG = (
 
 
 def processes_naming(mark):
-    """(pid, command) of every process whose command line names `mark`."""
+    """(pid, command) of every process whose command line or working folder names `mark`."""
     found = []
     for pid in os.listdir("/proc"):
         if pid.isdigit():
             try:
                 args = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode(errors="replace")
+                cwd = os.readlink(f"/proc/{pid}/cwd")
             except OSError:
                 continue
-            if str(mark) in args:
+            if str(mark) in args or str(mark) in cwd:
                 found.append((int(pid), args))
     return found
 
