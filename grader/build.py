@@ -334,12 +334,27 @@ def _editor_commands(stage, jobs, gendir):
     ]
 
 
-def secrets(stage):
+def secrets(root, reference=None):
     """The files a submission must never read: the kit's solutions, every
     lab's hidden checks, the reference files its origin names."""
-    folders = [Path(stage.root) / "solutions"] + sorted(Path(stage.root).glob("labs/*/hidden"))
-    folders += [Path(stage.origin.reference)] if stage.origin.reference else []
+    folders = [Path(root) / "solutions"] + sorted(Path(root).glob("labs/*/hidden"))
+    folders += [Path(reference)] if reference else []
     return [p for d in folders if d.is_dir() for p in sorted(d.rglob("*")) if p.is_file()]
+
+
+def refuse_if_exposed(root, reference=None, what="a submission is not built"):
+    """Under the user seal, BuildError if its user could read one of the kit's secrets."""
+    open_to_it = sandbox.exposed(secrets(root, reference))
+    if open_to_it:
+        shown = [os.path.relpath(p, root) if p.startswith(str(root)) else p for p in open_to_it]
+        raise BuildError(
+            "the sandbox here is a user of its own (no namespaces), and it could read "
+            f"{', '.join(shown[:3])}"
+            + (f" and {len(shown) - 3} more" if len(shown) > 3 else "")
+            + f": {what} where it could print them",
+            "make them readable by root only (for example chmod -R go-rwx solutions labs/*/hidden), "
+            "or grade where bubblewrap works",
+        )
 
 
 def _sealed_or_refused(stage):
@@ -353,17 +368,7 @@ def _sealed_or_refused(stage):
             "a submission is built only in the sandbox, and there is none here: " + sandbox.why_not(),
             "to grade without it anyway (trusted code only): KIT_SANDBOX=off",
         )
-    open_to_it = sandbox.exposed(secrets(stage))
-    if open_to_it:
-        shown = [os.path.relpath(p, stage.root) if p.startswith(str(stage.root)) else p for p in open_to_it]
-        raise BuildError(
-            "the sandbox here is a user of its own (no namespaces), and it could read "
-            f"{', '.join(shown[:3])}"
-            + (f" and {len(shown) - 3} more" if len(shown) > 3 else "")
-            + ": a submission is not built where it could print them",
-            "make them readable by root only (for example chmod -R go-rwx solutions labs/*/hidden), "
-            "or grade where bubblewrap works",
-        )
+    refuse_if_exposed(stage.root, stage.origin.reference)
 
 
 def _build_locked(stage, outdir, deadline=None):

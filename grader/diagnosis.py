@@ -10,6 +10,8 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import scratch
+
 EXCEPTIONS = {
     0: ("#DE", "divide error"),
     1: ("#DB", "debug"),
@@ -219,19 +221,21 @@ def symbolize(elf, addresses, roots=(), place=None):
     tool = shutil.which("llvm-symbolizer")
     try:
         if tool:
-            out = subprocess.run(
+            out = scratch.run_tool(
                 [tool, f"--obj={elf}", "--inlining=true"] + [hex(a) for a in addresses],
-                capture_output=True,
+                30,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 text=True,
-                timeout=30,
             ).stdout
             blocks = [b.splitlines()[-2:] for b in out.strip().split("\n\n")]  # the outermost frame
         elif shutil.which("addr2line"):
-            out = subprocess.run(
+            out = scratch.run_tool(
                 ["addr2line", "-f", "-e", str(elf)] + [hex(a) for a in addresses],
-                capture_output=True,
+                30,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 text=True,
-                timeout=30,
             ).stdout.splitlines()
             blocks = [out[i : i + 2] for i in range(0, len(out), 2)]
         else:

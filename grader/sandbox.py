@@ -318,6 +318,7 @@ def wrap(argv, rw=(), ro=(), net=False, cwd=None, file_cap=FILE_SIZE_CAP, memory
         uid = cell_uid(cell)
         for d in rw:
             _give(d, uid)
+        cell.chmod(0o700)  # another cell's user cannot look in
         net_box = ["unshare", "--net", "--"] if not net and netns() else []
         # TMPDIR: its working folder, named through /proc (the folders above it may be closed to it)
         env = ["env", "-i", f"PATH={PATH}", "HOME=/nonexistent", "TMPDIR=/proc/self/cwd"]

@@ -5,6 +5,9 @@ encoder check against llvm-objdump and for the native benchmark.
     python3 labs/06-jit-model/native.py bench [--labs] [--path KIND ...]   cycles per multiply-add, each path
     python3 labs/06-jit-model/native.py paths             which JIT kinds this machine can run
 (`make jit-check` and `make bench-jit` run the first two.)
+The harness runs a student's jit_encode.c on this machine itself: it is
+built and run in the kernel build's sandbox (build() and run() below), or
+not at all.
 """
 import argparse
 import contextlib
@@ -42,6 +45,8 @@ def build(root=None, solutions=True, outdir=None):
             "your jit_encode.c runs natively only in the sandbox, and there is none here: " + sandbox.why_not(),
             "to run it anyway (your own code, as yourself): KIT_SANDBOX=off",
         )
+    if not solutions:
+        build_mod.refuse_if_exposed(root, what="a student's jit_encode.c is not built")  # readable by root only?
     out = Path(outdir or root / "build" / "native")
     src = out / "src"
     shutil.rmtree(src, ignore_errors=True)

@@ -134,3 +134,12 @@ def test_without_any_sandbox_a_students_encoder_is_refused(tmp_path, monkeypatch
         env=dict(os.environ, KIT_SANDBOX="off"),
     )
     assert "Traceback" not in r.stderr and "forms disassemble as intended" in r.stdout  # off: it runs, as asked
+
+
+def test_under_the_user_seal_a_students_encoder_is_refused_while_solutions_are_readable(tmp_path, monkeypatch):
+    monkeypatch.setattr(sandbox, "mode", lambda: "user")
+    monkeypatch.setattr(sandbox, "exposed", lambda paths: [str(p) for p in paths if "/solutions/" in str(p)][:2])
+    with pytest.raises(build.BuildError) as e:
+        native.build(solutions=False, outdir=tmp_path / "native")
+    assert e.value.summary.startswith("the sandbox here is a user of its own (no namespaces), and it could read ")
+    assert e.value.summary.endswith(": a student's jit_encode.c is not built where it could print them")
