@@ -10,7 +10,7 @@
 #   make format                      apply black and clang-format to the kit's files
 #   make setup                       install the Debian packages the kit needs (as root), or name them
 #   make build LAB=01                build a stage only: kernel.elf, kernel.sym, kernel.asm, the ISO
-#   make qemu LAB=01 [SOLUTIONS=1]   boot a stage, serial on this terminal
+#   make qemu LAB=01 [SOLUTIONS=1]   boot a stage, serial on this terminal (RAW=1: escape sequences unchanged)
 #   make qemu-gdb LAB=01             the same, waiting for GDB; then `make gdb`
 #   make gdb                         attach GDB to the QEMU that `make qemu-gdb` started
 #   make bochs LAB=01                boot a stage in Bochs, serial on this terminal
@@ -39,9 +39,11 @@ BELOW ?=
 MEMORY ?=
 TESTS ?= all
 JIT ?=
+RAW ?=
 REPORTS ?=
 OUT ?=
 
+raw = $(if $(filter 1 yes true,$(RAW)),--raw)
 opts = $(if $(LAB),--lab $(LAB)) $(if $(filter 1 yes true,$(SOLUTIONS)),--solutions) \
        $(if $(SEED),--seed $(SEED)) --emulator $(EMULATOR)
 need_lab = $(if $(LAB),,$(error LAB is missing: for example `make $@ LAB=01`))
@@ -89,18 +91,18 @@ grade:
 
 qemu:
 	$(need_lab)
-	@$(GRADER) qemu $(opts) --tests $(TESTS)
+	@$(GRADER) qemu $(opts) --tests $(TESTS) $(raw)
 
 qemu-gdb:
 	$(need_lab)
-	@$(GRADER) qemu --gdb $(opts) --tests $(TESTS)
+	@$(GRADER) qemu --gdb $(opts) --tests $(TESTS) $(raw)
 
 gdb:
 	@$(GRADER) gdb
 
 bochs:
 	$(need_lab)
-	@$(GRADER) bochs $(opts) --tests $(TESTS)
+	@$(GRADER) bochs $(opts) --tests $(TESTS) $(raw)
 
 bochs-debug:
 	$(need_lab)

@@ -19,7 +19,7 @@ from pathlib import Path
 # diagnosis and the thread pools of multi-stage grades are imported later,
 # while the kernel boots (a student waits for `make grade`, not for imports).
 from . import build as build_mod
-from . import deps, emulators, grade, intake, labs, run, stage as stage_mod, transcript
+from . import deps, emulators, grade, intake, labs, run, safe, scratch, stage as stage_mod, transcript
 from .request import Reports, Request
 from .stage import Run
 
@@ -62,7 +62,7 @@ def add_common(p, lab_required=False):
     p.set_defaults(
         submission=None, solutions_below=False, memory=None, jobs=os.cpu_count() or 2, tests="all", gdb=False
     )
-    p.set_defaults(json=None, junit=None, gradescope=None, show_output=False)
+    p.set_defaults(json=None, junit=None, gradescope=None, show_output=False, raw=False)
 
 
 def make_parser(command=None):
@@ -108,6 +108,11 @@ def make_parser(command=None):
         q.add_argument("--tests", default="all", help="the tests= list on the command line")
         q.add_argument("--submission", type=Path, help="boot a student's submission (loose files or a tree)")
         q.add_argument("--solutions-below", action="store_true", help="labs before --lab come from solutions/")
+        q.add_argument(
+            "--raw",
+            action="store_true",
+            help="the serial bytes as they come, escape sequences included (default: shown as text, \\x1b[2J)",
+        )
     if want("build"):
         b = sub.add_parser("build", help="build a stage")
         add_common(b, lab_required=True)
@@ -256,10 +261,10 @@ def cmd_build(req):
     return 0
 
 
-def cmd_bochs_debug(req):
+def cmd_bochs_debug(req, raw=False):
     """Bochs's own debugger on this terminal: a breakpoint at _start, magic
-    breakpoints (xchg %bx,%bx) on, serial output copied to this terminal."""
-    import tempfile
+    breakpoints (xchg %bx,%bx) on, serial output copied to this terminal
+    (control characters shown as text unless `raw`)."""
     import threading
 
     deps.ensure("bochs", install=req.install)
@@ -273,7 +278,7 @@ def cmd_bochs_debug(req):
         "Serial output appears here too.",
         file=sys.stderr,
     )
-    with tempfile.TemporaryDirectory(prefix="kit-run-") as tmp:
+    with scratch.folder("kit-run-") as tmp:
         launch = emulators.bochs(
             b.iso,
             tmp,
@@ -291,7 +296,8 @@ def cmd_bochs_debug(req):
 
             while not done.is_set():
                 if select.select([fd], [], [], 0.1)[0]:
-                    sys.stdout.buffer.write(os.read(fd, 4096))
+                    data = os.read(fd, 4096)
+                    sys.stdout.buffer.write(data if raw else safe.output(data).encode())
                     sys.stdout.flush()
 
         t = threading.Thread(target=copy, daemon=True)
@@ -312,8 +318,10 @@ def cmd_bochs_debug(req):
     return 0
 
 
-def cmd_qemu(req, gdb=False):
-    """Boot a stage with its serial line on this terminal (QEMU or Bochs, as the request says)."""
+def cmd_qemu(req, gdb=False, raw=False):
+    """Boot a stage with its serial line on this terminal (QEMU or Bochs, as
+    the request says): what the kernel sends is shown as text, an escape
+    sequence as \\x1b[...; `raw` passes its bytes through as they are."""
     emulator = req.emulators[0]
     deps.ensure(emulator, install=req.install)
     b = build_mod.build(req.stage(req.labs[0]))
@@ -342,7 +350,7 @@ def cmd_qemu(req, gdb=False):
     out = sys.stdout.buffer
 
     def show(data):
-        out.write(data)
+        out.write(data if raw else safe.output(data).encode())
         out.flush()
 
     exits = b.stage.exit_values()
@@ -422,9 +430,9 @@ def main(argv=None):
     requested = {  # the commands that build, boot or grade: they take the Request
         "grade": cmd_grade,
         "demo": cmd_demo,
-        "qemu": lambda req: cmd_qemu(req, gdb=args.gdb),
-        "bochs": cmd_qemu,
-        "bochs-debug": cmd_bochs_debug,
+        "qemu": lambda req: cmd_qemu(req, gdb=args.gdb, raw=args.raw),
+        "bochs": lambda req: cmd_qemu(req, raw=args.raw),
+        "bochs-debug": lambda req: cmd_bochs_debug(req, raw=args.raw),
         "build": cmd_build,
     }
     plain = {"setup": cmd_setup, "gdb": cmd_gdb}
@@ -440,13 +448,13 @@ def main(argv=None):
     except deps.MissingTools as e:
         print(f"setup: {e}", file=sys.stderr)
     except labs.LabError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {safe.line(e, None)}", file=sys.stderr)
     except intake.IntakeError as e:
-        print(f"error: {e.summary}" + (f" ({e.details})" if e.details else ""), file=sys.stderr)
+        print(f"error: {safe.line(e.summary)}" + (f" ({safe.line(e.details)})" if e.details else ""), file=sys.stderr)
     except transcript.TranscriptError as e:
-        print(f"error in an expected transcript: {e}", file=sys.stderr)
+        print(f"error in an expected transcript: {safe.line(e, None)}", file=sys.stderr)
     except build_mod.BuildError as e:
-        print(f"build failed: {e.summary}\n{e.details}", file=sys.stderr)
+        print(f"build failed: {safe.line(e.summary)}\n{safe.block(e.details, 40)}", file=sys.stderr)
         return 130 if run.STOP.is_set() else 1
     except KeyboardInterrupt:
         print("\ninterrupted; every emulator was stopped", file=sys.stderr)
@@ -455,7 +463,7 @@ def main(argv=None):
         if os.environ.get("KIT_DEBUG"):
             raise
         print(
-            f"internal error in the grader: {type(e).__name__}: {e} "
+            f"internal error in the grader: {type(e).__name__}: {safe.line(e)} "
             "(run again with KIT_DEBUG=1 for the traceback, and report it)",
             file=sys.stderr,
         )
@@ -467,5 +475,8 @@ if __name__ == "__main__":
     sys.stdout.flush()
     sys.stderr.flush()
     # Every file is closed, every run folder removed, every emulator reaped by
-    # now: leave without the interpreter's teardown (milliseconds a student waits).
+    # now, but after a second Ctrl-C, by a thread stopped halfway: what it
+    # left goes here. Then leave without the interpreter's teardown
+    # (milliseconds a student waits).
+    scratch.clean_up()
     os._exit(status)

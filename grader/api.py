@@ -236,7 +236,8 @@ class Talk:
         identity-mapped), kept in extra["memory"] (a monitor.Memory)."""
         sock = self._socket()
         path = sock.parent / f"mem-{addr:x}-{size:x}.bin"
-        qmp_talk(sock, [("pmemsave", addr, size, path)])
+        # named relative to QEMU's working folder, its cell: under the user seal the folders above may be closed to it
+        qmp_talk(sock, [("pmemsave", addr, size, path.name)])
         try:
             data = path.read_bytes()
             path.unlink()

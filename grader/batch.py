@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import build as build_mod, grade, intake, labs as labs_mod, report, run, stage as stage_mod
+from . import build as build_mod, grade, intake, labs as labs_mod, report, run, safe, scratch, stage as stage_mod
 
 COLUMNS = ["student", "score", "max", "challenge", "status", "seed", "seconds", "first_failing"]
 
@@ -127,7 +127,7 @@ class Batch:
         seed = student_seed(self.base_seed, name)
         upload = self.folder / name
         t = time.monotonic()
-        tmp = Path(tempfile.mkdtemp(prefix="kit-batch-"))
+        tmp = scratch.made("kit-batch-")  # removed below, or at exit after a second Ctrl-C
         try:
             try:
                 origin = intake.materialize(upload, self.lab.name, tmp / "tree", self.below)
@@ -160,7 +160,7 @@ class Batch:
             )
         finally:
             if self.keep is None or name not in self.keep:
-                shutil.rmtree(tmp, ignore_errors=True)
+                scratch.remove(tmp)
         self.progress(row)
         return row
 
@@ -173,13 +173,13 @@ class Batch:
             if sys.stderr.isatty():
                 sys.stderr.write(
                     f"\r\033[Kbatch: {self.done}/{total} graded, {elapsed:.0f}s so far, "
-                    f"about {left:.0f}s left (last: {row.student} {row.score}/{row.max})"
+                    f"about {left:.0f}s left (last: {safe.line(row.student)} {row.score}/{row.max})"
                 )
                 if self.done == total:
                     sys.stderr.write("\n")
             else:
                 sys.stderr.write(
-                    f"batch: {self.done}/{total} {row.student}: {row.score}/{row.max} "
+                    f"batch: {self.done}/{total} {safe.line(row.student)}: {row.score}/{row.max} "
                     f"{row.status} ({row.seconds:.1f}s; about {left:.0f}s left)\n"
                 )
             sys.stderr.flush()
@@ -304,6 +304,11 @@ def add_parsers(sub):
         "--progress-timeout", type=float, help=f"seconds without output (default {grade.TIMEOUTS['progress']:.0f})"
     )
     b.add_argument("--total-timeout", type=float, help=f"seconds of a boot (default {grade.TIMEOUTS['total']:.0f})")
+    b.add_argument(
+        "--entry-timeout",
+        type=float,
+        help=f"seconds of one submission, build and boots (default {grade.TIMEOUTS['stage']:.0f})",
+    )
     b.add_argument("--bench", action="store_true", help="then time each build and bare boot one at a time")
     b.set_defaults(run=run_batch)
     m = sub.add_parser("batch-merge", help="join the gradebooks of shards into one")
@@ -320,7 +325,8 @@ def run_batch(args):
     base = stage_mod.seed_or_new(args.seed)
     reports = args.reports or args.csv.with_name(args.csv.stem + "-reports")
     reports.mkdir(parents=True, exist_ok=True)
-    timeouts = {k: v for k, v in (("progress", args.progress_timeout), ("total", args.total_timeout)) if v}
+    asked = (("progress", args.progress_timeout), ("total", args.total_timeout), ("stage", args.entry_timeout))
+    timeouts = {k: v for k, v in asked if v}
     print(
         f"batch: lab {labs_mod.find(args.lab).name}, {len(names)} submissions"
         + (f" (shard {args.shard})" if args.shard else "")

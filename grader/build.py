@@ -30,13 +30,12 @@ import re
 import shutil
 import stat
 import subprocess
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import labs as labs_mod, sandbox
+from . import labs as labs_mod, sandbox, scratch
 from .stage import Stage
 from .symbols import Symbols
 
@@ -106,39 +105,60 @@ def stage_dir(stage):
     return stage.root / "build" / name
 
 
-def _run(cmd, cwd=None, sealed=None):
-    """Run a tool; with sealed=outdir, inside the sandbox that sees only outdir."""
+def _run(cmd, cwd=None, sealed=None, deadline=None):
+    """Run a tool; with sealed=outdir, inside the sandbox that sees only
+    outdir (the tool names its files relative to cwd). The tool has its own
+    process group and a private TMPDIR, both gone when it ends, Ctrl-C
+    included; it is stopped after TOOL_TIMEOUT seconds, or at `deadline`
+    (time.monotonic()) if that comes first."""
     tool = cmd[0]
-    if sealed is not None:
-        cmd = sandbox.wrap(cmd, rw=[sealed], cwd=cwd, memory=True)
     from .run import STOP
 
     if STOP.is_set():
         raise BuildError("interrupted (Ctrl-C)")
-    try:
-        proc = subprocess.Popen(
-            cmd,
-            cwd=cwd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            errors="replace",
-            start_new_session=True,
-        )
-    except FileNotFoundError:
-        raise BuildError(f"missing tool: {cmd[0]} (run `make setup` as root, or see README)") from None
-    deadline = time.monotonic() + TOOL_TIMEOUT
-    while True:
+    limit = time.monotonic() + TOOL_TIMEOUT
+    if deadline is not None and deadline < limit:
+        if deadline <= time.monotonic():
+            raise BuildError(out_of_time(tool))
+        limit = deadline
+    with scratch.folder("kit-tool-") as tmp:
+        if sealed is not None:
+            cmd = sandbox.wrap(cmd, rw=[sealed], cwd=cwd, memory=True)
         try:
-            out, err = proc.communicate(timeout=0.1)
-            return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
-        except subprocess.TimeoutExpired:
-            if STOP.is_set() or time.monotonic() > deadline:
-                os.killpg(proc.pid, 9)
-                proc.communicate()
-                raise BuildError(
-                    "interrupted (Ctrl-C)" if STOP.is_set() else f"{tool} took more than {TOOL_TIMEOUT}s: stopped"
-                ) from None
+            proc = subprocess.Popen(
+                cmd,
+                cwd=cwd,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                errors="replace",
+                start_new_session=True,
+                env=scratch.tool_env(tmp),
+            )
+        except FileNotFoundError:
+            raise BuildError(f"missing tool: {cmd[0]} (run `make setup` as root, or see README)") from None
+        scratch.started(proc)
+        try:
+            while True:
+                try:
+                    out, err = proc.communicate(timeout=0.1)
+                    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+                except subprocess.TimeoutExpired:
+                    if STOP.is_set() or time.monotonic() > limit:
+                        os.killpg(proc.pid, 9)
+                        proc.communicate()
+                        if STOP.is_set():
+                            raise BuildError("interrupted (Ctrl-C)") from None
+                        if limit == deadline:
+                            raise BuildError(out_of_time(tool)) from None
+                        raise BuildError(f"{tool} took more than {TOOL_TIMEOUT}s: stopped") from None
+        finally:
+            scratch.kill_group(proc.pid)  # what it started in the background goes with it
+            scratch.ended(proc)
+
+
+def out_of_time(tool):
+    return f"the stage's time limit was reached while {tool} ran: stopped"
 
 
 def first_errors(text, *roots, limit=8):
@@ -274,15 +294,19 @@ def _inputs_hash(stage, gen, outdir):
     return h.hexdigest()
 
 
-def build(stage, outdir=None):
+def build(stage, outdir=None, deadline=None):
     """Build `stage` (a stage.Stage); returns a Build or raises BuildError.
     Builds of the same folder wait for each other (a lock file), across
-    threads and processes: `EMULATOR=both` grades one stage twice at once."""
+    threads and processes: `EMULATOR=both` grades one stage twice at once.
+    `deadline` (time.monotonic()) stops the build if it is not done by then."""
     outdir = Path(outdir) if outdir else stage_dir(stage)
     outdir.mkdir(parents=True, exist_ok=True)
     with open(outdir / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return _build_locked(stage, outdir)
+        try:
+            return _build_locked(stage, outdir, deadline)
+        finally:
+            sandbox.reap(outdir)
 
 
 def _include_flags(stage):
@@ -312,21 +336,44 @@ def _editor_commands(stage, jobs, gendir):
     ]
 
 
+def secrets(root, reference=None):
+    """The files a submission must never read: the kit's solutions, every
+    lab's hidden checks, the reference files its origin names."""
+    folders = [Path(root) / "solutions"] + sorted(Path(root).glob("labs/*/hidden"))
+    folders += [Path(reference)] if reference else []
+    return [p for d in folders if d.is_dir() for p in sorted(d.rglob("*")) if p.is_file()]
+
+
+def refuse_if_exposed(root, reference=None, what="a submission is not built"):
+    """Under the user seal, BuildError if its user could read one of the kit's secrets."""
+    open_to_it = sandbox.exposed(secrets(root, reference))
+    if open_to_it:
+        shown = [os.path.relpath(p, root) if p.startswith(str(root)) else p for p in open_to_it]
+        raise BuildError(
+            "the sandbox here is a user of its own (no namespaces), and it could read "
+            f"{', '.join(shown[:3])}"
+            + (f" and {len(shown) - 3} more" if len(shown) > 3 else "")
+            + f": {what} where it could print them",
+            "make them readable by root only (for example chmod -R go-rwx solutions labs/*/hidden), "
+            "or grade where bubblewrap works",
+        )
+
+
 def _sealed_or_refused(stage):
     """Is the sandbox here? A submission is never built without it, unless
-    the instructor said KIT_SANDBOX=off."""
-    if (
-        sandbox.mode() is None
-        and stage.origin.kind == "submission"
-        and os.environ.get("KIT_SANDBOX", "").lower() not in ("0", "off", "no")
-    ):
+    the instructor said KIT_SANDBOX=off; under the user seal, only if it
+    cannot read the kit's secrets (they must be readable by root only)."""
+    if stage.origin.kind != "submission":
+        return
+    if sandbox.mode() is None and os.environ.get("KIT_SANDBOX", "").lower() not in ("0", "off", "no"):
         raise BuildError(
             "a submission is built only in the sandbox, and there is none here: " + sandbox.why_not(),
             "to grade without it anyway (trusted code only): KIT_SANDBOX=off",
         )
+    refuse_if_exposed(stage.root, stage.origin.reference)
 
 
-def _build_locked(stage, outdir):
+def _build_locked(stage, outdir, deadline=None):
     _sealed_or_refused(stage)
     gen = generated(stage)
     digest = _inputs_hash(stage, gen, outdir)
@@ -347,14 +394,18 @@ def _build_locked(stage, outdir):
         (src, objdir / f"{i:02d}-{src.path.stem}{src.path.suffix.replace('.', '_')}.o")
         for i, src in enumerate(stage.sources)
     ]
-    cmds = [["clang"] + CFLAGS + debug + incs + ["-c", src.shown, "-o", str(obj)] for src, obj in jobs]
+    # every path relative to the tool's working folder: under the user seal the folders above may be closed to it
+    cmds = [["clang"] + CFLAGS + debug + incs + ["-c", src.shown, "-o", f"../obj/{obj.name}"] for src, obj in jobs]
     from concurrent.futures import ThreadPoolExecutor
 
     cache = ObjectCache(srcdir, gendir)
     workers = int(os.environ.get("KIT_BUILD_JOBS", "0") or 0) or os.cpu_count() or 2  # compilers at once
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = list(
-            pool.map(lambda job: cache.compile(job[1], srcdir / job[0][0].shown, job[0][1], outdir), zip(jobs, cmds))
+            pool.map(
+                lambda job: cache.compile(job[1], srcdir / job[0][0].shown, job[0][1], outdir, deadline),
+                zip(jobs, cmds),
+            )
         )
     for (src, obj), r in zip(jobs, results):
         if r.returncode != 0:
@@ -371,23 +422,25 @@ def _build_locked(stage, outdir):
     ldscript = outdir / "kernel.ld"
     linker_script = stage.first(LINKER_SCRIPT).relative_to(stage.first(LINKER_SCRIPT).parents[2])
     r = _run(
-        ["clang", "-E", "-P", "-x", "c", "-D__ASSEMBLER__"] + incs + [str(linker_script), "-o", str(ldscript)],
+        ["clang", "-E", "-P", "-x", "c", "-D__ASSEMBLER__"] + incs + [str(linker_script), "-o", f"../{ldscript.name}"],
         cwd=srcdir,
         sealed=outdir,
+        deadline=deadline,
     )
     if r.returncode != 0:
         raise BuildError("the linker script does not preprocess", first_errors(r.stderr, srcdir, stage.root))
     r = _run(
-        ["ld.lld"] + LDFLAGS + ["-T", str(ldscript), "-o", str(elf)] + [str(obj) for _, obj in jobs],
+        ["ld.lld"] + LDFLAGS + ["-T", ldscript.name, "-o", elf.name] + [f"obj/{obj.name}" for _, obj in jobs],
         cwd=outdir,
         sealed=outdir,
+        deadline=deadline,
     )
     if r.returncode != 0:
         raise BuildError("the kernel does not link", first_errors(r.stderr, srcdir, stage.root))
     with ThreadPoolExecutor(max_workers=2) as pool:  # two tools of about 0.4 s each, side by side
         done = [
             pool.submit(_listings, elf, outdir, Path(stage.root).resolve() == ROOT.resolve()),
-            pool.submit(_make_iso, elf, iso, grub_config(stage), stage.modules),
+            pool.submit(_make_iso, elf, iso, grub_config(stage), stage.modules, deadline),
         ]
         for f in done:
             f.result()
@@ -420,17 +473,17 @@ class ObjectCache:
         h.update(source.read_bytes())
         return h.hexdigest()
 
-    def compile(self, cmd, source, obj, sealed):
+    def compile(self, cmd, source, obj, sealed, deadline=None):
         """Run the compile `cmd` in the sandbox, or copy its object from the cache."""
         cwd = Path(sealed) / "src"
-        key = self.key([c for c in cmd if c != str(obj)], cwd, source)
+        key = self.key(cmd, cwd, source)  # the object's name in cmd is the same in every copy of the kit
         kept = self.dir / key[:2] / f"{key}.o"
         if not self.on:
-            return _run(cmd, cwd=cwd, sealed=sealed)
+            return _run(cmd, cwd=cwd, sealed=sealed, deadline=deadline)
         if kept.is_file():
             shutil.copyfile(kept, obj)
             return subprocess.CompletedProcess(cmd, 0, "", "")
-        r = _run(cmd, cwd=cwd, sealed=sealed)
+        r = _run(cmd, cwd=cwd, sealed=sealed, deadline=deadline)
         if r.returncode == 0 and Path(obj).is_file():
             kept.parent.mkdir(parents=True, exist_ok=True)
             part = kept.with_suffix(f".{os.getpid()}.{threading.get_ident()}.part")
@@ -471,24 +524,24 @@ def _listings(elf, outdir, asm=True):
     kernel.asm is for people: a kit copied elsewhere for a test or a mutant
     (asm=False) writes kernel.sym only, which the grader reads."""
     with open(outdir / "kernel.sym", "w") as f:
-        subprocess.run(["llvm-nm", "-n", "-S", str(elf)], stdout=f, stderr=subprocess.DEVNULL, timeout=TOOL_TIMEOUT)
+        scratch.run_tool(["llvm-nm", "-n", "-S", str(elf)], TOOL_TIMEOUT, stdout=f, stderr=subprocess.DEVNULL)
     if not asm:
         return
     code32 = Symbols.read(outdir / "kernel.sym").range("__code32_start", "__code32_end")
     with open(outdir / "kernel.asm", "w") as f:
         f.write("; 64-bit code (the 32-bit code is listed again at the end, decoded as i386)\n")
         f.flush()
-        subprocess.run(
+        scratch.run_tool(
             ["llvm-objdump", "-d", "-l", "--no-show-raw-insn", str(elf)],
+            TOOL_TIMEOUT,
             stdout=f,
             stderr=subprocess.DEVNULL,
-            timeout=TOOL_TIMEOUT,
         )
         if code32 and code32[1] > code32[0]:
             lo, hi = code32
             f.write(f"\n; 32-bit code 0x{lo:x}-0x{hi:x}, decoded as i386\n")
             f.flush()
-            subprocess.run(
+            scratch.run_tool(
                 [
                     "llvm-objdump",
                     "-d",
@@ -499,27 +552,27 @@ def _listings(elf, outdir, asm=True):
                     f"--stop-address=0x{hi:x}",
                     str(elf),
                 ],
+                TOOL_TIMEOUT,
                 stdout=f,
                 stderr=subprocess.DEVNULL,
-                timeout=TOOL_TIMEOUT,
             )
 
 
-def _make_iso(elf, iso, grub_cfg_text, modules=()):
+def _make_iso(elf, iso, grub_cfg_text, modules=(), deadline=None):
     """An ISO with GRUB, grub.cfg, the kernel and the stage's module files in /boot.
     The ISO's kernel has no debug information (GDB and the diagnosis read
     kernel.elf, which keeps it): debug information names the folder the kit
     lives in, and GRUB, which reads the whole file, would then place its boot
     information elsewhere and take other time in every clone of the kit."""
-    with tempfile.TemporaryDirectory(prefix="kit-iso-") as tmp:
+    with scratch.folder("kit-iso-") as tmp:
         boot = Path(tmp) / "boot"
         (boot / "grub").mkdir(parents=True)
-        r = _run(["llvm-objcopy", "--strip-debug", str(elf), str(boot / "kernel.elf")])
+        r = _run(["llvm-objcopy", "--strip-debug", str(elf), str(boot / "kernel.elf")], deadline=deadline)
         if r.returncode != 0:
             raise BuildError("llvm-objcopy --strip-debug failed", first_errors(r.stderr, ROOT))
         for m in modules:
             shutil.copy(m, boot / m.name)
         (boot / "grub" / "grub.cfg").write_text(grub_cfg_text)
-        r = _run(["grub-mkrescue", "-o", str(iso), tmp])
+        r = _run(["grub-mkrescue", "-o", str(iso), str(tmp)], deadline=deadline)
         if r.returncode != 0 or not iso.is_file():
             raise BuildError("grub-mkrescue failed", first_errors(r.stderr, ROOT))

@@ -55,6 +55,7 @@ KERNEL = [
     Need(QEMU_BIOS, "seabios", "QEMU's firmware (-bios)"),
     Need("bwrap", "bubblewrap", "the sandbox of every build and every emulator run"),
     Need("prlimit", "util-linux", "caps the size of the files a build or a run writes"),
+    Need("setpriv", "util-linux", "the seal without namespaces: builds and boots as a user of its own"),
 ]
 BOCHS = [
     Need("bochs", "bochs", "the second, stricter emulator"),
@@ -81,6 +82,7 @@ TEST = (
         Need("py:pytest", "python3-pytest", "runs the test suite"),
         Need("py:xdist", "python3-pytest-xdist", "runs the test suite on every core (pytest -n)"),
         Need("strace", "strace", "the test that lists the files each emulator opens"),
+        Need("py:seccomp", "python3-seccomp", "the tests that imitate a Docker-like container (tests/docker_like.py)"),
     ]
     + BOOK
 )

@@ -10,6 +10,8 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import scratch
+
 EXCEPTIONS = {
     0: ("#DE", "divide error"),
     1: ("#DB", "debug"),
@@ -136,6 +138,7 @@ def parse_qemu_log(text, kernel_range=None):
             delivering = (
                 prev is not None
                 and prev.rip == current.rip
+                and not current.software  # a second int n at the same place is a loop, not a failed delivery
                 and (prev.software or (current.error & 2 and current.error >> 3 == prev.vector))  # an int n that failed
             )  # its IDT gate was unusable
             fresh = (old is None or old == 0xFFFFFFFF) and not delivering
@@ -218,19 +221,21 @@ def symbolize(elf, addresses, roots=(), place=None):
     tool = shutil.which("llvm-symbolizer")
     try:
         if tool:
-            out = subprocess.run(
+            out = scratch.run_tool(
                 [tool, f"--obj={elf}", "--inlining=true"] + [hex(a) for a in addresses],
-                capture_output=True,
+                30,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 text=True,
-                timeout=30,
             ).stdout
             blocks = [b.splitlines()[-2:] for b in out.strip().split("\n\n")]  # the outermost frame
         elif shutil.which("addr2line"):
-            out = subprocess.run(
+            out = scratch.run_tool(
                 ["addr2line", "-f", "-e", str(elf)] + [hex(a) for a in addresses],
-                capture_output=True,
+                30,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 text=True,
-                timeout=30,
             ).stdout.splitlines()
             blocks = [out[i : i + 2] for i in range(0, len(out), 2)]
         else:
@@ -327,8 +332,19 @@ def where_stuck(samples, build, roots=(), knowledge=None):
     return f"the kernel was still running in {func} ({where}) in {len(locs)} of {len(samples)} samples, {state}"
 
 
+DIAGNOSIS_LINES = 24  # lines of one diagnosis, its hint apart
+
+
+def bounded(lines):
+    """At most DIAGNOSIS_LINES lines, the last saying how many more there were."""
+    from .safe import lines as capped
+
+    return capped(lines, DIAGNOSIS_LINES)
+
+
 def diagnose(log_text, build, knowledge, emulator="qemu", lines_printed=(), roots=()):
-    """Lines describing the exception chain in the log, or [] if there is none.
+    """Lines describing the exception chain in the log, or [] if there is none
+    (at most DIAGNOSIS_LINES, a repeated exception said once with its count).
     lines_printed (the serial output) helps the places say where an address lies."""
     from .api import Evidence
 
@@ -355,7 +371,7 @@ def diagnose(log_text, build, knowledge, emulator="qemu", lines_printed=(), root
             if rip in where:
                 lines.append(f"rip 0x{rip:x} is in {where[rip]}")
         hint = choose_hint(ev, knowledge.hints)
-        return lines + ([f"hint: {hint}"] if hint else []), chain
+        return bounded(lines) + ([f"hint: {hint}"] if hint else []), chain
     code_ev = Evidence(chain, first, build.stage, syms, list(lines_printed), chain.kernel_said, code=True)
     names = symbolize(
         build.elf, [f.rip for f in chain.faults], roots, place=lambda a: place_of(a, code_ev, knowledge.places)
@@ -365,15 +381,20 @@ def diagnose(log_text, build, knowledge, emulator="qemu", lines_printed=(), root
         f.where = names.get(f.rip, "no symbol")
         if f.vector == 14:
             f.place = place_of(f.regs.get("CR2", 0), ev, knowledge.places)
-    lines = []
+    lines, same = [], 0
     for n, f in enumerate(chain.faults):
         kind = "raised by an instruction (int n)" if f.software else ""
         err = f.error_text()
-        lines.append(
-            f"{'then ' if n else ''}{f.name} at rip {f.rip:#x} in {f.where}"
-            + (f"; {err}" if err else "")
-            + (f" [{kind}]" if kind else "")
-        )
+        line = f"{f.name} at rip {f.rip:#x} in {f.where}" + (f"; {err}" if err else "") + (f" [{kind}]" if kind else "")
+        if lines and lines[-1].removeprefix("then ") == line:
+            same += 1
+            continue
+        if same:
+            lines.append(f"then the same exception {same} more time(s)")
+            same = 0
+        lines.append(("then " if n else "") + line)
+    if same:
+        lines.append(f"then the same exception {same} more time(s)")
     if chain.stray is not None and not chain.faults:
         s = chain.stray
         lines.append(
@@ -393,4 +414,4 @@ def diagnose(log_text, build, knowledge, emulator="qemu", lines_printed=(), root
     if chain.handled:
         lines.append(f"(before this chain, the log shows {chain.handled} other exception(s) in the kernel)")
     hint = choose_hint(ev, knowledge.hints)
-    return lines + ([f"hint: {hint}"] if hint else []), chain
+    return bounded(lines) + ([f"hint: {hint}"] if hint else []), chain

@@ -10,11 +10,10 @@ rfb listener on port 5900 is reachable from nowhere.
 import os
 import re
 import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import deps, sandbox
+from . import deps, sandbox, scratch
 
 QEMU = "qemu-system-x86_64"
 BOCHS = "bochs"
@@ -104,8 +103,10 @@ def empty_env_block():
         except OSError:
             data = b""
         if len(data) != 1024 or not data.startswith(b"# GRUB Environment Block\n"):
-            with tempfile.TemporaryDirectory(prefix="kit-env-") as tmp:
-                subprocess.run(["grub-editenv", f"{tmp}/env", "create"], check=True, timeout=30)
+            with scratch.folder("kit-env-") as tmp:
+                r = scratch.run_tool(["grub-editenv", f"{tmp}/env", "create"], 30)
+                if r.returncode != 0:
+                    raise subprocess.CalledProcessError(r.returncode, r.args)
                 data = Path(f"{tmp}/env").read_bytes()
             try:
                 kept.parent.mkdir(exist_ok=True)
@@ -141,7 +142,8 @@ def make_args_disk(tmpdir, kargs):
 
 
 def boxed(argv, iso, tmpdir, net=False):
-    """The emulator in the sandbox: it reads its image, writes only its run folder."""
+    """The emulator in the sandbox: it reads its image, writes only its run
+    folder (its working folder: it names its files relative to it)."""
     return sandbox.wrap(argv, rw=[tmpdir], ro=[iso], net=net, cwd=tmpdir, file_cap=sandbox.EMULATOR_FILE_CAP)
 
 
@@ -151,6 +153,7 @@ def qemu(iso, tmpdir, kargs, memory_mb=128, exits=None, gdb_port=None, extra=(),
     tmpdir = Path(tmpdir)
     log = tmpdir / "qemu.log"
     env = make_args_disk(tmpdir, kargs)
+    image = sandbox.inside(tmpdir, iso)
     argv = [
         QEMU,
         "-nodefaults",
@@ -176,22 +179,22 @@ def qemu(iso, tmpdir, kargs, memory_mb=128, exits=None, gdb_port=None, extra=(),
         "-device",
         "isa-debug-exit,iobase=0xf4,iosize=0x04",
         "-drive",
-        f"file={env},format=raw,if=ide,index=0",
+        f"file={env.name},format=raw,if=ide,index=0",
         "-drive",
-        f"file={iso},media=cdrom,if=ide,index=2,readonly=on",
+        f"file={image},media=cdrom,if=ide,index=2,readonly=on",
         "-boot",
         "d",
         "-d",
         "int,cpu_reset",
         "-D",
-        str(log),
+        log.name,
     ]
     files = {"args": env}
     if gdb_port:
         argv += ["-S", "-gdb", f"tcp:127.0.0.1:{gdb_port}"]
     if qmp:  # QEMU's machine protocol, for the grader's questions about the guest
         files["qmp"] = tmpdir / "qmp.sock"
-        argv += ["-qmp", f"unix:{files['qmp']},server=on,wait=off"]
+        argv += ["-qmp", "unix:qmp.sock,server=on,wait=off"]
     for event in trace:
         argv += ["-trace", event]
     argv += list(extra)
@@ -224,18 +227,29 @@ magic_break: enabled={magic}
 
 def netns_prefix(always=False):
     """A network namespace of its own, where the sandbox does not give one:
-    as root `unshare -n`, otherwise in a user namespace too (`unshare -rn`)."""
-    if sandbox.mode() == "bwrap" and not always:
+    as root `unshare -n`, otherwise in a user namespace too (`unshare -rn`).
+    The user seal makes one itself where root may; where it may not (a
+    Docker-like container), Bochs's rfb listener would be reachable: refused."""
+    seal = sandbox.mode()
+    if seal == "bwrap" and not always:
         return []  # the sandbox has no network
+    if seal == "user" and not always:
+        if not sandbox.netns():
+            raise sandbox.Refused(
+                "Bochs's display listens on TCP port 5900, and no network namespace can hide it here "
+                f"({sandbox.why_not()}): grade under QEMU (EMULATOR=qemu)"
+            )
+        return []  # the seal puts it in a network namespace of its own
     return ["unshare", "-n"] if os.geteuid() == 0 else ["unshare", "-rn"]
 
 
 def bochs(iso, tmpdir, kargs, memory_mb=128, exits=None, debugger=False, breakpoints=(), cpu_model=None, **_):
     """cpu_model: one of `bochs -help cpu` (tigerlake has AVX-512 VNNI), or Bochs's default CPU."""
     tmpdir = Path(tmpdir)
+    prefix = netns_prefix(always=True) if debugger else netns_prefix()
     disk = make_args_disk(tmpdir, kargs)
     fifo = tmpdir / "serial.fifo"
-    os.mkfifo(fifo)
+    os.mkfifo(fifo, 0o600)
     log = tmpdir / "bochs.log"
     rc = tmpdir / "bochsrc"
     rc.write_text(
@@ -244,10 +258,10 @@ def bochs(iso, tmpdir, kargs, memory_mb=128, exits=None, debugger=False, breakpo
             bios=deps.BOCHS_BIOS,
             vgabios=deps.BOCHS_VGABIOS,
             display=deps.BOCHS_DISPLAY,
-            disk=disk,
-            iso=iso,
-            fifo=fifo,
-            log=log,
+            disk=disk.name,  # names relative to the run folder, Bochs's working folder
+            iso=sandbox.inside(tmpdir, iso),
+            fifo=fifo.name,
+            log=log.name,
             magic=1 if debugger else 0,
             cpu_model=f"model={cpu_model}, " if cpu_model else "",
         )
@@ -257,8 +271,8 @@ def bochs(iso, tmpdir, kargs, memory_mb=128, exits=None, debugger=False, breakpo
         commands.write_text("".join(f"lb {a:#x}\n" for a in breakpoints) + "c\n")
     else:
         commands.write_text("c\nquit\n")  # the built-in debugger would stop at a prompt
-    command = [BOCHS, "-q", "-f", str(rc), "-rc", str(commands)]
-    argv = netns_prefix(always=True) + command if debugger else boxed(netns_prefix() + command, iso, tmpdir)
+    command = [BOCHS, "-q", "-f", rc.name, "-rc", commands.name]
+    argv = prefix + command if debugger else boxed(prefix + command, iso, tmpdir)
     return Launch(
         "bochs",
         argv,
@@ -284,6 +298,6 @@ def named_paths(launch):
     rc = launch.files.get("bochsrc")
     if rc:
         text = Path(rc).read_text()
-        named += PATH_IN_CONFIG.findall(text)
+        named += [p for p in PATH_IN_CONFIG.findall(text) if p.startswith("/")]  # the run's own are relative
         named += [deps.bochs_plugin(m) for m in re.findall(r"^display_library: (\w+)", text, re.M)]
     return list(dict.fromkeys(named))

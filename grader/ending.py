@@ -33,6 +33,11 @@ def end_of_run(run):
         return (
             f"timeout: {what} for {run.limits['progress']:.0f}s (a hang, or a reset loop); the run was stopped"
         ), tail
+    if run.reason == "timeout" and run.limits.get("stage"):
+        return (
+            f"timeout: the stage's time limit ({run.limits['stage']:.0f}s for the build and every boot) "
+            "was reached; the run was stopped"
+        ), tail
     if run.reason == "timeout":
         return f"timeout: still running after {run.limits['total']:.0f}s; the run was stopped", tail
     if run.reason == "final-line-no-exit":

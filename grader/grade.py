@@ -18,7 +18,7 @@ from . import build as build_mod
 from .ending import end_of_run
 from .stage import Run, Stage
 
-TIMEOUTS = {"total": 60.0, "progress": 15.0}
+TIMEOUTS = {"total": 60.0, "progress": 15.0, "stage": 300.0}  # seconds: a boot, its silence, a whole stage
 EMULATORS_AT_ONCE = 2  # a stage's boots run in parallel, this many emulators at a time
 
 
@@ -164,10 +164,11 @@ def emulator_slots(n=EMULATORS_AT_ONCE):
     return threading.BoundedSemaphore(max(1, n))
 
 
-def boot(b, r, timeouts=None, talk=None, slots=None, **kw):
+def boot(b, r, timeouts=None, talk=None, slots=None, deadline=None, **kw):
     """One boot of a built stage with the Run `r`; `talk` (an api.Interaction)
     adds its line hook and emulator options; `slots` (emulator_slots) bounds
-    the emulators running at once."""
+    the emulators running at once; `deadline` (time.monotonic()), the
+    stage's, ends the boot if it comes before the boot's own limit."""
     timeouts = dict(TIMEOUTS, **(timeouts or {}))
     make = emulators.EMULATORS[r.emulator]
     opts = dict(talk.launch) if talk else {}
@@ -178,12 +179,19 @@ def boot(b, r, timeouts=None, talk=None, slots=None, **kw):
         kw.setdefault("on_stall", ask_where)
     exits = b.stage.exit_values()
     with slots or emulator_slots():
-        return run.run(
+        total, left = timeouts["total"], (deadline - time.monotonic()) if deadline is not None else None
+        if left is not None and left <= 0:
+            limits = {"total": 0.0, "progress": timeouts["progress"], "cap": 0, "stage": timeouts["stage"]}
+            return run.RunResult("timeout", limits=limits, emulator=r.emulator)
+        result = run.run(
             lambda tmp: make(b.iso, tmp, r.cmdline, memory_mb=r.memory_mb, exits=exits, **opts),
-            total_timeout=timeouts["total"],
+            total_timeout=min(total, left) if left is not None else total,
             progress_timeout=timeouts["progress"],
             **kw,
         )
+        if left is not None and left < total and result.reason == "timeout":
+            result.limits["stage"] = timeouts["stage"]  # the stage's limit, not the boot's, stopped it
+        return result
 
 
 def ask_where(result):
@@ -230,18 +238,20 @@ def grade_stage(stage, seed, emulator="qemu", memory_mb=None, timeouts=None, out
     boot a small machine); boots, a list of boot names, keeps only those
     boots (and the default one) and their checks: a mutant that needs one
     boot is graded sooner. slots (emulator_slots) is shared by stages
-    graded together."""
+    graded together. timeouts["stage"] bounds the whole stage, build and
+    boots (TIMEOUTS)."""
     t0 = time.monotonic()
+    deadline = t0 + dict(TIMEOUTS, **(timeouts or {}))["stage"]  # the build and every boot, together
     plan = plan_for(stage, emulator, boots)
     try:
-        built = build_mod.build(stage, outdir)
+        built = build_mod.build(stage, outdir, deadline=deadline)
     except build_mod.BuildError as e:
         return failed_stage(
             stage, seed, emulator, f"build failed: {e.summary}", memory_mb, e, elapsed=time.monotonic() - t0, plan=plan
         )
     run.mark("built")
     runs = plan_runs(plan, seed, emulator, memory_mb)
-    results, precomputed, specs = boot_all(built, plan, runs, seed, timeouts, slots)
+    results, precomputed, specs = boot_all(built, plan, runs, seed, timeouts, slots, deadline)
     if run.STOP.is_set():
         return failed_stage(
             stage, seed, emulator, "interrupted", memory_mb,
@@ -306,7 +316,7 @@ def in_thread(fn, *args):
     return t, box
 
 
-def boot_all(built, plan, runs, seed, timeouts, slots):
+def boot_all(built, plan, runs, seed, timeouts, slots, deadline=None):
     """Every boot of the stage in parallel, and the lab's slow values meanwhile
     (in threads that Ctrl-C does not wait for); while they run, this thread
     reads the expected transcript. Returns (results by boot, precomputed
@@ -314,7 +324,9 @@ def boot_all(built, plan, runs, seed, timeouts, slots):
     lab = built.stage.top
     slots = slots or emulator_slots()
     early = [(fn, *in_thread(fn, seed, lab)) for fn in plan.precompute]
-    started = {name: in_thread(boot, built, r, timeouts, talks_with(plan, name), slots) for name, r in runs.items()}
+    started = {
+        name: in_thread(boot, built, r, timeouts, talks_with(plan, name), slots, deadline) for name, r in runs.items()
+    }
     specs = expected_transcript(lab)
     results = {}
     for name, (t, box) in started.items():

@@ -18,13 +18,23 @@ in a temporary build folder with a new seed, and writes
 $AUTOGRADER_ROOT/results/results.json (report.gradescope_results). Whatever
 happens, a results file says what happened.
 
-Without the sandbox (Gradescope's containers may forbid the namespaces
-bubblewrap needs), the submission is built anyway: the container holds no
-solution of the graded lab and lives for one submission; before the build,
-the hidden checks are loaded and their folder moved to a place the compiler
-cannot name, and results.json's output says the sandbox was off.
+Sealed on every host (grader/sandbox.py); results.json's output says how:
+  - bubblewrap, where the container lets it make namespaces;
+  - else, as root (Gradescope runs run_autograder as root), a user of its
+    own: before the build, the autograder's root (the bundle with its
+    reference/ and hidden checks, submission_metadata.json, the results)
+    is made readable by root only, and checked to be so, so that an
+    `#include` or `.incbin` of any of it, or of /etc/shadow, fails;
+  - else (not root, or no user can be switched to), only what cannot leak
+    is graded: the labs below come from the submission itself, and
+    reference/, the hidden checks (loaded first) and the metadata are moved
+    to random names, out of the compiler's reach, for the time of the
+    grading. As root without any seal, nothing is built.
+KIT_SANDBOX=off grades with the bundle as it is (trusted code only): the
+hidden checks are still moved away.
 """
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -36,7 +46,7 @@ import traceback
 import zipfile
 from pathlib import Path
 
-from . import labs as labs_mod
+from . import labs as labs_mod, scratch
 
 ROOT = labs_mod.ROOT
 KEEP = ("labs/", "grader/", "Makefile")
@@ -139,18 +149,22 @@ def failure_results(what, started):
     }
 
 
-class HiddenAway:
-    """Without the sandbox the compiler could read any file by name: the
-    graded lab's hidden checks are loaded first, and their folder is moved
-    to a random name for the time of the grading."""
+class MovedAway:
+    """Without a sandbox the compiler could read any file by name: a file or
+    folder is moved to a random name for the time of the grading (a
+    compiler cannot list folders, it can only name files)."""
 
-    def __init__(self, lab):
-        self.src, self.away = lab.dir / "hidden", None
+    def __init__(self, path):
+        self.src, self.away = Path(path), None
 
     def __enter__(self):
-        if self.src.is_dir():
-            self.away = Path(tempfile.gettempdir()) / f"kit-{secrets.token_hex(16)}"
-            shutil.move(str(self.src), str(self.away))
+        if self.src.exists():
+            away = Path(tempfile.gettempdir()) / f"kit-{secrets.token_hex(16)}"
+            try:
+                shutil.move(str(self.src), str(away))
+                self.away = away
+            except OSError:
+                pass
         return self
 
     def __exit__(self, *exc):
@@ -158,24 +172,82 @@ class HiddenAway:
             shutil.move(str(self.away), str(self.src))
 
 
-def grade_upload(upload, bundle, source, notes):
-    """Grade one upload; returns the StageResult."""
-    from . import grade, intake, sandbox, stage as stage_mod
+class HiddenAway(MovedAway):
+    """The graded lab's hidden checks (loaded first), out of the compiler's reach."""
 
+    def __init__(self, lab):
+        super().__init__(lab.dir / "hidden")
+
+
+def lock(root, source):
+    """For the user seal: the autograder's root, the bundle and the metadata
+    readable by root only. Returns the files the seal's user could still read."""
+    for path, mode in ((root, 0o700), (source, 0o700), (root / "results", 0o700), (root / METADATA, 0o600)):
+        if path.exists():
+            path.chmod(mode)
+    from . import sandbox
+
+    return sandbox.exposed([root / METADATA] + [p for p in sorted(source.rglob("*")) if p.is_file()])
+
+
+METADATA = "submission_metadata.json"
+
+
+def grade_upload(upload, bundle, source, notes, root=None):
+    """Grade one upload under the best seal here; returns the StageResult."""
+    from . import build as build_mod, grade, intake, sandbox, stage as stage_mod
+
+    root = Path(root) if root else Path(upload).parent
     lab = labs_mod.find(bundle["lab"], source)
     seed = stage_mod.new_seed()
-    reference = source / "reference" if bundle["below"] == "reference" else None
-    with tempfile.TemporaryDirectory(prefix="kit-autograder-") as tmp:
+    below = bundle["below"]
+    seal = sandbox.mode()
+    trusted = os.environ.get("KIT_SANDBOX", "").lower() in sandbox.OFF
+    away = []
+    if seal == "user":
+        open_to_it = lock(root, source)
+        if open_to_it:
+            notes.append(f"The sandbox's user could still read {len(open_to_it)} files of the autograder.")
+            seal = None
+        else:
+            notes.append(
+                "This submission was built and run as a user of its own (this container cannot make "
+                "namespaces): no file of the autograder was readable to it."
+            )
+    if seal is None and not trusted:
+        if os.geteuid() == 0:
+            st = stage_mod.make(lab.name, stage_mod.Origin("submission", upload), source)
+            why = (
+                f"nothing was built: the autograder runs as root, and can neither make a sandbox nor "
+                f"switch to a user of its own here ({sandbox.why_not()})"
+            )
+            return grade.failed_stage(st, seed, "qemu", why, build_error=build_mod.BuildError(why))
+        notes.append(
+            f"No sandbox here ({sandbox.why_not()}): graded on the submission's own files only"
+            + (
+                " (every lab up to this one: the bundle's reference code was kept out of reach)"
+                if below != "submission"
+                else ""
+            )
+            + "; the hidden checks and the submission's metadata were moved out of reach."
+        )
+        below = "submission"
+        away = [source / "reference", root / METADATA]
+    reference = source / "reference" if below == "reference" else None
+    with scratch.folder("kit-autograder-") as tmp:
         try:
-            origin = intake.materialize(upload, lab.name, Path(tmp) / "tree", bundle["below"], source, reference)
+            origin = intake.materialize(upload, lab.name, Path(tmp) / "tree", below, source, reference)
         except intake.IntakeError as e:
             return intake.refused(stage_mod.make(lab.name, stage_mod.Origin("submission", upload), source), e, seed)
         st = stage_mod.make(lab.name, origin, source)
-        if sandbox.mode() is None:
-            notes.append(f"This submission was built without the sandbox ({sandbox.why_not()}).")
+        if seal is None:
+            if trusted:
+                notes.append(f"This submission was built without the sandbox ({sandbox.why_not()}).")
             os.environ["KIT_SANDBOX"] = "off"
             lab.module("hidden.checks")  # loaded now, then out of the compiler's reach
-            with HiddenAway(lab):
+            with contextlib.ExitStack() as stack:
+                for path in [lab.dir / "hidden"] + away:
+                    stack.enter_context(MovedAway(path))
                 return grade.grade_stage(st, seed=seed, outdir=Path(tmp) / "build")
         return grade.grade_stage(st, seed=seed, outdir=Path(tmp) / "build")
 
@@ -193,7 +265,7 @@ def autograde(root):
         bundle = json.loads((source / "bundle.json").read_text())
         upload = root / "submission"
         notes = []
-        st = grade_upload(upload, bundle, source, notes)
+        st = grade_upload(upload, bundle, source, notes, root)
         report.terminal([st], color=False)
         data = report.gradescope_results([st], " ".join(notes), reproduce=student_reproduce)
         data["execution_time"] = round(time.monotonic() - started)
@@ -217,6 +289,35 @@ def add_parsers(sub):
     g.set_defaults(run=run_make)
 
 
+def seal_lines(lab, below="reference", root=ROOT):
+    """What `make gradescope` says of the bundle's seal: which one it will
+    use in the container, and what a submission can see under each."""
+    from . import sandbox
+
+    every = labs_mod.discover(root)
+    top = labs_mod.find(lab, root, every)
+    lower = [x.name[:2] for x in every if x.number < top.number]
+    out = [
+        "  seal: bubblewrap where the container can make namespaces (nothing of the autograder visible);",
+        f"        else, as root (Gradescope's way), a user of its own (uid {sandbox.UID_BASE}+): the autograder's",
+        "        root, the bundle, reference/, hidden/ and submission_metadata.json readable by root only, so that an",
+        "        #include or .incbin of them (or of /etc/shadow) fails; a submission can name the files every user",
+        "        may read (/usr, /etc/passwd) and write where every user may (/tmp);",
+        "        else the labs below come from the submission itself, reference/, hidden/ and the metadata are",
+        "        moved out of its reach (as root with no seal at all: nothing is built). results.json says which.",
+    ]
+    if below == "reference" and lower:
+        out += [
+            f"  exposes: the reference code of labs {', '.join(lower)} (reference/), compiled into every student's",
+            "        kernel under a seal: a determined student can print it (bundle once those labs are past due,",
+            "        or make the bundle with --below submission)",
+        ]
+    else:
+        out.append("  exposes: no reference code (the labs below come from the submission)")
+    out.append(f"  this machine's seal would be: {sandbox.describe()}")
+    return out
+
+
 def run_make(args):
     names = [lab.name for lab in labs_mod.discover()] if args.lab == "all" else [args.lab]
     for name in names:
@@ -224,6 +325,8 @@ def run_make(args):
         with zipfile.ZipFile(path) as z:
             n = len(z.namelist())
         print(f"gradescope: {path.relative_to(ROOT)} ({n} files, {path.stat().st_size // 1024} KiB)")
+        for line in seal_lines(name, args.below):
+            print(line)
     return 0
 
 

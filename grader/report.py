@@ -1,16 +1,26 @@
 """Reports of a grading: the terminal (one line per check), JSON, JUnit XML
 and Gradescope's results.json. The three files carry, besides each check,
 the compiler's error lines and the tail of each boot's serial output, with
-no host path and no control character; a challenge is extra credit there,
-never a failed test; each check's time is its share of the stage's time."""
+no host path; a challenge is extra credit there, never a failed test; each
+check's time is its share of the stage's time.
+
+Safe to read and bounded, everywhere: every string that comes from a
+submission or a kernel (names, compiler messages, serial output, symbols)
+shows its control characters as text (grader/safe.py); a line is cut at
+safe.LINE_CAP characters, what a check quotes at CHECK_LINES lines, and
+Gradescope's results.json at RESULTS_CAP bytes in all, each cut saying
+what it left out."""
 import functools
 import json
 import os
 import re
-import shlex
 import sys
 
+from . import safe
+
 WIDTH = 58
+CHECK_LINES = 60  # lines a report quotes for one check (its details, its diagnosis, the serial tail)
+RESULTS_CAP = 256 * 1024  # bytes of a whole results.json: Gradescope's own limit is far above
 
 
 def _color(enabled):
@@ -30,7 +40,7 @@ def reproduce_command(st):
     """The command that runs this grading again, with the same seed."""
     origin = st.stage.origin
     if origin.kind == "submission":
-        folder = shlex.quote(str(origin.upload or origin.submission))
+        folder = safe.shell_word(origin.upload or origin.submission)
         parts = [f"python3 -m grader grade --lab {st.lab.number:02d} --submission {folder}"]
         parts += ["--solutions-below"] if origin.below_from_solutions else []
         parts.append(f"--seed 0x{st.seed:08x}")
@@ -48,22 +58,29 @@ def reproduce_command(st):
 
 
 def terminal(stages, stream=sys.stdout, verbose=False, color=None):
+    """The report on a terminal. `show` is for every string the kit did not
+    write itself: on one line, control characters as text, cut."""
     paint = _color(use_color(stream) if color is None else color)
     w = stream.write
+    show = safe.line
+
+    def quoted(lines, indent):
+        for ln in safe.lines(lines, CHECK_LINES):
+            w(f"{indent}{show(ln)}\n")
+
     for st in stages:
         w(paint(f"== Stage {st.lab.name}: {st.lab.title}", "1") + "\n")
-        w(f"   from {st.source}, {st.emulator}, seed 0x{st.seed:08x}, {st.memory_mb} MiB\n")
+        w(f"   from {show(st.source)}, {st.emulator}, seed 0x{st.seed:08x}, {st.memory_mb} MiB\n")
         if st.build_error:
-            w(paint("   build failed: ", "31") + st.build_error.summary + "\n")
-            for ln in st.build_error.details.splitlines():
-                w(f"      {ln}\n")
+            w(paint("   build failed: ", "31") + show(st.build_error.summary) + "\n")
+            quoted(st.build_error.details.splitlines(), "      ")
         for boot, why in st.unproven.items():
-            w(paint(f"   {boot} boot: ", "31") + why + "\n")
+            w(paint(f"   {boot} boot: ", "31") + show(why) + "\n")
         if st.stopped:
-            w(paint("   the kernel did not finish: ", "31") + st.stopped + "\n")
+            w(paint("   the kernel did not finish: ", "31") + show(st.stopped) + "\n")
             r = st.boots.get("default")
             for ln in r.last_lines(3) if r else []:
-                w(f"      last output | {ln}\n")
+                w(f"      last output | {show(ln)}\n")
         for c in st.checks:
             verdict = paint(" OK ", "32") if c.passed else paint("FAIL", "31")
             title = (c.title + " ").ljust(WIDTH, ".")
@@ -71,22 +88,20 @@ def terminal(stages, stream=sys.stdout, verbose=False, color=None):
             w(f"{title} {verdict}  {pts} ({c.seconds:.1f}s)\n")
             if not c.passed:
                 if c.message:
-                    w(f"    {c.message}\n")
-                for ln in c.details:
-                    w(f"    {ln}\n")
+                    w(f"    {show(c.message)}\n")
+                quoted(c.details, "    ")
                 for h in c.hints:
-                    w(paint(f"    hint: {h}", "33") + "\n")
+                    w(paint(f"    hint: {show(h)}", "33") + "\n")
         for boot, lines in st.diagnoses.items():
             w(paint(f"   diagnosis ({boot} boot, {st.runs[boot].cmdline}):", "1") + "\n")
-            for ln in lines:
-                w(f"      {ln}\n")
+            quoted(lines, "      ")
         for note in st.notes:
-            w(f"   note: {note}\n")
+            w(f"   note: {show(note)}\n")
         if verbose and st.boots:
             for name, r in st.boots.items():
                 w(f"   serial output of the {name} boot ({r.reason}, status {r.status}, {r.elapsed:.2f}s):\n")
                 for ln in r.lines:
-                    w(f"      | {ln}\n")
+                    w(f"      | {show(ln)}\n")
         score = f"Score: {st.score}/{st.total}" + (f" (+{st.bonus} challenge)" if st.bonus else "")
         w(paint(score, "32" if st.full else "31") + f"   ({st.elapsed:.1f}s)")
         w("" if st.full else f"   reproduce: {reproduce_command(st)}")
@@ -181,7 +196,6 @@ def disagreements(stages):
 
 
 SERIAL_TAIL = 20  # lines of serial output a report keeps, per boot
-CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 HOST_PATH = re.compile(r"(?<![\w.~-])/(?:tmp|home|root|autograder|work|var|srv|mnt|run)/[^\s'\"`:;,()]*")
 
 
@@ -196,11 +210,17 @@ def host_roots(st):
 def sanitize(text, roots=()):
     """Text fit for a student's eyes: the machine's folders cut (a path
     inside the kit or the submission keeps its part below it, any other
-    one its last component), control characters dropped."""
+    one its last component), control characters shown as text
+    (\\x1b), newlines and tabs kept."""
     for root in roots:
-        text = text.replace(root + "/", "").replace(root, ".")
+        text = re.sub(re.escape(root) + r"(/|(?![\w.-]))", lambda m: "" if m.group(1) else ".", text)
     text = HOST_PATH.sub(lambda m: ".../" + m.group(0).rstrip("/").rsplit("/", 1)[-1], text)
-    return CONTROL.sub("", text)
+    return safe.text(text)
+
+
+def clean_line(text, roots=()):
+    """One line of a report file: sanitized, cut at safe.LINE_CAP characters."""
+    return safe.cut(sanitize(text, roots))
 
 
 def serial_tail(st, boot, n=SERIAL_TAIL):
@@ -232,8 +252,8 @@ def shares(st):
 def check_text(st, c, roots, tail=True):
     """What a report says of a failed check: the message, its details and
     hints, the diagnosis of its boot, the compiler's errors, the end of its
-    boot's serial output."""
-    out = [c.message] + c.details + [f"hint: {h}" for h in c.hints]
+    boot's serial output; every line cut, at most CHECK_LINES of them."""
+    out = [c.message] + safe.lines(c.details, CHECK_LINES) + [f"hint: {h}" for h in c.hints]
     out += st.diagnoses.get(c.boot, [])
     errors = compiler_errors(st)
     out += errors[1:] if c.message.startswith("build failed:") else errors
@@ -242,7 +262,8 @@ def check_text(st, c, roots, tail=True):
         out += [f"last {len(lines)} lines of the serial output ({st.runs[c.boot].cmdline}):"] + [
             f"  | {ln}" for ln in lines
         ]
-    return sanitize("\n".join(x for x in out if x), roots)
+    shown = [safe.cut(ln) for x in out if x for ln in sanitize(x, roots).split("\n")]
+    return "\n".join(safe.lines(shown, CHECK_LINES))
 
 
 def as_dict(stages):
@@ -257,7 +278,7 @@ def as_dict(stages):
     }
     for s in stages:
         roots = host_roots(s)
-        clean = functools.partial(sanitize, roots=roots)
+        clean = functools.partial(clean_line, roots=roots)
         out["stages"].append(
             {
                 "lab": s.lab.name,
@@ -269,10 +290,12 @@ def as_dict(stages):
                 "max_score": s.total,
                 "challenge_score": s.bonus,
                 "build_error": clean(s.build_error.summary) if s.build_error else None,
-                "compiler_errors": [clean(ln) for ln in compiler_errors(s)[1:]],
+                "compiler_errors": [clean(ln) for ln in safe.lines(compiler_errors(s)[1:], CHECK_LINES)],
                 "stopped": clean(s.stopped),
-                "diagnosis": {b: [clean(ln) for ln in lines] for b, lines in s.diagnoses.items()},
-                "unproven": s.unproven,
+                "diagnosis": {
+                    b: [clean(ln) for ln in safe.lines(lines, CHECK_LINES)] for b, lines in s.diagnoses.items()
+                },
+                "unproven": {b: clean(why) for b, why in s.unproven.items()},
                 "seconds": round(s.elapsed, 3),
                 "reproduce": reproduce_command(s),
                 "boots": {
@@ -298,8 +321,8 @@ def as_dict(stages):
                         "hidden": c.hidden,
                         "seconds": round(t, 3),
                         "message": clean(c.message),
-                        "details": [clean(d) for d in c.details],
-                        "hints": c.hints,
+                        "details": [clean(d) for d in safe.lines(c.details, CHECK_LINES)],
+                        "hints": [clean(h) for h in c.hints],
                         "boot": c.boot,
                     }
                     for c, t in zip(s.checks, shares(s))
@@ -338,15 +361,15 @@ def write_junit(stages, path):
             if c.passed:
                 continue
             if c.bonus:
-                ET.SubElement(case, "skipped", message=sanitize(f"extra credit not earned: {c.message}", roots))
+                ET.SubElement(case, "skipped", message=clean_line(f"extra credit not earned: {c.message}", roots))
                 continue
-            fail = ET.SubElement(case, "failure", message=sanitize(c.message, roots))
+            fail = ET.SubElement(case, "failure", message=clean_line(c.message, roots))
             fail.text = check_text(s, c, roots)
         out = compiler_errors(s) + [f"seed 0x{s.seed:08x}; reproduce: {reproduce_command(s)}"]
         for name in s.boots:
             out += [f"serial output of the {name} boot ({s.runs[name].cmdline}), last lines:"]
             out += [f"  | {ln}" for ln in serial_tail(s, name)]
-        ET.SubElement(suite, "system-out").text = sanitize("\n".join(out), roots)
+        ET.SubElement(suite, "system-out").text = "\n".join(clean_line(ln, roots) for ln in out)
     ET.ElementTree(suites).write(path, encoding="unicode", xml_declaration=True)
 
 
@@ -385,21 +408,59 @@ def gradescope_results(stages, note="", reproduce=None):
             + (f", +{s.bonus} extra credit" if s.bonus else "")
             + "."
         )
-        lines += [sanitize(ln, roots) for ln in compiler_errors(s)]
+        lines += [clean_line(ln, roots) for ln in safe.lines(compiler_errors(s), CHECK_LINES)]
         shown = {c.boot for c in s.checks if c.visibility == "visible"}  # a hidden boot's name stays hidden
-        lines += [sanitize(f"{b} boot: {why}", roots) for b, why in s.unproven.items() if b in shown]
-        lines += [sanitize(f"Note: {note}", roots) for note in s.notes]
+        lines += [clean_line(f"{b} boot: {why}", roots) for b, why in s.unproven.items() if b in shown]
+        lines += [clean_line(f"Note: {note}", roots) for note in s.notes]
         if s.stopped:
-            lines.append(sanitize(f"The kernel did not finish: {s.stopped}", roots))
+            lines.append(clean_line(f"The kernel did not finish: {s.stopped}", roots))
         lines.append(f"Run the same test: {(reproduce or reproduce_command)(s)}")
-    return {
-        "score": sum(s.score + s.bonus for s in stages),
-        "execution_time": round(sum(s.elapsed for s in stages)),
-        "output": "\n".join(([note] if note else []) + lines),
-        "stdout_visibility": "hidden",
-        "tests": tests,
-        "extra_data": {"seeds": {s.lab.name: f"0x{s.seed:08x}" for s in stages}},
-    }
+    return within(
+        {
+            "score": sum(s.score + s.bonus for s in stages),
+            "execution_time": round(sum(s.elapsed for s in stages)),
+            "output": "\n".join(([note] if note else []) + lines),
+            "stdout_visibility": "hidden",
+            "tests": tests,
+            "extra_data": {"seeds": {s.lab.name: f"0x{s.seed:08x}" for s in stages}},
+        }
+    )
+
+
+def within(data, cap=RESULTS_CAP):
+    """results.json at most `cap` bytes: if it is larger, the longest
+    outputs are cut (at a line) to an equal share, each saying how many
+    lines it left out."""
+
+    def size():
+        return len(json.dumps(data, indent=2).encode())
+
+    holders = [data] + data["tests"]
+    while size() > cap:
+        fixed = size() - sum(len(json.dumps(h["output"]).encode()) for h in holders)
+        share = max(256, (cap - fixed) // len(holders) - 64)
+        longest = max(holders, key=lambda h: len(h["output"]))
+        if len(longest["output"].encode()) <= share:
+            break  # nothing long is left: the many short ones stay whole
+        for h in holders:
+            h["output"] = cut_text(h["output"], share, cap)
+    return data
+
+
+def cut_text(text, budget, cap):
+    """text, cut after the last whole line within `budget` bytes, saying how much is left out."""
+    if len(text.encode()) <= budget:
+        return text
+    kept, used = [], 0
+    lines = text.split("\n")
+    for ln in lines:
+        if used + len(ln.encode()) + 1 > budget:
+            break
+        kept.append(ln)
+        used += len(ln.encode()) + 1
+    return "\n".join(
+        kept + [f"... {len(lines) - len(kept)} more lines (a results.json is capped at {cap // 1024} KiB)"]
+    )
 
 
 def write_gradescope(stages, path, note="", reproduce=None):

@@ -7,11 +7,11 @@ import re
 import select
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
+
+from . import sandbox, scratch
 
 FINAL_LINE = re.compile(rb"^\[power\] off: .*$", re.M)
 STOP = threading.Event()  # set on Ctrl-C: every run ends at once, its emulator reaped
@@ -117,10 +117,15 @@ def run(
     the serial input (the emulator's stdin); on_stall(result) is called when
     a timeout stops the run, while the emulator still runs (to ask where)."""
     limits = Limits(total_timeout, progress_timeout, cap, exit_grace, log_cap)
+    shown = {"total": total_timeout, "progress": progress_timeout, "cap": cap}
     if STOP.is_set():
-        return RunResult("interrupted", limits={"total": total_timeout, "progress": progress_timeout, "cap": cap})
-    with tempfile.TemporaryDirectory(prefix="kit-run-") as tmp:
-        session = Session(make_launch(tmp), Path(tmp), limits, on_output, on_line, on_stall)
+        return RunResult("interrupted", limits=shown)
+    with scratch.folder("kit-run-") as tmp:
+        try:
+            launch = make_launch(tmp)
+        except sandbox.Refused as e:  # this emulator cannot run sealed here
+            return RunResult("start-failed", stderr=str(e), limits=shown)
+        session = Session(launch, tmp, limits, on_output, on_line, on_stall)
         if session.start():
             try:
                 session.pump()
@@ -159,11 +164,13 @@ class Session:
                 stdout=self.errf if self.fifo_fd is not None else subprocess.PIPE,
                 stderr=self.errf,
                 start_new_session=True,
+                env=scratch.tool_env(self.tmp),
             )
         except OSError as e:
             self.result.stderr = f"could not start {self.launch.argv[0]}: {e.strerror}"
             self._close_files()
             return False
+        scratch.started(self.proc)
         return True
 
     def send(self, data):
@@ -252,6 +259,8 @@ class Session:
         """Reap the emulator's whole process group and gather what it left."""
         mark("emulator-done")
         _kill_group(self.proc)
+        scratch.ended(self.proc)
+        sandbox.reap(self.tmp)
         for f in (self.proc.stdin, self.proc.stdout):
             try:
                 if f:

@@ -22,23 +22,26 @@ def pytest_configure(config):
     except deps.MissingTools as e:
         raise pytest.UsageError(str(e))
     # Where bubblewrap cannot make namespaces (a chroot, some containers), a
-    # submission is refused; the tests of everything else a submission meets
-    # then run with KIT_SANDBOX=off, and those of the sandbox itself are skipped
-    # with the reason (test_seal.py). The refusal has a test of its own.
+    # submission is refused, or built by a user of its own only if the kit's
+    # solutions are readable by root only (they are not in a clone); the tests
+    # of everything else a submission meets then run with KIT_SANDBOX=off,
+    # those of bubblewrap's sandbox are skipped with the reason (test_seal.py),
+    # and the user seal is tested in a copy of its own (test_seal_user.py).
+    # The refusal has a test of its own.
     from grader import sandbox
 
-    if sandbox.mode() is None and not os.environ.get("KIT_SANDBOX"):
+    if sandbox.mode() != "bwrap" and not os.environ.get("KIT_SANDBOX"):
         os.environ["KIT_NO_SANDBOX_REASON"] = sandbox.why_not()
         os.environ["KIT_SANDBOX"] = "off"
-        sandbox.mode.cache_clear()
+        sandbox.forget()
 
 
 def pytest_report_header(config):
     why = os.environ.get("KIT_NO_SANDBOX_REASON")
     return (
         [
-            f"sandbox: none here ({why}); submissions are graded with KIT_SANDBOX=off, "
-            "the sandbox's own tests are skipped"
+            f"sandbox: no bubblewrap here ({why}); submissions are graded with KIT_SANDBOX=off, "
+            "bubblewrap's own tests are skipped, the user seal is tested on its own"
         ]
         if why
         else []

@@ -205,9 +205,11 @@ def test_a_hidden_boot_that_earns_nothing_stays_hidden_in_gradescope():
     assert hidden["visibility"] == "after_due_date" and why in hidden["output"]  # shown after the due date
 
 
-def test_sanitize_cuts_host_paths_and_control_characters():
+def test_sanitize_cuts_host_paths_and_shows_control_characters_as_text():
     text = "/tmp/kit-run-x/heap.c:3: error\x1b[31m at /home/ann/kit/labs/03-bss-heap/heap.c\x07"
-    assert report.sanitize(text, ["/home/ann/kit"]) == ".../heap.c:3: error[31m at labs/03-bss-heap/heap.c"
+    assert report.sanitize(text, ["/home/ann/kit"]) == ".../heap.c:3: error\\x1b[31m at labs/03-bss-heap/heap.c\\x07"
+    # a root is cut only where a name ends: a sibling whose name starts the same keeps its own
+    assert report.sanitize("/r/sub and /r/submission_metadata.json", ["/r/sub"]) == ". and /r/submission_metadata.json"
 
 
 def test_the_reproduce_line_of_a_submission_repeats_it_and_qemu_boots_it(tmp_path):

@@ -5,12 +5,19 @@ encoder check against llvm-objdump and for the native benchmark.
     python3 labs/06-jit-model/native.py bench [--labs] [--path KIND ...]   cycles per multiply-add, each path
     python3 labs/06-jit-model/native.py paths             which JIT kinds this machine can run
 (`make jit-check` and `make bench-jit` run the first two.)
+The harness runs a student's jit_encode.c on this machine itself: it is
+built and run in the kernel build's sandbox (build() and run() below), or
+not at all.
 """
 import argparse
+import contextlib
+import os
 import re
+import select
+import shutil
 import subprocess
 import sys
-import tempfile
+import time
 from pathlib import Path
 
 if __name__ == "__main__":  # run as a script: the kit's root on the path, for the grader (imported where used)
@@ -23,86 +30,171 @@ KERNEL_FLAGS = ["-O2", "-mno-sse", "-mno-sse2", "-mno-mmx", "-mno-red-zone", "-f
 def build(root=None, solutions=True, outdir=None):
     """build/native/jit_native from the lab's given C files that need no
     kernel (jit*.c, simd.c), the student's (or the reference) jit_encode.c,
-    native/*.c, and native/matvec.c compiled twice."""
-    from grader import build as build_mod
+    native/*.c, and native/matvec.c compiled twice. The sources are copied
+    into outdir/src and compiled and linked in the kernel build's sandbox
+    (grader/sandbox.py); a student's jit_encode.c is never compiled or run
+    outside it: without one here, BuildError says why (KIT_SANDBOX=off runs
+    it anyway)."""
+    from grader import build as build_mod, sandbox
 
     root = Path(root) if root else LAB_DIR.parents[1]
     lab = root / "labs" / LAB_DIR.name
     encode = (root / "solutions" / LAB_DIR.name if solutions else lab) / "jit_encode.c"
+    if not solutions and sandbox.mode() is None and os.environ.get("KIT_SANDBOX", "").lower() not in sandbox.OFF:
+        raise build_mod.BuildError(
+            "your jit_encode.c runs natively only in the sandbox, and there is none here: " + sandbox.why_not(),
+            "to run it anyway (your own code, as yourself): KIT_SANDBOX=off",
+        )
+    if not solutions:
+        build_mod.refuse_if_exposed(root, what="a student's jit_encode.c is not built")  # readable by root only?
     out = Path(outdir or root / "build" / "native")
-    out.mkdir(parents=True, exist_ok=True)
-    objs = []
+    src = out / "src"
+    shutil.rmtree(src, ignore_errors=True)
+    (src / "native").mkdir(parents=True)
+    given = [p for p in sorted(lab.glob("jit*.c")) if p.name not in ("jit_encode.c", "jit_seal.c")]
+    for p in given + [lab / "simd.c"] + sorted(lab.glob("*.h")):
+        shutil.copyfile(p, src / p.name)
+    for p in sorted((lab / "native").glob("*.[ch]")):
+        shutil.copyfile(p, src / "native" / p.name)
+    shutil.copyfile(encode, src / "jit_encode.c")
     jobs = [
-        (lab / "native" / "matvec.c", KERNEL_FLAGS + ["-DMATVEC_NAME=matvec_kernel_flags"], "mv_kernel.o"),
-        (lab / "native" / "matvec.c", ["-O3", "-march=native", "-DMATVEC_NAME=matvec_native"], "mv_native.o"),
-        (encode, ["-O2"], "jit_encode.o"),
+        ("native/matvec.c", KERNEL_FLAGS + ["-DMATVEC_NAME=matvec_kernel_flags"], "mv_kernel.o"),
+        ("native/matvec.c", ["-O3", "-march=native", "-DMATVEC_NAME=matvec_native"], "mv_native.o"),
+        ("jit_encode.c", ["-O2"], "jit_encode.o"),
     ]
     jobs += [
-        (src, ["-O2"], src.stem + ".o")
-        for src in sorted(lab.glob("jit*.c")) + [lab / "simd.c"] + sorted((lab / "native").glob("*.c"))
-        if src.name not in ("jit_encode.c", "jit_seal.c", "matvec.c")
+        (name, ["-O2"], Path(name).stem + ".o")
+        for name in [p.name for p in given]
+        + ["simd.c"]
+        + [f"native/{p.name}" for p in sorted((lab / "native").glob("*.c"))]
+        if name != "native/matvec.c"
     ]
-    for src, flags, obj in jobs:
-        r = subprocess.run(
-            ["clang", "-std=c11", "-Wall", "-Wextra", "-Werror", "-D_GNU_SOURCE", f"-I{lab}"]
-            + flags
-            + ["-c", str(src), "-o", str(out / obj)],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+    shown = {"jit_encode.c": encode, "native/matvec.c": lab / "native" / "matvec.c"}
+    try:
+        for name, flags, obj in jobs:
+            cmd = ["clang", "-std=c11", "-Wall", "-Wextra", "-Werror", "-D_GNU_SOURCE", "-I."]
+            r = build_mod._run(cmd + flags + ["-c", name, "-o", f"../{obj}"], cwd=src, sealed=out)
+            if r.returncode != 0:
+                where = shown.get(name, lab / name).relative_to(root)
+                raise build_mod.BuildError(
+                    f"{where} does not compile (native)", build_mod.first_errors(r.stderr, src, root)
+                )
+        r = build_mod._run(["clang"] + [obj for _, _, obj in jobs] + ["-o", "jit_native"], cwd=out, sealed=out)
         if r.returncode != 0:
-            raise build_mod.BuildError(
-                f"{src.relative_to(root)} does not compile (native)", build_mod.first_errors(r.stderr, root)
+            raise build_mod.BuildError("the native JIT harness does not link", build_mod.first_errors(r.stderr, out))
+    finally:
+        sandbox.reap(out)
+    return out / "jit_native"
+
+
+def run(exe, args, input=None, timeout=60, workdir=None, stream=None, check=False):
+    """Run the harness `exe` in the sandbox, in `workdir` (a private folder
+    if None, removed afterwards) where exe and every Path among args are
+    linked and named by their file names. `stream` (a text file) gets the
+    output as it comes, control characters shown as text; else it is kept.
+    Returns a CompletedProcess (text); a timeout kills it with everything
+    it started and raises subprocess.TimeoutExpired."""
+    from grader import sandbox, scratch
+
+    with contextlib.ExitStack() as stack:
+        cell = Path(workdir) if workdir else stack.enter_context(scratch.folder("kit-native-"))
+        names = [_bring(cell, a) if isinstance(a, Path) else str(a) for a in [Path(exe)] + list(args)]
+        tmp = stack.enter_context(scratch.folder("kit-tool-"))
+        argv = sandbox.wrap(["./" + names[0]] + names[1:], rw=[cell], cwd=cell, file_cap=sandbox.FILE_SIZE_CAP)
+        proc = scratch.started(
+            subprocess.Popen(
+                argv,
+                cwd=cell,
+                stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE if stream is None else subprocess.STDOUT,
+                start_new_session=True,
+                env=scratch.tool_env(tmp),
             )
-        objs.append(str(out / obj))
-    exe = out / "jit_native"
-    r = subprocess.run(["clang"] + objs + ["-o", str(exe)], capture_output=True, text=True, timeout=120)
-    if r.returncode != 0:
-        raise build_mod.BuildError("the native JIT harness does not link", r.stderr)
-    return exe
+        )
+        try:
+            if stream is None:
+                out, err = proc.communicate(input.encode() if input is not None else None, timeout=timeout)
+            else:
+                out, err = _pump(proc, stream, timeout), b""  # stderr goes to the stream too
+        except subprocess.TimeoutExpired:
+            scratch.kill_group(proc.pid)
+            proc.communicate()
+            raise
+        finally:
+            scratch.kill_group(proc.pid)
+            scratch.ended(proc)
+            sandbox.reap(cell)
+    r = subprocess.CompletedProcess(argv, proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"))
+    if check and r.returncode != 0:
+        raise subprocess.CalledProcessError(r.returncode, [str(exe)] + [str(a) for a in args], r.stdout, r.stderr)
+    return r
+
+
+def _bring(cell, path):
+    """path copied into the cell (never linked: the program may write there); its name there."""
+    dest = Path(cell) / Path(path).name
+    if dest.resolve() != Path(path).resolve():
+        shutil.copy2(path, dest)
+    return dest.name
+
+
+def _pump(proc, stream, timeout):
+    """Copy proc's output to stream as it comes, shown safely; b"" kept."""
+    from grader import safe
+
+    deadline = time.monotonic() + timeout
+    fd = proc.stdout.fileno()
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise subprocess.TimeoutExpired(proc.args, timeout)
+        if select.select([fd], [], [], min(left, 0.1))[0]:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+                return b""
+            stream.write(safe.output(chunk))
+            stream.flush()
 
 
 def disassemble(binary, workdir):
-    """llvm-objdump's Intel-syntax lines for raw bytes (wrapped by llvm-objcopy)."""
-    obj = Path(workdir) / "code.o"
-    subprocess.run(
-        [
-            "llvm-objcopy",
-            "-I",
-            "binary",
-            "-O",
-            "elf64-x86-64",
-            "--rename-section",
-            ".data=.text,code,alloc,load,readonly",
-            str(binary),
-            str(obj),
-        ],
-        check=True,
-        timeout=60,
-    )
-    out = subprocess.run(
-        ["llvm-objdump", "-d", "-M", "intel", "--no-show-raw-insn", "--no-leading-addr", str(obj)],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    ).stdout
+    """llvm-objdump's Intel-syntax lines for raw bytes (wrapped by
+    llvm-objcopy), both run in the sandbox on `binary`, a file in workdir."""
+    from grader import build as build_mod
+
+    workdir, name = Path(workdir), Path(binary).name
+    objcopy = [
+        "llvm-objcopy",
+        "-I",
+        "binary",
+        "-O",
+        "elf64-x86-64",
+        "--rename-section",
+        ".data=.text,code,alloc,load,readonly",
+        name,
+        "code.o",
+    ]
+    objdump = ["llvm-objdump", "-d", "-M", "intel", "--no-show-raw-insn", "--no-leading-addr", "code.o"]
+    for cmd in (objcopy, objdump):
+        r = build_mod._run(cmd, cwd=workdir, sealed=workdir)
+        if r.returncode != 0:
+            raise subprocess.CalledProcessError(r.returncode, cmd, r.stdout, r.stderr)
     return [
         re.sub(r"\s+", " ", re.sub(r"\s+#.*$", "", ln.strip()))
-        for ln in out.splitlines()
+        for ln in r.stdout.splitlines()
         if ln[:1] in (" ", "\t") and ln.strip()
     ]
 
 
 def encoder_mismatches(exe, workdir):
-    """(intended, disassembled) pairs that differ, for every form the emitter supports."""
-    workdir = Path(workdir)
-    subprocess.run(
-        [str(exe), "encode", str(workdir / "code.bin"), str(workdir / "intended.txt")], check=True, timeout=60
-    )
-    intended = (workdir / "intended.txt").read_text().splitlines()
-    got = disassemble(workdir / "code.bin", workdir)
+    """(intended, disassembled) pairs that differ, for every form the emitter
+    supports; the harness and the disassembler work in workdir/encode."""
+    cell = Path(workdir) / "encode"
+    cell.mkdir(parents=True, exist_ok=True)
+    run(exe, ["encode", "code.bin", "intended.txt"], workdir=cell, check=True)
+    intended = (cell / "intended.txt").read_text().splitlines()
+    got = disassemble(cell / "code.bin", cell)
     bad = [(i, w, g) for i, (w, g) in enumerate(zip(intended, got)) if w != g]
     if len(got) != len(intended) and not bad:
         bad = [(min(len(got), len(intended)), "(as many instructions as intended)", f"{len(got)} decoded")]
@@ -130,19 +222,31 @@ def main(argv=None):
     try:
         exe = build(solutions=not args.labs)
     except build_mod.BuildError as e:
-        print(f"build failed: {e.summary}\n{e.details}", file=sys.stderr)
+        from grader import safe
+
+        print(f"build failed: {safe.text(e.summary)}\n{safe.text(e.details)}", file=sys.stderr)
         return 1
-    if args.command == "check":
-        with tempfile.TemporaryDirectory() as tmp:
-            intended, bad = encoder_mismatches(exe, tmp)
-        for i, want, got in bad[:10]:
-            print(f"form {i}: intended `{want}`, llvm-objdump reads `{got}`")
-        print(f"encoder check: {len(intended) - len(bad)} of {len(intended)} forms disassemble as intended")
-        return 1 if bad else 0
-    if args.command == "paths":
-        return subprocess.run([str(exe), "paths"], timeout=60).returncode
-    print("native benchmark (Linux user space, one core)", flush=True)
-    return subprocess.run([str(exe), "bench", str(LAB_DIR / "chars.model")] + args.path, timeout=600).returncode
+    from grader import safe, scratch
+
+    try:
+        if args.command == "check":
+            with scratch.folder("kit-native-") as tmp:
+                intended, bad = encoder_mismatches(exe, tmp)
+            for i, want, got in bad[:10]:
+                print(f"form {i}: intended `{safe.line(want)}`, llvm-objdump reads `{safe.line(got)}`")
+            print(f"encoder check: {len(intended) - len(bad)} of {len(intended)} forms disassemble as intended")
+            return 1 if bad else 0
+        if args.command == "paths":
+            return run(exe, ["paths"], stream=sys.stdout).returncode
+        print("native benchmark (Linux user space, one core)", flush=True)
+        return run(exe, ["bench", LAB_DIR / "chars.model"] + args.path, timeout=600, stream=sys.stdout).returncode
+    except subprocess.CalledProcessError as e:
+        print(
+            f"the native harness failed (exit status {e.returncode}): {safe.block(e.stderr or '', 10)}", file=sys.stderr
+        )
+    except subprocess.TimeoutExpired as e:
+        print(f"the native harness did not finish in {e.timeout:.0f}s: stopped", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":
