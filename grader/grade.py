@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from . import api, emulators, run, transcript
 from . import build as build_mod
 from .ending import end_of_run
-from .stage import Run, Stage
+from .stage import Run, Stage, lab_words
 
 TIMEOUTS = {"total": 60.0, "progress": 15.0}
 EMULATORS_AT_ONCE = 2  # a stage's boots run in parallel, this many emulators at a time
@@ -63,7 +63,7 @@ class StageResult:
 
     @property
     def source(self):
-        return self.stage.origin.sentence
+        return self.stage.sentence
 
     @property
     def score(self):
@@ -442,18 +442,38 @@ def explain_the_end(checks, stage, default):
             replace(c, hints=[]) if not c.passed and not c.details and c.message.startswith("missing") else c
             for c in checks
         ]
-    stopped = problem[0]
-    fails = [ln for ln in default.lines if ln.startswith("[boot] FAIL") or ln.startswith("[panic]")]
-    if fails and len(stage.labs) > 1 and stage.origin.kind != "solutions" and not stage.origin.below_from_solutions:
-        stopped += f". Stage {stage.number:02d} runs your code of every lab up to {stage.top.name}: "
-        if stage.has_reference_below():
-            stopped += f"to grade {stage.top.name} alone on the reference labs below it, add BELOW=solutions"
-        else:  # a student's copy: no reference code to stand on
-            stopped += (
-                f"a lab below it may be the one that fails, so grade those first "
-                f"(`make grade LAB={stage.labs[0].number:02d}` and up)"
-            )
-    return checks, stopped
+    return checks, problem[0] + below_advice(stage)
+
+
+def below_advice(stage):
+    """What to do when a stage of several labs did not finish: any lab of the
+    student's own below the top one may be what stopped it. With reference
+    code released, BELOW=solutions grades the top lab on it; without, grade
+    the labs below first. "" when every lab below is the reference code."""
+    if len(stage.labs) < 2 or stage.origin.kind == "solutions":
+        return ""
+    top, below = stage.top, stage.labs[:-1]
+    own = [lab for lab in below if lab.name not in stage.from_reference]
+    if not own:
+        return ""
+    if stage.origin.below_from_solutions:
+        return (
+            f". Below {top.name}, {lab_words(own)} {'is' if len(own) == 1 else 'are'} still your code "
+            f"(not released in {stage.reference.name}/): grade {'it' if len(own) == 1 else 'them'} first "
+            f"(`make grade LAB={own[0].number:02d}`)"
+        )
+    text = f". Stage {stage.number:02d} runs your code of every lab up to {top.name}: "
+    released = stage.released_below()
+    if len(released) == len(below):
+        return text + f"to grade {top.name} alone on the reference labs below it, add BELOW=solutions"
+    if released:
+        rest = [lab for lab in below if lab not in released]
+        return text + (
+            f"to grade {top.name} on the reference code released so far ({lab_words(released)}; "
+            f"{lab_words(rest)} stay{'s' if len(rest) == 1 else ''} yours), add BELOW=solutions"
+        )
+    first = f"`make grade LAB={below[0].number:02d}` and up"
+    return text + f"a lab below it may be the one that fails, so grade those first ({first})"
 
 
 def diagnose(checks, stage, emulator, results, built):

@@ -52,11 +52,15 @@ def grade_stage(lab, solutions=False, solutions_below=False, submission=None, ro
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests marked `instructor` need solutions/ (and the instructor's tools);
-    a student's copy of the kit has neither, so there they are skipped."""
-    if (ROOT / "solutions").is_dir():
+    """Tests marked `instructor` need the reference code of every lab (and the
+    instructor's tools): only the course staff's copy (its .staff-copy mark)
+    has them. A student's copy may hold some released labs in solutions/;
+    there the marked tests are skipped all the same."""
+    from grader import labs
+
+    if labs.staff_copy(ROOT):
         return
-    skip = pytest.mark.skip(reason="instructor-only: needs solutions/, which a student's copy has not")
+    skip = pytest.mark.skip(reason="instructor-only: needs the course staff's copy of the kit")
     for item in items:
         if item.get_closest_marker("instructor"):
             item.add_marker(skip)
