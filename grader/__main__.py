@@ -173,16 +173,25 @@ def grade_many(req, stages):
     """Grade each stage under each emulator asked for; the same seed for all."""
     slots = grade.emulator_slots(req.jobs)
     jobs = [(st, emu) for st in stages for emu in req.emulators]
+    progress = None
+    if len(jobs) > 1 or sys.stderr.isatty():  # a lone grade in a pipe shows nothing while it runs
+        from . import report
+
+        progress = report.Progress(len(jobs), sys.stdout, sys.stderr)
 
     def one(job):
-        return grade.grade_stage(job[0], req.seed, emulator=job[1], memory_mb=req.memory_mb, slots=slots)
+        return grade.grade_stage(
+            job[0], req.seed, emulator=job[1], memory_mb=req.memory_mb, slots=slots, progress=progress
+        )
 
     if len(jobs) == 1:
-        return [one(jobs[0])]
+        try:
+            return [one(jobs[0])]
+        finally:
+            if progress:
+                progress.close()
     from concurrent.futures import ThreadPoolExecutor, as_completed
-    from . import report
 
-    progress = report.Progress(len(jobs), sys.stdout, sys.stderr)
     with ThreadPoolExecutor(max_workers=max(1, min(len(jobs), req.jobs))) as pool:
         futures = [pool.submit(one, job) for job in jobs]
         for f in as_completed(futures):

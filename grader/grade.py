@@ -148,6 +148,8 @@ def knowledge_of(stage):
         k.places += found["places"]
         if found["kernel_report"]:
             k.kernel_report.append(found["kernel_report"])
+        if found["recovered"]:
+            k.recovered.append(found["recovered"])
     k.hints.sort(key=lambda h: h.rank)
     return k
 
@@ -158,10 +160,11 @@ def emulator_slots(n=EMULATORS_AT_ONCE):
     return threading.BoundedSemaphore(max(1, n))
 
 
-def boot(b, r, timeouts=None, talk=None, slots=None, **kw):
+def boot(b, r, timeouts=None, talk=None, slots=None, progress=None, name="default", **kw):
     """One boot of a built stage with the Run `r`; `talk` (an api.Interaction)
     adds its line hook and emulator options; `slots` (emulator_slots) bounds
-    the emulators running at once."""
+    the emulators running at once; `progress` (report.Progress) hears when the
+    boot `name` starts, stays silent and ends."""
     timeouts = dict(TIMEOUTS, **(timeouts or {}))
     make = emulators.EMULATORS[r.emulator]
     opts = dict(talk.launch) if talk else {}
@@ -171,13 +174,20 @@ def boot(b, r, timeouts=None, talk=None, slots=None, **kw):
         opts["qmp"] = True  # so that a hang can be asked where it is
         kw.setdefault("on_stall", ask_where)
     exits = b.stage.exit_values()
+    if progress:
+        kw["on_tick"] = lambda silent: progress.quiet(b.stage, name, r, silent, timeouts["progress"])
     with slots or emulator_slots():
-        return run.run(
+        if progress:
+            progress.boot_started(b.stage, name, r)
+        result = run.run(
             lambda tmp: make(b.iso, tmp, r.cmdline, memory_mb=r.memory_mb, exits=exits, **opts),
             total_timeout=timeouts["total"],
             progress_timeout=timeouts["progress"],
             **kw,
         )
+        if progress:
+            progress.boot_ended(b.stage, name, r, result)
+        return result
 
 
 def ask_where(result):
@@ -198,28 +208,36 @@ def plan_runs(plan, seed, emulator, memory_mb=None):
 
 
 def failed_stage(stage, seed, emulator, message, memory_mb=None, build_error=None, stopped="", elapsed=0.0, plan=None):
-    """A stage whose every check fails with `message`: it did not build, its
-    submission was refused, or Ctrl-C stopped it."""
+    """A stage whose every check fails: it did not build, its submission was
+    refused, or Ctrl-C stopped it. The first check says why (`message`); the
+    others say that they were not graded, so that a report, a JSON file or a
+    Gradescope results.json says the one cause once, not once per check."""
     plan = plan or plan_for(stage, emulator)
     runs = plan_runs(plan, seed, emulator, memory_mb)
-    checks = [CheckResult(s.title, s.points, False, message, bonus=s.bonus) for s in expected_transcript(stage.top)]
+    checks = [CheckResult(s.title, s.points, False, bonus=s.bonus) for s in expected_transcript(stage.top)]
     checks += [
-        CheckResult(c.title, c.points, False, message, boot=c.boot, visibility=c.visibility, hidden=c.hidden)
+        CheckResult(c.title, c.points, False, boot=c.boot, visibility=c.visibility, hidden=c.hidden)
         for c in plan.checks
     ]
+    if checks:
+        why = "the stage did not build" if build_error else message
+        rest = f"not graded: {why} (see `{checks[0].title}`)"
+        checks = [replace(checks[0], message=message)] + [replace(c, message=rest) for c in checks[1:]]
     return StageResult(
         stage, seed, runs["default"].memory_mb, emulator, checks, runs,
         build_error=build_error, stopped=stopped, elapsed=elapsed,
     )  # fmt: skip
 
 
-def grade_stage(stage, seed, emulator="qemu", memory_mb=None, timeouts=None, outdir=None, boots=None, slots=None):
+def grade_stage(
+    stage, seed, emulator="qemu", memory_mb=None, timeouts=None, outdir=None, boots=None, slots=None, progress=None
+):
     """Build, boot and check one stage (a stage.Stage) for the run `seed`.
     memory_mb overrides the machine size the seed would pick (a mutant may
     boot a small machine); boots, a list of boot names, keeps only those
     boots (and the default one) and their checks: a mutant that needs one
     boot is graded sooner. slots (emulator_slots) is shared by stages
-    graded together."""
+    graded together; progress (report.Progress) shows each boot on a terminal."""
     t0 = time.monotonic()
     plan = plan_for(stage, emulator, boots)
     try:
@@ -230,7 +248,7 @@ def grade_stage(stage, seed, emulator="qemu", memory_mb=None, timeouts=None, out
         )
     run.mark("built")
     runs = plan_runs(plan, seed, emulator, memory_mb)
-    results, precomputed, specs = boot_all(built, plan, runs, seed, timeouts, slots)
+    results, precomputed, specs = boot_all(built, plan, runs, seed, timeouts, slots, progress)
     if run.STOP.is_set():
         return failed_stage(
             stage, seed, emulator, "interrupted", memory_mb,
@@ -275,7 +293,7 @@ def in_thread(fn, *args):
     return t, box
 
 
-def boot_all(built, plan, runs, seed, timeouts, slots):
+def boot_all(built, plan, runs, seed, timeouts, slots, progress=None):
     """Every boot of the stage in parallel, and the lab's slow values meanwhile
     (in threads that Ctrl-C does not wait for); while they run, this thread
     reads the expected transcript. Returns (results by boot, precomputed
@@ -284,7 +302,9 @@ def boot_all(built, plan, runs, seed, timeouts, slots):
     slots = slots or emulator_slots()
     early = [(fn, *in_thread(fn, seed, lab)) for fn in plan.precompute]
     started = {
-        name: in_thread(boot, built, r, timeouts, plan.interaction if name == "default" else None, slots)
+        name: in_thread(
+            boot, built, r, timeouts, plan.interaction if name == "default" else None, slots, progress, name
+        )
         for name, r in runs.items()
     }
     specs = expected_transcript(lab)

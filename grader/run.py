@@ -110,17 +110,20 @@ def run(
     log_cap=4 * 1024 * 1024,
     on_line=None,
     on_stall=None,
+    on_tick=None,
 ):
     """Run one emulator. make_launch(tmpdir) returns an emulators.Launch.
     on_output(bytes) sees output as it comes (for `make qemu`); on_line(line,
     result, send) sees each complete line and may answer with send(bytes) on
     the serial input (the emulator's stdin); on_stall(result) is called when
-    a timeout stops the run, while the emulator still runs (to ask where)."""
+    a timeout stops the run, while the emulator still runs (to ask where);
+    on_tick(seconds of silence) is called about 20 times a second while the
+    run waits (a countdown on a terminal)."""
     limits = Limits(total_timeout, progress_timeout, cap, exit_grace, log_cap)
     if STOP.is_set():
         return RunResult("interrupted", limits={"total": total_timeout, "progress": progress_timeout, "cap": cap})
     with tempfile.TemporaryDirectory(prefix="kit-run-") as tmp:
-        session = Session(make_launch(tmp), Path(tmp), limits, on_output, on_line, on_stall)
+        session = Session(make_launch(tmp), Path(tmp), limits, on_output, on_line, on_stall, on_tick)
         if session.start():
             try:
                 session.pump()
@@ -133,9 +136,9 @@ class Session:
     """One emulator process: started in its folder, its serial output read
     until it is done, then reaped with everything it started."""
 
-    def __init__(self, launch, tmp, limits, on_output=None, on_line=None, on_stall=None):
+    def __init__(self, launch, tmp, limits, on_output=None, on_line=None, on_stall=None, on_tick=None):
         self.launch, self.tmp, self.limits = launch, tmp, limits
-        self.on_output, self.on_line, self.on_stall = on_output, on_line, on_stall
+        self.on_output, self.on_line, self.on_stall, self.on_tick = on_output, on_line, on_stall, on_tick
         self.result = RunResult(
             "start-failed",
             emulator=launch.name,
@@ -191,6 +194,8 @@ class Session:
                     except Exception as e:  # asking must never lose the report
                         self.result.extra["stall_error"] = f"{type(e).__name__}: {e}"
                 break
+            if self.on_tick:
+                self.on_tick(time.monotonic() - self.last)
             if not self.open:
                 try:
                     self.proc.wait(timeout=0.05)
