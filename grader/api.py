@@ -14,6 +14,9 @@ defines, all optional:
     INTERACTION = Interaction(on_line, kargs=..., emulators=..., launch={"qmp": True})
                                 a conversation with the default boot: on_line(line, talk)
     HINTS = [Hint(test, text, rank)]   diagnosis hints; test(ev) looks at the evidence
+    def kernel_report(lines): ...   the kernel's own report of a fault it could not handle (its lines)
+    def recovered(lines): ...   the RIPs of the faults the kernel says it handled and went on from:
+                                a diagnosis leaves such a chain out (a self-test's probe is no cause)
     @place
     def where(addr, ev): ...    a name for an address (a section, a region), or None
 
@@ -267,7 +270,7 @@ def collect(module, hidden=False):
     lab's hidden/checks.py)."""
     found = {"checks": [], "values": [], "precompute": [], "places": []}
     if module is None:
-        return dict(found, boots={}, interaction=None, hints=[], kernel_report=None)
+        return dict(found, boots={}, interaction=None, hints=[], kernel_report=None, recovered=None)
     default = getattr(module, "VISIBILITY", "after_due_date") if hidden else "visible"
     for obj in vars(module).values():
         if hasattr(obj, "kit_check"):
@@ -282,6 +285,7 @@ def collect(module, hidden=False):
         interaction=getattr(module, "INTERACTION", None),
         hints=list(getattr(module, "HINTS", [])),
         kernel_report=getattr(module, "kernel_report", None),
+        recovered=getattr(module, "recovered", None),
     )
 
 

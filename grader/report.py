@@ -292,8 +292,8 @@ def check_text(st, c, roots, tail=True):
     boot's serial output."""
     out = [c.message] + c.details + [f"hint: {h}" for h in c.hints]
     out += st.diagnoses.get(c.boot, [])
-    errors = compiler_errors(st)
-    out += errors[1:] if c.message.startswith("build failed:") else errors
+    if c.message.startswith("build failed:"):  # the one check that says why (grade.failed_stage)
+        out += compiler_errors(st)[1:]
     lines = serial_tail(st, c.boot) if tail else []
     if lines:
         out += [f"last {len(lines)} lines of the serial output ({st.runs[c.boot].cmdline}):"] + [
