@@ -2,7 +2,7 @@
 # grader), which checks its tools first and installs them when run as root.
 #
 #   make help                        this list
-#   make demo                        build, boot and grade the finished kernel (solutions/: the staff's copy)
+#   make demo                        build, boot and grade the finished kernel (solutions/ of every lab)
 #   make test                        the whole test suite
 #   make setup                       install the Debian packages the kit needs (as root), or name them
 #   make build LAB=01                build a stage only: kernel.elf, kernel.sym, kernel.asm, the ISO
