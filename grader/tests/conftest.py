@@ -17,6 +17,7 @@ def pytest_configure(config):
         "markers",
         "instructor: needs solutions/ or an instructor's tool; a student's copy (make handout) leaves the test out",
     )
+    config.addinivalue_line("markers", "slow: takes minutes (the term simulation); not for a quick run")
     try:
         deps.ensure("kernel", install=True)
     except deps.MissingTools as e:
