@@ -197,9 +197,25 @@ def uart_registers():
 # --- chapter 3: the heap inside .bss ------------------------------------------------
 
 
+def book_build():
+    """book/build.py as loaded (a test loads it under another name; a plain
+    `import build` may find the kit's build/ folder instead)."""
+    import importlib.util
+    import sys
+
+    path = str(BOOK / "build.py")
+    for module in list(sys.modules.values()):
+        if getattr(module, "__file__", None) == path:
+            return module
+    spec = importlib.util.spec_from_file_location("build", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def heap_in_bss():
     """The parts of .bss of stage 03, from its kernel.sym (as the text figure)."""
-    import build
+    build = book_build()
 
     lab = build.figure_lab("memory-layout", "03")
     b, source = build.built_kernel(lab)
