@@ -2,9 +2,9 @@
 # grader), which checks its tools first and installs them when run as root.
 #
 #   make help                        this list
-#   make demo                        build, boot and grade the finished kernel (solutions/: the staff's copy)
-#   make test                        the whole test suite, lint included (the README's test command)
-#   make check                       the inner loop (about a minute): fast tests, every mutant on one seed
+#   make demo                        build, boot and grade the finished kernel (solutions/ of every lab: the staff's copy)
+#   make test                        the whole test suite (the README's test command; the staff's copy lints first)
+#   make check                       the inner loop: fast tests, every mutant on one seed
 #   make test-lab LAB=NN             every test about one lab [MUTANT_SEEDS=N]
 #   make lint                        black, flake8 and clang-format, as make test runs them
 #   make format                      apply black and clang-format to the kit's files
@@ -17,11 +17,14 @@
 #   make bochs-debug LAB=01          the Bochs debugger, stopped at _start and at xchg %bx,%bx
 #   make grade [LAB=01]              grade a stage (every stage without LAB); more options below
 #       SOLUTIONS=1  SEED=0x...  BELOW=solutions  EMULATOR=qemu|bochs|both  MEMORY=MiB  REPORTS=dir
+#   BELOW=solutions works with every target that builds or boots: each lab below LAB from the
+#       reference code in solutions/ where the staff have released it, from your code otherwise
 #   make bench                       benchmark figures (medians): QEMU and Bochs boots, grading
 #   make bench-jit [JIT="sse2 avx2"] the lab 06 JIT natively: cycles per multiply-add, each path (or those named)
 #   make jit-check [SOLUTIONS=1]     every instruction form your lab 06 encoder emits, against llvm-objdump
-#   make book                        sync the chapters' listings, figures and transcripts, then the
-#                                    HTML under build/book/ and build/book/book.epub
+#   make book                        the HTML under build/book/ and build/book/book.epub, from the chapters
+#                                    as they are (the staff's copy first syncs their listings,
+#                                    figures and transcripts)
 #   make book-check                  make book, then load every page in headless Chromium (1200, 600 px)
 #   make clean                       remove build/ and compile_commands.json
 #   make handout OUT=DIR [LAB=NN]    instructors: the students' repository, made from this copy
@@ -44,11 +47,15 @@ REPORTS ?=
 OUT ?=
 
 raw = $(if $(filter 1 yes true,$(RAW)),--raw)
-opts = $(if $(LAB),--lab $(LAB)) $(if $(filter 1 yes true,$(SOLUTIONS)),--solutions) \
+# BELOW=solutions: each lab below LAB from solutions/ where the staff have released it, else your code
+below = $(if $(BELOW),$(if $(filter solutions,$(BELOW)),--solutions-below,$(error BELOW=$(BELOW): the one value is BELOW=solutions)))
+solutions = $(if $(filter 1 yes true,$(SOLUTIONS)),--solutions)
+opts = $(if $(LAB),--lab $(LAB)) $(solutions) $(below) \
        $(if $(SEED),--seed $(SEED)) --emulator $(EMULATOR)
 need_lab = $(if $(LAB),,$(error LAB is missing: for example `make $@ LAB=01`))
 reports = $(if $(REPORTS),--json $(REPORTS)/grade.json --junit $(REPORTS)/junit.xml)
-no_solutions = echo "make $@ measures the reference solutions (solutions/), which only an instructor's copy of the kit has"; exit 2
+staff = $(wildcard .staff-copy)
+no_solutions = echo "make $@ measures the reference solutions of every lab, which only an instructor's copy of the kit (marked by .staff-copy) is for"; exit 2
 
 .PHONY: help demo test check test-lab lint format setup grade qemu qemu-gdb gdb bochs bochs-debug build bench bench-jit jit-check book book-check clean handout gradescope
 .DEFAULT_GOAL := help
@@ -64,7 +71,7 @@ PYTEST = $(PYTHON) -m pytest -q -rs -n 2
 
 test:
 	@$(GRADER) setup --for test
-	@$(PYTHON) -m grader.lint --no-install
+	@$(if $(staff),$(PYTHON) -m grader.lint --no-install)
 	@$(PYTEST)
 
 check:
@@ -87,7 +94,7 @@ setup:
 
 grade:
 	@$(if $(REPORTS),mkdir -p $(REPORTS))
-	@$(GRADER) grade $(opts) $(if $(filter solutions,$(BELOW)),--solutions-below) $(if $(MEMORY),--memory $(MEMORY)) $(reports)
+	@$(GRADER) grade $(opts) $(if $(MEMORY),--memory $(MEMORY)) $(reports)
 
 qemu:
 	$(need_lab)
@@ -113,24 +120,24 @@ build:
 	@$(GRADER) build $(opts)
 
 bench:
-	@$(if $(wildcard solutions),$(PYTHON) -m grader.bench,$(no_solutions))
+	@$(if $(staff),$(PYTHON) -m grader.bench,$(no_solutions))
 
 jit-check:
 	@$(GRADER) setup
-	@$(PYTHON) labs/06-jit-model/native.py check $(if $(filter 1 yes true,$(SOLUTIONS)),,--labs)
+	@$(PYTHON) labs/06-jit-model/native.py check $(if $(solutions),--solutions,--labs) $(below)
 
 bench-jit:
 	@$(GRADER) setup
-	@$(PYTHON) labs/06-jit-model/native.py bench $(if $(wildcard solutions),,--labs) $(foreach k,$(JIT),--path $(k))
+	@$(PYTHON) labs/06-jit-model/native.py bench $(solutions) $(below) $(foreach k,$(JIT),--path $(k))
 
 book:
 	@$(GRADER) setup --for book
-	@$(PYTHON) book/build.py --sync
+	@$(if $(staff),$(PYTHON) book/build.py --sync)
 	@$(PYTHON) book/build.py
 
 book-check:
 	@$(GRADER) setup --for book-check
-	@$(PYTHON) book/build.py --sync
+	@$(if $(staff),$(PYTHON) book/build.py --sync)
 	@$(PYTHON) book/build.py
 	@$(PYTHON) book/build.py --browser-check
 

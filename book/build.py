@@ -43,8 +43,12 @@ runs the command and writes what it printed (book/transcripts.py says how).
 The drawn figures (book/figures/*.svg) are made by book/figures.py, some from
 the kernel's own data; the chapters show them with ordinary image links.
 
-In a student handout (no solutions/), --sync and --check check the listings
-and skip what needs the reference solutions, and say so.
+In a students' copy of the kit (no .staff-copy mark: grader/labs.py), the book
+is the students' to read, never to rewrite: the plain build renders the
+chapters as they are, --check compares only the listings of given files (a
+student file's listing shows the skeleton as it was handed out, whatever the
+student has written since), and --sync and --verify refuse, even once the staff
+have released reference code into solutions/.
 
 Python 3 standard library only; pandoc is needed for HTML and EPUB.
 """
@@ -59,6 +63,7 @@ from pathlib import Path
 
 import figures as figures_mod
 import transcripts as tr
+import kernel_facts
 from kernel_facts import BookError, FigureError, figure, figure_lab
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -288,8 +293,12 @@ def check(chapter_paths, transcripts=True, figures=None, only_broken=False):
     whose block differs from what the sources give, a transcript that cannot
     be parsed, has no block, or was made from other inputs (run --sync or
     --verify), an absolute path. [] when all is well. Figures drawn from a
-    built kernel are compared only when solutions/ is present (figures=None)."""
-    figures = tr.have_solutions() if figures is None else figures
+    built kernel are compared only in the staff's copy (figures=None). In a
+    students' copy the listings of student files are not compared: they show
+    the skeleton as handed out."""
+    staff = tr.staff_copy()
+    figures = staff if figures is None else figures
+    theirs = set() if staff else student_files()
     lock = tr.read_lock()
     problems = []
     for ch in chapter_paths:
@@ -313,6 +322,9 @@ def check(chapter_paths, transcripts=True, figures=None, only_broken=False):
                         " (or --sync)"
                     )
                 continue
+            m = LISTING.match(d.text) if d.kind == "listing" else None
+            if m and m.group(1) in theirs:
+                continue  # the student's own code now: the chapter shows it as handed out
             try:
                 want = wanted(d, figures and not only_broken)
             except BookError as e:
@@ -328,6 +340,12 @@ def check(chapter_paths, transcripts=True, figures=None, only_broken=False):
             if MACHINE_PATH.search(line):
                 problems.append(f"{shown(ch)}:{n}: an absolute path of a machine: {line.strip()[:80]}")
     return problems
+
+
+def student_files():
+    """labs/NN-name/FILE of every file a student writes (lab.json's "student")."""
+    labs, _, _ = kernel_facts.grader()
+    return {f"labs/{lab.name}/{name}" for lab in labs.discover(ROOT) for name in lab.student}
 
 
 def rewrite(ch, produce):
@@ -355,15 +373,14 @@ def rewrite(ch, produce):
 
 def sync(chapter_paths, rerun_all=False, verify_only=False, jobs=2, out=print):
     """Write (or, with verify_only, compare) every generated block. Returns problems."""
+    if not tr.staff_copy():
+        return [
+            "book: this is a students' copy of the kit (no .staff-copy): its chapters are rendered as they are "
+            "and never rewritten; `make book` builds the HTML and the EPUB from them"
+        ]
     problems = check(chapter_paths, transcripts=False, only_broken=True)
     if problems:
         return problems
-    solutions = tr.have_solutions()
-    if not solutions:
-        out(
-            "book: solutions/ is absent (a student handout): listings are checked; figures drawn from the "
-            "reference kernel and transcripts are left as they are"
-        )
     changed = 0
     if not verify_only:
         for ch in chapter_paths:
@@ -371,14 +388,11 @@ def sync(chapter_paths, rerun_all=False, verify_only=False, jobs=2, out=print):
             def listing_block(d):
                 if d.kind == "transcript":
                     return None
-                want = wanted(d, solutions)
+                want = wanted(d)
                 return fenced(*want) if want else None
 
             changed += rewrite(ch, listing_block)
-        if solutions:
-            changed += figures_mod.write_all(out=out)
-    if not solutions:
-        return []
+        changed += figures_mod.write_all(out=out)
     lock = tr.read_lock()
     todo = {}
     for ch in chapter_paths:
@@ -649,10 +663,10 @@ def main(argv):
         if problems:
             return 1
         stale = [p for p in check(paths, figures=False) if "made from other inputs" in p]
-        if stale and not tr.have_solutions():
+        if stale and not tr.staff_copy():
             print(
-                f"book: {len(stale)} transcripts cannot be run again here (no solutions/, a student handout); "
-                "they were checked against real runs when the book was synced"
+                f"book: {len(stale)} transcripts are run again only in the course staff's copy (this is a "
+                "students' copy); they were checked against real runs when the book was made"
             )
         elif stale:
             print(
@@ -673,7 +687,7 @@ def main(argv):
         print("book: pandoc is missing; install it (as root) with:", file=sys.stderr)
         print(PANDOC_INSTALL, file=sys.stderr)
         return 2
-    problems = check(paths, transcripts=False, figures=False)
+    problems = check(paths, transcripts=False, figures=False) if tr.staff_copy() else []
     if problems:
         for p in problems:
             print(p)

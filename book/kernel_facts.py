@@ -82,11 +82,9 @@ def tool_output(cmd):
 
 def built_kernel(lab):
     """(the grader's Build, where its student files came from)."""
-    _, gbuild, gstage = grader()
-    kind = "solutions" if (ROOT / "solutions").is_dir() else "labs"  # a student handout has no solutions/
+    glabs, gbuild, gstage = grader()
+    kind = "solutions" if glabs.staff_copy(ROOT) else "labs"  # a students' copy draws from its own labs/
     st = gstage.make(lab.name, gstage.Origin(kind), ROOT)
-    if st.missing_files():
-        st = gstage.make(lab.name, gstage.Origin("labs"), ROOT)
     try:
         return gbuild.build(st), ("solutions/" if st.origin.kind == "solutions" else "labs/")
     except gbuild.BuildError as e:

@@ -65,6 +65,15 @@ def add_common(p, lab_required=False):
     p.set_defaults(json=None, junit=None, gradescope=None, show_output=False, raw=False)
 
 
+def below_option(p):
+    p.add_argument(
+        "--solutions-below",
+        action="store_true",
+        help="each lab before --lab from solutions/ where its reference code is released, else from your "
+        "code (your code, or --submission, for --lab itself); BELOW=solutions",
+    )
+
+
 def make_parser(command=None):
     """The command line's parser; with `command`, only that command's part
     (building every part and importing the instructors' tools costs a
@@ -81,11 +90,7 @@ def make_parser(command=None):
         g = sub.add_parser("grade", help="grade stages")
         add_common(g)
         g.add_argument("--submission", type=Path, help="a student tree: only its student files are used")
-        g.add_argument(
-            "--solutions-below",
-            action="store_true",
-            help="labs before --lab come from solutions/ (your code, or --submission, for --lab itself)",
-        )
+        below_option(g)
         g.add_argument("--memory", type=int, help="the machine's RAM in MiB (default: chosen by the seed)")
         g.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 2, help="parallel boots")
         g.add_argument("--json", type=Path, help="write a JSON report here")
@@ -107,7 +112,7 @@ def make_parser(command=None):
         q.add_argument("--gdb", action="store_true", help="QEMU: wait for GDB on a free local port")
         q.add_argument("--tests", default="all", help="the tests= list on the command line")
         q.add_argument("--submission", type=Path, help="boot a student's submission (loose files or a tree)")
-        q.add_argument("--solutions-below", action="store_true", help="labs before --lab come from solutions/")
+        below_option(q)
         q.add_argument(
             "--raw",
             action="store_true",
@@ -116,6 +121,7 @@ def make_parser(command=None):
     if want("build"):
         b = sub.add_parser("build", help="build a stage")
         add_common(b, lab_required=True)
+        below_option(b)
     if want("gdb"):
         gd = sub.add_parser("gdb", help="attach GDB to the QEMU that `make qemu-gdb` started")
         gd.add_argument("--no-install", action="store_true")
@@ -172,16 +178,25 @@ def grade_many(req, stages):
     """Grade each stage under each emulator asked for; the same seed for all."""
     slots = grade.emulator_slots(req.jobs)
     jobs = [(st, emu) for st in stages for emu in req.emulators]
+    progress = None
+    if len(jobs) > 1 or sys.stderr.isatty():  # a lone grade in a pipe shows nothing while it runs
+        from . import report
+
+        progress = report.Progress(len(jobs), sys.stdout, sys.stderr)
 
     def one(job):
-        return grade.grade_stage(job[0], req.seed, emulator=job[1], memory_mb=req.memory_mb, slots=slots)
+        return grade.grade_stage(
+            job[0], req.seed, emulator=job[1], memory_mb=req.memory_mb, slots=slots, progress=progress
+        )
 
     if len(jobs) == 1:
-        return [one(jobs[0])]
+        try:
+            return [one(jobs[0])]
+        finally:
+            if progress:
+                progress.close()
     from concurrent.futures import ThreadPoolExecutor, as_completed
-    from . import report
 
-    progress = report.Progress(len(jobs), sys.stdout, sys.stderr)
     with ThreadPoolExecutor(max_workers=max(1, min(len(jobs), req.jobs))) as pool:
         futures = [pool.submit(one, job) for job in jobs]
         for f in as_completed(futures):
@@ -258,7 +273,14 @@ def cmd_build(req):
     b = build_mod.build(req.stage(req.labs[0]))
     build_mod.link_compile_commands(b)
     print(f"built {b.elf.relative_to(labs.ROOT)} and {b.iso.name}" + (" (up to date)" if b.cached else ""))
+    say_below(b.stage)
     return 0
+
+
+def say_below(st):
+    """With BELOW=solutions, which labs below came from where (on stderr)."""
+    if st.origin.below_from_solutions and len(st.labs) > 1:
+        print(f"stage {st.number:02d}: student files from {st.sentence}", file=sys.stderr)
 
 
 def cmd_bochs_debug(req, raw=False):
@@ -269,6 +291,7 @@ def cmd_bochs_debug(req, raw=False):
 
     deps.ensure("bochs", install=req.install)
     b = build_mod.build(req.stage(req.labs[0]))
+    say_below(b.stage)
     start = b.symbols.get("_start")
     r = Run(req.seed, req.tests, emulator="bochs")
     print(
@@ -336,6 +359,7 @@ def cmd_qemu(req, gdb=False, raw=False):
         f"{r.memory_mb} MiB; Ctrl-C stops it",
         file=sys.stderr,
     )
+    say_below(b.stage)
     if port:
         gdbinit.write_text(
             f"# written by `make qemu-gdb` (grader process {os.getpid()}), removed when it stops\n"
@@ -376,7 +400,7 @@ def cmd_qemu(req, gdb=False, raw=False):
 def instructor_only(args):
     print(
         f"`{args.cmd}` is an instructor's tool: it is not part of this copy of the kit (a student's copy "
-        "has no solutions/ and no instructor tools)",
+        "has no instructor tools)",
         file=sys.stderr,
     )
     return 2

@@ -20,6 +20,9 @@ defines, all optional:
     HINTS = [Hint(test, text, rank)]   diagnosis hints; test(ev) looks at the evidence
     BACKED_BY = {"title": "other title"}   a check of constant lines counts only where the
                                 named check passes on evidence of its own (the same work)
+    def kernel_report(lines): ...   the kernel's own report of a fault it could not handle (its lines)
+    def recovered(lines): ...   the RIPs of the faults the kernel says it handled and went on from:
+                                a diagnosis leaves such a chain out (a self-test's probe is no cause)
     @place
     def where(addr, ev): ...    a name for an address (a section, a region), or None
 
@@ -452,7 +455,7 @@ def collect(module, hidden=False):
     lab's hidden/checks.py)."""
     found = {"checks": [], "values": [], "precompute": [], "places": [], "observers": []}
     if module is None:
-        return dict(found, boots={}, interaction=None, hints=[], kernel_report=None, backed={})
+        return dict(found, boots={}, interaction=None, hints=[], kernel_report=None, backed={}, recovered=None)
     default = getattr(module, "VISIBILITY", "after_due_date") if hidden else "visible"
     for obj in vars(module).values():
         if hasattr(obj, "kit_check"):
@@ -473,6 +476,7 @@ def collect(module, hidden=False):
         hints=list(getattr(module, "HINTS", [])),
         kernel_report=getattr(module, "kernel_report", None),
         backed=dict(getattr(module, "BACKED_BY", {})),
+        recovered=getattr(module, "recovered", None),
     )
 
 

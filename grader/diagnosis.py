@@ -253,6 +253,8 @@ def symbolize(elf, addresses, roots=(), place=None):
         loc = block[1].rsplit(":", 1)[0] if block[1].count(":") >= 2 else block[1]
         for r in roots:
             loc = loc.replace(str(r).rstrip("/") + "/", "")
+        if loc.endswith(":0"):  # code the compiler made without a line of its own: name the file alone
+            loc = loc[:-2]
         names[addr] = f"{block[0]} ({loc})"
     return names
 
@@ -299,6 +301,7 @@ class Knowledge:
     hints: list = field(default_factory=list)
     places: list = field(default_factory=list)
     kernel_report: list = field(default_factory=list)  # fn(lines) -> the kernel's own fault report
+    recovered: list = field(default_factory=list)  # fn(lines) -> RIPs of faults the kernel handled and survived
 
 
 def where_stuck(samples, build, roots=(), knowledge=None):
@@ -342,6 +345,17 @@ def bounded(lines):
     return capped(lines, DIAGNOSIS_LINES)
 
 
+def recovered_chain(chain, knowledge, lines_printed):
+    """Is the chain one the kernel says it handled (a self-test's probe, recovered
+    by a fix-up) and went on from? Never for a triple fault."""
+    if chain.triple or not chain.faults:
+        return False
+    handled = set()
+    for fn in knowledge.recovered:
+        handled |= set(fn(lines_printed))
+    return chain.faults[0].rip in handled
+
+
 def diagnose(log_text, build, knowledge, emulator="qemu", lines_printed=(), roots=()):
     """Lines describing the exception chain in the log, or [] if there is none
     (at most DIAGNOSIS_LINES, a repeated exception said once with its count).
@@ -355,6 +369,8 @@ def diagnose(log_text, build, knowledge, emulator="qemu", lines_printed=(), root
         chain = parse_qemu_log(log_text, syms.kernel_range)
     for report in knowledge.kernel_report:
         chain.kernel_said = chain.kernel_said or list(report(lines_printed))
+    if recovered_chain(chain, knowledge, lines_printed):
+        chain = Chain([], False, kernel_said=chain.kernel_said)  # handled and survived: no cause here
     if not chain and not chain.kernel_said:
         return [], chain
     first = chain.faults[0] if chain.faults else None

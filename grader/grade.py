@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from . import api, emulators, run, transcript
 from . import build as build_mod
 from .ending import end_of_run
-from .stage import Run, Stage
+from .stage import Run, Stage, lab_words
 
 TIMEOUTS = {"total": 60.0, "progress": 15.0, "stage": 300.0}  # seconds: a boot, its silence, a whole stage
 EMULATORS_AT_ONCE = 2  # a stage's boots run in parallel, this many emulators at a time
@@ -65,7 +65,7 @@ class StageResult:
 
     @property
     def source(self):
-        return self.stage.origin.sentence
+        return self.stage.sentence
 
     @property
     def score(self):
@@ -154,6 +154,8 @@ def knowledge_of(stage):
         k.places += found["places"]
         if found["kernel_report"]:
             k.kernel_report.append(found["kernel_report"])
+        if found["recovered"]:
+            k.recovered.append(found["recovered"])
     k.hints.sort(key=lambda h: h.rank)
     return k
 
@@ -164,11 +166,13 @@ def emulator_slots(n=EMULATORS_AT_ONCE):
     return threading.BoundedSemaphore(max(1, n))
 
 
-def boot(b, r, timeouts=None, talk=None, slots=None, deadline=None, **kw):
+def boot(b, r, timeouts=None, talk=None, slots=None, deadline=None, progress=None, name="default", **kw):
     """One boot of a built stage with the Run `r`; `talk` (an api.Interaction)
     adds its line hook and emulator options; `slots` (emulator_slots) bounds
     the emulators running at once; `deadline` (time.monotonic()), the
-    stage's, ends the boot if it comes before the boot's own limit."""
+    stage's, ends the boot if it comes before the boot's own limit;
+    `progress` (report.Progress) hears when the boot `name` starts, stays
+    silent and ends."""
     timeouts = dict(TIMEOUTS, **(timeouts or {}))
     make = emulators.EMULATORS[r.emulator]
     opts = dict(talk.launch) if talk else {}
@@ -178,11 +182,15 @@ def boot(b, r, timeouts=None, talk=None, slots=None, deadline=None, **kw):
         opts["qmp"] = True  # so that a hang can be asked where it is
         kw.setdefault("on_stall", ask_where)
     exits = b.stage.exit_values()
+    if progress:
+        kw["on_tick"] = lambda silent: progress.quiet(b.stage, name, r, silent, timeouts["progress"])
     with slots or emulator_slots():
         total, left = timeouts["total"], (deadline - time.monotonic()) if deadline is not None else None
         if left is not None and left <= 0:
             limits = {"total": 0.0, "progress": timeouts["progress"], "cap": 0, "stage": timeouts["stage"]}
             return run.RunResult("timeout", limits=limits, emulator=r.emulator)
+        if progress:
+            progress.boot_started(b.stage, name, r)
         result = run.run(
             lambda tmp: make(b.iso, tmp, r.cmdline, memory_mb=r.memory_mb, exits=exits, **opts),
             total_timeout=min(total, left) if left is not None else total,
@@ -191,6 +199,8 @@ def boot(b, r, timeouts=None, talk=None, slots=None, deadline=None, **kw):
         )
         if left is not None and left < total and result.reason == "timeout":
             result.limits["stage"] = timeouts["stage"]  # the stage's limit, not the boot's, stopped it
+        if progress:
+            progress.boot_ended(b.stage, name, r, result)
         return result
 
 
@@ -217,29 +227,37 @@ def plan_runs(plan, seed, emulator, memory_mb=None):
 
 
 def failed_stage(stage, seed, emulator, message, memory_mb=None, build_error=None, stopped="", elapsed=0.0, plan=None):
-    """A stage whose every check fails with `message`: it did not build, its
-    submission was refused, or Ctrl-C stopped it."""
+    """A stage whose every check fails: it did not build, its submission was
+    refused, or Ctrl-C stopped it. The first check says why (`message`); the
+    others say that they were not graded, so that a report, a JSON file or a
+    Gradescope results.json says the one cause once, not once per check."""
     plan = plan or plan_for(stage, emulator)
     runs = plan_runs(plan, seed, emulator, memory_mb)
-    checks = [CheckResult(s.title, s.points, False, message, bonus=s.bonus) for s in expected_transcript(stage.top)]
+    checks = [CheckResult(s.title, s.points, False, bonus=s.bonus) for s in expected_transcript(stage.top)]
     checks += [
-        CheckResult(c.title, c.points, False, message, boot=c.boot, visibility=c.visibility, hidden=c.hidden)
+        CheckResult(c.title, c.points, False, boot=c.boot, visibility=c.visibility, hidden=c.hidden)
         for c in plan.checks
     ]
+    if checks:
+        why = "the stage did not build" if build_error else message
+        rest = f"not graded: {why} (see `{checks[0].title}`)"
+        checks = [replace(checks[0], message=message)] + [replace(c, message=rest) for c in checks[1:]]
     return StageResult(
         stage, seed, runs["default"].memory_mb, emulator, checks, runs,
         build_error=build_error, stopped=stopped, elapsed=elapsed,
     )  # fmt: skip
 
 
-def grade_stage(stage, seed, emulator="qemu", memory_mb=None, timeouts=None, outdir=None, boots=None, slots=None):
+def grade_stage(
+    stage, seed, emulator="qemu", memory_mb=None, timeouts=None, outdir=None, boots=None, slots=None, progress=None
+):
     """Build, boot and check one stage (a stage.Stage) for the run `seed`.
     memory_mb overrides the machine size the seed would pick (a mutant may
     boot a small machine); boots, a list of boot names, keeps only those
     boots (and the default one) and their checks: a mutant that needs one
     boot is graded sooner. slots (emulator_slots) is shared by stages
-    graded together. timeouts["stage"] bounds the whole stage, build and
-    boots (TIMEOUTS)."""
+    graded together; progress (report.Progress) shows each boot on a terminal.
+    timeouts["stage"] bounds the whole stage, build and boots (TIMEOUTS)."""
     t0 = time.monotonic()
     deadline = t0 + dict(TIMEOUTS, **(timeouts or {}))["stage"]  # the build and every boot, together
     plan = plan_for(stage, emulator, boots)
@@ -251,7 +269,7 @@ def grade_stage(stage, seed, emulator="qemu", memory_mb=None, timeouts=None, out
         )
     run.mark("built")
     runs = plan_runs(plan, seed, emulator, memory_mb)
-    results, precomputed, specs = boot_all(built, plan, runs, seed, timeouts, slots, deadline)
+    results, precomputed, specs = boot_all(built, plan, runs, seed, timeouts, slots, deadline, progress)
     if run.STOP.is_set():
         return failed_stage(
             stage, seed, emulator, "interrupted", memory_mb,
@@ -316,7 +334,7 @@ def in_thread(fn, *args):
     return t, box
 
 
-def boot_all(built, plan, runs, seed, timeouts, slots, deadline=None):
+def boot_all(built, plan, runs, seed, timeouts, slots, deadline=None, progress=None):
     """Every boot of the stage in parallel, and the lab's slow values meanwhile
     (in threads that Ctrl-C does not wait for); while they run, this thread
     reads the expected transcript. Returns (results by boot, precomputed
@@ -325,7 +343,8 @@ def boot_all(built, plan, runs, seed, timeouts, slots, deadline=None):
     slots = slots or emulator_slots()
     early = [(fn, *in_thread(fn, seed, lab)) for fn in plan.precompute]
     started = {
-        name: in_thread(boot, built, r, timeouts, talks_with(plan, name), slots, deadline) for name, r in runs.items()
+        name: in_thread(boot, built, r, timeouts, talks_with(plan, name), slots, deadline, progress, name)
+        for name, r in runs.items()
     }
     specs = expected_transcript(lab)
     results = {}
@@ -527,18 +546,38 @@ def explain_the_end(checks, stage, default):
             replace(c, hints=[]) if not c.passed and not c.details and c.message.startswith("missing") else c
             for c in checks
         ]
-    stopped = problem[0]
-    fails = [ln for ln in default.lines if ln.startswith("[boot] FAIL") or ln.startswith("[panic]")]
-    if fails and len(stage.labs) > 1 and stage.origin.kind != "solutions" and not stage.origin.below_from_solutions:
-        stopped += f". Stage {stage.number:02d} runs your code of every lab up to {stage.top.name}: "
-        if stage.has_reference_below():
-            stopped += f"to grade {stage.top.name} alone on the reference labs below it, add BELOW=solutions"
-        else:  # a student's copy: no reference code to stand on
-            stopped += (
-                f"a lab below it may be the one that fails, so grade those first "
-                f"(`make grade LAB={stage.labs[0].number:02d}` and up)"
-            )
-    return checks, stopped
+    return checks, problem[0] + below_advice(stage)
+
+
+def below_advice(stage):
+    """What to do when a stage of several labs did not finish: any lab of the
+    student's own below the top one may be what stopped it. With reference
+    code released, BELOW=solutions grades the top lab on it; without, grade
+    the labs below first. "" when every lab below is the reference code."""
+    if len(stage.labs) < 2 or stage.origin.kind == "solutions":
+        return ""
+    top, below = stage.top, stage.labs[:-1]
+    own = [lab for lab in below if lab.name not in stage.from_reference]
+    if not own:
+        return ""
+    if stage.origin.below_from_solutions:
+        return (
+            f". Below {top.name}, {lab_words(own)} {'is' if len(own) == 1 else 'are'} still your code "
+            f"(not released in {stage.reference.name}/): grade {'it' if len(own) == 1 else 'them'} first "
+            f"(`make grade LAB={own[0].number:02d}`)"
+        )
+    text = f". Stage {stage.number:02d} runs your code of every lab up to {top.name}: "
+    released = stage.released_below()
+    if len(released) == len(below):
+        return text + f"to grade {top.name} alone on the reference labs below it, add BELOW=solutions"
+    if released:
+        rest = [lab for lab in below if lab not in released]
+        return text + (
+            f"to grade {top.name} on the reference code released so far ({lab_words(released)}; "
+            f"{lab_words(rest)} stay{'s' if len(rest) == 1 else ''} yours), add BELOW=solutions"
+        )
+    first = f"`make grade LAB={below[0].number:02d}` and up"
+    return text + f"a lab below it may be the one that fails, so grade those first ({first})"
 
 
 def diagnose(checks, stage, emulator, results, built):

@@ -12,6 +12,7 @@ Gradescope's results.json at RESULTS_CAP bytes in all, each cut saying
 what it left out."""
 import functools
 import json
+import math
 import os
 import re
 import sys
@@ -147,28 +148,86 @@ def summary_table(stages):
 
 
 class Progress:
-    """One line per stage as it finishes (when there is more than one), and on
-    a terminal a live `done/total` line that the next line overwrites."""
+    """What a grade shows while it runs. With more than one stage, one line per
+    stage as it finishes. On a terminal only (never in a pipe, a log or a file):
+    a line per boot as it starts and as it ends, and a live line that the next
+    line overwrites: `done/total` for several stages, and during a silent boot
+    the countdown to the progress timeout that will stop it."""
 
     def __init__(self, total, out, status):
+        import threading
+
         self.total, self.count, self.out, self.status = total, 0, out, status
         self.live = status.isatty() and os.environ.get("TERM") != "dumb"
+        self.lock = threading.Lock()
+        self.silent = {}  # (stage, emulator, boot) -> (seconds of silence, the progress timeout)
+        self.shown = ""
         self.show("")
 
     def show(self, text):
+        """The live line (the caller holds the lock, or no boot runs yet)."""
         if self.live:
-            self.status.write(f"\r\033[K[{self.count}/{self.total} done]{text}")
+            head = f"[{self.count}/{self.total} done]" if self.total > 1 else ""
+            self.shown = (head + text).strip()
+            self.status.write(f"\r\033[K{self.shown}")
             self.status.flush()
 
+    def say(self, line):
+        """A line that stays, above the live line (on a terminal only)."""
+        if self.live:
+            with self.lock:
+                self.status.write(f"\r\033[K{line}\n")
+                self.show(self.countdown())
+
+    @staticmethod
+    def boot_name(st, emulator, boot):
+        return f"stage {st.top.name} {emulator}, {boot} boot"
+
+    def boot_started(self, st, boot, r):
+        self.say(f"{self.boot_name(st, r.emulator, boot)}: started (`{r.cmdline}`, {r.memory_mb} MiB)")
+
+    def boot_ended(self, st, boot, r, result):
+        from .ending import end_of_run
+
+        with self.lock:
+            self.silent.pop((st.top.name, r.emulator, boot), None)
+        problem = end_of_run(result)
+        self.say(
+            f"{self.boot_name(st, r.emulator, boot)}: ended, "
+            + (problem[0] if problem else "clean power-off")
+            + f" ({result.elapsed:.1f}s)"
+        )
+
+    def quiet(self, st, boot, r, seconds, limit):
+        """The boot has printed nothing for `seconds`; the grader stops it at `limit`."""
+        if not self.live:
+            return
+        key = (st.top.name, r.emulator, boot)
+        with self.lock:
+            before = self.silent.get(key, (0, limit))[0]
+            self.silent[key] = (seconds, limit)
+            if int(seconds) != int(before):  # once a second is enough
+                self.show(self.countdown())
+
+    def countdown(self):
+        """The live line's text: the silent boots and the time each has left."""
+        waits = [
+            f"{boot} boot of {lab} silent for {int(s)}s, stopped in {max(0, math.ceil(limit - s))}s unless it prints"
+            for (lab, _, boot), (s, limit) in sorted(self.silent.items())
+            if s >= 1 and limit
+        ]
+        return (" " + "; ".join(waits)) if waits else ""
+
     def done(self, st):
-        self.count += 1
-        if self.total > 1:
-            if self.live:
-                self.status.write("\r\033[K")
-                self.status.flush()
-            self.out.write(one_line(st) + "\n")
-            self.out.flush()
-        self.show("" if self.count == self.total else " ...")
+        with self.lock:
+            self.count += 1
+            if self.total > 1:
+                if self.live:
+                    self.status.write("\r\033[K")
+                    self.status.flush()
+                self.out.write(one_line(st) + "\n")
+                self.out.flush()
+            self.show(self.countdown() or ("" if self.count == self.total else " ..."))
 
     def close(self):
         if self.live:
@@ -255,8 +314,8 @@ def check_text(st, c, roots, tail=True):
     boot's serial output; every line cut, at most CHECK_LINES of them."""
     out = [c.message] + safe.lines(c.details, CHECK_LINES) + [f"hint: {h}" for h in c.hints]
     out += st.diagnoses.get(c.boot, [])
-    errors = compiler_errors(st)
-    out += errors[1:] if c.message.startswith("build failed:") else errors
+    if c.message.startswith("build failed:"):  # the one check that says why (grade.failed_stage)
+        out += compiler_errors(st)[1:]
     lines = serial_tail(st, c.boot) if tail else []
     if lines:
         out += [f"last {len(lines)} lines of the serial output ({st.runs[c.boot].cmdline}):"] + [

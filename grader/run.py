@@ -110,12 +110,15 @@ def run(
     log_cap=4 * 1024 * 1024,
     on_line=None,
     on_stall=None,
+    on_tick=None,
 ):
     """Run one emulator. make_launch(tmpdir) returns an emulators.Launch.
     on_output(bytes) sees output as it comes (for `make qemu`); on_line(line,
     result, send) sees each complete line and may answer with send(bytes) on
     the serial input (the emulator's stdin); on_stall(result) is called when
-    a timeout stops the run, while the emulator still runs (to ask where)."""
+    a timeout stops the run, while the emulator still runs (to ask where);
+    on_tick(seconds of silence) is called about 20 times a second while the
+    run waits (a countdown on a terminal)."""
     limits = Limits(total_timeout, progress_timeout, cap, exit_grace, log_cap)
     shown = {"total": total_timeout, "progress": progress_timeout, "cap": cap}
     if STOP.is_set():
@@ -125,7 +128,7 @@ def run(
             launch = make_launch(tmp)
         except sandbox.Refused as e:  # this emulator cannot run sealed here
             return RunResult("start-failed", stderr=str(e), limits=shown)
-        session = Session(launch, tmp, limits, on_output, on_line, on_stall)
+        session = Session(launch, tmp, limits, on_output, on_line, on_stall, on_tick)
         if session.start():
             try:
                 session.pump()
@@ -138,9 +141,9 @@ class Session:
     """One emulator process: started in its folder, its serial output read
     until it is done, then reaped with everything it started."""
 
-    def __init__(self, launch, tmp, limits, on_output=None, on_line=None, on_stall=None):
+    def __init__(self, launch, tmp, limits, on_output=None, on_line=None, on_stall=None, on_tick=None):
         self.launch, self.tmp, self.limits = launch, tmp, limits
-        self.on_output, self.on_line, self.on_stall = on_output, on_line, on_stall
+        self.on_output, self.on_line, self.on_stall, self.on_tick = on_output, on_line, on_stall, on_tick
         self.result = RunResult(
             "start-failed",
             emulator=launch.name,
@@ -198,6 +201,8 @@ class Session:
                     except Exception as e:  # asking must never lose the report
                         self.result.extra["stall_error"] = f"{type(e).__name__}: {e}"
                 break
+            if self.on_tick:
+                self.on_tick(time.monotonic() - self.last)
             if not self.open:
                 try:
                     self.proc.wait(timeout=0.05)

@@ -35,7 +35,8 @@ class Origin:
 
     @property
     def sentence(self):
-        """How a report says it."""
+        """How a report says it, without knowing which labs were released
+        (Stage.sentence says that)."""
         below = " (labs below it from solutions/)" if self.below_from_solutions else ""
         if self.kind == "submission":
             return f"{self.upload or self.submission}{below}"
@@ -71,15 +72,39 @@ class Stage:
     all_labs: tuple  # every lab of the kit (for the LAB_n switches of stage.h)
     origin: Origin
     sources: tuple  # Source, in lab order
+    from_reference: frozenset = frozenset()  # names of the labs whose student files come from the reference
 
     @property
     def top(self):
         return self.labs[-1]
 
-    def has_reference_below(self):
-        """Whether the reference code of every lab below the top one is here (BELOW=solutions can work)."""
-        reference = Path(self.origin.reference) if self.origin.reference else self.root / "solutions"
-        return all((reference / lab.name).is_dir() for lab in self.labs[:-1])
+    @property
+    def reference(self):
+        """The folder of the reference student files: the kit's solutions/, or the origin's own."""
+        return Path(self.origin.reference) if self.origin.reference else self.root / "solutions"
+
+    def released_below(self):
+        """The labs below the top one whose reference code is here in full (BELOW=solutions takes them)."""
+        return [lab for lab in self.labs[:-1] if released(lab, self.reference)]
+
+    @property
+    def sentence(self):
+        """Where the student files come from, as a report's header says it: with
+        BELOW=solutions, which labs below came from the reference code and which
+        from the student's own tree (a lab not released yet)."""
+        o = self.origin
+        if not o.below_from_solutions or o.kind == "solutions" or len(self.labs) == 1:
+            return o.sentence
+        own = f"{o.upload or o.submission}" if o.kind == "submission" else "labs/ (your code)"
+        below = self.labs[:-1]
+        ref = [lab for lab in below if lab.name in self.from_reference]
+        mine = [lab for lab in below if lab.name not in self.from_reference]
+        where = f"{self.reference.name}/"
+        if not mine:
+            return f"{own} (labs below it from {where})"
+        if not ref:
+            return f"{own} (below it: {lab_words(mine)} from labs/ too, none released in {where})"
+        return f"{own} (below it: {lab_words(ref)} from {where}; {lab_words(mine)} from labs/, not released in {where})"
 
     @property
     def number(self):
@@ -135,48 +160,77 @@ class Stage:
         return [s for s in self.sources if not s.path.is_file()]
 
 
+def released(lab, reference):
+    """Is the reference code of `lab` here in full (every student file in reference/NN-name/)?"""
+    d = Path(reference) / lab.name
+    return d.is_dir() and all((d / name).is_file() for name in lab.student)
+
+
+def lab_words(chosen):
+    """`lab 05`, `labs 01-04`, `labs 01, 03`: labs named by number."""
+    nums = [lab.number for lab in chosen]
+    if len(nums) == 1:
+        return f"lab {nums[0]:02d}"
+    if nums == list(range(nums[0], nums[-1] + 1)):
+        return f"labs {nums[0]:02d}-{nums[-1]:02d}"
+    return "labs " + ", ".join(f"{n:02d}" for n in nums)
+
+
 NO_SOLUTIONS = (
-    "this copy of the kit has no solutions/ (a student's copy has none): `make demo` and SOLUTIONS=1 "
-    "run the reference code, which the course staff's copy holds. "
-    "Grade your own code with `make grade LAB=NN`"
+    "this copy of the kit has no solutions/ (a student's copy has none until the course staff release "
+    "the reference code of a lab): `make demo` and SOLUTIONS=1 run the reference code, which the course "
+    "staff's copy holds. Grade your own code with `make grade LAB=NN`"
 )
 
 
-def no_reference_below(top):
-    """What BELOW=solutions says in a copy without the reference code of the labs below `top`."""
+def not_released(top, missing, reference):
+    """What SOLUTIONS=1 says when the reference code of some labs of the stage is not here."""
     return (
-        f"this copy of the kit has no solutions/: BELOW=solutions grades {top.name} on the reference code "
-        f"of the labs below it, which the course staff may give you (solutions/NN-name/, often once a lab's "
-        f"deadline has passed). Until then `make grade LAB={top.number:02d}` grades your own code of every "
-        f"lab up to {top.name}"
+        f"`make demo` and SOLUTIONS=1 run the reference code of every lab up to {top.name}, and "
+        f"{reference.name}/ has none for {lab_words(missing)} (the course staff release it lab by lab). "
+        f"Grade your own code with "
+        f"`make grade LAB={top.number:02d}`, or lab {top.number:02d} alone on the reference code released "
+        f"so far with `make grade LAB={top.number:02d} BELOW=solutions`"
     )
 
 
 def make(spec, origin=Origin(), root=labs_mod.ROOT):
-    """The stage of lab `spec` (its number, folder name or name), its student files from `origin`."""
+    """The stage of lab `spec` (its number, folder name or name), its student files from `origin`.
+    With origin.below_from_solutions, each lab below the top one comes from the
+    reference code when it is released in full, else from the student's own
+    tree (a submission must have the reference code of every lab below)."""
     root = Path(root)
     every = labs_mod.discover(root)
     top = labs_mod.find(spec, root, every)
     chosen = tuple(lab for lab in every if lab.number <= top.number)
     reference = Path(origin.reference) if origin.reference else root / "solutions"
-    if (origin.kind == "solutions" or origin.below_from_solutions and len(chosen) > 1) and not reference.is_dir():
-        if origin.reference is not None:
-            raise labs_mod.LabError(f"no reference folder {reference}")
-        raise labs_mod.LabError(NO_SOLUTIONS if origin.kind == "solutions" else no_reference_below(top))
+    if origin.kind == "solutions":
+        missing = [lab for lab in chosen if not released(lab, reference)]
+        if missing and origin.reference is not None:
+            raise labs_mod.LabError(f"no reference code of {lab_words(missing)} in {reference}")
+        if missing:
+            raise labs_mod.LabError(NO_SOLUTIONS if not reference.is_dir() else not_released(top, missing, reference))
+        from_reference = {lab.name for lab in chosen}
+    elif origin.below_from_solutions:
+        from_reference = {lab.name for lab in chosen[:-1] if released(lab, reference)}
+        missing = [lab for lab in chosen[:-1] if lab.name not in from_reference]
+        if missing and origin.kind == "submission":
+            raise labs_mod.LabError(f"no reference code of {lab_words(missing)} in {reference}")
+    else:
+        from_reference = set()
     sources = []
     for lab in chosen:
-        below = lab is not top and origin.below_from_solutions
         for f in sorted(lab.dir.iterdir()):
             if f.suffix not in SOURCE_SUFFIXES:
                 continue
             student = f.name in lab.student
             path, shown = f, f"labs/{lab.name}/{f.name}"
-            if student and below or student and origin.kind == "solutions":
+            if student and lab.name in from_reference:
                 path, shown = reference / lab.name / f.name, f"{reference.name}/{lab.name}/{f.name}"
             elif student and origin.kind == "submission":
                 path = origin.submission / "labs" / lab.name / f.name
             sources.append(Source(path, shown, lab, student))
-    return Stage(root, chosen, tuple(every), origin, tuple(sources))
+    return Stage(root, chosen, tuple(every), origin, tuple(sources), frozenset(from_reference))
 
 
 def new_seed():

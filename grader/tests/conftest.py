@@ -17,6 +17,7 @@ def pytest_configure(config):
         "markers",
         "instructor: needs solutions/ or an instructor's tool; a student's copy (make handout) leaves the test out",
     )
+    config.addinivalue_line("markers", "slow: takes minutes (the term simulation); not for a quick run")
     try:
         deps.ensure("kernel", install=True)
     except deps.MissingTools as e:
@@ -55,11 +56,15 @@ def grade_stage(lab, solutions=False, solutions_below=False, submission=None, ro
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests marked `instructor` need solutions/ (and the instructor's tools);
-    a student's copy of the kit has neither, so there they are skipped."""
-    if (ROOT / "solutions").is_dir():
+    """Tests marked `instructor` need the reference code of every lab (and the
+    instructor's tools): only the course staff's copy (its .staff-copy mark)
+    has them. A student's copy may hold some released labs in solutions/;
+    there the marked tests are skipped all the same."""
+    from grader import labs
+
+    if labs.staff_copy(ROOT):
         return
-    skip = pytest.mark.skip(reason="instructor-only: needs solutions/, which a student's copy has not")
+    skip = pytest.mark.skip(reason="instructor-only: needs the course staff's copy of the kit")
     for item in items:
         if item.get_closest_marker("instructor"):
             item.add_marker(skip)

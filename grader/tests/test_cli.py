@@ -2,6 +2,7 @@
 traceback, exit statuses, machine-readable reports, no emulator left behind."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 from xml.etree import ElementTree as ET
@@ -66,9 +67,25 @@ def test_full_marks_exit_zero_and_reports(tmp_path):
     assert gs["score"] == 80 and all(t["status"] == "passed" for t in gs["tests"])
 
 
+STUB_LM_ENABLE = '    .section .text.code32, "ax"\n    .code32\n    .globl lm_enable\nlm_enable:\n    ret\n'
+
+
 def test_missing_marks_exit_one_with_reproduce_line(tmp_path):
-    r = cli("grade", "--lab", "01", "--seed", "0x10", "--gradescope", str(tmp_path / "results.json"))
-    assert r.returncode == 1
+    """In a copy of the kit whose lm_enable does nothing (whatever state the
+    student's own lab 01 is in)."""
+    kit = tmp_path / "kit"
+    for d in ("grader", "labs"):
+        shutil.copytree(ROOT / d, kit / d, ignore=shutil.ignore_patterns("__pycache__", "tests", "build"))
+    (kit / "labs/01-boot/longmode.S").write_text(STUB_LM_ENABLE)
+    r = subprocess.run(
+        [sys.executable, "-m", "grader", "grade", "--lab", "01", "--seed", "0x10"]
+        + ["--gradescope", str(tmp_path / "results.json")],
+        cwd=kit,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 1, r.stdout + r.stderr
     assert "Score: 0/80" in r.stdout and "reproduce: make grade LAB=01 SEED=0x00000010" in r.stdout
     gs = json.loads((tmp_path / "results.json").read_text())
     assert gs["score"] == 0 and "lm_enable" in json.dumps(gs)

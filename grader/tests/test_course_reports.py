@@ -121,9 +121,13 @@ def test_a_missing_an_ambiguous_or_a_linked_file_gets_a_clear_verdict(tmp_path):
 
 def test_a_student_copy_without_solutions_says_so_in_one_sentence(tmp_path):
     shutil.copytree(ROOT / "labs", tmp_path / "labs", ignore=shutil.ignore_patterns("__pycache__"))
-    with pytest.raises(labs.LabError) as e:
-        stage.make("02", stage.Origin("labs", None, True), tmp_path)
-    assert "has no solutions/" in str(e.value) and "`make grade LAB=02` grades your own code" in str(e.value)
+    # BELOW=solutions with nothing released: the student's own code of every lab, and the header says so
+    st = stage.make("02", stage.Origin("labs", None, True), tmp_path)
+    assert not st.from_reference and all(str(s.path).startswith(str(tmp_path / "labs")) for s in st.sources)
+    assert st.sentence == "labs/ (your code) (below it: lab 01 from labs/ too, none released in solutions/)"
+    with pytest.raises(labs.LabError) as e:  # SOLUTIONS=1 cannot stand on the student's code
+        stage.make("02", stage.Origin("solutions"), tmp_path)
+    assert "has no solutions/" in str(e.value) and "`make grade LAB=NN`" in str(e.value)
     stage.make("01", stage.Origin("labs", None, True), tmp_path)  # nothing below lab 01
 
 
@@ -164,7 +168,8 @@ def test_reports_of_loose_files_name_them_and_carry_errors_output_and_extra_cred
     assert "error: use of undeclared identifier 'nope'" in "\n".join(data["compiler_errors"])
     gs = json.loads((tmp_path / "g.json").read_text())
     assert "error: use of undeclared identifier 'nope'" in gs["output"]
-    assert all("use of undeclared identifier" in t["output"] for t in gs["tests"])
+    said = ["use of undeclared identifier" in t["output"] for t in gs["tests"]]
+    assert said == [True] + [False] * (len(said) - 1)  # once, under the first check; the others: not graded
     xml = (tmp_path / "r.xml").read_text()
     assert "use of undeclared identifier" in xml
     for text in (json.dumps(data), json.dumps(gs), xml):  # only the reproduce line names the folder

@@ -57,3 +57,28 @@ def test_symbolizer_maps_kmain_to_its_source():
     assert names[addr + 4].startswith("kmain (labs/01-boot/kmain.c:")
     start, end = b.symbols.kernel_range
     assert start == 0x100000 < addr < end
+
+
+@pytest.mark.instructor
+def test_no_location_names_line_0():
+    """Code the compiler made without a line of its own has line 0 in the
+    debug information: a location names its file alone, and a stall's range
+    of lines starts at a real line (never `cmdline.c:0-61`)."""
+    b = build.build(stage.make("01", stage.Origin("solutions")))
+    table = subprocess.run(
+        ["llvm-dwarfdump", "--debug-line", str(b.elf)], capture_output=True, text=True, timeout=60
+    ).stdout
+    zero = [int(ln.split()[0], 16) for ln in table.splitlines() if ln.startswith("0x") and ln.split()[1] == "0"]
+    raw = subprocess.run(
+        ["llvm-symbolizer", f"--obj={b.elf}"] + [hex(a) for a in zero], capture_output=True, text=True, timeout=60
+    ).stdout.strip()
+    pairs = [(a, blk.splitlines()[-1]) for a, blk in zip(zero, raw.split("\n\n"))]
+    addr = next(a for a, loc in pairs if "/labs/01-boot/cmdline.c:0:" in loc)  # given code: the same in every copy
+    names = diagnosis.symbolize(b.elf, [addr], [str(build.ROOT)])
+    assert names[addr].endswith("(labs/01-boot/cmdline.c)"), names
+    func = names[addr].split(" (")[0]
+    near = diagnosis.symbolize(b.elf, list(range(addr - 64, addr + 64)), [str(build.ROOT)])
+    real = next(a for a, n in near.items() if n.startswith(func + " (") and not n.endswith("cmdline.c)"))
+    samples = [{"rip": a, "interrupts": False, "halted": False} for a in (addr, real, addr)]
+    stuck = diagnosis.where_stuck(samples, b, [str(build.ROOT)])
+    assert "cmdline.c:" in stuck and "cmdline.c:0" not in stuck, stuck

@@ -109,3 +109,50 @@ def test_the_args_disk_is_what_grub_editenv_writes(tmp_path):
         assert emulators.env_block(kargs) == real.read_bytes()
         disk = emulators.make_args_disk(tmp_path, kargs)
         assert disk.read_bytes()[:1024] == real.read_bytes() and disk.stat().st_size == emulators.ARGS_DISK_BYTES
+
+
+class Screen:
+    """A stream that says it is a terminal (or not), keeping what is written."""
+
+    def __init__(self, tty):
+        self.tty, self.text = tty, ""
+
+    def isatty(self):
+        return self.tty
+
+    def write(self, s):
+        self.text += s
+
+    def flush(self):
+        pass
+
+
+def test_a_silent_boot_counts_down_on_a_terminal_only(monkeypatch):
+    """One line as a boot starts and as it ends, and while it is silent the
+    seconds left before the progress timeout; nothing at all in a pipe."""
+    from types import SimpleNamespace
+
+    from grader import report
+    from grader.stage import Run
+
+    monkeypatch.delenv("TERM", raising=False)
+    st, r = SimpleNamespace(top=SimpleNamespace(name="03-bss-heap")), Run(0x1234, emulator="qemu")
+    shown = {}
+    for tty in (True, False):
+        screen = Screen(tty)
+        progress = report.Progress(1, Screen(tty), screen)
+        progress.boot_started(st, "default", r)
+        result = run.run(
+            fake("import time; print('[boot] hello', flush=True); time.sleep(60)"),
+            progress_timeout=3.0,
+            on_tick=lambda silent: progress.quiet(st, "default", r, silent, 3.0),
+        )
+        progress.boot_ended(st, "default", r, result)
+        progress.close()
+        shown[tty] = screen.text
+    assert shown[False] == ""
+    text = shown[True]
+    assert "stage 03-bss-heap qemu, default boot: started (`seed=0x00001234 tests=all`, 192 MiB)\n" in text
+    assert "default boot of 03-bss-heap silent for 1s, stopped in 2s unless it prints" in text
+    assert "default boot of 03-bss-heap silent for 2s, stopped in 1s unless it prints" in text
+    assert "default boot: ended, timeout: no new output for 3s" in text

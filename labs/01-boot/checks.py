@@ -263,15 +263,38 @@ STEPS = (
 )
 
 
-def paging_before_long_mode(ev):
-    """The evidence of CR0.PG set while EFER.LME is clear: the CPU state at the
-    fault shows LME clear, and PG set in CR0 (or in the value being written to
-    it, or Bochs refused that write)."""
+def lme_clear_with_paging(ev):
+    """At the fault in lm_enable, EFER.LME is clear while CR0.PG is set (or
+    being set, or Bochs refused that write): the CPU took legacy 32-bit paging."""
     f = ev.fault
     if not in_lm_enable(ev) or f.regs.get("EFER") is None or f.regs["EFER"] & EFER_LME:
         return False
     return bool(
         f.regs.get("CR0", 0) & CR0_PG or f.regs.get("RAX", 0) & CR0_PG or any("SetCR0" in m for m in ev.chain.messages)
+    )
+
+
+def paging_before_long_mode(ev):
+    """LME clear and EFER still 0: step 3's wrmsr has not run (yet)."""
+    return lme_clear_with_paging(ev) and ev.fault.regs["EFER"] == 0
+
+
+def wrong_efer_bit(ev):
+    """LME clear, but EFER is not 0: the wrmsr ran and set other bits."""
+    return lme_clear_with_paging(ev) and ev.fault.regs["EFER"] != 0
+
+
+EFER_BITS = {0: "SCE", 8: "LME", 10: "LMA", 11: "NXE"}  # x86.h names LME, LMA and NXE
+
+
+def wrong_efer_bit_text(ev):
+    efer = ev.fault.regs["EFER"]
+    names = ", ".join(EFER_BITS.get(b, f"bit {b}") for b in range(64) if efer >> b & 1)
+    return (
+        f"EFER is {efer:#x} at the fault ({names}): the wrmsr of step 3 ran, in its place before CR0.PG, but "
+        "it left EFER.LME clear, so CR0.PG started legacy 32-bit paging, which cannot use our four-level "
+        "tables. The bit to set is EFER_LME, bit 8 (x86.h), with EFER_NXE, in %eax between rdmsr and wrmsr. "
+        'Book: chapter 1, "Entering long mode".'
     )
 
 
@@ -297,11 +320,17 @@ def paging_fault_text(ev):
 
 HINTS = [
     Hint(
+        wrong_efer_bit,
+        wrong_efer_bit_text,
+        rank=40,
+        key="the wrmsr of step 3 ran, in its place before CR0.PG, but it left EFER.LME clear",
+    ),
+    Hint(
         paging_before_long_mode,
         "paging was switched on before long mode: at the fault EFER.LME is still clear while CR0.PG is set (or "
-        "being set), so the CPU started legacy 32-bit paging instead of long mode, and that cannot use our "
-        "four-level tables (the fault's CR2 need not be an address the code used). "
-        f'{STEPS}. Book: chapter 1, "Entering long mode".',
+        "being set), and EFER is 0: the wrmsr of step 3 had not run, so the CPU started legacy 32-bit paging "
+        "instead of long mode, and that cannot use our four-level tables (the fault's CR2 need not be an "
+        f'address the code used). {STEPS}. Book: chapter 1, "Entering long mode".',
         rank=40,
     ),
     Hint(

@@ -267,10 +267,20 @@ def lm_enable_without_pae(st):
 
 @mutant("01", patches=[(LM, "    or $(EFER_LME | EFER_NXE), %eax\n", "    or $EFER_NXE, %eax\n")], seeds=2)
 def lm_enable_without_lme_faults_in_32_bit_paging(st):
+    # the order is right: the hint names the bit, not the order
     assert "triple fault" in st.stopped
     diag = diagnosis_text(st)
     assert "in lm_enable (solutions/01-boot/longmode.S:" in diag
-    assert "paging was switched on before long mode: at the fault EFER.LME is still clear" in diag
+    assert "EFER is 0x800 at the fault (NXE): the wrmsr of step 3 ran, in its place before CR0.PG, but it left " in diag
+    assert "The bit to set is EFER_LME, bit 8" in diag and "paging was switched on before long mode" not in diag
+
+
+@mutant("01", patches=[(LM, "    or $(EFER_LME | EFER_NXE), %eax\n", "    or $(EFER_LMA | EFER_NXE), %eax\n")])
+def lm_enable_sets_lma_for_lme_is_told_the_bit(st):
+    # LMA (bit 10) is the CPU's to set: writing it changes nothing, and LME stays clear
+    diag = diagnosis_text(st)
+    assert "(NXE): the wrmsr of step 3 ran, in its place before CR0.PG, but it left EFER.LME clear" in diag, diag
+    assert "paging was switched on before long mode" not in diag
 
 
 @mutant("01", patches=[(LM, "    or $(EFER_LME | EFER_NXE), %eax\n", "    or $EFER_LME, %eax\n")], seeds=2)
@@ -331,6 +341,10 @@ def made_up(st, what, words):
 def tag_size_not_rounded_up(st):
     assert not check_of(st, "mb2: command line").passed or not check_of(st, "mb2: boot loader name").passed
     made_up(st, "tags", "rounded up to 8")
+    # long mode was reached: its 20 points fall to the proof rule (no command line echoed), and
+    # its hints, which send the student to lm_enable, stay out of the report
+    boot = check_of(st, "boot: long mode")
+    assert not [h for h in boot.hints if "lm_enable" in h] and "mb2_parse says" not in boot.message, boot
 
 
 @mutant(

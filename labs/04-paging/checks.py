@@ -172,9 +172,13 @@ def unmapped(addr, ev):
     maps = [(int(m.group(1), 16), int(m.group(2), 16)) for m in map(MAP_LINE.match, ev.lines) if m]
     if not maps or any(a <= addr < b for a, b in maps):
         return None
+    if addr < PAGE:
+        return "page 0, which the kernel leaves unmapped so that a null pointer faults"
     end = max(b for a, b in maps if a < 1 << 47)
     if any(a <= addr < b for a, b in ev.lab_checks("boot").ram_regions(ev.lines)):
-        return f"usable RAM beyond the kernel's identity map (its last range ends at 0x{end:x})"
+        if addr >= end:
+            return f"usable RAM beyond the kernel's identity map (its last range ends at 0x{end:x})"
+        return "usable RAM that the kernel's identity map leaves out"
     return "an address the kernel's page map does not cover"
 
 

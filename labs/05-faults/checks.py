@@ -94,6 +94,16 @@ def kernel_report(lines):
     ]
 
 
+RECOVERED = re.compile(r"^\[fault\] #\w+ [^:]* at (?:rip )?0x([0-9a-f]+)\b.*: (?:recovered by a fix-up|resuming)$")
+
+
+def recovered(lines):
+    """The RIPs of the faults the kernel reports it recovered from (fault.c's
+    fault_report, a breakpoint it resumed after): a later hang or panic is
+    not their doing."""
+    return {int(m.group(1), 16) for m in map(RECOVERED.match, lines) if m}
+
+
 def said_rip(ev):
     m = SAID_RIP.search(ev.said[0]) if ev.said else None
     return int(m.group(1), 16) if m else None
@@ -103,6 +113,14 @@ def in_a_probe(ev):
     """The kernel's report names the instruction of one of the probes."""
     probes = {a for n, a in ev.symbols.items() if n.startswith("probe_") and n.endswith("_insn")}
     return said_rip(ev) in probes
+
+
+def rip_is_the_code_selector(ev):
+    """RIP holds the kernel code selector (SEG_KCODE, 8): a `ret` took the CS
+    word of an interrupt frame for its return address."""
+    sel = ev.defines.get("SEG_KCODE")
+    rip = said_rip(ev) if ev.said else (ev.fault.rip if ev.fault else None)
+    return sel is not None and rip == sel
 
 
 def overflow_without_ist(ev):
@@ -122,6 +140,15 @@ HINTS = [
         "and neither could the double fault: vector 8 needs its own stack, IST1 in the TSS (idt_set_gate's "
         "ist argument), and the TSS's IST1 pointer must be set and mapped. "
         'Book: chapter 5, "The double fault and the IST".',
+    ),
+    Hint(
+        rip_is_the_code_selector,
+        lambda ev: f"rip {ev.defines['SEG_KCODE']:#x} is no address: it is the kernel code selector (SEG_KCODE in "
+        "x86.h), the CS word of an interrupt frame. A `ret` popped it as a return address: returning from a trap "
+        "takes iretq, which pops RIP, CS, RFLAGS, RSP and SS together, where a `ret` pops only RIP and leaves the "
+        "other four on the stack for the next `ret` to find (trap_common in labs/05-faults/vectors.S). "
+        'Book: chapter 5, "The trap frame".',
+        key="is no address: it is the kernel code selector",
     ),
     Hint(
         lambda ev: ev.said and "at rip 0x0000000000000000" in ev.said[0],

@@ -126,12 +126,20 @@ fault_check_encoders(void)
 static int
 fault_check_fixups(void)
 {
-    for (struct fixup *f = __fixup_start; f < __fixup_end; f++)
-        if (fixup_find(f->insn) != f->resume) {
-            kprintf("[fault] FAIL: fixup_find does not find entry %d of %d (insn %p)\n", (int)(f - __fixup_start),
-                    (int)(__fixup_end - __fixup_start), (void *)f->insn);
+    for (struct fixup *f = __fixup_start; f < __fixup_end; f++) {
+        uint64_t got = fixup_find(f->insn);
+        int n = (int)(f - __fixup_start), all = (int)(__fixup_end - __fixup_start);
+        if (got == 0) {
+            kprintf("[fault] FAIL: fixup_find does not find entry %d of %d (insn %p)\n", n, all, (void *)f->insn);
             return 0;
         }
+        if (got != f->resume) {
+            kprintf("[fault] FAIL: fixup_find(%p) returns %p, not the resume address %p of entry %d of %d%s\n",
+                    (void *)f->insn, (void *)got, (void *)f->resume, n, all,
+                    got == f->insn ? ": the entry's insn, its first field" : "");
+            return 0;
+        }
+    }
     if (fixup_find(0) != 0 || fixup_find(__fixup_end[0].insn) != 0) {
         kprintf("[fault] FAIL: fixup_find finds an entry that is not in the table (one past __fixup_end?)\n");
         return 0;

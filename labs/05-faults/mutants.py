@@ -239,7 +239,18 @@ def fixup_find_stops_one_entry_early(st):
 
 @mutant("05", patches=[(T, "            return f->resume;", "            return f->insn;   /* mutant */")], **ONE)
 def fixup_find_returns_the_faulting_address(st):
-    setup_fails(st, "fixup_find does not find entry 0 of 4")
+    setup_fails(st, "not the resume address")
+    setup_fails(st, "of entry 0 of 4: the entry's insn, its first field")
+    assert "does not find" not in check_of(st, "faults: IDT, TSS").message
+
+
+@mutant("05", patches=[("labs/05-faults/vectors.S", "    iretq\n", "    ret   /* mutant: not iretq */\n")], **ONE)
+def trap_return_with_ret_names_the_code_selector(st):
+    # the first trap returns to its fix-up with ret; the next ret pops the frame's CS word (0x8)
+    diag = diagnosis_text(st)
+    assert "rip 0x8 is no address: it is the kernel code selector (SEG_KCODE" in diag, diag
+    assert "takes iretq" in diag and "in usable RAM" not in diag
+    assert "rip 0x8 is in page 0, which the kernel leaves unmapped so that a null pointer faults" in diag
 
 
 def decode_fails(st, *words):

@@ -67,26 +67,60 @@ jit_encoder_ok(void)
     return 1;
 }
 
+/* The PTE_W and PTE_NX bits of the page at va (both set on a fresh page),
+ * or ~0 when nothing maps it. */
+static uint64_t
+jit_seal_bits(uint64_t va)
+{
+    uint64_t pa, flags;
+    return pt_translate(va, &pa, &flags) != 0 ? ~0ull : flags & (PTE_W | PTE_NX);
+}
+
+static const char *
+jit_seal_state(uint64_t bits)
+{
+    if (bits == ~0ull)
+        return "not mapped";
+    if (bits == (PTE_W | PTE_NX))
+        return "writable and no-execute, as before";
+    return bits == PTE_W ? "writable" : bits == PTE_NX ? "no-execute" : "r-x";
+}
+
+/* Why jit_seal left a page of the two-page range unsealed, from what it did to each. */
+static const char *
+jit_seal_why(uint64_t first, uint64_t last)
+{
+    uint64_t fresh = PTE_W | PTE_NX;
+    if (first == fresh && last == fresh)
+        return "it changed no bit of either entry: clear PTE_W and PTE_NX in the 4 KiB entry of each page";
+    if (first == 0 && last == fresh)
+        return "the last page was left out: step a page at a time from the start rounded down, while below "
+               "code + len";
+    if (first == fresh && last == 0)
+        return "the first page was left out: start from code rounded down to a page";
+    return "clear both PTE_W and PTE_NX, and no other bit, in the entry of every page the range touches";
+}
+
 /* jit_seal of 32 bytes across two fresh pages must seal both (its start
  * rounded down to a page); of an address with no page table, it returns -1. */
 static int
 jit_seal_ok(void)
 {
     uint8_t *two = kmalloc_pages(2);
-    uint64_t pa, flags, none = JIT_SEAL_NO_TABLE_VA;
+    uint64_t none = JIT_SEAL_NO_TABLE_VA;
     if (two == NULL)
         panic("jit: out of heap");
     if (jit_seal(two + PAGE_SIZE - 16, 32) != 0) {
         kprintf("[jit] FAIL: jit_seal(%p, 32) failed (LAB 6): not run\n", two + PAGE_SIZE - 16);
         return 0;
     }
-    for (int i = 0; i < 2; i++)
-        if (pt_translate((uint64_t)two + i * PAGE_SIZE, &pa, &flags) != 0 || (flags & (PTE_W | PTE_NX))) {
-            kprintf("[jit] FAIL: jit_seal(%p, 32) left page %p writable or no-execute: seal every page the range "
-                    "touches, from its start rounded down (LAB 6): not run\n",
-                    two + PAGE_SIZE - 16, two + i * PAGE_SIZE);
-            return 0;
-        }
+    uint64_t first = jit_seal_bits((uint64_t)two), last = jit_seal_bits((uint64_t)two + PAGE_SIZE);
+    if (first != 0 || last != 0) {
+        kprintf("[jit] FAIL: jit_seal(%p, 32) left page %p %s and page %p %s: %s (LAB 6): not run\n",
+                two + PAGE_SIZE - 16, two, jit_seal_state(first), two + PAGE_SIZE, jit_seal_state(last),
+                jit_seal_why(first, last));
+        return 0;
+    }
     if (jit_seal((void *)none, 1) != -1) {
         kprintf("[jit] FAIL: jit_seal(%p, 1), where no page table is, did not return -1 (LAB 6): not run\n",
                 (void *)none);

@@ -1,13 +1,16 @@
 """Lab 06's own tool: its JIT built for Linux user space (native/), for the
 encoder check against llvm-objdump and for the native benchmark.
 
-    python3 labs/06-jit-model/native.py check [--labs]    every instruction form vs the disassembler
-    python3 labs/06-jit-model/native.py bench [--labs] [--path KIND ...]   cycles per multiply-add, each path
+    python3 labs/06-jit-model/native.py check [--labs|--solutions]    every instruction form vs the disassembler
+    python3 labs/06-jit-model/native.py bench [--labs|--solutions] [--path KIND ...]   cycles per multiply-add
     python3 labs/06-jit-model/native.py paths             which JIT kinds this machine can run
-(`make jit-check` and `make bench-jit` run the first two.)
-The harness runs a student's jit_encode.c on this machine itself: it is
-built and run in the kernel build's sandbox (build() and run() below), or
-not at all.
+(`make jit-check` and `make bench-jit` run the first two.) jit_encode.c comes
+from labs/ (your code) or from solutions/ (the reference code); by default
+from solutions/ in the course staff's copy, from labs/ in a students' copy.
+The harness builds lab 06's own files only: BELOW=solutions (--below)
+changes nothing here. It runs a student's jit_encode.c on this machine
+itself: it is built and run in the kernel build's sandbox (build() and run()
+below), or not at all.
 """
 import argparse
 import contextlib
@@ -47,6 +50,11 @@ def build(root=None, solutions=True, outdir=None):
         )
     if not solutions:
         build_mod.refuse_if_exposed(root, what="a student's jit_encode.c is not built")  # readable by root only?
+    if not encode.is_file():
+        raise build_mod.BuildError(
+            f"{encode.relative_to(root)} is not here: the reference code of lab 06 is not released in this copy",
+            "use your own code (make jit-check, make bench-jit without SOLUTIONS=1)",
+        )
     out = Path(outdir or root / "build" / "native")
     src = out / "src"
     shutil.rmtree(src, ignore_errors=True)
@@ -208,7 +216,10 @@ def main(argv=None):
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ap.add_argument("command", choices=["bench", "check", "paths"])
-    ap.add_argument("--labs", action="store_true", help="use labs/ (your jit_encode.c) instead of solutions/")
+    source = ap.add_mutually_exclusive_group()
+    source.add_argument("--labs", action="store_true", help="use labs/ (your jit_encode.c)")
+    source.add_argument("--solutions", action="store_true", help="use solutions/ (the reference jit_encode.c)")
+    ap.add_argument("--below", "--solutions-below", action="store_true", help="accepted: no lab below 06 is built")
     ap.add_argument(
         "--path",
         action="append",
@@ -217,10 +228,17 @@ def main(argv=None):
         help="bench only this JIT kind (scalar, sse2, avx2, avx-vnni, avx512-vnni); repeatable",
     )
     args = ap.parse_args(argv)
-    from grader import build as build_mod
+    from grader import build as build_mod, labs
 
+    reference = args.solutions or (labs.staff_copy() and not args.labs)
+    source = "solutions/ (the reference code)" if reference else "labs/ (your code)"
+    print(
+        f"native JIT harness: jit_encode.c from {source}"
+        + (", and no lab below 06 (BELOW=solutions changes nothing here)" if args.below else ""),
+        file=sys.stderr,
+    )
     try:
-        exe = build(solutions=not args.labs)
+        exe = build(solutions=reference)
     except build_mod.BuildError as e:
         from grader import safe
 

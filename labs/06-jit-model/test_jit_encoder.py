@@ -96,7 +96,16 @@ def test_an_unscaled_evex_displacement_is_caught(tmp_path):
     assert mismatches and any("zmm" in want and "+ 4096]" in got for _, want, got in mismatches)
 
 
-def test_the_skeleton_encoder_is_reported_not_crashed(tmp_path):
-    exe = native.build(solutions=False, outdir=tmp_path / "native")
+def test_a_broken_encoder_is_reported_not_crashed(tmp_path):
+    """Whatever state the student's jit_encode.c is in: with jit_op_mem made to
+    emit a stray byte after the REX prefix (given code, in a copy of the lab),
+    the native benchmark refuses to run generated code and says why."""
+    lab = tmp_path / "tree" / "labs" / LAB.name
+    shutil.copytree(LAB.dir, lab, ignore=shutil.ignore_patterns("__pycache__"))
+    jit = lab / "jit.c"
+    old = "    jit_rex(j, w, reg, index, base);\n"
+    assert old in jit.read_text()
+    jit.write_text(jit.read_text().replace(old, old + "    jit_emit8(j, 0x90);   /* a stray nop */\n", 1))
+    exe = native.build(root=tmp_path / "tree", solutions=False, outdir=tmp_path / "native")
     r = native.run(exe, ["bench", LAB.dir / "chars.model"])  # in the sandbox: it runs the student's code
-    assert r.returncode == 1 and "finish it first" in r.stderr
+    assert r.returncode == 1 and "finish it first (make jit-check)" in r.stderr, r.stderr

@@ -169,7 +169,7 @@ encoder_sane(void)
     if (j.len == 4 && memcmp(buf, "\x48\x8b\x42\x10", 4) == 0)
         return 1;
     fprintf(stderr, "the encoder (jit_encode.c) does not encode mov rax, [rdx+16] as 48 8b 42 10: "
-                    "finish it first (python3 labs/06-jit-model/native.py check --labs)\n");
+                    "finish it first (make jit-check)\n");
     return 0;
 }
 
