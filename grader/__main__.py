@@ -6,7 +6,7 @@
   bochs   the same in Bochs;  bochs-debug: in the Bochs debugger, stopped at _start
   build   build a stage only
   setup   install (as root) or name the Debian packages the kit needs
-Instructors' copies also have: batch, batch-merge, gradescope, handout.
+Instructors' copies also have: batch, batch-merge, gradescope, handout, similarity, release.
 """
 import argparse
 import importlib
@@ -23,7 +23,7 @@ from . import deps, emulators, grade, intake, labs, run, stage as stage_mod, tra
 from .request import Reports, Request
 from .stage import Run
 
-INSTRUCTOR_TOOLS = ("batch", "gradescope", "handout")  # modules a student's copy leaves out
+INSTRUCTOR_TOOLS = ("batch", "gradescope", "handout", "similarity", "release")  # modules a student's copy leaves out
 COMMANDS = ("grade", "demo", "qemu", "bochs", "bochs-debug", "build", "gdb", "setup")  # the parser builds one
 
 

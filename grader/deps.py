@@ -83,6 +83,8 @@ TEST = (
     ]
     + BOOK
 )
+COLLECT = [Need("git", "git", "batch --deadline reads each student's repository at the deadline")]
+SIMILARITY = [Need("sim_c", "similarity-tester", "python3 -m grader similarity compares the class's C files")]
 GROUPS = {
     "kernel": KERNEL,
     "qemu": KERNEL,
@@ -93,6 +95,8 @@ GROUPS = {
     "book-check": KERNEL + BOCHS + BOOK + [Need("chromium", "chromium", "make book-check loads every page headless")],
     "gdb": [Need("gdb", "gdb", "make gdb")],
     "lint": LINT,
+    "collect": COLLECT,
+    "similarity": SIMILARITY,
 }
 
 

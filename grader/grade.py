@@ -171,13 +171,17 @@ def boot(b, r, timeouts=None, talk=None, slots=None, **kw):
         opts["qmp"] = True  # so that a hang can be asked where it is
         kw.setdefault("on_stall", ask_where)
     exits = b.stage.exit_values()
+    asked = time.monotonic()
     with slots or emulator_slots():
-        return run.run(
+        waited = time.monotonic() - asked
+        result = run.run(
             lambda tmp: make(b.iso, tmp, r.cmdline, memory_mb=r.memory_mb, exits=exits, **opts),
             total_timeout=timeouts["total"],
             progress_timeout=timeouts["progress"],
             **kw,
         )
+    result.waited = waited
+    return result
 
 
 def ask_where(result):
