@@ -33,6 +33,8 @@ LEAVE_OUT = [
     ("grader/collect.py", "repositories collected at a deadline"),
     ("grader/similarity.py", "the similarity report"),
     ("book/91-instructors.md", "the instructors' guide"),
+    ("book/experiments_staff.py", "the book's experiments on the reference code (they quote it)"),
+    ("grader/release.py", "the solution release"),
     (".ci/*", "the kit's own CI (the handout has .github/workflows/grade.yml)"),
     (".github/*", "the templates the handout is made from"),
     ("README.md", "the kit's README: the handout has the students' one"),

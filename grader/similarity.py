@@ -22,7 +22,6 @@ per pair with the runs sim found, side by side. --export DIR writes each
 student's files as handed in, with the skeleton as base code, for JPlag or
 MOSS (book/91-instructors.md).
 """
-import csv
 import difflib
 import html
 import re
@@ -243,7 +242,7 @@ def write_html(out, pairs, by_lang, where, lab, refused):
                     f"<p>{p['a_in_b']}% of {esc(p['student_a'])}'s own text is in {esc(p['student_b'])}'s, "
                     f"{p['b_in_a']}% the other way. Each run below is a stretch of tokens the two share "
                     "(layout, comments and names aside); line numbers are those of the files handed in.</p>"
-                    f"<pre>{body}</pre><p><a href=\"index.html\">all pairs</a></p>",
+                    f'<pre>{body}</pre><p><a href="index.html">all pairs</a></p>',
                 )
             )
     skipped = "".join(f"<li>{esc(s)}: {esc(why)}</li>" for s, why in sorted(refused.items()))
@@ -254,7 +253,9 @@ def write_html(out, pairs, by_lang, where, lab, refused):
             "out) found in the other, by Debian's similarity tester. A high share is a reason to read the two "
             "side by side, not a verdict.</p>"
             "<table><tr><th>rank</th><th>student</th><th>student</th><th>similarity</th><th>first in second</th>"
-            "<th>second in first</th><th>language</th></tr>" + "".join(rows) + "</table>"
+            "<th>second in first</th><th>language</th></tr>"
+            + "".join(rows)
+            + "</table>"
             + (f"<p>Not compared (files not found):</p><ul>{skipped}</ul>" if skipped else ""),
         )
     )
@@ -328,4 +329,3 @@ def run(args):
         file=sys.stderr,
     )  # fmt: skip
     return 0
-

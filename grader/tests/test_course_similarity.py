@@ -33,10 +33,8 @@ def test_identical_submissions_rank_first(tmp_path):
         for f, text in files.items():
             (cls / name / f).write_text(text + ("\n// <script>alert(1)</script>\n" if name == "ann" else ""))
     out, pages = tmp_path / "pairs.csv", tmp_path / "html"
-    r = subprocess.run(
-        [sys.executable, "-m", "grader", "similarity", "--lab", "03", str(cls), "--csv", str(out), "--html", str(pages)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    cmd = ["similarity", "--lab", "03", str(cls), "--csv", str(out), "--html", str(pages)]
+    r = subprocess.run([sys.executable, "-m", "grader", *cmd], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     with open(out, newline="") as f:
         rows = list(csv.DictReader(f))
