@@ -139,6 +139,13 @@ def cmd_setup(args):
         return 0
     deps.ensure(args.group, install=not args.no_install)
     print(f"setup: every tool for '{args.group}' is installed")
+    if any(n.item == emulators.QEMU for n in deps.GROUPS[args.group]):
+        from . import host
+
+        h = host.probe()
+        print(f"setup: {h.summary()}")
+        if h.offers("avx2") is False:
+            print(f"setup: {h.lacks('avx2')}: lab 06 grades its SSE2 path here, not the AVX2 one")
     return 0
 
 

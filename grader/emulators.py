@@ -14,7 +14,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import deps, sandbox
+from . import deps, host, sandbox
 
 QEMU = "qemu-system-x86_64"
 BOCHS = "bochs"
@@ -166,7 +166,7 @@ def qemu(iso, tmpdir, kargs, memory_mb=128, exits=None, gdb_port=None, extra=(),
         "-accel",
         "tcg",
         "-cpu",
-        "max",
+        host.cpu_model(),  # max, or KIT_QEMU_CPU: what the host offers is probed (host.py)
         "-serial",
         "stdio",
         "-monitor",

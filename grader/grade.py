@@ -35,6 +35,7 @@ class CheckResult:
     bonus: bool = False  # a challenge: optional points, outside the total
     visibility: str = "visible"  # when Gradescope shows it to students (api.VISIBILITIES)
     hidden: bool = False  # declared in the lab's hidden/ folder
+    note: str = ""  # what a passing check says of how it was graded (a feature this host lacks)
 
     @property
     def score(self):
@@ -423,8 +424,9 @@ def computed_checks(defs, stage, runs, results, built, values):
         ctx = context(stage, runs, results, built, values, c.boot)
         seconds, shown = ctx.boot.elapsed, {"visibility": c.visibility, "hidden": c.hidden}
         try:
-            c.fn(ctx)
-            out.append(CheckResult(c.title, c.points, True, boot=c.boot, seconds=seconds, **shown))
+            note = c.fn(ctx)
+            note = note if isinstance(note, str) else ""
+            out.append(CheckResult(c.title, c.points, True, boot=c.boot, seconds=seconds, note=note, **shown))
         except api.Fail as f:
             out.append(
                 CheckResult(c.title, c.points, False, f.message, f.details, boot=c.boot, seconds=seconds, **shown)
