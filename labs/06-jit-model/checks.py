@@ -180,7 +180,7 @@ def widest_path_qemu(ctx):
 
 @check("jit: the path Bochs's CPUID allows is bit-exact", 15, emulators=("bochs",), seeded=True)
 def widest_path_bochs(ctx):
-    widest_path(ctx, need_avx2=False)
+    widest_path(ctx)
 
 
 @check("jit: SSE2 fallback (tests=jit-sse2), no AVX state", 10, boot="jit-sse2", seeded=True)
