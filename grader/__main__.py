@@ -119,6 +119,9 @@ def make_parser(command=None):
         s.add_argument("--for", dest="group", default="kernel", choices=sorted(deps.GROUPS))
         s.add_argument("--no-install", action="store_true")
         s.add_argument("--list", action="store_true", help="print the package names and stop")
+        s.add_argument(
+            "--apptainer", action="store_true", help="print an Apptainer definition file with these packages"
+        )
     for name in INSTRUCTOR_TOOLS:
         if not (want(name) or (command or "").startswith(name)):
             continue
@@ -136,6 +139,9 @@ def make_parser(command=None):
 def cmd_setup(args):
     if args.list:
         print(" ".join(deps.all_packages(args.group)))
+        return 0
+    if args.apptainer:
+        print(deps.apptainer_definition(args.group), end="")
         return 0
     deps.ensure(args.group, install=not args.no_install)
     print(f"setup: every tool for '{args.group}' is installed")

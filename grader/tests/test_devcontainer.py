@@ -110,9 +110,9 @@ class Root:
 def test_the_dev_container_builds_and_grades_in_a_fresh_debian_12(tmp_path):
     kit = tmp_path / "kit"
     handout.write(kit, lab="01")
-    context = kit / ".devcontainer" / json.loads((kit / ".devcontainer/devcontainer.json").read_text())["build"][
-        "context"
-    ]
+    context = (
+        kit / ".devcontainer" / json.loads((kit / ".devcontainer/devcontainer.json").read_text())["build"]["context"]
+    )
     spec = json.loads((kit / ".devcontainer/devcontainer.json").read_text())
     root = Root(base_tar())
     try:
