@@ -29,6 +29,7 @@
 #   make clean                       remove build/ and compile_commands.json
 #   make handout OUT=DIR [LAB=NN]    instructors: the students' repository, made from this copy
 #   make gradescope LAB=NN|all       instructors: build/gradescope/lab-NN-autograder.zip
+#   make release LAB=NN OUT=DIR      instructors: lab NN's reference code as DIR/solutions/NN-name/, after its deadline
 
 PYTHON ?= $(if $(wildcard /usr/bin/python3),/usr/bin/python3,python3)
 # -S: the grader needs the standard library only, and the site module costs a
@@ -57,7 +58,7 @@ reports = $(if $(REPORTS),--json $(REPORTS)/grade.json --junit $(REPORTS)/junit.
 staff = $(wildcard .staff-copy)
 no_solutions = echo "make $@ measures the reference solutions of every lab, which only an instructor's copy of the kit (marked by .staff-copy) is for"; exit 2
 
-.PHONY: help demo test check test-lab lint format setup grade qemu qemu-gdb gdb bochs bochs-debug build bench bench-jit jit-check book book-check clean handout gradescope
+.PHONY: help demo test check test-lab lint format setup grade qemu qemu-gdb gdb bochs bochs-debug build bench bench-jit jit-check book book-check clean handout gradescope release
 .DEFAULT_GOAL := help
 
 help:
@@ -151,3 +152,8 @@ handout:
 gradescope:
 	$(need_lab)
 	@$(GRADER) gradescope --lab $(LAB)
+
+release:
+	$(need_lab)
+	$(if $(OUT),,$(error OUT is missing: for example `make release LAB=03 OUT=../release-03`))
+	@$(GRADER) release --lab $(LAB) $(OUT)

@@ -7,6 +7,10 @@ line names it with experiment=NAME. Every old text must be found, so an
 experiment that no longer applies stops the sync with its name instead of
 leaving an old report in the book. An experiment with no patch is just a
 scratch copy.
+
+The experiments that patch the reference code (solutions/) quote its lines,
+so they live in book/experiments_staff.py, which the students' copy has not;
+they are added here when it is present.
 """
 
 
@@ -35,14 +39,6 @@ class FlipBit(tuple):
 
 
 EXPERIMENTS = {
-    # chapter 0: lm_enable sets CR0.PG first, before PAE, CR3 and LME.
-    "pg-first": [
-        (
-            "solutions/01-boot/longmode.S",
-            "    // LAB 1: your code here.\n",
-            "    // LAB 1: your code here.\n    mov %cr0, %eax\n    or $CR0_PG, %eax\n    mov %eax, %cr0\n",
-        )
-    ],
     # chapter 1: a boot identity map of 4 MiB instead of 1 GiB.
     "idmap-4mib": [
         ("labs/01-boot/memlayout.h", "#define BOOT_IDMAP_SIZE  0x40000000", "#define BOOT_IDMAP_SIZE  0x400000")
@@ -52,14 +48,6 @@ EXPERIMENTS = {
     # chapter 2: poweroff without its wait for TEMT.
     "no-temt-wait": [
         ("labs/01-boot/power.c", "    while ((inb(COM1_PORT + UART_LSR) & LSR_TEMT) == 0)\n        ;\n", "")
-    ],
-    # chapter 2: serial_putc waits for LSR.DR (a byte received) instead of THRE: a hang.
-    "putc-waits-for-dr": [
-        (
-            "solutions/02-serial/uart.c",
-            "    while (!(inb(COM1_PORT + UART_LSR) & LSR_THRE))\n        ;\n    outb(COM1_PORT + UART_THR",
-            "    while (!(inb(COM1_PORT + UART_LSR) & LSR_DR))\n        ;\n    outb(COM1_PORT + UART_THR",
-        )
     ],
     # chapter 3: the kernel heap at a made-up fixed address, inside and past the boot identity map.
     "heap-at-33mib": [
@@ -76,14 +64,6 @@ EXPERIMENTS = {
             "    heap_init(&kernel_heap, (void *)0x80000000, (void *)(0x80000000 + HEAP_SIZE));",
         )
     ],
-    # chapter 3: split only when five times FL_MIN_BLOCK would be left.
-    "split-threshold": [
-        (
-            "solutions/03-bss-heap/freelist.c",
-            "if (b->size - need >= FL_MIN_BLOCK) {",
-            "if (b->size - need >= 5 * FL_MIN_BLOCK) {",
-        )
-    ],
     # chapter 4: the identity map stops at 4 MiB.
     "paging-4mib": [
         (
@@ -92,12 +72,6 @@ EXPERIMENTS = {
             "        if (r->type != MB2_MEM_USABLE)\n            continue;\n"
             "        end = end > 0x400000 ? 0x400000 : end;\n",
         )
-    ],
-    # chapter 4: pt_unmap without invlpg.
-    "no-invlpg": [("solutions/04-paging/pt.c", "    invlpg(va);\n", "")],
-    # chapter 4: new tables linked without PTE_W.
-    "upper-entry-no-w": [
-        ("solutions/04-paging/pt.c", "*e = (uint64_t)next | PTE_P | PTE_W;", "*e = (uint64_t)next | PTE_P;")
     ],
     # chapter 5: gate 8 without an IST stack (both lines, so the check agrees).
     "no-ist": [
@@ -122,18 +96,8 @@ EXPERIMENTS = {
     ],
     # chapter 5: a probe without its fix-up entry.
     "no-fixup-entry": [("labs/05-faults/probes.S", "    FIXUP(probe_read_insn, 1f)\n", "")],
-    # chapter 3: the room test written as a sum, which wraps.
-    "sum-wraps": [("solutions/03-bss-heap/heap.c", "    if (size > h->end - addr)", "    if (addr + size > h->end)")],
     # chapter 4: a dump that prints `-` where the x goes.
     "dump-lies": [("labs/04-paging/paging.c", "run->flags & PTE_NX ? '-' : 'x');", "'-');")],
-    # chapter 4: invlpg given the address of the entry instead of the page.
-    "invlpg-entry": [("solutions/04-paging/pt.c", "    invlpg(va);\n", "    invlpg((uint64_t)e);\n")],
-    # chapter 4: the same, with the self-test's earlier unmap of a made-up page left out, so that the
-    # remap test meets QEMU's TLB as it was before that unmap flushed it (QEMU forgives, Bochs does not).
-    "invlpg-entry-first-unmap": [
-        ("solutions/04-paging/pt.c", "    invlpg(va);\n", "    invlpg((uint64_t)e);\n"),
-        ("labs/04-paging/paging_selftest.c", "    pt_unmap(SELFTEST_HIGH_VA);\n", ""),
-    ],
     # chapter 4: the kernel's code mapped no-execute.
     "text-nx": [
         ("labs/04-paging/paging.c", "#define KERNEL_TEXT   (PTE_P)  ", "#define KERNEL_TEXT   (PTE_P | PTE_NX)")
@@ -175,12 +139,6 @@ EXPERIMENTS = {
             "    jm->in = (char *)jit_alloc(2 * MODEL_IN + 16) + 8;",
         )
     ],
-    # chapter 6: jit_seal without invlpg.
-    "seal-no-invlpg": [("solutions/06-jit-model/jit_seal.c", "        invlpg(va);\n", "")],
-    # chapter 6: jit_seal clears PTE_NX only: writable and executable pages.
-    "seal-writable": [
-        ("solutions/06-jit-model/jit_seal.c", "        *e &= ~(PTE_W | PTE_NX);", "        *e &= ~PTE_NX;")
-    ],
     # chapter 6: the interpreter rounds down instead of to nearest.
     "requant-down": [
         (
@@ -194,15 +152,6 @@ EXPERIMENTS = {
     # chapter 6: no change at all, a scratch copy of the kit for the commands that build
     # build/native/ (make jit-check, make bench-jit), so that two of them never share it.
     "kit-copy": [],
-    # appendix: a magic breakpoint at the top of mb2_read_mmap.
-    "magic-break": [
-        (
-            "solutions/01-boot/mb2.c",
-            "mb2_read_mmap(const struct mb2_tag_mmap *t, struct boot_info *bi)\n{\n    // LAB 1: your code here.\n",
-            "mb2_read_mmap(const struct mb2_tag_mmap *t, struct boot_info *bi)\n{\n    // LAB 1: your code here.\n"
-            '    __asm__ volatile("xchg %bx, %bx");     /* Bochs: stop here */\n',
-        )
-    ],
     # appendix: kmain loads an empty IDT and executes int3.
     "lidt-int3": [
         (
@@ -214,3 +163,9 @@ EXPERIMENTS = {
         )
     ],
 }
+
+try:  # the staff's copy: the experiments on the reference code
+    from experiments_staff import STAFF_EXPERIMENTS
+except ImportError:  # a students' copy
+    STAFF_EXPERIMENTS = {}
+EXPERIMENTS.update(STAFF_EXPERIMENTS)

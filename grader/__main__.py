@@ -6,7 +6,7 @@
   bochs   the same in Bochs;  bochs-debug: in the Bochs debugger, stopped at _start
   build   build a stage only
   setup   install (as root) or name the Debian packages the kit needs
-Instructors' copies also have: batch, batch-merge, gradescope, handout.
+Instructors' copies also have: batch, batch-merge, gradescope, handout, similarity, release.
 """
 import argparse
 import importlib
@@ -23,7 +23,7 @@ from . import deps, emulators, grade, intake, labs, run, safe, scratch, stage as
 from .request import Reports, Request
 from .stage import Run
 
-INSTRUCTOR_TOOLS = ("batch", "gradescope", "handout")  # modules a student's copy leaves out
+INSTRUCTOR_TOOLS = ("batch", "gradescope", "handout", "similarity", "release")  # modules a student's copy leaves out
 COMMANDS = ("grade", "demo", "qemu", "bochs", "bochs-debug", "build", "gdb", "setup")  # the parser builds one
 
 
@@ -130,6 +130,9 @@ def make_parser(command=None):
         s.add_argument("--for", dest="group", default="kernel", choices=sorted(deps.GROUPS))
         s.add_argument("--no-install", action="store_true")
         s.add_argument("--list", action="store_true", help="print the package names and stop")
+        s.add_argument(
+            "--apptainer", action="store_true", help="print an Apptainer definition file with these packages"
+        )
     for name in INSTRUCTOR_TOOLS:
         if not (want(name) or (command or "").startswith(name)):
             continue
@@ -148,8 +151,18 @@ def cmd_setup(args):
     if args.list:
         print(" ".join(deps.all_packages(args.group)))
         return 0
+    if args.apptainer:
+        print(deps.apptainer_definition(args.group), end="")
+        return 0
     deps.ensure(args.group, install=not args.no_install)
     print(f"setup: every tool for '{args.group}' is installed")
+    if any(n.item == emulators.QEMU for n in deps.GROUPS[args.group]):
+        from . import host
+
+        h = host.probe()
+        print(f"setup: {h.summary()}")
+        if h.offers("avx2") is False:
+            print(f"setup: {h.lacks('avx2')}: lab 06 grades its SSE2 path here, not the AVX2 one")
     return 0
 
 

@@ -4,7 +4,8 @@ hidden/checks.py import from here and from nowhere else in the grader
 defines, all optional:
 
     @check("title", points[, boot="name"][, emulators=("qemu",)][, seeded=True][, visibility="hidden"])
-    def f(ctx): ...             a computed check; raise Fail(...) when it fails
+    def f(ctx): ...             a computed check; raise Fail(...) when it fails, or return
+                                a note (what it graded, on this host) that the report shows
     @values  or  @values(seeded=True)
     def v(ctx): ...             {name: value} for the transcript's placeholders (after the boot)
     @precompute  or  @precompute(seeded=True)
@@ -31,6 +32,8 @@ and may use what the engine offers labs:
     sequence(seed), signed(v, bits)     the seeded numbers the kernel draws (seed_next)
     end_of_run(boot), qemu_exit_status(stage, name)   how a boot ended, the exit status of EXIT_<name>
     ctx.defines, ev.defines             {NAME: value} of the kernel's headers (memlayout.h's addresses)
+    ctx.host                            what this host's QEMU offers, asked of it: .offers("avx2"),
+                                        .trace("serial_write"), .version, .lacks("avx2") (a sentence)
     ctx.lab_checks("boot")              another lab's checks module, by its name
     talk.send(b"g"), talk.ask("info tlb"), talk.extra   inside on_line: the serial input, QEMU's
                                         monitor, and what the boot keeps for the checks
@@ -71,6 +74,7 @@ from .seeded import sequence, signed
 if TYPE_CHECKING:  # the engine's values a lab is handed, for readers and editors
     from .build import Build
     from .diagnosis import Chain, Fault
+    from .host import Host
     from .run import RunResult
     from .stage import Run, Stage
     from .symbols import Symbols
@@ -378,6 +382,13 @@ class Context:
 
     def lab_checks(self, name: str) -> ModuleType:
         return lab_checks(self.stage, name)
+
+    @property
+    def host(self) -> Host:
+        """What the grading host's QEMU offers (grader/host.py), probed once."""
+        from .host import probe
+
+        return probe()
 
     def find(self, prefix: str) -> list[str]:
         return [ln for ln in self.boot.lines if ln.startswith(prefix)]

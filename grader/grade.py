@@ -36,6 +36,7 @@ class CheckResult:
     visibility: str = "visible"  # when Gradescope shows it to students (api.VISIBILITIES)
     hidden: bool = False  # declared in the lab's hidden/ folder
     evidence: str = ""  # what its points rest on (observe.SEED, OBSERVED, BORROWED, TOLD), REFUTED, or ""
+    note: str = ""  # what a passing check says of how it was graded (a feature this host lacks)
 
     @property
     def score(self):
@@ -184,7 +185,9 @@ def boot(b, r, timeouts=None, talk=None, slots=None, deadline=None, progress=Non
     exits = b.stage.exit_values()
     if progress:
         kw["on_tick"] = lambda silent: progress.quiet(b.stage, name, r, silent, timeouts["progress"])
+    asked = time.monotonic()
     with slots or emulator_slots():
+        waited = time.monotonic() - asked
         total, left = timeouts["total"], (deadline - time.monotonic()) if deadline is not None else None
         if left is not None and left <= 0:
             limits = {"total": 0.0, "progress": timeouts["progress"], "cap": 0, "stage": timeouts["stage"]}
@@ -201,7 +204,8 @@ def boot(b, r, timeouts=None, talk=None, slots=None, deadline=None, progress=Non
             result.limits["stage"] = timeouts["stage"]  # the stage's limit, not the boot's, stopped it
         if progress:
             progress.boot_ended(b.stage, name, r, result)
-        return result
+    result.waited = waited
+    return result
 
 
 def ask_where(result):
@@ -523,8 +527,9 @@ def computed_checks(defs, stage, runs, results, built, values):
         ctx = context(stage, runs, results, built, values, c.boot)
         seconds, shown = ctx.boot.elapsed, {"visibility": c.visibility, "hidden": c.hidden}
         try:
-            c.fn(ctx)
-            out.append(CheckResult(c.title, c.points, True, boot=c.boot, seconds=seconds, **shown))
+            note = c.fn(ctx)
+            note = note if isinstance(note, str) else ""
+            out.append(CheckResult(c.title, c.points, True, boot=c.boot, seconds=seconds, note=note, **shown))
         except api.Fail as f:
             out.append(
                 CheckResult(c.title, c.points, False, f.message, f.details, boot=c.boot, seconds=seconds, **shown)

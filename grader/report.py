@@ -87,6 +87,8 @@ def terminal(stages, stream=sys.stdout, verbose=False, color=None):
             title = (c.title + " ").ljust(WIDTH, ".")
             pts = f"+{c.score:>1}/{c.points:<2}" if c.bonus else f"{c.score:>2}/{c.points:<2}"
             w(f"{title} {verdict}  {pts} ({c.seconds:.1f}s)\n")
+            if c.passed and c.note:
+                w(f"    {c.note}\n")
             if not c.passed:
                 if c.message:
                     w(f"    {show(c.message)}\n")
@@ -380,6 +382,7 @@ def as_dict(stages):
                         "hidden": c.hidden,
                         "seconds": round(t, 3),
                         "message": clean(c.message),
+                        "note": clean(c.note),
                         "details": [clean(d) for d in safe.lines(c.details, CHECK_LINES)],
                         "hints": [clean(h) for h in c.hints],
                         "boot": c.boot,
@@ -447,7 +450,7 @@ def gradescope_results(stages, note="", reproduce=None):
                 "max_score": c.points,
                 "status": "passed" if c.passed else "failed",
                 "visibility": c.visibility,
-                "output": "" if c.passed else check_text(s, c, roots),
+                "output": sanitize(c.note, roots) if c.passed else check_text(s, c, roots),
             }
             if c.bonus:
                 test.update(

@@ -31,6 +31,7 @@ class RunResult:
     launch: object = None
     outcome: object = None  # emulators.Outcome, once the run is over
     extra: dict = field(default_factory=dict)  # what on_line hooks gathered (the QEMU monitor's view)
+    waited: float = 0.0  # seconds it waited for an emulator slot before it started (grade.boot)
 
     @property
     def text(self):

@@ -86,7 +86,7 @@ def test_what_needs_the_solutions_says_so(kit):
     # BELOW=solutions takes what is released, here nothing: the student's own code, and the header says so
     r = run(["make", "grade", "LAB=02", "BELOW=solutions"], kit)
     assert "from labs/ (your code) (below it: lab 01 from labs/ too, none released in solutions/)" in r.stdout
-    for tool in ("batch", "gradescope", "handout"):
+    for tool in ("batch", "gradescope", "handout", "similarity", "release"):
         r = run(["python3", "-m", "grader", tool, "x"], kit)
         assert r.returncode == 2 and "is an instructor's tool" in r.stderr and "Traceback" not in r.stderr
     r = run(["make", "bench"], kit)
@@ -119,10 +119,9 @@ def test_below_solutions_works_once_the_staff_hand_out_a_lab(kit, tmp_path):
     r = run(["make", "grade", "LAB=02"], kit)
     assert "grade those first (`make grade LAB=01` and up)" in r.stdout and "add BELOW=solutions" not in r.stdout
     released = kit / "solutions" / "01-boot"
-    released.mkdir(parents=True)
     try:
-        for f in (ROOT / "solutions" / "01-boot").iterdir():
-            (released / f.name).write_bytes(f.read_bytes())
+        r = run(["make", "-s", "release", "LAB=01", f"OUT={kit}"], ROOT)  # what the staff push after lab 01
+        assert r.returncode == 0 and sorted(f.name for f in released.iterdir()) == ["longmode.S", "mb2.c"], r.stderr
         r = run(["make", "grade", "LAB=02", "BELOW=solutions"], kit)
         assert "from labs/ (your code) (labs below it from solutions/)" in r.stdout, r.stdout + r.stderr
         assert "Score: 0/95" in r.stdout and "Traceback" not in r.stdout + r.stderr
