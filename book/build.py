@@ -61,16 +61,14 @@ and skip what needs the reference solutions, and say so.
 
 Python 3 standard library only; pandoc is needed for HTML and EPUB.
 """
-import html
 import re
 import shutil
-import subprocess
 import sys
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import figures as figures_mod
+import pages
 import transcripts as tr
 import values as vals
 from kernel_facts import BookError, FigureError, figure, figure_lab
@@ -78,10 +76,8 @@ from kernel_facts import BookError, FigureError, figure, figure_lab
 ROOT = Path(__file__).resolve().parent.parent
 BOOK = ROOT / "book"
 OUT = ROOT / "build" / "book"
-STYLE = BOOK / "style"
 
 PANDOC_INSTALL = "apt-get install -y --no-install-recommends pandoc"
-PANDOC_TIMEOUT = 120
 
 LISTING = re.compile(r"^\s*<!--\s*listing:\s*(\S+)\s+(\S+)\s*-->\s*$")
 FIGURE = re.compile(r"^\s*<!--\s*figure:\s*(\S+)\s+(\S+)\s*-->\s*$")
@@ -552,55 +548,7 @@ def diff_text(old, new):
     return "\n".join(list(d)[:40])
 
 
-# --- HTML and EPUB ------------------------------------------------------------
-
-
-def split_title(text, fallback):
-    """(title, body): the first `# ` heading becomes the page title."""
-    lines = text.splitlines()
-    for i, line in enumerate(lines):
-        if line.startswith("# "):
-            return line[2:].strip(), "\n".join(lines[:i] + lines[i + 1 :]) + "\n"
-    return fallback, text
-
-
-def run_pandoc(cmd, name):
-    try:
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=PANDOC_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        raise BookError(f"pandoc took more than {PANDOC_TIMEOUT}s on {name}") from None
-    if r.returncode != 0:
-        first = (r.stderr.strip().splitlines() or ["(no message)"])[0]
-        raise BookError(f"pandoc failed on {name}: {first}")
-
-
-def nav_html(pages, i):
-    """The top bar: the book's title, previous and next."""
-    prev = pages[i - 1] if i > 0 else None
-    nxt = pages[i + 1] if i + 1 < len(pages) else None
-    parts = [
-        '<nav class="chapter-nav" aria-label="chapters">',
-        '<a class="home" href="index.html">The teaching OS kit</a>',
-    ]
-    parts.append(
-        f'<a class="prev" rel="prev" href="{prev[0]}">&larr; {html.escape(prev[1])}</a>'
-        if prev
-        else '<span class="prev"></span>'
-    )
-    parts.append(
-        f'<a class="next" rel="next" href="{nxt[0]}">{html.escape(nxt[1])} &rarr;</a>'
-        if nxt
-        else '<span class="next"></span>'
-    )
-    return "\n".join(parts) + "\n</nav>\n"
-
-
-def chapter_list_html(pages, current=None):
-    items = []
-    for name, title, _ in pages:
-        mark = ' aria-current="page"' if name == current else ""
-        items.append(f'<li><a href="{name}"{mark}>{html.escape(title)}</a></li>')
-    return '<ol class="chapters">' + "".join(items) + "</ol>"
+# --- HTML and EPUB (book/pages.py) -------------------------------------------
 
 
 def strip_directives(body):
@@ -615,116 +563,7 @@ def strip_directives(body):
 
 
 def build(chapter_paths):
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "figures").mkdir(exist_ok=True)
-    for svg in (BOOK / "figures").glob("*.svg"):
-        shutil.copy2(svg, OUT / "figures" / svg.name)
-    shutil.copy2(STYLE / "book.css", OUT / "book.css")
-    pages = []
-    for ch in chapter_paths:
-        title, body = split_title(strip_directives(ch.read_text()), ch.stem)
-        pages.append((ch.stem + ".html", title, body))
-    with tempfile.TemporaryDirectory(prefix="book-") as tmp:
-        tmp = Path(tmp)
-        for i, (name, title, body) in enumerate(pages):
-            src = tmp / f"{i}.md"
-            src.write_text(body)
-            nav = tmp / f"{i}-nav.html"
-            nav.write_text(nav_html(pages, i))
-            side = tmp / f"{i}-side.html"
-            side.write_text(chapter_list_html(pages, name))
-            run_pandoc(
-                [
-                    "pandoc",
-                    "--standalone",
-                    "--toc",
-                    "--toc-depth=2",
-                    "--from",
-                    "markdown-smart",
-                    "--to",
-                    "html5",
-                    "--template",
-                    str(STYLE / "template.html"),
-                    "--metadata",
-                    f"title={title}",
-                    "--metadata",
-                    "lang=en",
-                    "--variable",
-                    f"chapters={side.read_text()}",
-                    "--css",
-                    "book.css",
-                    "--include-before-body",
-                    str(nav),
-                    "--include-after-body",
-                    str(nav),
-                    "--output",
-                    str(OUT / name),
-                    str(src),
-                ],
-                name,
-            )
-        index = tmp / "index.md"
-        index.write_text(
-            "One chapter per lab, then an appendix on debugging. Each lab's handout is "
-            "`labs/NN-name/README.md`; the book is also an EPUB: [book.epub](book.epub).\n"
-        )
-        side = tmp / "index-side.html"
-        side.write_text(chapter_list_html(pages))
-        run_pandoc(
-            [
-                "pandoc",
-                "--standalone",
-                "--from",
-                "markdown-smart",
-                "--to",
-                "html5",
-                "--template",
-                str(STYLE / "template.html"),
-                "--metadata",
-                "title=The teaching OS kit",
-                "--metadata",
-                "lang=en",
-                "--variable",
-                f"chapters={side.read_text()}",
-                "--variable",
-                "index=1",
-                "--css",
-                "book.css",
-                "--output",
-                str(OUT / "index.html"),
-                str(index),
-            ],
-            "index.html",
-        )
-        epub_sources = []
-        for i, (name, title, body) in enumerate(pages):
-            src = tmp / f"epub-{i}.md"
-            src.write_text(f"# {title}\n\n{body}")
-            epub_sources.append(str(src))
-        run_pandoc(
-            [
-                "pandoc",
-                "--from",
-                "markdown-smart",
-                "--to",
-                "epub3",
-                "--toc",
-                "--toc-depth=2",
-                "--metadata",
-                "title=The teaching OS kit",
-                "--metadata",
-                "lang=en",
-                "--css",
-                str(STYLE / "epub.css"),
-                "--resource-path",
-                str(BOOK),
-                "--output",
-                str(OUT / "book.epub"),
-            ]
-            + epub_sources,
-            "book.epub",
-        )
-    return [OUT / p[0] for p in pages] + [OUT / "index.html", OUT / "book.epub"]
+    return pages.build([(ch.stem, strip_directives(ch.read_text())) for ch in chapter_paths], OUT)
 
 
 def main(argv):
