@@ -22,7 +22,8 @@
 #   make jit-check [SOLUTIONS=1]     every instruction form your lab 06 encoder emits, against llvm-objdump
 #   make book                        sync the chapters' listings, figures and transcripts, then the
 #                                    HTML under build/book/ and build/book/book.epub
-#   make book-check                  make book, then load every page in headless Chromium (1200, 600 px)
+#   make book-check                  make book, then load every page in headless Chromium (1200, 600, 400 px)
+#                                    and the EPUB's (600, 400 px), and validate book.epub with epubcheck
 #   make clean                       remove build/ and compile_commands.json
 #   make handout OUT=DIR [LAB=NN]    instructors: the students' repository, made from this copy
 #   make gradescope LAB=NN|all       instructors: build/gradescope/lab-NN-autograder.zip
