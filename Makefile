@@ -25,7 +25,8 @@
 #   make book                        the HTML under build/book/ and build/book/book.epub, from the chapters
 #                                    as they are (the staff's copy first syncs their listings,
 #                                    figures and transcripts)
-#   make book-check                  make book, then load every page in headless Chromium (1200, 600 px)
+#   make book-check                  make book, then load every page in headless Chromium (1200, 600, 400 px)
+#                                    and the EPUB's (600, 400 px), and validate book.epub with epubcheck
 #   make clean                       remove build/ and compile_commands.json
 #   make handout OUT=DIR [LAB=NN]    instructors: the students' repository, made from this copy
 #   make gradescope LAB=NN|all       instructors: build/gradescope/lab-NN-autograder.zip

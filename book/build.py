@@ -4,9 +4,9 @@ transcripts, and the HTML and EPUB made from them.
     python3 book/build.py --sync     write every generated block into the chapters
                                      (listings, text figures, transcripts) and the
                                      SVG figures into book/figures/
-    python3 book/build.py --check    fast: every listing and figure is what the
-                                     sources give; every transcript has its block
-                                     and the inputs it was made from
+    python3 book/build.py --check    fast: every listing, figure and value is what
+                                     the sources give; every transcript has its
+                                     block and the inputs it was made from
     python3 book/build.py --verify   --check, and every transcript whose inputs
                                      changed is run again and compared
     python3 book/build.py            the HTML under build/book/ and build/book/book.epub
@@ -40,6 +40,19 @@ layout from `llvm-objdump -h` of kernel.elf and the kernel.sym the build wrote.
 
 runs the command and writes what it printed (book/transcripts.py says how).
 
+    <!-- figure: text trap-frame -->
+
+fills in the template book/text-figures/trap-frame.txt, whose {{...}}
+placeholders are values, and in the prose
+
+    the write at <!-- value: sym 05 probe_write_insn -->`0x106bc8` faulted
+
+writes the number after the comment: an address or a size from kernel.sym
+or kernel.asm of a reference build, or a number printed by a named
+transcript of the chapter (book/values.py says how). No number of the
+build or of a run is typed by hand: grader/tests/test_book.py fails on a
+kernel address in the prose that no generated block or value covers.
+
 The drawn figures (book/figures/*.svg) are made by book/figures.py, some from
 the kernel's own data; the chapters show them with ordinary image links.
 
@@ -52,27 +65,24 @@ have released reference code into solutions/.
 
 Python 3 standard library only; pandoc is needed for HTML and EPUB.
 """
-import html
 import re
 import shutil
-import subprocess
 import sys
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import figures as figures_mod
+import pages
 import transcripts as tr
 import kernel_facts
+import values as vals
 from kernel_facts import BookError, FigureError, figure, figure_lab
 
 ROOT = Path(__file__).resolve().parent.parent
 BOOK = ROOT / "book"
 OUT = ROOT / "build" / "book"
-STYLE = BOOK / "style"
 
 PANDOC_INSTALL = "apt-get install -y --no-install-recommends pandoc"
-PANDOC_TIMEOUT = 120
 
 LISTING = re.compile(r"^\s*<!--\s*listing:\s*(\S+)\s+(\S+)\s*-->\s*$")
 FIGURE = re.compile(r"^\s*<!--\s*figure:\s*(\S+)\s+(\S+)\s*-->\s*$")
@@ -268,8 +278,33 @@ def transcript_of(d):
     return tr.Transcript(m.group(1))
 
 
-def wanted(d, figures_ok=True):
-    """(language, text) the block under a listing or figure directive must hold."""
+def chapter_context(lines, builds_ok):
+    """Where the values of a chapter come from (book/values.py): the blocks of
+    its named transcripts, and the reference builds when builds_ok."""
+    blocks = {}
+    for d in directives(lines):
+        if d.kind != "transcript":
+            continue
+        try:
+            name = transcript_of(d).get("name")
+        except tr.TranscriptError:
+            continue
+        if name in blocks:
+            raise vals.ValueProblem(f"two transcripts are named {name}")
+        if name:
+            blocks[name] = block_body(lines, d)
+    return vals.Context(lines, blocks, builds_ok)
+
+
+def is_text_figure(d):
+    m = FIGURE.match(d.text)
+    return d.kind == "figure" and m is not None and m.group(1) == "text"
+
+
+def wanted(d, figures_ok=True, ctx=None):
+    """(language, text) the block under a listing or figure directive must
+    hold; None when it cannot be known here. A text figure (a template of
+    book/text-figures/) is filled in from ctx, or only parsed without one."""
     if d.kind == "listing":
         m = LISTING.match(d.text)
         if not m:
@@ -277,7 +312,18 @@ def wanted(d, figures_ok=True):
         return resolve(m.group(1), m.group(2))
     m = FIGURE.match(d.text)
     if not m:
-        raise FigureError("a figure line is `<!-- figure: KIND STAGE -->`")
+        raise FigureError("a figure line is `<!-- figure: KIND STAGE -->` or `<!-- figure: text NAME -->`")
+    if m.group(1) == "text":
+        body = vals.template(m.group(2))
+        where = f"book/text-figures/{m.group(2)}.txt"
+        exprs = [vals.Expr(p) for p in vals.PLACEHOLDER.findall(body)]
+        if ctx is None:
+            return None
+        for e in exprs:
+            if e.source == "run" and e.args[0] not in ctx.blocks:
+                raise vals.ValueProblem(f"{where}: no transcript name={e.args[0]} in this chapter")
+        filled = vals.fill(body, ctx, where)
+        return None if filled is None else ("text", filled)
     figure_lab(m.group(1), m.group(2))
     if not figures_ok:
         return None
@@ -304,12 +350,20 @@ def check(chapter_paths, transcripts=True, figures=None, only_broken=False):
     for ch in chapter_paths:
         text = ch.read_text()
         lines = text.split("\n")
+        try:
+            ctx = None if only_broken else chapter_context(lines, figures)
+        except vals.ValueProblem as e:
+            problems.append(f"{shown(ch)}: {e}")
+            continue
         for d in directives(lines):
             where = f"{shown(ch)}:{d.line}"
             if d.kind == "transcript":
                 try:
                     t = transcript_of(d)
-                except tr.TranscriptError as e:
+                    for p in vals.PLACEHOLDER.findall(t.text):
+                        if vals.Expr(p).source == "fixed":
+                            raise tr.TranscriptError(f"{{{{{p}}}}}: a command cannot run a number that is not ours")
+                except (tr.TranscriptError, vals.ValueProblem) as e:
                     problems.append(f"{where}: transcript: {e}")
                     continue
                 if only_broken:
@@ -326,7 +380,7 @@ def check(chapter_paths, transcripts=True, figures=None, only_broken=False):
             if m and m.group(1) in theirs:
                 continue  # the student's own code now: the chapter shows it as handed out
             try:
-                want = wanted(d, figures and not only_broken)
+                want = wanted(d, figures and not only_broken, ctx)
             except BookError as e:
                 problems.append(f"{where}: {d.text.strip('<!-> ')}: {e}")
                 continue
@@ -336,6 +390,16 @@ def check(chapter_paths, transcripts=True, figures=None, only_broken=False):
                 problems.append(f"{where}: {d.kind} has no fenced block under it (run --sync)")
             elif want is not None and block_body(lines, d) != want[1]:
                 problems.append(f"{where}: the block under `{d.text}` differs from its source (run --sync)")
+        try:
+            if only_broken:
+                vals.uses(lines)
+            else:
+                for n, expr, old, new in vals.check_prose(lines, ctx):
+                    problems.append(
+                        f"{shown(ch)}:{n}: `<!-- value: {expr} -->` gives {new}, the text says {old} (run --sync)"
+                    )
+        except vals.ValueProblem as e:
+            problems.append(f"{shown(ch)}: {e}")
         for n, line in enumerate([] if only_broken else lines, 1):
             if MACHINE_PATH.search(line):
                 problems.append(f"{shown(ch)}:{n}: an absolute path of a machine: {line.strip()[:80]}")
@@ -386,7 +450,7 @@ def sync(chapter_paths, rerun_all=False, verify_only=False, jobs=2, out=print):
         for ch in chapter_paths:
 
             def listing_block(d):
-                if d.kind == "transcript":
+                if d.kind == "transcript" or is_text_figure(d):
                     return None
                 want = wanted(d)
                 return fenced(*want) if want else None
@@ -405,46 +469,51 @@ def sync(chapter_paths, rerun_all=False, verify_only=False, jobs=2, out=print):
                 todo.setdefault(t.key, (t, ch, d.line, block_body(lines, d)))
     if todo:
         out(f"book: running {len(todo)} transcript{'s' * (len(todo) != 1)} ...")
-    results = {}
+    builds = vals.Context([], {}, True)
 
     def one(item):
         key, (t, ch, line, _) = item
+        ctx = chapter_context(ch.read_text().split("\n"), True) if uses_runs(t) else builds
         try:
-            return key, tr.produce(t), None
-        except tr.TranscriptError as e:
+            return key, tr.produce(t.filled(lambda text: vals.fill(text, ctx, "the transcript's line"))), None
+        except (tr.TranscriptError, BookError) as e:
             return key, None, f"{shown(ch)}:{line}: transcript: {e}"
 
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        for key, produced, err in pool.map(one, todo.items()):
-            if err:
-                problems.append(err)
-            else:
-                results[key] = produced
-    for key, produced in results.items():
-        t, ch, line, old = todo[key]
+    # A transcript whose line quotes another's numbers ({{run NAME RE}}) runs
+    # once the others' blocks are written.
+    for batch in (
+        {k: v for k, v in todo.items() if not uses_runs(v[0])},
+        {k: v for k, v in todo.items() if uses_runs(v[0])},
+    ):
+        done = {}
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            for key, produced, err in pool.map(one, batch.items()):
+                if err:
+                    problems.append(err)
+                else:
+                    done[key] = produced
+        for key, produced in done.items():
+            t, ch, line, old = todo[key]
+            if verify_only:
+                if old is None or tr.masked(t, old.split("\n")[0:]) != tr.masked(t, produced):
+                    problems.append(
+                        f"{shown(ch)}:{line}: transcript `{t.text[:60]}` drifted from a real run "
+                        f"(run `python3 book/build.py --sync`):\n" + diff_text(old or "", produced)
+                    )
+                    continue
+            lock[t.key] = tr.inputs_of(t)
         if verify_only:
-            if old is None or tr.masked(t, old.split("\n")[0:]) != tr.masked(t, produced):
-                problems.append(
-                    f"{shown(ch)}:{line}: transcript `{t.text[:60]}` drifted from a real run "
-                    f"(run `python3 book/build.py --sync`):\n" + diff_text(old or "", produced)
-                )
-                continue
-        lock[t.key] = tr.inputs_of(t)
-    if not verify_only:
+            continue
         for ch in chapter_paths:
-            body_of = {
-                d.start: block_body(ch.read_text().split("\n"), d) for d in directives(ch.read_text().split("\n"))
-            }
 
             def transcript_block(d):
-                if d.kind != "transcript":
+                if d.kind != "transcript" or transcript_of(d).key not in done:
                     return None
-                t = transcript_of(d)
-                if t.key in results:
-                    return fenced(t.lang, "\n".join(results[t.key]))
-                return fenced(t.lang, body_of[d.start]) if body_of.get(d.start) is not None else None
+                return fenced(transcript_of(d).lang, "\n".join(done[transcript_of(d).key]))
 
             changed += rewrite(ch, transcript_block)
+    if not verify_only:
+        changed += sync_values(chapter_paths, out)
     keys = {
         transcript_of(d).key
         for ch in chapter_paths
@@ -457,6 +526,35 @@ def sync(chapter_paths, rerun_all=False, verify_only=False, jobs=2, out=print):
     return problems
 
 
+def uses_runs(t):
+    """Does the transcript's line quote another transcript's numbers?"""
+    return any(vals.Expr(p).source == "run" for p in vals.PLACEHOLDER.findall(t.text))
+
+
+def sync_values(chapter_paths, out=print):
+    """After the transcripts: every text figure filled in, every value of the
+    prose written. Returns the number of blocks and values changed."""
+    changed = 0
+    for ch in chapter_paths:
+        ctx = chapter_context(ch.read_text().split("\n"), True)
+
+        def text_block(d):
+            if not is_text_figure(d):
+                return None
+            want = wanted(d, True, ctx)
+            return fenced(*want) if want else None
+
+        changed += rewrite(ch, text_block)
+        lines = ch.read_text().split("\n")
+        moved = vals.rewrite_prose(lines, ctx)
+        if moved:
+            ch.write_text("\n".join(lines))
+            for n, old, new in moved:
+                out(f"book: {shown(ch)}:{n}: {old} -> {new}")
+            changed += len(moved)
+    return changed
+
+
 def diff_text(old, new):
     import difflib
 
@@ -464,176 +562,22 @@ def diff_text(old, new):
     return "\n".join(list(d)[:40])
 
 
-# --- HTML and EPUB ------------------------------------------------------------
-
-
-def split_title(text, fallback):
-    """(title, body): the first `# ` heading becomes the page title."""
-    lines = text.splitlines()
-    for i, line in enumerate(lines):
-        if line.startswith("# "):
-            return line[2:].strip(), "\n".join(lines[:i] + lines[i + 1 :]) + "\n"
-    return fallback, text
-
-
-def run_pandoc(cmd, name):
-    try:
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=PANDOC_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        raise BookError(f"pandoc took more than {PANDOC_TIMEOUT}s on {name}") from None
-    if r.returncode != 0:
-        first = (r.stderr.strip().splitlines() or ["(no message)"])[0]
-        raise BookError(f"pandoc failed on {name}: {first}")
-
-
-def nav_html(pages, i):
-    """The top bar: the book's title, previous and next."""
-    prev = pages[i - 1] if i > 0 else None
-    nxt = pages[i + 1] if i + 1 < len(pages) else None
-    parts = [
-        '<nav class="chapter-nav" aria-label="chapters">',
-        '<a class="home" href="index.html">The teaching OS kit</a>',
-    ]
-    parts.append(
-        f'<a class="prev" rel="prev" href="{prev[0]}">&larr; {html.escape(prev[1])}</a>'
-        if prev
-        else '<span class="prev"></span>'
-    )
-    parts.append(
-        f'<a class="next" rel="next" href="{nxt[0]}">{html.escape(nxt[1])} &rarr;</a>'
-        if nxt
-        else '<span class="next"></span>'
-    )
-    return "\n".join(parts) + "\n</nav>\n"
-
-
-def chapter_list_html(pages, current=None):
-    items = []
-    for name, title, _ in pages:
-        mark = ' aria-current="page"' if name == current else ""
-        items.append(f'<li><a href="{name}"{mark}>{html.escape(title)}</a></li>')
-    return '<ol class="chapters">' + "".join(items) + "</ol>"
+# --- HTML and EPUB (book/pages.py) -------------------------------------------
 
 
 def strip_directives(body):
-    """The Markdown pandoc sees: the directive comments dropped (their blocks stay)."""
+    """The Markdown pandoc sees: the directive comments dropped (their blocks
+    stay), and the value comments of the prose (their numbers stay)."""
     lines = body.split("\n")
+    for i in vals.outside_fences(lines):
+        lines[i] = vals.DIRECTIVE.sub("", lines[i])
     for d in reversed(directives(lines)):
         del lines[d.start : d.end]
     return "\n".join(lines)
 
 
 def build(chapter_paths):
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "figures").mkdir(exist_ok=True)
-    for svg in (BOOK / "figures").glob("*.svg"):
-        shutil.copy2(svg, OUT / "figures" / svg.name)
-    shutil.copy2(STYLE / "book.css", OUT / "book.css")
-    pages = []
-    for ch in chapter_paths:
-        title, body = split_title(strip_directives(ch.read_text()), ch.stem)
-        pages.append((ch.stem + ".html", title, body))
-    with tempfile.TemporaryDirectory(prefix="book-") as tmp:
-        tmp = Path(tmp)
-        for i, (name, title, body) in enumerate(pages):
-            src = tmp / f"{i}.md"
-            src.write_text(body)
-            nav = tmp / f"{i}-nav.html"
-            nav.write_text(nav_html(pages, i))
-            side = tmp / f"{i}-side.html"
-            side.write_text(chapter_list_html(pages, name))
-            run_pandoc(
-                [
-                    "pandoc",
-                    "--standalone",
-                    "--toc",
-                    "--toc-depth=2",
-                    "--from",
-                    "markdown-smart",
-                    "--to",
-                    "html5",
-                    "--template",
-                    str(STYLE / "template.html"),
-                    "--metadata",
-                    f"title={title}",
-                    "--metadata",
-                    "lang=en",
-                    "--variable",
-                    f"chapters={side.read_text()}",
-                    "--css",
-                    "book.css",
-                    "--include-before-body",
-                    str(nav),
-                    "--include-after-body",
-                    str(nav),
-                    "--output",
-                    str(OUT / name),
-                    str(src),
-                ],
-                name,
-            )
-        index = tmp / "index.md"
-        index.write_text(
-            "One chapter per lab, then an appendix on debugging. Each lab's handout is "
-            "`labs/NN-name/README.md`; the book is also an EPUB: [book.epub](book.epub).\n"
-        )
-        side = tmp / "index-side.html"
-        side.write_text(chapter_list_html(pages))
-        run_pandoc(
-            [
-                "pandoc",
-                "--standalone",
-                "--from",
-                "markdown-smart",
-                "--to",
-                "html5",
-                "--template",
-                str(STYLE / "template.html"),
-                "--metadata",
-                "title=The teaching OS kit",
-                "--metadata",
-                "lang=en",
-                "--variable",
-                f"chapters={side.read_text()}",
-                "--variable",
-                "index=1",
-                "--css",
-                "book.css",
-                "--output",
-                str(OUT / "index.html"),
-                str(index),
-            ],
-            "index.html",
-        )
-        epub_sources = []
-        for i, (name, title, body) in enumerate(pages):
-            src = tmp / f"epub-{i}.md"
-            src.write_text(f"# {title}\n\n{body}")
-            epub_sources.append(str(src))
-        run_pandoc(
-            [
-                "pandoc",
-                "--from",
-                "markdown-smart",
-                "--to",
-                "epub3",
-                "--toc",
-                "--toc-depth=2",
-                "--metadata",
-                "title=The teaching OS kit",
-                "--metadata",
-                "lang=en",
-                "--css",
-                str(STYLE / "epub.css"),
-                "--resource-path",
-                str(BOOK),
-                "--output",
-                str(OUT / "book.epub"),
-            ]
-            + epub_sources,
-            "book.epub",
-        )
-    return [OUT / p[0] for p in pages] + [OUT / "index.html", OUT / "book.epub"]
+    return pages.build([(ch.stem, strip_directives(ch.read_text())) for ch in chapter_paths], OUT)
 
 
 def main(argv):
@@ -674,10 +618,11 @@ def main(argv):
                 "`python3 book/build.py --verify` runs them again and compares"
             )
         kinds = [d.kind for ch in paths for d in directives(ch.read_text().split("\n"))]
+        values = sum(len(u.exprs) for ch in paths for u in vals.uses(ch.read_text().split("\n")))
         print(
             f"book: {kinds.count('listing')} listings, {kinds.count('figure')} text figures, "
-            f"{kinds.count('transcript')} transcripts and {len(figures_mod.FIGURES)} drawn figures "
-            f"in {len(paths)} chapters are up to date"
+            f"{kinds.count('transcript')} transcripts, {values} values and {len(figures_mod.FIGURES)} drawn "
+            f"figures in {len(paths)} chapters are up to date"
         )
         return 0
     if argv:

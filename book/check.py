@@ -1,21 +1,30 @@
 """Load every page of the built book in headless Chromium and check it as a
-reader would see it, at 1200 px and at 600 px (a phone).
+reader would see it: at 1200 px (a laptop), 600 px (a small tablet) and
+400 px (a phone), and the pages of book.epub at 600 and 400 px.
 
     python3 book/build.py --browser-check [DIR]      (make book-check)
 
 For each page, a copy with book/style/check.js injected is loaded with
 `chromium --headless --dump-dom`; the script measures the laid-out page and
-writes its findings into the DOM. It fails on:
+writes its findings into the DOM. Headless Chromium will not open a window
+narrower than 500 px, so at 400 px the copy is loaded in a 400 px wide frame
+of a page of our own, to which the script posts its findings. It fails on:
   - a pre (code, transcript or text figure) whose content is wider than its
-    box without a scrollbar, whose computed white-space is not `pre`, or
-    whose lines take more line boxes than they have newlines (a wrap);
-  - a figure wider than its box, a page that scrolls sideways;
-  - an image that did not load (naturalWidth 0), a JavaScript error;
+    box without a scrollbar, or that scrolls sideways with no visible cue
+    (book.css shades the edge that has more), whose computed white-space is
+    not `pre`, or whose lines take more line boxes than they have newlines
+    (a wrap);
+  - a figure wider than its box, or scrolling with no cue; a drawn figure
+    whose smallest text is drawn smaller than READABLE_PX pixels (the SVG's
+    smallest font-size, scaled as the page shows the image);
+  - a page that scrolls sideways, an image that did not load, a JavaScript
+    error;
 and, read from the HTML itself, a relative link to a file or an anchor that
-does not exist; and book.epub with epubcheck, when Debian's epubcheck is
-installed. Nothing is downloaded: the pages are files, and Chromium
-runs with a new empty profile and no network features.
+does not exist; and book.epub with epubcheck (Debian's package epubcheck,
+which `make book-check` installs). Nothing is downloaded: the pages are
+files, and Chromium runs with a new empty profile and no network features.
 """
+import html
 import html.parser
 import json
 import re
@@ -23,13 +32,17 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DIR = ROOT / "build" / "book"
 SCRIPT = Path(__file__).resolve().parent / "style" / "check.js"
-SIZES = ((1200, 900), (600, 900))
+SIZES = ((1200, 900), (600, 900), (400, 900))
+EPUB_SIZES = ((600, 900), (400, 900))
+NARROWEST_WINDOW = 500  # headless Chromium's smallest window: narrower pages go in a frame
+READABLE_PX = 9  # the smallest text a drawn figure may show, in CSS pixels
 BROWSERS = ("chromium", "chromium-browser")
 TIMEOUT = 60
 INSTALL = "apt-get install -y --no-install-recommends chromium"
@@ -46,10 +59,21 @@ FLAGS = [
     "--disable-extensions",
     "--hide-scrollbars=false",
     "--allow-file-access-from-files",
-    "--virtual-time-budget=3000",
+    "--virtual-time-budget=4000",
     "--dump-dom",
 ]
 RESULT = re.compile(r'<pre id="book-check-result"[^>]*>(.*?)</pre>', re.S)
+FRAME = """<!DOCTYPE html><html><head><meta charset="utf-8"><title>frame</title></head><body style="margin:0">
+<iframe src="{src}" width="{w}" height="{h}" style="border:0"></iframe>
+<script>
+window.addEventListener("message", function (e) {{
+  var out = document.createElement("pre");
+  out.id = "book-check-result";
+  out.textContent = e.data;
+  document.body.appendChild(out);
+}});
+</script></body></html>
+"""
 
 
 def browser():
@@ -68,7 +92,7 @@ class Links(html.parser.HTMLParser):
         if tag == "a" and a.get("name"):
             self.ids.add(a["name"])
         for key in ("href", "src"):
-            if a.get(key) and not (tag == "link" and a.get("rel") == "stylesheet" and key == "href" and False):
+            if a.get(key):
                 self.links.append((tag, key, a[key]))
 
 
@@ -89,7 +113,7 @@ def link_problems(page, cache):
         if not target.exists():
             problems.append(f'{page.name}: <{tag} {key}="{url}">: {unquote(parts.path)} does not exist')
             continue
-        if parts.fragment and target.suffix == ".html":
+        if parts.fragment and target.suffix in (".html", ".xhtml"):
             if target not in cache:
                 cache[target] = parse(target)
             if unquote(parts.fragment) not in cache[target].ids:
@@ -97,31 +121,76 @@ def link_problems(page, cache):
     return problems
 
 
+def svg_text_px(svg, shown_width):
+    """The size in CSS pixels of the smallest text of an SVG file shown
+    `shown_width` pixels wide, or None when it has no text."""
+    text = svg.read_text(errors="replace")
+    m = re.search(r'<svg[^>]*\bviewBox="[-\d.]+ [-\d.]+ ([\d.]+) [\d.]+"', text) or re.search(
+        r'<svg[^>]*\bwidth="([\d.]+)"', text
+    )
+    sizes = [float(s) for s in re.findall(r'font-size="([\d.]+)', text)]
+    if not m or not sizes:
+        return None
+    return min(sizes) * shown_width / float(m.group(1))
+
+
+def image_problems(page, images):
+    """Drawn figures whose smallest text the page shows too small to read."""
+    found = []
+    for src, shown, natural in images:
+        path = (page.parent / unquote(urlsplit(src).path)).resolve()
+        if path.suffix != ".svg" or not path.is_file():
+            continue
+        px = svg_text_px(path, shown)
+        if px is not None and px < READABLE_PX:
+            found.append(f"figure {src}: its smallest text is {px:.1f} px at {shown:.0f} px wide (under {READABLE_PX})")
+    return found
+
+
 def load(exe, page, size, profile):
     """The findings of check.js for one page at one window size."""
     text = page.read_text(errors="replace")
-    probe = page.with_name(f".check-{page.name}")
+    probe = page.with_name(f".check-{page.stem}.html")  # an XHTML page of the EPUB is read as HTML
     tag = f"<script>{SCRIPT.read_text()}</script>"
-    probe.write_text(text.replace("<head>", "<head>\n" + tag, 1) if "<head>" in text else tag + text)
+    head = re.search(r"<head[^>]*>", text)
+    probe.write_text(text[: head.end()] + "\n" + tag + text[head.end() :] if head else tag + text)
+    frame = None
+    url = probe.resolve().as_uri()
+    window = size
+    if size[0] < NARROWEST_WINDOW:
+        frame = page.with_name(f".check-frame-{page.stem}.html")
+        frame.write_text(FRAME.format(src=html.escape(probe.name), w=size[0], h=size[1]))
+        url, window = frame.resolve().as_uri(), (NARROWEST_WINDOW, size[1])
     try:
-        cmd = (
-            [exe]
-            + FLAGS
-            + [f"--window-size={size[0]},{size[1]}", f"--user-data-dir={profile}", probe.resolve().as_uri()]
-        )
+        cmd = [exe] + FLAGS + [f"--window-size={window[0]},{window[1]}", f"--user-data-dir={profile}", url]
         try:
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, start_new_session=True)
         except subprocess.TimeoutExpired:
             return [f"chromium took more than {TIMEOUT}s"]
     finally:
         probe.unlink(missing_ok=True)
+        if frame:
+            frame.unlink(missing_ok=True)
     m = RESULT.search(r.stdout)
     if not m:
         tail = (r.stderr.strip().splitlines() or ["no output"])[-1]
         return [f"the check script left no result (chromium exit {r.returncode}: {tail})"]
-    import html as h
+    result = json.loads(html.unescape(m.group(1)))
+    found = result["found"] + image_problems(page, result["images"])
+    if abs(result["width"] - size[0]) > 20:
+        found.append(f"the page was laid out {result['width']} px wide, not {size[0]}")
+    return found
 
-    return json.loads(h.unescape(m.group(1)))
+
+def check_pages(exe, pages, sizes, tmp, label=lambda p: p.name):
+    problems = []
+    for size in sizes:
+        for n, page in enumerate(pages):
+            profile = Path(tmp) / f"profile-{size[0]}-{n}-{page.stem}"
+            profile.mkdir()
+            for finding in load(exe, page, size, profile):
+                problems.append(f"{label(page)} at {size[0]} px: {finding}")
+    return problems
 
 
 def check_dir(folder, out=print):
@@ -138,20 +207,48 @@ def check_dir(folder, out=print):
     for page in pages:
         problems += link_problems(page, cache)
     with tempfile.TemporaryDirectory(prefix="book-chromium-") as tmp:
-        for size in SIZES:
-            for n, page in enumerate(pages):
-                profile = Path(tmp) / f"profile-{size[0]}-{n}"
-                profile.mkdir()
-                for finding in load(exe, page, size, profile):
-                    problems.append(f"{page.name} at {size[0]} px: {finding}")
+        problems += check_pages(exe, pages, SIZES, tmp)
     out(
-        f"book-check: {len(pages)} pages at {' and '.join(str(s[0]) for s in SIZES)} px: "
+        f"book-check: {len(pages)} pages at {', '.join(str(s[0]) for s in SIZES)} px: "
+        f"{len(problems)} problem{'s' * (len(problems) != 1)}"
+    )
+    return problems
+
+
+def epub_pages(folder, out=print):
+    """The pages of book.epub, unpacked and loaded like the HTML's, at a
+    tablet's and a phone's width; [] when there is no book.epub."""
+    epub = Path(folder) / "book.epub"
+    if not epub.is_file():
+        return []
+    exe = browser()
+    if exe is None:
+        raise FileNotFoundError(f"chromium is missing; install it (as root) with: {INSTALL}")
+    with tempfile.TemporaryDirectory(prefix="book-epub-") as tmp:
+        unpacked = Path(tmp) / "epub"
+        try:
+            with zipfile.ZipFile(epub) as z:
+                for name in z.namelist():
+                    if name.startswith("/") or ".." in Path(name).parts:
+                        return [f"book.epub: a member outside the book: {name}"]
+                z.extractall(unpacked)
+        except zipfile.BadZipFile as e:
+            return [f"book.epub: {e}"]
+        pages = sorted(unpacked.rglob("*.xhtml"))
+        cache = {p: parse(p) for p in pages}
+        problems = []
+        for page in pages:
+            problems += [f"book.epub: {p}" for p in link_problems(page, cache)]
+        problems += check_pages(exe, pages, EPUB_SIZES, tmp, label=lambda p: f"book.epub: {p.name}")
+    out(
+        f"book-check: book.epub, {len(pages)} pages at {', '.join(str(s[0]) for s in EPUB_SIZES)} px: "
         f"{len(problems)} problem{'s' * (len(problems) != 1)}"
     )
     return problems
 
 
 EPUBCHECK_JAR = Path("/usr/share/java/epubcheck.jar")  # Debian's epubcheck (it needs a Java runtime)
+EPUBCHECK_TIMEOUT = 600
 
 
 def epub_problems(folder, out=print):
@@ -161,14 +258,20 @@ def epub_problems(folder, out=print):
         return []
     if not (EPUBCHECK_JAR.is_file() and shutil.which("java")):
         out(
-            "book-check: epubcheck is not installed (apt-get install epubcheck, which brings a Java runtime): "
-            "book.epub not validated"
+            "book-check: epubcheck is not installed (apt-get install epubcheck, which brings a Java runtime; "
+            "`make book-check` installs it as root): book.epub not validated"
         )
         return []
     try:
-        r = subprocess.run(["java", "-jar", str(EPUBCHECK_JAR), str(epub)], capture_output=True, text=True, timeout=300)
+        r = subprocess.run(
+            ["java", "-jar", str(EPUBCHECK_JAR), str(epub)],
+            capture_output=True,
+            text=True,
+            timeout=EPUBCHECK_TIMEOUT,
+            start_new_session=True,
+        )
     except subprocess.TimeoutExpired:
-        return ["epubcheck took more than 300s"]
+        return [f"epubcheck took more than {EPUBCHECK_TIMEOUT}s"]
     if r.returncode == 0:
         out("book-check: epubcheck: book.epub has no errors or warnings")
         return []
@@ -180,7 +283,7 @@ def epub_problems(folder, out=print):
 def main(argv):
     folder = Path(argv[0]) if argv else DEFAULT_DIR
     try:
-        problems = check_dir(folder) + epub_problems(folder)
+        problems = check_dir(folder) + epub_pages(folder) + epub_problems(folder)
     except FileNotFoundError as e:
         print(f"book-check: {e}", file=sys.stderr)
         return 2

@@ -259,21 +259,23 @@ def page_walk():
         x += w
     tables = [("CR3 -> PML4", "16"), ("PDPT", "32"), ("PD", "compat"), ("PT", "64")]
     ty = 130
+    step, tw = 132, 110  # four tables, then the page, side by side with a gap between each
     for i, (name, fill) in enumerate(tables):
-        tx = 40 + i * 140
-        s.rect(tx, ty, 110, 120, fill)
-        s.text(tx + 55, ty + 18, name, "middle", bold=True, size=12.5)
+        tx = 30 + i * step
+        s.rect(tx, ty, tw, 120, fill)
+        s.text(tx + tw / 2, ty + 18, name, "middle", bold=True, size=12.5)
         for k in range(4):
-            s.rect(tx + 10, ty + 30 + k * 20, 90, 16, "white", rx=1)
-        s.text(tx + 55, ty + 112, "512 x 8 bytes", "middle", size=11, color=MUTED)
-        s.line(centers[i + 1], y + 40, tx + 55, ty + 30, arrow=True)
+            s.rect(tx + 10, ty + 30 + k * 20, tw - 20, 16, "white", rx=1)
+        s.text(tx + tw / 2, ty + 112, "512 x 8 bytes", "middle", size=11, color=MUTED)
+        s.line(centers[i + 1], y + 40, tx + tw / 2, ty + 30, arrow=True)
         if i < 3:
-            s.line(tx + 100, ty + 60, tx + 140, ty + 60, arrow=True)
-    s.rect(600 - 40, ty, 50, 120, "white")
-    s.text(585, ty + 55, "4 KiB", "middle", size=12)
-    s.text(585, ty + 71, "page", "middle", size=12)
-    s.line(40 + 3 * 140 + 100, ty + 60, 560, ty + 60, arrow=True)
-    s.line(centers[5], y + 40, 585, ty, arrow=True, dash=True)
+            s.line(tx + tw - 10, ty + 60, tx + step, ty + 60, arrow=True)
+    px = 30 + 4 * step  # the 4 KiB page, right of the page table
+    s.rect(px, ty, 600 - px + 10, 120, "white")
+    s.text(px + (610 - px) / 2, ty + 55, "4 KiB", "middle", size=12)
+    s.text(px + (610 - px) / 2, ty + 71, "page", "middle", size=12)
+    s.line(30 + 3 * step + tw - 10, ty + 60, px, ty + 60, arrow=True)
+    s.line(centers[5], y + 40, px + (610 - px) / 2, ty, arrow=True, dash=True)
     s.text(
         320,
         ty + 142,
@@ -370,7 +372,7 @@ def jit_pipeline():
     steps = [
         ("grey", "chars.model", "int8 weights, int32 biases: a Multiboot2 module GRUB loads"),
         ("16", "model_load", "checks the header and the checksum; points at the arrays"),
-        ("32", "jit_compile", "emits each layer's machine code (scalar or SSE2 pmaddwd)"),
+        ("32", "jit_compile_layer", "each layer's code for the path simd_choose took: scalar, SSE2, AVX2 or VNNI"),
         ("warn", "heap pages, RW and NX", "kmalloc_pages: the code is written here, and cannot run"),
         ("64", "jit_seal", "pt entries changed to R-X, invlpg: now it runs, and cannot be written"),
         ("compat", "forward pass", "embedding -> 256 ReLU -> 256 ReLU -> 27 logits, integers only"),

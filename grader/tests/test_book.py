@@ -230,3 +230,102 @@ def test_figures_are_readable_on_a_phone():
         sizes = [float(s) for s in re.findall(r'font-size="([\d.]+)"', svg)]
         assert width <= 640, name
         assert min(sizes) * 600 / width >= 9.5, f"{name}: text of {min(sizes)} units in {width} is too small at 600 px"
+
+
+def test_no_hand_typed_kernel_address_in_the_prose():
+    """Every kernel address (0x100000-0x5fffff) in a chapter, in its prose,
+    its hand-drawn figures or a transcript's line, is written by --sync: it
+    lies in a generated block, follows a value comment, or is a placeholder."""
+    build = book_module("build")
+    values = build.vals
+    found = []
+    for ch in build.chapters():
+        lines = ch.read_text().split("\n")
+        found += [f"{ch.name}:{n}: {a}" for n, a in values.uncovered_addresses(lines, build.directives(lines))]
+    for t in sorted(values.TEMPLATES.glob("*.txt")):
+        lines = t.read_text().split("\n")
+        found += [
+            f"text-figures/{t.name}:{n}: {a} (a template: use a {{{{placeholder}}}})"
+            for n, a in values.uncovered_addresses(lines, [])
+        ]
+    assert not found, "typed by hand (book/values.py says how to generate them):\n" + "\n".join(found)
+    # the scan itself: a bare address, one in a code span, a padded one are found; covered ones are not
+    text = [
+        "at 0x106bc8 and `rip 0x0000000000106bc8`, not 0x1234 nor 0x600000",
+        "<!-- value: sym 05 probe_write_insn -->`0x106bc8` and <!-- value: fixed: a story -->0x300000",
+        "```",
+        " 0x51aed8   a hand-drawn figure",
+        "```",
+        "<!-- figure: text idt -->",
+        "```text",
+        " IDTR base 0x110d40",
+        "```",
+    ]
+    lines = text
+    got = values.uncovered_addresses(lines, build.directives(lines))
+    assert got == [(1, "0x106bc8"), (1, "0x0000000000106bc8"), (4, "0x51aed8")], got
+
+
+def chapter_with_a_value(tmp_path):
+    """A chapter with a transcript and a value that quotes it, as --sync writes them."""
+    build = book_module("build")
+    ch = tmp_path / "99-value.md"
+    ch.write_text(
+        "# V\n\n<!-- transcript: sh name=boot run='true' -->\n```text\n$ true\n"
+        "[fault] #PF page fault at rip 0x0000000000106be8 error 0x3 cr2 0x0000000000107c3f\n```\n\n"
+        "The write at <!-- value: run boot 'rip (0x\\w+)' %#x -->`0x106be8` faulted on "
+        "<!-- value: run boot 'cr2 (0x\\w+)' -->`cr2 0x0000000000107c3f`, 3 bytes past "
+        "<!-- value: run boot 'cr2 (0x\\w+)' -3 %#x -->0x107c3c.\n"
+    )
+    return build, ch
+
+
+def test_a_value_that_drifts_from_its_source_fails_the_check(tmp_path):
+    build, ch = chapter_with_a_value(tmp_path)
+    assert build.check([ch], transcripts=False, figures=False) == []
+    good = ch.read_text()
+    ch.write_text(good.replace("`0x106be8` faulted", "`0x106bc8` faulted"))  # an older build's address
+    problems = build.check([ch], transcripts=False, figures=False)
+    assert len(problems) == 1 and "gives 0x106be8, the text says 0x106bc8" in problems[0], problems
+    assert build.sync_values([ch], out=lambda *a: None) == 1 and ch.read_text() == good
+    # a run that printed something else moves every value that quotes it
+    ch.write_text(good.replace("cr2 0x0000000000107c3f\n", "cr2 0x0000000000107d00\n"))
+    assert len(build.check([ch], transcripts=False, figures=False)) == 2
+    build.sync_values([ch], out=lambda *a: None)
+    assert (
+        "`cr2 0x0000000000107d00`, 3 bytes past <!-- value: run boot 'cr2 (0x\\w+)' -3 %#x -->0x107cfd."
+        in ch.read_text()
+    )
+
+
+def test_a_value_that_cannot_be_worked_out_is_reported(tmp_path):
+    build = book_module("build")
+    ch = tmp_path / "99-bad.md"
+    for body, says in (
+        ("<!-- value: run nowhere 'x' -->`0x1`", "no transcript name=nowhere"),
+        ("<!-- value: sym 05 -->`0x1`", "sym takes 2 arguments"),
+        ("<!-- value: sym 05 idt -->, then text", "followed by 0 number(s)"),
+        ("<!-- value: sym 05 idt %q -->`0x1`", "format %q"),
+        ("<!-- figure: text no-such-figure -->\n```text\n```", "no template book/text-figures/no-such-figure.txt"),
+    ):
+        ch.write_text(f"# B\n\n{body}\n")
+        problems = build.check([ch], transcripts=False, figures=False) + build.check(
+            [ch], transcripts=False, figures=False, only_broken=True
+        )
+        assert problems and says in problems[0], (body, problems)
+
+
+@pytest.mark.instructor  # the addresses are those of the reference build
+def test_reverting_a_synced_address_fails_the_check():
+    """The check of the real book: chapter 5 with one address of kernel.sym
+    put back to an older build's fails `--check`, which names it."""
+    build = book_module("build")
+    text = (BOOK / "05-faults.md").read_text()
+    m = re.search(r"<!-- value: sym 05 probe_write_insn -->`(0x[0-9a-f]+)`", text)
+    assert m, "chapter 5 names probe_write_insn's address with a value comment"
+    old = hex(int(m.group(1), 16) - 0x90)
+    path = labs.ROOT / "build" / "book-test" / "05-faults.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text[: m.start(1)] + old + text[m.end(1) :])
+    problems = build.check([path], transcripts=False)
+    assert any(f"gives {m.group(1)}, the text says {old}" in p for p in problems), problems
