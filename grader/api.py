@@ -4,7 +4,8 @@ hidden/checks.py import from here and from nowhere else in the grader
 defines, all optional:
 
     @check("title", points[, boot="name"][, emulators=("qemu",)][, seeded=True][, visibility="hidden"])
-    def f(ctx): ...             a computed check; raise Fail(...) when it fails
+    def f(ctx): ...             a computed check; raise Fail(...) when it fails; it may
+                                return a sentence on how it was graded (the report shows it)
     @values  or  @values(seeded=True)
     def v(ctx): ...             {name: value} for the transcript's placeholders (after the boot)
     @precompute  or  @precompute(seeded=True)

@@ -419,8 +419,9 @@ def computed_checks(defs, stage, runs, results, built, values):
         ctx = context(stage, runs, results, built, values, c.boot)
         seconds, shown = ctx.boot.elapsed, {"visibility": c.visibility, "hidden": c.hidden}
         try:
-            c.fn(ctx)
-            out.append(CheckResult(c.title, c.points, True, boot=c.boot, seconds=seconds, **shown))
+            note = c.fn(ctx)  # a passing check may say how it was graded
+            note = note if isinstance(note, str) else ""
+            out.append(CheckResult(c.title, c.points, True, note, boot=c.boot, seconds=seconds, **shown))
         except api.Fail as f:
             out.append(
                 CheckResult(c.title, c.points, False, f.message, f.details, boot=c.boot, seconds=seconds, **shown)

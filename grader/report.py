@@ -69,6 +69,8 @@ def terminal(stages, stream=sys.stdout, verbose=False, color=None):
             title = (c.title + " ").ljust(WIDTH, ".")
             pts = f"+{c.score:>1}/{c.points:<2}" if c.bonus else f"{c.score:>2}/{c.points:<2}"
             w(f"{title} {verdict}  {pts} ({c.seconds:.1f}s)\n")
+            if c.passed and c.message:
+                w(f"    note: {c.message}\n")
             if not c.passed:
                 if c.message:
                     w(f"    {c.message}\n")
@@ -363,7 +365,7 @@ def gradescope_results(stages, note="", reproduce=None):
                 "max_score": c.points,
                 "status": "passed" if c.passed else "failed",
                 "visibility": c.visibility,
-                "output": "" if c.passed else check_text(s, c, roots),
+                "output": sanitize(c.message, roots) if c.passed else check_text(s, c, roots),
             }
             if c.bonus:
                 test.update(
