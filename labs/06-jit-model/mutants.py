@@ -103,7 +103,9 @@ def the_jit_path_follows_cpuid_in_each_emulator(under_qemu, under_bochs):
         assert any(ln.startswith("[jit] path: sse2 (forced by tests=jit-sse2; ") for ln in st.boots["jit-sse2"].lines)
         assert st.full, [(c.title, c.message) for c in st.checks if not c.passed]
     # QEMU's AVX2 has a batched form; Bochs's SSE2 has none, and the report says so on a passing check
-    assert "[model] held-out (jit avx2-batch4): 439 positions in 110 calls of up to 4" in under_qemu.boots["default"].text
+    assert (
+        "[model] held-out (jit avx2-batch4): 439 positions in 110 calls of up to 4" in under_qemu.boots["default"].text
+    )
     assert check_of(under_qemu, "jit: the batched forward pass").message == ""
     note = check_of(under_bochs, "jit: the batched forward pass").message
     assert "sse2, the path this CPU offers, has no batched form: the held-out positions ran one at a time" in note
