@@ -14,7 +14,8 @@
 #   make grade [LAB=01]              grade a stage (every stage without LAB); more options below
 #       SOLUTIONS=1  SEED=0x...  BELOW=solutions  EMULATOR=qemu|bochs|both  MEMORY=MiB  REPORTS=dir
 #   make bench                       benchmark figures (medians): QEMU and Bochs boots, grading
-#   make bench-jit [JIT="sse2 avx2"] the lab 06 JIT natively: cycles per multiply-add, each path (or those named)
+#   make bench-jit [JIT="sse2 avx2"] the lab 06 JIT natively: cycles per multiply-add, each path (or those named),
+#                                    and this machine's roofline (build/native/roofline.svg); BOOK=1: the book's
 #   make jit-check [SOLUTIONS=1]     every instruction form your lab 06 encoder emits, against llvm-objdump
 #   make book                        sync the chapters' listings, figures and transcripts, then the
 #                                    HTML under build/book/ and build/book/book.epub
@@ -35,6 +36,7 @@ BELOW ?=
 MEMORY ?=
 TESTS ?= all
 JIT ?=
+BOOK ?=
 REPORTS ?=
 OUT ?=
 
@@ -96,7 +98,7 @@ jit-check:
 
 bench-jit:
 	@$(GRADER) setup
-	@$(PYTHON) labs/06-jit-model/native.py bench $(if $(wildcard solutions),,--labs) $(foreach k,$(JIT),--path $(k))
+	@$(PYTHON) labs/06-jit-model/native.py bench $(if $(wildcard solutions),,--labs) $(foreach k,$(JIT),--path $(k)) $(if $(filter 1 yes true,$(BOOK)),--book)
 
 book:
 	@$(GRADER) setup --for book

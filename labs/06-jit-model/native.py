@@ -2,11 +2,22 @@
 encoder check against llvm-objdump and for the native benchmark.
 
     python3 labs/06-jit-model/native.py check [--labs]    every instruction form vs the disassembler
-    python3 labs/06-jit-model/native.py bench [--labs] [--path KIND ...]   cycles per multiply-add, each path
+    python3 labs/06-jit-model/native.py bench [--labs] [--path KIND ...] [--book]   cycles per multiply-add, each path
     python3 labs/06-jit-model/native.py paths             which JIT kinds this machine can run
 (`make jit-check` and `make bench-jit` run the first two.)
+
+The benchmark also writes this machine's roofline: build/native/roofline.json
+(the ceilings and every path's place under them, with the date and the load)
+and build/native/roofline.svg, drawn by book/figures.py. With --book (`make
+bench-jit BOOK=1`, every path) the figures become the book's: book/roofline.json,
+from which `python3 book/build.py --sync` draws book/figures/roofline.svg.
 """
 import argparse
+import datetime
+import importlib.util
+import json
+import os
+import platform
 import re
 import subprocess
 import sys
@@ -17,6 +28,8 @@ if __name__ == "__main__":  # run as a script: the kit's root on the path, for t
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 LAB_DIR = Path(__file__).resolve().parent
+ROOT = LAB_DIR.parents[1]
+BOOK_DATA = ROOT / "book" / "roofline.json"
 KERNEL_FLAGS = ["-O2", "-mno-sse", "-mno-sse2", "-mno-mmx", "-mno-red-zone", "-fno-stack-protector"]
 
 
@@ -109,6 +122,75 @@ def encoder_mismatches(exe, workdir):
     return intended, bad
 
 
+CEILING = re.compile(
+    r"^ceiling \((\S+)\): multiply-adds in registers ([\d.]+) MACs/cycle .*? from L1/L2 ([\d.]+) bytes/cycle"
+)
+OTHERS = "compute ceilings of the other paths, MACs/cycle in registers: "
+ROW = re.compile(r"^(C|JIT), .{26}")
+NAME_WIDTH = 31  # bench.c prints each path's name in 31 columns
+
+
+def roofline_data(text):
+    """The roofline in the benchmark's printed figures: the bandwidth, each
+    kind's compute ceiling, and every path's intensity, multiply-adds per
+    cycle, bound and share. None if the text has no ceiling line."""
+    lines = text.splitlines()
+    top = [m for m in map(CEILING.match, lines) if m]
+    if not top:
+        return None
+    widest, peak, bandwidth = top[0].group(1), float(top[0].group(2)), float(top[0].group(3))
+    compute = {widest: peak}
+    for ln in lines:
+        if ln.startswith(OTHERS):
+            compute.update((k, float(v)) for k, v in (part.rsplit(" ", 1) for part in ln[len(OTHERS) :].split(", ")))
+    rows = []
+    for ln in filter(ROW.match, lines):
+        matvec, _, intensity, bound, share, forward, _ = ln[NAME_WIDTH:].split()
+        rows.append(
+            {
+                "path": ln[:NAME_WIDTH].strip(),
+                "intensity": float(intensity),
+                "macs_per_cycle": round(256 * 256 / float(matvec), 2),
+                "bound": bound,
+                "share": float(share.rstrip("%")),
+                "matvec_cycles": float(matvec),
+                "forward_cycles": float(forward),
+            }
+        )
+    cpu = next((ln[len("CPU: ") :].split(";")[0] for ln in lines if ln.startswith("CPU: ")), platform.machine())
+    return {"cpu": cpu, "widest": widest, "bandwidth": bandwidth, "compute": compute, "rows": rows}
+
+
+def draw(data):
+    """The roofline as SVG text, drawn by book/figures.py."""
+    spec = importlib.util.spec_from_file_location("kit_book_figures", ROOT / "book" / "figures.py")
+    figures = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(figures)
+    return figures.roofline(data)
+
+
+def save_roofline(text, book=False):
+    """Write this run's roofline (build/native/roofline.json and .svg) and,
+    for the book, book/roofline.json; returns the lines to print."""
+    data = roofline_data(text)
+    if data is None:
+        return []
+    now = datetime.datetime.now(datetime.timezone.utc)
+    data["date"] = now.strftime("%Y-%m-%d %H:%M UTC")
+    data["load"] = " ".join(f"{v:.2f}" for v in os.getloadavg())
+    out = ROOT / "build" / "native"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "roofline.json").write_text(json.dumps(data, indent=1) + "\n")
+    (out / "roofline.svg").write_text(draw(data))
+    said = [
+        f"roofline of this machine (load {data['load']}): build/native/roofline.svg, from build/native/roofline.json"
+    ]
+    if book:
+        BOOK_DATA.write_text(json.dumps(data, indent=1) + "\n")
+        said.append("the book's figures: book/roofline.json (python3 book/build.py --sync redraws the figure)")
+    return said
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(
         prog="python3 labs/06-jit-model/native.py",
@@ -124,7 +206,12 @@ def main(argv=None):
         metavar="KIND",
         help="bench only this JIT kind (scalar, sse2, avx2, avx-vnni, avx512-vnni); repeatable",
     )
+    ap.add_argument(
+        "--book", action="store_true", help="bench: this machine's figures become the book's (book/roofline.json)"
+    )
     args = ap.parse_args(argv)
+    if args.book and (args.path or args.command != "bench"):
+        ap.error("--book goes with `bench` and every path (no --path)")
     from grader import build as build_mod
 
     try:
@@ -142,7 +229,14 @@ def main(argv=None):
     if args.command == "paths":
         return subprocess.run([str(exe), "paths"], timeout=60).returncode
     print("native benchmark (Linux user space, one core)", flush=True)
-    return subprocess.run([str(exe), "bench", str(LAB_DIR / "chars.model")] + args.path, timeout=600).returncode
+    r = subprocess.run(
+        [str(exe), "bench", str(LAB_DIR / "chars.model")] + args.path, capture_output=True, text=True, timeout=600
+    )
+    print(r.stdout, end="")
+    print(r.stderr, end="", file=sys.stderr)
+    for line in save_roofline(r.stdout, args.book) if r.returncode == 0 else []:
+        print(line)
+    return r.returncode
 
 
 if __name__ == "__main__":

@@ -148,5 +148,12 @@ def test_bench_forces_a_kind_and_refuses_an_unknown_one(exe, paths):
     assert "JIT, SSE2 pmaddwd" in r.stdout and "JIT, AVX2" in r.stdout and "JIT, scalar" not in r.stdout
     assert "rdtsc counts reference cycles" in r.stdout and "ceiling (" in r.stdout and "AVX2 " in r.stdout
     assert "JIT, batch 4, AVX2" in r.stdout and "JIT, batch 5" not in r.stdout and "ceiling of a batch (" in r.stdout
+    data = native.roofline_data(r.stdout)  # what make bench-jit draws the roofline from
+    assert [(row["path"].split(",")[0], row["intensity"]) for row in data["rows"]] == [
+        ("C", 1.0), ("C", 1.0), ("JIT", 0.5), ("JIT", 1.0), ("JIT", 4.0)
+    ]  # fmt: skip
+    assert data["bandwidth"] > 0 and {"sse2", "avx2"} <= set(data["compute"])
+    svg = native.draw(dict(data, date="today", load="0.00 0.00 0.00"))
+    assert svg.count("<circle") == 2 * len(data["rows"]) and "JIT, batch 4, AVX2 vpmaddubsw: " in svg
     r = subprocess.run([str(exe), "bench", str(MODEL), "avx9"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and "no JIT kind `avx9`" in r.stderr

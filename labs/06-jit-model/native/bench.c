@@ -292,7 +292,7 @@ bench_compute(int kind)
     if (!code)
         return 0;
     jit_init(&j, code, 1 << 16);
-    double macs = emit_dot_loop(&j, kind, 256);
+    double macs = emit_dot_loop(&j, kind, 1024);
     bench_fn dot = bench_code(&j, code, 0, kind);
     if (!dot)
         return 0;
