@@ -390,6 +390,11 @@ def jit_pipeline():
     return s.render()
 
 
+def _roofline_fill(row):
+    """C grey, a one-context JIT blue, a batch green."""
+    return "grey" if row["path"].startswith("C,") else "64" if row["path"].startswith("JIT, batch") else "32"
+
+
 def roofline(data=None):
     """The roofline of chapter 6: every path of `make bench-jit` placed by its
     arithmetic intensity (multiply-adds per weight byte) and its measured
@@ -440,7 +445,6 @@ def roofline(data=None):
         x0 = max(px(0.25), px(c / bw))
         s.line(x0, py(c), right, py(c), color=MUTED, dash=True)
         s.text(right - 6, py(c) - 5, f"{kind}: {c:.0f}", "end", size=11.5, color=MUTED)
-    fill = lambda r: "grey" if r["path"].startswith("C,") else "64" if r["path"].startswith("JIT, batch") else "32"
     single = [r for r in rows if r["path"].startswith("JIT, ") and not r["path"].startswith("JIT, batch")]
     batch = [r for r in rows if r["path"].startswith("JIT, batch")]
     if single and batch:
@@ -457,14 +461,16 @@ def roofline(data=None):
     placed = []
     for i, r in sorted(enumerate(rows, 1), key=lambda ir: (ir[1]["intensity"], ir[1]["macs_per_cycle"])):
         x, y = px(r["intensity"]), py(r["macs_per_cycle"])
-        s.parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4.5" fill="{FILL[fill(r)]}" stroke="{INK}"/>')
+        s.parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4.5" fill="{FILL[_roofline_fill(r)]}" stroke="{INK}"/>')
         clash = any(abs(x - px_) < 1 and abs(y - py_) < 12 and side == "start" for px_, py_, side in placed)
         side = "end" if clash else "start"
         placed.append((x, y, side))
         s.text(x + (-8 if clash else 8), y + 4, str(i), side, size=12, bold=True)
     for i, r in enumerate(rows, 1):
         y = legend + 18 * (i - 1)
-        s.parts.append(f'<circle cx="{left + 4}" cy="{y - 4}" r="4.5" fill="{FILL[fill(r)]}" stroke="{INK}"/>')
+        s.parts.append(
+            f'<circle cx="{left + 4}" cy="{y - 4}" r="4.5" fill="{FILL[_roofline_fill(r)]}" stroke="{INK}"/>'
+        )
         s.text(left + 14, y, f"{i}", size=12, bold=True)
         s.text(
             left + 36,
