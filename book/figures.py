@@ -49,13 +49,12 @@ class Svg:
             f'fill="{FILL.get(fill, fill)}" stroke="{stroke}"{d}/>'
         )
 
-    def text(self, x, y, s, anchor="start", size=13, mono=False, bold=False, color=INK, angle=0):
+    def text(self, x, y, s, anchor="start", size=13, mono=False, bold=False, color=INK):
         font = MONO if mono else SANS
         weight = ' font-weight="bold"' if bold else ""
-        turn = f' transform="rotate({angle:.1f} {x:.1f} {y:.1f})"' if angle else ""
         self.parts.append(
             f'<text x="{x}" y="{y}" text-anchor="{anchor}" font-family="{font}" '
-            f'font-size="{size}" fill="{color}"{weight}{turn}>{html.escape(s)}</text>'
+            f'font-size="{size}" fill="{color}"{weight}>{html.escape(s)}</text>'
         )
 
     def line(self, x1, y1, x2, y2, arrow=False, color=LINE, dash=False):
@@ -390,95 +389,16 @@ def jit_pipeline():
     return s.render()
 
 
-def _roofline_fill(row):
-    """C grey, a one-context JIT blue, a batch green."""
-    return "grey" if row["path"].startswith("C,") else "64" if row["path"].startswith("JIT, batch") else "32"
-
-
-def roofline(data=None):
-    """The roofline of chapter 6: every path of `make bench-jit` placed by its
-    arithmetic intensity (multiply-adds per weight byte) and its measured
-    multiply-adds per cycle, under the machine's ceilings. `data` is what
-    labs/06-jit-model/native.py bench wrote; by default the book's own
-    measurement, book/roofline.json."""
+def roofline():
+    """The roofline of chapter 6, drawn by labs/06-jit-model/roofline.py from
+    the book's measurement, book/roofline.json (make bench-jit BOOK=1)."""
+    import importlib.util
     import json
-    import math
 
-    d = data or json.loads((BOOK / "roofline.json").read_text())
-    bw, compute, rows = d["bandwidth"], d["compute"], d["rows"]
-    peak = compute[d["widest"]]
-    ys = [r["macs_per_cycle"] for r in rows] + list(compute.values())
-    ylo, yhi = math.floor(math.log2(min(ys) * 0.9)), math.ceil(math.log2(max(ys) * 1.4))
-    left, right, top, bottom = 64, 600, 74, 374
-    legend = bottom + 52
-
-    def px(x):
-        return left + (math.log2(x) + 2) / 6 * (right - left)
-
-    def py(y):
-        return bottom - (math.log2(y) - ylo) / (yhi - ylo) * (bottom - top)
-
-    s = Svg(640, legend + 18 * len(rows) + 20, "A roofline: every path of make bench-jit under the machine's ceilings")
-    s.text(320, 22, "A roofline: the 256x256 matvec, each path under this machine's ceilings", "middle", bold=True)
-    s.text(320, 40, f"{d['cpu']}; {d['date']}, load {d['load']}", "middle", size=12, color=MUTED)
-    s.text(left, top - 12, "multiply-adds per reference cycle (log scale)", size=12, color=MUTED)
-    s.rect(left, top, right - left, bottom - top, "white", rx=0)
-    for k in range(-2, 5):
-        x = px(2.0**k)
-        s.line(x, top, x, bottom, color="#e3e5e8")
-        s.text(x, bottom + 16, f"1/{2 ** -k}" if k < 0 else str(2**k), "middle", size=12, mono=True)
-    for k in range(ylo, yhi + 1):
-        y = py(2.0**k)
-        s.line(left, y, right, y, color="#e3e5e8")
-        s.text(left - 6, y + 4, str(2**k) if k >= 0 else f"1/{2 ** -k}", "end", size=12, mono=True)
-    s.text(
-        (left + right) / 2, bottom + 34, "multiply-adds per byte of weights streamed (arithmetic intensity)", "middle"
-    )
-    ridge = peak / bw
-    s.path(f"M{px(0.25):.1f},{py(bw * 0.25):.1f} L{px(ridge):.1f},{py(peak):.1f} L{right},{py(peak):.1f}")
-    slope = math.degrees(math.atan2(py(bw) - py(bw * 2), px(2) - px(1)))
-    s.text(px(0.27), py(bw * 0.27) - 6, f"weights from L2: {bw:.1f} bytes/cycle", size=12, angle=-slope)
-    s.text(right - 6, py(peak) - 7, f"{d['widest']} in registers: {peak:.0f} MACs/cycle", "end", size=12)
-    for kind, c in compute.items():
-        if kind == d["widest"]:
-            continue
-        x0 = max(px(0.25), px(c / bw))
-        s.line(x0, py(c), right, py(c), color=MUTED, dash=True)
-        s.text(right - 6, py(c) - 5, f"{kind}: {c:.0f}", "end", size=11.5, color=MUTED)
-    single = [r for r in rows if r["path"].startswith("JIT, ") and not r["path"].startswith("JIT, batch")]
-    batch = [r for r in rows if r["path"].startswith("JIT, batch")]
-    if single and batch:
-        a, b = max(single, key=lambda r: r["macs_per_cycle"]), max(batch, key=lambda r: r["macs_per_cycle"])
-        s.line(px(a["intensity"]) + 6, py(a["macs_per_cycle"]), px(b["intensity"]) - 7, py(b["macs_per_cycle"]) + 3,
-               arrow=True)  # fmt: skip
-        s.text(
-            left,
-            legend + 18 * len(rows) + 6,
-            "Arrow: each weight loaded once per batch (prefill), not once per context (decode).",
-            size=12,
-            color=MUTED,
-        )
-    placed = []
-    for i, r in sorted(enumerate(rows, 1), key=lambda ir: (ir[1]["intensity"], ir[1]["macs_per_cycle"])):
-        x, y = px(r["intensity"]), py(r["macs_per_cycle"])
-        s.parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4.5" fill="{FILL[_roofline_fill(r)]}" stroke="{INK}"/>')
-        clash = any(abs(x - px_) < 1 and abs(y - py_) < 12 and side == "start" for px_, py_, side in placed)
-        side = "end" if clash else "start"
-        placed.append((x, y, side))
-        s.text(x + (-8 if clash else 8), y + 4, str(i), side, size=12, bold=True)
-    for i, r in enumerate(rows, 1):
-        y = legend + 18 * (i - 1)
-        s.parts.append(
-            f'<circle cx="{left + 4}" cy="{y - 4}" r="4.5" fill="{FILL[_roofline_fill(r)]}" stroke="{INK}"/>'
-        )
-        s.text(left + 14, y, f"{i}", size=12, bold=True)
-        s.text(
-            left + 36,
-            y,
-            f"{r['path']}: {r['macs_per_cycle']:.1f} MACs/cycle, {r['share']:.0f}% of the {r['bound']} ceiling",
-            size=12,
-        )
-    return s.render()
+    spec = importlib.util.spec_from_file_location("kit_roofline", ROOT / "labs/06-jit-model/roofline.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.draw(json.loads((BOOK / "roofline.json").read_text()))
 
 
 # name -> (function, needs the reference solutions to draw)

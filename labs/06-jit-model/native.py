@@ -8,7 +8,7 @@ encoder check against llvm-objdump and for the native benchmark.
 
 The benchmark also writes this machine's roofline: build/native/roofline.json
 (the ceilings and every path's place under them, with the date and the load)
-and build/native/roofline.svg, drawn by book/figures.py. With --book (`make
+and build/native/roofline.svg, drawn by roofline.py beside this file. With --book (`make
 bench-jit BOOK=1`, every path) the figures become the book's: book/roofline.json,
 from which `python3 book/build.py --sync` draws book/figures/roofline.svg.
 """
@@ -162,11 +162,11 @@ def roofline_data(text):
 
 
 def draw(data):
-    """The roofline as SVG text, drawn by book/figures.py."""
-    spec = importlib.util.spec_from_file_location("kit_book_figures", ROOT / "book" / "figures.py")
-    figures = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(figures)
-    return figures.roofline(data)
+    """The roofline as SVG text (roofline.py, beside this file)."""
+    spec = importlib.util.spec_from_file_location("kit_roofline", LAB_DIR / "roofline.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.draw(data)
 
 
 def save_roofline(text, book=False):
