@@ -20,7 +20,8 @@
 #   BELOW=solutions works with every target that builds or boots: each lab below LAB from the
 #       reference code in solutions/ where the staff have released it, from your code otherwise
 #   make bench                       benchmark figures (medians): QEMU and Bochs boots, grading
-#   make bench-jit [JIT="sse2 avx2"] the lab 06 JIT natively: cycles per multiply-add, each path (or those named)
+#   make bench-jit [JIT="sse2 avx2"] the lab 06 JIT natively: cycles per multiply-add, each path (or those named),
+#                                    and this machine's roofline (build/native/roofline.svg); BOOK=1: the book's
 #   make jit-check [SOLUTIONS=1]     every instruction form your lab 06 encoder emits, against llvm-objdump
 #   make book                        the HTML under build/book/ and build/book/book.epub, from the chapters
 #                                    as they are (the staff's copy first syncs their listings,
@@ -45,6 +46,7 @@ MEMORY ?=
 TESTS ?= all
 JIT ?=
 RAW ?=
+BOOK ?=
 REPORTS ?=
 OUT ?=
 
@@ -130,7 +132,7 @@ jit-check:
 
 bench-jit:
 	@$(GRADER) setup
-	@$(PYTHON) labs/06-jit-model/native.py bench $(solutions) $(below) $(foreach k,$(JIT),--path $(k))
+	@$(PYTHON) labs/06-jit-model/native.py bench $(solutions) $(below) $(foreach k,$(JIT),--path $(k)) $(if $(filter 1 yes true,$(BOOK)),--book)
 
 book:
 	@$(GRADER) setup --for book

@@ -148,6 +148,14 @@ EXPERIMENTS = {
         )
     ],
     # chapter 6: one bit of the model flipped (byte 5000, inside w1).
+    # chapter 6: the batched code broadcasts the previous context's inputs.
+    "batch-previous-inputs": [
+        (
+            "labs/06-jit-model/jit_wide.c",
+            "RDI, JIT_NOREG, 1, c * in_stride + 4 * s);",
+            "RDI, JIT_NOREG, 1, (c ? c - 1 : 0) * in_stride + 4 * s);",
+        )
+    ],
     "model-bit-flip": [FlipBit("labs/06-jit-model/chars.model", 5000, 0, "labs/06-jit-model/lab.json", "chars.model")],
     # chapter 6: no change at all, a scratch copy of the kit for the commands that build
     # build/native/ (make jit-check, make bench-jit), so that two of them never share it.

@@ -391,6 +391,18 @@ def jit_pipeline():
     return s.render()
 
 
+def roofline():
+    """The roofline of chapter 6, drawn by labs/06-jit-model/roofline.py from
+    the book's measurement, book/roofline.json (make bench-jit BOOK=1)."""
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("kit_roofline", ROOT / "labs/06-jit-model/roofline.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.draw(json.loads((BOOK / "roofline.json").read_text()))
+
+
 # name -> (function, needs the reference solutions to draw)
 FIGURES = {
     "boot-chain.svg": (boot_chain, False),
@@ -399,6 +411,7 @@ FIGURES = {
     "page-walk.svg": (page_walk, False),
     "trap-frame.svg": (trap_frame, False),
     "jit-pipeline.svg": (jit_pipeline, False),
+    "roofline.svg": (roofline, False),
 }
 
 

@@ -88,7 +88,7 @@ def terminal(stages, stream=sys.stdout, verbose=False, color=None):
             pts = f"+{c.score:>1}/{c.points:<2}" if c.bonus else f"{c.score:>2}/{c.points:<2}"
             w(f"{title} {verdict}  {pts} ({c.seconds:.1f}s)\n")
             if c.passed and c.note:
-                w(f"    {c.note}\n")
+                w(f"    note: {show(c.note)}\n")
             if not c.passed:
                 if c.message:
                     w(f"    {show(c.message)}\n")

@@ -4,11 +4,14 @@ file and the seed; the bit-exact checks name the first context that differs.
 The kernel chooses its widest JIT path from CPUID: the grader recomputes that
 choice from the CPUID facts the kernel prints, and a second boot
 (tests=jit-sse2) grades the SSE2 fallback, with the AVX state left off.
-What QEMU shows backs each check: at power-off, while the kernel waits, the
-grader reads each engine's logits and each JIT's code from guest memory and
-the code pages' permissions from QEMU's walk of the page tables; the W^X
-faults are in its -d int log. A diagnosis recognises faults in the JIT's
-generated code."""
+The widest path's batched code (several contexts a call, each weight loaded
+once for all of them) is graded on the seeded contexts and the held-out
+positions; a path with no batched form (SSE2) runs them one at a time, and
+the report says so. What QEMU shows backs each check: at power-off, while
+the kernel waits, the grader reads each engine's logits and each JIT's code
+from guest memory and the code pages' permissions from QEMU's walk of the
+page tables; the W^X faults are in its -d int log. A diagnosis recognises
+faults in the JIT's generated code."""
 import re
 import struct
 
@@ -36,6 +39,12 @@ PATH = re.compile(r"^\[jit\] path: (\S+) \((forced by tests=jit-sse2; )?CPUID: "
 JIT_CODE = re.compile(r"^\[jit\] (\S+): (\d+) bytes of code at 0x([0-9a-f]+), sealed r-x$")
 XCR0_AVX, XCR0_AVX512 = 0x7, 0xE7  # simd.h
 EACH = re.compile(r"^\[model\] (.+): each context: ((?:[0-9a-f]+ ?)+)$")
+HELDOUT = re.compile(
+    r"^\[model\] held-out \(jit (\S+)\): (\d+) positions (?:in (\d+) calls of up to (\d+)|one at a time), "
+    r"logits hash 0x([0-9a-f]+)$"
+)
+BATCH_NAME = re.compile(r"^(\S+)-batch(\d+)$")
+BATCHED = ("avx2", "avx-vnni", "avx512-vnni")  # the paths with a batched form (jit_batch in jit.c)
 SAID_RIP = re.compile(r"at rip 0x([0-9a-f]+)")
 
 
@@ -54,9 +63,9 @@ def model_file(seed, lab):
     path = lab.dir / MODEL_FILE
     size = path.stat().st_size if path.is_file() else bad
     if m is None:
-        return {"good": bad, "total": bad, "size": size}
+        return {"good": bad, "total": bad, "size": size, "_heldout_hash": None}
     good, total = model_ref.heldout_top1(m)
-    return {"good": good, "total": total, "size": size}
+    return {"good": good, "total": total, "size": size, "_heldout_hash": model_ref.heldout_hash(m)}
 
 
 @precompute  # the given interpreter computes these too: a forger can print them, so they prove no JIT work
@@ -80,7 +89,10 @@ def spell(context):
     return "".join("." if c == 0 else chr(96 + c) for c in context)
 
 
-def bit_exact(ctx, engine):
+def bit_exact(ctx, engine, single=None):
+    """The engine's `each context` line against the reference, context by
+    context. `single`: the one-context engine of the same path, for a
+    batched engine (the first place to look when only the batch differs)."""
     want = ctx.values["_each"]
     if not want:
         raise Fail(f"no reference values: {ctx.values['hash']}")
@@ -89,11 +101,17 @@ def bit_exact(ctx, engine):
         raise Fail(f"no `[model] {engine}: each context: ...` line (the self-test stopped before this engine)")
     got = [int(x, 16) for x in lines[engine]]
     interpreter = [int(x, 16) for x in lines.get("interpreter", [])]
+    alone = [int(x, 16) for x in lines.get(single, [])] if single else []
     for i, (g, w) in enumerate(zip(got, want)):
         if g != w:
             where = (
                 f"every rounding is specified in labs/{ctx.lab.name}/model_ref.py"
                 if engine == "interpreter" or interpreter[: len(want)] != want
+                else f"`{single}` (the same path, one context a call) agrees with the reference, so the difference "
+                "is in the batched code: each context's inputs and outputs lie a stride apart "
+                "(jit_batch_in_stride, jit_batch_out_stride in jit.c; batch_set in jit_wide.c), and each weight "
+                "vector is loaded once for every context of the batch"
+                if alone[: len(want)] == want
                 else "the interpreter agrees with the reference, so the difference is in the code this JIT "
                 "generated: check your encoder for every operand form (displacements of 128 and more, "
                 "negative ones, r12 and r13 as a base) with `make jit-check`, which compares each form "
@@ -203,6 +221,53 @@ def widest_path_bochs(ctx):
     widest_path(ctx)
 
 
+def heldout_line(ctx):
+    """(engine, positions, calls or None, batch or None, hash) of the `[model] held-out (...)` line."""
+    m = [m for m in map(HELDOUT.match, ctx.boot.lines) if m]
+    if not m:
+        raise Fail("no `[model] held-out (jit ...): ... positions ..., logits hash 0x...` line (selftest_heldout)")
+    engine, total, calls, per, got = m[0].groups()
+    return engine, int(total), calls and int(calls), per and int(per), int(got, 16)
+
+
+def heldout_hash_matches(ctx, engine, total, got):
+    want, positions = ctx.values["_heldout_hash"], ctx.values["total"]
+    if want is None:
+        raise Fail(f"no reference values: {ctx.values['good']}")
+    if total != positions or got != want:
+        raise Fail(
+            f"`jit {engine}` hashed the logits of {total} held-out positions to 0x{got:x}; the reference, of "
+            f"{positions} positions, to 0x{want:x} (model_ref.py heldout_hash: every position of every held-out "
+            "word, in order)"
+        )
+
+
+@check("jit: the batched forward pass is bit-exact", 15)
+def batched_exact(ctx):
+    """The chosen path's batched engine on the seeded contexts and on every
+    held-out position, a batch a call; a path with no batched form passes on
+    its one-context held-out run, and says so."""
+    path, _, best = chosen_path(ctx)
+    engine, total, calls, per, got = heldout_line(ctx)
+    if path not in BATCHED:
+        said = f"[jit] {path} has no batched form: the held-out positions run one context at a time"
+        if path != best or said not in ctx.boot.lines or engine != path or calls is not None:
+            raise Fail(f"the {path} path has no batched form: expected `{said}` and its held-out run on `jit {path}`")
+        heldout_hash_matches(ctx, engine, total, got)
+        return (
+            f"{path}, the path this CPU offers, has no batched form: the held-out positions ran one at a time, "
+            "and their logits are bit-exact"
+        )
+    name = BATCH_NAME.match(engine)
+    if not name or name.group(1) != path or int(name.group(2)) < 2:
+        raise Fail(f"{path} has a batched form, but the held-out positions ran on `jit {engine}`, not its batches")
+    batch = int(name.group(2))
+    if per != batch or calls != -(-total // batch):
+        raise Fail(f"`jit {engine}` should run {total} positions in {-(-total // batch)} calls of up to {batch}")
+    bit_exact(ctx, f"jit {engine}", single=f"jit {path}")
+    heldout_hash_matches(ctx, engine, total, got)
+
+
 @check("jit: SSE2 fallback (tests=jit-sse2), no AVX state", 10, boot="jit-sse2")
 def sse2_fallback(ctx):
     problem = end_of_run(ctx.boot)
@@ -273,7 +338,8 @@ HINTS = [
 
 # What QEMU saw: each engine's logits and each JIT's code in guest memory, the
 # code pages' permissions in its walk of the page tables, the W^X faults.
-ENGINES = ("interpreter", "scalar JIT", "SSE2 JIT", "widest JIT")  # model_seen.logits' order
+ENGINES = ("interpreter", "scalar JIT", "SSE2 JIT", "widest JIT", "widest JIT's batched code")  # model_seen.logits
+BATCHED_SLOT = 4
 CONTEXTS, VOCAB = 16, 27  # model_selftest.c, model.h
 CODE_AT = len(ENGINES) * CONTEXTS * VOCAB * 4  # struct model_seen: code[] after the logits
 
@@ -282,7 +348,7 @@ INTERACTION = at_power_off(boots=("default", "jit-sse2"))
 # The held-out count and the words are the same for every path that computes
 # right, and the given interpreter computes them: they count where the widest
 # JIT's own logits are right.
-WIDEST = ("jit: the AVX2 path QEMU -cpu max offers is bit-exact", "jit: the path Bochs's CPUID allows is bit-exact")
+WIDEST = ("jit: the widest path QEMU's CPU offers is bit-exact", "jit: the path Bochs's CPUID allows is bit-exact")
 BACKED_BY = {"model: held-out top-1 count": WIDEST, "model: the words generated for this seed": WIDEST}
 
 
@@ -341,7 +407,17 @@ def jits_seen(ctx):
 
 @observed(WIDEST[0], WIDEST[1])
 def widest_seen(ctx):
-    seen_logits(ctx, 3)
+    seen_logits(ctx, 3 if chosen_path(ctx)[0] != "sse2" else 2)  # SSE2, when it is the widest, has slot 2 only
+
+
+@observed("jit: the batched forward pass is bit-exact")
+def batched_seen(ctx):
+    """The batched code's logits in memory; a path with no batched form ran its one-context code."""
+    path = chosen_path(ctx)[0]
+    if path in BATCHED:
+        seen_logits(ctx, BATCHED_SLOT)
+    else:
+        seen_logits(ctx, 3 if path != "sse2" else 2)
 
 
 @observed("jit: the encoder is right and the code is sealed r-x")

@@ -198,7 +198,8 @@ const struct jit_vop JIT_EVPXORD = EVEX(66, 0F, 0xef, 0), JIT_EVPBROADCASTD = EV
                      JIT_EVPADDD = EVEX(66, 0F, 0xfe, 0), JIT_EVPDPBUSD = EVEX(66, 0F38, 0x50, 0),
                      JIT_EVPMAXSD = EVEX(66, 0F38, 0x3d, 0), JIT_EVPMINSD = EVEX(66, 0F38, 0x39, 0),
                      JIT_EVPMULLD = EVEX(66, 0F38, 0x40, 0), JIT_EVPSRLD_IMM = EVEX(66, 0F, 0x72, 0),
-                     JIT_EVPMOVDB_STORE = EVEX(F3, 0F38, 0x31, -2), JIT_EVMOVDQU32_STORE = EVEX(F3, 0F, 0x7f, 0);
+                     JIT_EVPMOVDB_STORE = EVEX(F3, 0F38, 0x31, -2), JIT_EVMOVDQU32_LOAD = EVEX(F3, 0F, 0x6f, 0),
+                     JIT_EVMOVDQU32_STORE = EVEX(F3, 0F, 0x7f, 0);
 
 const char *const jit_kind_name[JIT_KINDS] = {"scalar", "sse2", "avx2", "avx-vnni", "avx512-vnni"};
 
@@ -344,5 +345,57 @@ jit_compile_layer(struct jit *j, enum jit_kind kind, const struct jit_layer *l, 
     jit_emit8(j, 0x85);
     jit_emit32(j, (uint32_t)(int32_t)(loop - (j->len + 4)));
     jit_emit8(j, 0xc3); /* ret */
+    return start;
+}
+
+/* Contexts per call of the kind's batched code; 0: it has none (scalar and
+ * SSE2 run one context at a time). */
+int
+jit_batch(enum jit_kind kind)
+{
+    return kind >= JIT_AVX2 ? jit_wide_batch(kind) : 0;
+}
+
+/* Bytes from one context's inputs to the next's in a batched call: a row of
+ * the kind's input format, rounded up to 64 bytes. */
+int
+jit_batch_in_stride(enum jit_kind kind, const struct jit_layer *l)
+{
+    return (l->cols * jit_in_bytes(kind, l->signed_in) + 63) & ~63;
+}
+
+/* Bytes from one context's outputs to the next's: jit_out_rows outputs
+ * (requantized, or int32 logits), rounded up to 64 bytes. So a layer's
+ * output stride is the next layer's input stride. */
+int
+jit_batch_out_stride(enum jit_kind kind, const struct jit_layer *l)
+{
+    return (jit_out_rows(kind, l->rows) * (l->mult ? jit_out_bytes(kind) : 4) + 63) & ~63;
+}
+
+/* The bytes of the batched code's packed copy of layer l (jit_batch_pack). */
+size_t
+jit_batch_pack_size(enum jit_kind kind, const struct jit_layer *l)
+{
+    return jit_batch(kind) ? jit_wide_batch_pack_size(kind, l) : 0;
+}
+
+/* Pack layer l for the kind's batched code (64-byte aligned, as jit_pack).
+ * Returns 0, or -1 if the kind has no batched form or cannot run this layer
+ * exactly. */
+int
+jit_batch_pack(enum jit_kind kind, const struct jit_layer *l, void *packed)
+{
+    return jit_batch(kind) ? jit_wide_batch_pack(kind, l, packed) : -1;
+}
+
+/* Compile the batched code of layer l at j's current position, from its
+ * batched packed copy; the kind must have a batched form. Returns the
+ * code's offset in j's buffer. */
+size_t
+jit_compile_batch(struct jit *j, enum jit_kind kind, const struct jit_layer *l, const void *packed)
+{
+    size_t start = j->len;
+    jit_wide_batch_layer(j, kind, l, packed);
     return start;
 }

@@ -63,7 +63,7 @@ extern const struct jit_vop JIT_VPXOR, JIT_VPBROADCASTD, JIT_VPMADDUBSW, JIT_VPM
     JIT_VPMAXSD, JIT_VPMINSD, JIT_VPMULLD, JIT_VPSRLD_IMM, JIT_VEXTRACTI128, JIT_VPACKUSDW, JIT_VPACKUSWB,
     JIT_VMOVQ_STORE, JIT_VMOVDQU_LOAD, JIT_VMOVDQU_STORE;
 extern const struct jit_vop JIT_EVPXORD, JIT_EVPBROADCASTD, JIT_EVPADDD, JIT_EVPDPBUSD, JIT_EVPMAXSD, JIT_EVPMINSD,
-    JIT_EVPMULLD, JIT_EVPSRLD_IMM, JIT_EVPMOVDB_STORE, JIT_EVMOVDQU32_STORE;
+    JIT_EVPMULLD, JIT_EVPSRLD_IMM, JIT_EVPMOVDB_STORE, JIT_EVMOVDQU32_LOAD, JIT_EVMOVDQU32_STORE;
 
 /* The ways to run a layer, narrowest first. The wide kinds need CPUID's
  * permission and the OS's (simd.h); every kind computes the same numbers. */
@@ -91,9 +91,26 @@ int jit_in_bytes(enum jit_kind kind, int signed_in);
 int jit_out_bytes(enum jit_kind kind);
 int jit_out_rows(enum jit_kind kind, int rows);
 
+/* Batched layers: the same void layer(const void *in, void *out) for
+ * jit_batch(kind) contexts in one call, each weight loaded once for all of
+ * them. Context c's inputs start at in + c * jit_batch_in_stride, its
+ * outputs at out + c * jit_batch_out_stride, in the kind's formats above.
+ * Only the wide kinds have a batched form: jit_batch is 0 for the others. */
+#define JIT_BATCH_MAX 8 /* no kind batches more contexts than this */
+int jit_batch(enum jit_kind kind);
+int jit_batch_in_stride(enum jit_kind kind, const struct jit_layer *l);
+int jit_batch_out_stride(enum jit_kind kind, const struct jit_layer *l);
+size_t jit_batch_pack_size(enum jit_kind kind, const struct jit_layer *l);
+int jit_batch_pack(enum jit_kind kind, const struct jit_layer *l, void *packed);
+size_t jit_compile_batch(struct jit *j, enum jit_kind kind, const struct jit_layer *l, const void *packed);
+
 /* jit_wide.c: the AVX2, AVX-VNNI and AVX-512 VNNI kinds */
 size_t jit_wide_pack_size(enum jit_kind kind, const struct jit_layer *l);
 int jit_wide_pack(enum jit_kind kind, const struct jit_layer *l, void *packed);
 void jit_wide_layer(struct jit *j, enum jit_kind kind, const struct jit_layer *l, const void *packed);
 int jit_wide_rows(enum jit_kind kind);
+int jit_wide_batch(enum jit_kind kind);
+size_t jit_wide_batch_pack_size(enum jit_kind kind, const struct jit_layer *l);
+int jit_wide_batch_pack(enum jit_kind kind, const struct jit_layer *l, void *packed);
+void jit_wide_batch_layer(struct jit *j, enum jit_kind kind, const struct jit_layer *l, const void *packed);
 #endif

@@ -24,6 +24,7 @@ struct wide {
     int g, esize;   /* inputs per lane per step, bytes per weight */
     int dot;
     int offset; /* signed inputs on an unsigned-by-signed instruction */
+    int batch;  /* contexts per call: 1, or B for the batched code */
 };
 
 struct wide_layout {
@@ -35,12 +36,12 @@ static struct wide
 wide_of(enum jit_kind kind, int signed_in)
 {
     if (kind == JIT_AVX512_VNNI)
-        return (struct wide){JIT_Z, 64, 16, 16, 4, 1, DOT_VNNI, signed_in};
+        return (struct wide){JIT_Z, 64, 16, 16, 4, 1, DOT_VNNI, signed_in, 1};
     if (kind == JIT_AVX_VNNI)
-        return (struct wide){JIT_Y, 32, 8, 8, 4, 1, DOT_VNNI, signed_in};
+        return (struct wide){JIT_Y, 32, 8, 8, 4, 1, DOT_VNNI, signed_in, 1};
     if (signed_in)
-        return (struct wide){JIT_Y, 32, 8, 8, 2, 2, DOT_WD, 0};
-    return (struct wide){JIT_Y, 32, 8, 8, 4, 1, DOT_UBSW, 0};
+        return (struct wide){JIT_Y, 32, 8, 8, 2, 2, DOT_WD, 0, 1};
+    return (struct wide){JIT_Y, 32, 8, 8, 4, 1, DOT_UBSW, 0, 1};
 }
 
 static struct wide_layout
@@ -113,14 +114,13 @@ wide_constants(const struct wide *wd, const struct jit_layer *l, int32_t *c)
             c[k * wd->vbytes / 4 + i] = v[k];
 }
 
-/* Pack layer l for a wide kind (see the figure at the top); for an offset
- * input the bias absorbs the offset: sum w*(x+128) - 128*sum w = sum w*x.
- * Returns 0, or -1 if the kind cannot compute this layer exactly. */
-int
-jit_wide_pack(enum jit_kind kind, const struct jit_layer *l, void *packed)
+/* Pack layer l for wd (see the figure at the top); for an offset input the
+ * bias absorbs the offset: sum w*(x+128) - 128*sum w = sum w*x. Returns 0,
+ * or -1 if wd cannot compute this layer exactly. */
+static int
+wide_pack(const struct wide *wd, const struct jit_layer *l, void *packed)
 {
-    struct wide wd = wide_of(kind, l->signed_in);
-    struct wide_layout y = wide_layout(&wd, l);
+    struct wide_layout y = wide_layout(wd, l);
     uint8_t *p = packed;
     int32_t *bias = (int32_t *)(p + y.bias);
     for (size_t i = 0; i < y.size; i++)
@@ -129,20 +129,28 @@ jit_wide_pack(enum jit_kind kind, const struct jit_layer *l, void *packed)
         int64_t sum = 0;
         for (int c = 0; c < l->cols; c++) {
             int8_t w = l->w[i * l->cols + c];
-            size_t at = wide_offset(&wd, &y, i, c);
-            if (wd.esize == 2)
+            size_t at = wide_offset(wd, &y, i, c);
+            if (wd->esize == 2)
                 *(int16_t *)(p + at) = w;
             else
                 p[at] = (uint8_t)w;
             sum += w;
         }
-        int64_t b = (int64_t)l->bias[i] - (wd.offset ? 128 * sum : 0);
+        int64_t b = (int64_t)l->bias[i] - (wd->offset ? 128 * sum : 0);
         if (b < INT32_MIN || b > INT32_MAX)
             return -1;
         bias[i] = (int32_t)b;
     }
-    wide_constants(&wd, l, (int32_t *)(p + y.consts));
-    return wide_exact(&wd, l, bias);
+    wide_constants(wd, l, (int32_t *)(p + y.consts));
+    return wide_exact(wd, l, bias);
+}
+
+/* Pack layer l for a wide kind's one-context code. */
+int
+jit_wide_pack(enum jit_kind kind, const struct jit_layer *l, void *packed)
+{
+    struct wide wd = wide_of(kind, l->signed_in);
+    return wide_pack(&wd, l, packed);
 }
 
 /* The instruction of each kind for each job. */
@@ -183,43 +191,46 @@ wide_dot(struct jit *j, const struct wide *wd, int acc, int bcast, int32_t disp)
     jit_v_rr(j, &JIT_VPADDD, wd->vl, acc, acc, t);
 }
 
-/* Store block b's requantized rows as bytes: vpmovdb with EVEX; with VEX,
- * the two 128-bit halves packed to words, then to bytes, and 8 bytes stored. */
+/* Store the requantized rows of accumulator `acc` as bytes at [RSI + out]:
+ * vpmovdb with EVEX; with VEX, the two 128-bit halves packed to words (the
+ * upper half through `tmp`), then to bytes, and 8 bytes stored. */
 static void
-wide_store_bytes(struct jit *j, const struct wide *wd, int b)
+wide_store_bytes(struct jit *j, const struct wide *wd, int acc, int32_t out, int tmp)
 {
     if (wd->vl == JIT_Z) {
-        jit_v_mem(j, &JIT_EVPMOVDB_STORE, JIT_Z, b, JIT_NOREG, RSI, JIT_NOREG, 1, 16 * b);
+        jit_v_mem(j, &JIT_EVPMOVDB_STORE, JIT_Z, acc, JIT_NOREG, RSI, JIT_NOREG, 1, out);
         return;
     }
-    jit_v_rr(j, &JIT_VEXTRACTI128, JIT_Y, b, JIT_NOREG, TMP_VEX);
+    jit_v_rr(j, &JIT_VEXTRACTI128, JIT_Y, acc, JIT_NOREG, tmp);
     jit_emit8(j, 1);
-    jit_v_rr(j, &JIT_VPACKUSDW, JIT_X, b, b, TMP_VEX);
-    jit_v_rr(j, &JIT_VPACKUSWB, JIT_X, b, b, b);
-    jit_v_mem(j, &JIT_VMOVQ_STORE, JIT_X, b, JIT_NOREG, RSI, JIT_NOREG, 1, 8 * b);
+    jit_v_rr(j, &JIT_VPACKUSDW, JIT_X, acc, acc, tmp);
+    jit_v_rr(j, &JIT_VPACKUSWB, JIT_X, acc, acc, acc);
+    jit_v_mem(j, &JIT_VMOVQ_STORE, JIT_X, acc, JIT_NOREG, RSI, JIT_NOREG, 1, out);
 }
 
-/* Block b's sums plus bias, requantized (clamp to 0..A first, where A is the
- * smallest sum that gives 127: then acc * mult + 2^23 < 2^31, and 32-bit
- * lanes compute (acc * mult + 2^23) >> 24 exactly), and stored. */
+/* One block's sums in accumulator `acc`, plus its bias at [R8 + bias],
+ * requantized (clamp to 0..A first, where A is the smallest sum that gives
+ * 127: then acc * mult + 2^23 < 2^31, and 32-bit lanes compute
+ * (acc * mult + 2^23) >> 24 exactly), and stored at [RSI + out]. */
 static void
-wide_finish(struct jit *j, const struct wide *wd, const struct jit_layer *l, int b)
+wide_finish(struct jit *j, const struct wide *wd, const struct jit_layer *l, int acc, int32_t bias, int32_t out,
+            int tmp)
 {
     const struct jit_vop *add = wide_op(wd, &JIT_VPADDD, &JIT_EVPADDD);
     int vb = wd->vbytes;
-    jit_v_mem(j, add, wd->vl, b, b, R8, JIT_NOREG, 1, 4 * wd->lanes * b);
+    jit_v_mem(j, add, wd->vl, acc, acc, R8, JIT_NOREG, 1, bias);
     if (l->mult == 0) {
-        jit_v_mem(j, wide_op(wd, &JIT_VMOVDQU_STORE, &JIT_EVMOVDQU32_STORE), wd->vl, b, JIT_NOREG, RSI, JIT_NOREG, 1,
-                  4 * wd->lanes * b);
+        jit_v_mem(j, wide_op(wd, &JIT_VMOVDQU_STORE, &JIT_EVMOVDQU32_STORE), wd->vl, acc, JIT_NOREG, RSI, JIT_NOREG, 1,
+                  out);
         return;
     }
-    jit_v_mem(j, wide_op(wd, &JIT_VPMAXSD, &JIT_EVPMAXSD), wd->vl, b, b, R9, JIT_NOREG, 1, C_ZERO * vb);
-    jit_v_mem(j, wide_op(wd, &JIT_VPMINSD, &JIT_EVPMINSD), wd->vl, b, b, R9, JIT_NOREG, 1, C_CLAMP * vb);
-    jit_v_mem(j, wide_op(wd, &JIT_VPMULLD, &JIT_EVPMULLD), wd->vl, b, b, R9, JIT_NOREG, 1, C_MULT * vb);
-    jit_v_mem(j, add, wd->vl, b, b, R9, JIT_NOREG, 1, C_HALF * vb);
-    jit_v_rr(j, wide_op(wd, &JIT_VPSRLD_IMM, &JIT_EVPSRLD_IMM), wd->vl, 2, b, b); /* vpsrld b, b, 24 */
+    jit_v_mem(j, wide_op(wd, &JIT_VPMAXSD, &JIT_EVPMAXSD), wd->vl, acc, acc, R9, JIT_NOREG, 1, C_ZERO * vb);
+    jit_v_mem(j, wide_op(wd, &JIT_VPMINSD, &JIT_EVPMINSD), wd->vl, acc, acc, R9, JIT_NOREG, 1, C_CLAMP * vb);
+    jit_v_mem(j, wide_op(wd, &JIT_VPMULLD, &JIT_EVPMULLD), wd->vl, acc, acc, R9, JIT_NOREG, 1, C_MULT * vb);
+    jit_v_mem(j, add, wd->vl, acc, acc, R9, JIT_NOREG, 1, C_HALF * vb);
+    jit_v_rr(j, wide_op(wd, &JIT_VPSRLD_IMM, &JIT_EVPSRLD_IMM), wd->vl, 2, acc, acc); /* vpsrld acc, acc, 24 */
     jit_emit8(j, 24);
-    wide_store_bytes(j, wd, b);
+    wide_store_bytes(j, wd, acc, out, tmp);
 }
 
 /* One row set of `blocks` blocks: zero the accumulators, one broadcast of g
@@ -245,7 +256,7 @@ wide_set(struct jit *j, const struct wide *wd, const struct jit_layer *l, int bl
         }
     }
     for (int b = 0; b < blocks; b++)
-        wide_finish(j, wd, l, b);
+        wide_finish(j, wd, l, b, 4 * wd->lanes * b, (l->mult ? 1 : 4) * wd->lanes * b, TMP_VEX);
     if (blocks * (l->cols / wd->g) * vb != rdx)
         jit_add_imm32(j, RDX, blocks * (l->cols / wd->g) * vb - rdx);
     jit_add_imm32(j, R8, 4 * wd->lanes * blocks);
@@ -280,6 +291,157 @@ jit_wide_layer(struct jit *j, enum jit_kind kind, const struct jit_layer *l, con
     }
     if (rest)
         wide_set(j, &wd, l, rest);
+    jit_vzeroupper(j);
+    jit_emit8(j, 0xc3); /* ret */
+}
+
+/* The batched code: the same layer for B contexts in one call, so that each
+ * weight vector, loaded once into a register, meets B inputs. A row set is
+ * a tile of `group` blocks by B contexts, one accumulator each, and every
+ * register of the tile stays a register for the whole set:
+ *
+ *              ymm (16 registers)                  zmm (32 registers)
+ *   AVX2       2 blocks x 4 contexts: acc 0-7,     AVX-512 VNNI  4 blocks x 6 contexts:
+ *              inputs 8-11, weights 12, ones 13,                 acc 0-23, inputs 24-29,
+ *              products 14-15                                     weights 30
+ *   AVX-VNNI   2 blocks x 5 contexts: acc 0-9, inputs 10-14, weights 15
+ *
+ * Context c's inputs are at RDI + c * (its input stride), its outputs at
+ * RSI + c * (its output stride): jit_batch_in_stride, jit_batch_out_stride. */
+static struct wide
+wide_batch_of(enum jit_kind kind, int signed_in)
+{
+    struct wide wd = wide_of(kind, signed_in);
+    wd.group = kind == JIT_AVX512_VNNI ? 4 : 2;
+    wd.batch = kind == JIT_AVX512_VNNI ? 6 : kind == JIT_AVX_VNNI ? 5 : 4;
+    return wd;
+}
+
+/* Contexts per call of a kind's batched code, or 0 if it has none. */
+int
+jit_wide_batch(enum jit_kind kind)
+{
+    return kind >= JIT_AVX2 ? wide_batch_of(kind, 0).batch : 0;
+}
+
+/* The bytes of a wide kind's packed copy for its batched code. */
+size_t
+jit_wide_batch_pack_size(enum jit_kind kind, const struct jit_layer *l)
+{
+    struct wide wd = wide_batch_of(kind, l->signed_in);
+    return wide_layout(&wd, l).size;
+}
+
+/* Pack layer l for a wide kind's batched code: the layout of the figure at
+ * the top, with row sets of `group` blocks, so that a set's weights are one
+ * run of memory. */
+int
+jit_wide_batch_pack(enum jit_kind kind, const struct jit_layer *l, void *packed)
+{
+    struct wide wd = wide_batch_of(kind, l->signed_in);
+    return wide_pack(&wd, l, packed);
+}
+
+/* The registers of the tile: block r's accumulator for context c, context
+ * c's broadcast inputs, the weight vector; then the ones and two products. */
+static int
+batch_acc(const struct wide *wd, int r, int c)
+{
+    return r * wd->batch + c;
+}
+
+static int
+batch_in(const struct wide *wd, int c)
+{
+    return wd->group * wd->batch + c;
+}
+
+static int
+batch_w(const struct wide *wd)
+{
+    return wd->group * wd->batch + wd->batch;
+}
+
+/* acc += the weights in register w times the broadcast inputs `in`. */
+static void
+batch_dot(struct jit *j, const struct wide *wd, int acc, int in, int w)
+{
+    int t = batch_w(wd) + 2 + (acc & 1), ones = batch_w(wd) + 1;
+    if (wd->dot == DOT_VNNI) {
+        jit_v_rr(j, wide_op(wd, &JIT_VPDPBUSD, &JIT_EVPDPBUSD), wd->vl, acc, in, w);
+        return;
+    }
+    jit_v_rr(j, wd->dot == DOT_WD ? &JIT_VPMADDWD : &JIT_VPMADDUBSW, wd->vl, t, in, w);
+    if (wd->dot == DOT_UBSW)
+        jit_v_rr(j, &JIT_VPMADDWD, wd->vl, t, t, ones);
+    jit_v_rr(j, &JIT_VPADDD, wd->vl, acc, acc, t);
+}
+
+/* One row set of `blocks` blocks for B contexts: zero the tile; per step,
+ * broadcast each context's g inputs, then load each block's weights once
+ * and multiply them with every context's inputs; then finish each
+ * accumulator into its context's outputs and move RDX, R8 and RSI on. */
+static void
+batch_set(struct jit *j, const struct wide *wd, const struct jit_layer *l, int blocks, int in_stride, int out_stride)
+{
+    const struct jit_vop *bcast_op = wide_op(wd, &JIT_VPBROADCASTD, &JIT_EVPBROADCASTD);
+    int32_t rdx = 0, vb = wd->vbytes, steps = l->cols / wd->g;
+    for (int r = 0; r < blocks; r++)
+        for (int c = 0; c < wd->batch; c++)
+            jit_v_rr(j, wide_op(wd, &JIT_VPXOR, &JIT_EVPXORD), wd->vl, batch_acc(wd, r, c), batch_acc(wd, r, c),
+                     batch_acc(wd, r, c));
+    for (int s = 0; s < steps; s++) {
+        for (int c = 0; c < wd->batch; c++) {
+            int in = batch_in(wd, c);
+            jit_v_mem(j, bcast_op, wd->vl, in, JIT_NOREG, RDI, JIT_NOREG, 1, c * in_stride + 4 * s);
+            if (wd->offset) /* x + 128 as a byte */
+                jit_v_mem(j, wide_op(wd, &JIT_VPXOR, &JIT_EVPXORD), wd->vl, in, in, R9, JIT_NOREG, 1, C_X80 * vb);
+        }
+        for (int r = 0; r < blocks; r++) {
+            int32_t off = (s * blocks + r) * vb;
+            rdx = wide_reach(j, wd, rdx, off);
+            jit_v_mem(j, wide_op(wd, &JIT_VMOVDQU_LOAD, &JIT_EVMOVDQU32_LOAD), wd->vl, batch_w(wd), JIT_NOREG, RDX,
+                      JIT_NOREG, 1, off - rdx);
+            for (int c = 0; c < wd->batch; c++)
+                batch_dot(j, wd, batch_acc(wd, r, c), batch_in(wd, c), batch_w(wd));
+        }
+    }
+    for (int r = 0; r < blocks; r++)
+        for (int c = 0; c < wd->batch; c++)
+            wide_finish(j, wd, l, batch_acc(wd, r, c), 4 * wd->lanes * r,
+                        c * out_stride + (l->mult ? 1 : 4) * wd->lanes * r, batch_in(wd, 0));
+    if (blocks * steps * vb != rdx)
+        jit_add_imm32(j, RDX, blocks * steps * vb - rdx);
+    jit_add_imm32(j, R8, 4 * wd->lanes * blocks);
+    jit_add_imm32(j, RSI, (l->mult ? 1 : 4) * wd->lanes * blocks);
+}
+
+/* Compile layer l's batched code for a wide kind from its batched packed
+ * copy (jit_wide_batch_pack): the full row sets in a loop counted by R10,
+ * then the last, smaller set, if any; registers as in jit_wide_layer. */
+void
+jit_wide_batch_layer(struct jit *j, enum jit_kind kind, const struct jit_layer *l, const void *packed)
+{
+    struct wide wd = wide_batch_of(kind, l->signed_in);
+    struct wide_layout y = wide_layout(&wd, l);
+    int full = y.blocks / wd.group, rest = y.blocks % wd.group;
+    int in_stride = jit_batch_in_stride(kind, l), out_stride = jit_batch_out_stride(kind, l);
+    jit_mov_imm64(j, RDX, (uint64_t)packed);
+    jit_mov_imm64(j, R8, (uint64_t)packed + y.bias);
+    jit_mov_imm64(j, R9, (uint64_t)packed + y.consts);
+    if (wd.dot == DOT_UBSW)
+        jit_v_mem(j, &JIT_VMOVDQU_LOAD, JIT_Y, batch_w(&wd) + 1, JIT_NOREG, R9, JIT_NOREG, 1, C_ONES * wd.vbytes);
+    if (full > 0) {
+        jit_mov_imm64(j, R10, (uint64_t)full);
+        size_t loop = j->len;
+        batch_set(j, &wd, l, wd.group, in_stride, out_stride);
+        jit_op_rr(j, 0, 1, JIT_OP(0xff), 1, R10); /* dec r10 */
+        jit_emit8(j, 0x0f);                       /* jnz loop */
+        jit_emit8(j, 0x85);
+        jit_emit32(j, (uint32_t)(int32_t)(loop - (j->len + 4)));
+    }
+    if (rest)
+        batch_set(j, &wd, l, rest, in_stride, out_stride);
     jit_vzeroupper(j);
     jit_emit8(j, 0xc3); /* ret */
 }

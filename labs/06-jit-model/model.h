@@ -38,12 +38,16 @@ struct model {
     const char *heldout; /* heldout_words NUL-terminated words */
 };
 
-/* An engine computes the logits of one context: the interpreter or a JIT. */
+/* An engine computes the logits of one context: the interpreter or a JIT;
+ * or, batched, of up to `batch` contexts a call (ctx holds n x MODEL_CTX
+ * characters, out n x MODEL_VOCAB logits). */
 struct engine {
     const char *name;
     void (*logits)(const struct engine *e, const uint8_t *ctx, int32_t *out);
     const struct model *m;
     void *jit; /* the JIT's compiled layers, or NULL */
+    int batch; /* 0: one context a call, through logits; else through logits_batch */
+    void (*logits_batch)(const struct engine *e, const uint8_t *ctx, int n, int32_t *out);
 };
 
 /* model.c */
@@ -56,16 +60,21 @@ uint32_t model_fnv1a(uint32_t h, const void *data, uint64_t n);
 /* model_jit.c: the kernel's JIT driver */
 struct jit_model {
     enum jit_kind kind;
+    int batch; /* 0, or the contexts of one call of the batched code (jit_batch) */
     jit_layer_fn layer[3];
-    void *packed[3];    /* the weights in the kind's layout (jit_pack) */
-    void *in, *h1, *h2; /* activations in the kind's formats, 64-byte aligned */
-    int32_t *z;         /* logits, room for jit_out_rows */
+    void *packed[3];         /* the weights in the kind's layout (jit_pack or jit_batch_pack) */
+    void *in, *h1, *h2;      /* activations in the kind's formats, 64-byte aligned */
+    int32_t *z;              /* logits, room for jit_out_rows */
+    int in_stride, z_stride; /* batched: bytes from one context's inputs (logits) to the next's */
 };
 extern const char *const jit_engine_name[];
 int simd_choose(void);
 void simd_enable(int kind);
-int jit_build(const struct model *m, enum jit_kind kind, struct jit_model *jm, void **shared, uint8_t **code_out);
+const char *jit_batch_name(enum jit_kind kind);
+int jit_build(const struct model *m, enum jit_kind kind, int batch, struct jit_model *jm, void **shared,
+              uint8_t **code_out);
 void jit_engine_logits(const struct engine *e, const uint8_t *ctx, int32_t *out);
+void jit_engine_logits_batch(const struct engine *e, const uint8_t *ctx, int n, int32_t *out);
 
 /* model_selftest.c: the workload, every line the grader checks */
 void model_selftest(uint64_t seed, const struct boot_info *bi);

@@ -13,8 +13,9 @@
 #include "trap.h"
 #include "x86.h"
 
-#define JIT_CODE_PAGES 8
-#define YN(x)          ((x) ? "yes" : "no")
+#define JIT_CODE_PAGES       8
+#define JIT_BATCH_CODE_PAGES 16 /* the batched code unrolls B contexts per step */
+#define YN(x)                ((x) ? "yes" : "no")
 
 const char *const jit_engine_name[JIT_KINDS] = {"jit scalar", "jit sse2", "jit avx2", "jit avx-vnni",
                                                 "jit avx512-vnni"};
@@ -81,6 +82,50 @@ jit_engine_logits(const struct engine *e, const uint8_t *ctx, int32_t *out)
     memcpy(out, jm->z, sizeof(int32_t) * MODEL_VOCAB);
 }
 
+/* The batched forward pass for `n` contexts (n <= the JIT's batch): each
+ * context's embeddings copied into its row of the input (in_stride bytes
+ * apart), the three batched layers, then each context's logits copied out. */
+void
+jit_engine_logits_batch(const struct engine *e, const uint8_t *ctx, int n, int32_t *out)
+{
+    struct jit_model *jm = e->jit;
+    int wide = jit_in_bytes(jm->kind, 1) == 2;
+    for (int c = 0; c < n; c++) {
+        uint8_t *row = (uint8_t *)jm->in + c * jm->in_stride;
+        for (int p = 0; p < MODEL_CTX; p++)
+            for (int d = 0; d < MODEL_EMBED; d++) {
+                int8_t v = e->m->embedding[ctx[c * MODEL_CTX + p] * MODEL_EMBED + d];
+                if (wide)
+                    ((int16_t *)row)[p * MODEL_EMBED + d] = v;
+                else
+                    ((int8_t *)row)[p * MODEL_EMBED + d] = v;
+            }
+    }
+    jm->layer[0](jm->in, jm->h1);
+    jm->layer[1](jm->h1, jm->h2);
+    jm->layer[2](jm->h2, jm->z);
+    for (int c = 0; c < n; c++)
+        memcpy(out + c * MODEL_VOCAB, (uint8_t *)jm->z + c * jm->z_stride, sizeof(int32_t) * MODEL_VOCAB);
+}
+
+/* "jit avx2-batch4": the engine name of a kind's batched code (the kind's
+ * name and its batch), in a buffer of its own. */
+const char *
+jit_batch_name(enum jit_kind kind)
+{
+    static char names[JIT_KINDS][32];
+    char *p = names[kind];
+    const char *parts[3] = {"jit ", jit_kind_name[kind], "-batch"};
+    for (int i = 0; i < 3; i++)
+        for (const char *s = parts[i]; *s; s++)
+            *p++ = *s;
+    if (jit_batch(kind) >= 10)
+        *p++ = (char)('0' + jit_batch(kind) / 10);
+    *p++ = (char)('0' + jit_batch(kind) % 10);
+    *p = 0;
+    return names[kind];
+}
+
 static void *
 jit_alloc(uint64_t bytes)
 {
@@ -91,25 +136,40 @@ jit_alloc(uint64_t bytes)
 }
 
 /* The model's layers, and each packed for `kind` (scalar shares SSE2's
- * int16 copy, in `shared`), and the activations in the kind's formats. */
+ * int16 copy, in `shared`), and the activations in the kind's formats; for
+ * the batched code (batch != 0), its own packed copies and room for the
+ * activations of jit_batch(kind) contexts. */
 static void
-jit_prepare(const struct model *m, enum jit_kind kind, struct jit_model *jm, struct jit_layer *l, void **shared)
+jit_prepare(const struct model *m, enum jit_kind kind, int batch, struct jit_model *jm, struct jit_layer *l,
+            void **shared)
 {
     l[0] = (struct jit_layer){m->w1, m->b1, MODEL_H1, MODEL_IN, m->h->m1, 1};
     l[1] = (struct jit_layer){m->w2, m->b2, MODEL_H2, MODEL_H1, m->h->m2, 0};
     l[2] = (struct jit_layer){m->w3, m->b3, MODEL_VOCAB, MODEL_H2, 0, 0};
     jm->kind = kind;
+    jm->batch = batch ? jit_batch(kind) : 0;
+    if (jm->batch > JIT_BATCH_MAX)
+        panic("jit: a batch of %d is more than JIT_BATCH_MAX", jm->batch);
     for (int i = 0; i < 3; i++) {
         enum jit_kind as = kind == JIT_SCALAR ? JIT_SSE2 : kind;
-        if (as == JIT_SSE2 && shared[i]) {
+        if (as == JIT_SSE2 && shared[i] && !batch) {
             jm->packed[i] = shared[i];
             continue;
         }
-        jm->packed[i] = jit_alloc(jit_pack_size(as, &l[i]));
-        if (jit_pack(as, &l[i], jm->packed[i]) != 0)
+        jm->packed[i] = jit_alloc(batch ? jit_batch_pack_size(as, &l[i]) : jit_pack_size(as, &l[i]));
+        if ((batch ? jit_batch_pack(as, &l[i], jm->packed[i]) : jit_pack(as, &l[i], jm->packed[i])) != 0)
             panic("jit: %s cannot compute layer %d exactly", jit_kind_name[kind], i + 1);
         if (as == JIT_SSE2)
             shared[i] = jm->packed[i];
+    }
+    if (batch) {
+        jm->in_stride = jit_batch_in_stride(kind, &l[0]);
+        jm->z_stride = jit_batch_out_stride(kind, &l[2]);
+        jm->in = jit_alloc((uint64_t)jm->batch * jm->in_stride);
+        jm->h1 = jit_alloc((uint64_t)jm->batch * jit_batch_in_stride(kind, &l[1]));
+        jm->h2 = jit_alloc((uint64_t)jm->batch * jit_batch_in_stride(kind, &l[2]));
+        jm->z = jit_alloc((uint64_t)jm->batch * jm->z_stride);
+        return;
     }
     jm->in = jit_alloc(2 * MODEL_IN);
     jm->h1 = jit_alloc(2 * MODEL_H1);
@@ -141,21 +201,24 @@ jit_check_sealed(const char *name, uint8_t *code, uint64_t len)
     return 1;
 }
 
-/* Compile the three layers into fresh pages (RW, NX), then seal them R-X. */
+/* Compile the three layers into fresh pages (RW, NX), then seal them R-X:
+ * one context a call, or (batch != 0) the kind's batched code. */
 int
-jit_build(const struct model *m, enum jit_kind kind, struct jit_model *jm, void **shared, uint8_t **code_out)
+jit_build(const struct model *m, enum jit_kind kind, int batch, struct jit_model *jm, void **shared, uint8_t **code_out)
 {
     struct jit_layer l[3];
-    uint8_t *code = jit_alloc(JIT_CODE_PAGES * PAGE_SIZE);
-    const char *name = jit_kind_name[kind];
+    int pages = batch ? JIT_BATCH_CODE_PAGES : JIT_CODE_PAGES;
+    uint8_t *code = jit_alloc((uint64_t)pages * PAGE_SIZE);
+    const char *name = batch ? jit_batch_name(kind) + 4 : jit_kind_name[kind];
     struct jit j;
     size_t at[3];
-    jit_prepare(m, kind, jm, l, shared);
-    jit_init(&j, code, JIT_CODE_PAGES * PAGE_SIZE);
+    jit_prepare(m, kind, batch, jm, l, shared);
+    jit_init(&j, code, (size_t)pages * PAGE_SIZE);
     for (int i = 0; i < 3; i++)
-        at[i] = jit_compile_layer(&j, kind, &l[i], jm->packed[i]);
+        at[i] = batch ? jit_compile_batch(&j, kind, &l[i], jm->packed[i])
+                      : jit_compile_layer(&j, kind, &l[i], jm->packed[i]);
     if (j.overflow)
-        panic("jit: the %s code does not fit in %d pages", name, JIT_CODE_PAGES);
+        panic("jit: the %s code does not fit in %d pages", name, pages);
     if (jit_seal(code, j.len) != 0) {
         kprintf("[jit] FAIL: jit_seal(%p, %lu) failed (LAB 6): not run\n", code, j.len);
         return 0;

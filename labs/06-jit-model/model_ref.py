@@ -256,18 +256,27 @@ def generate(m, seed, count=SELFTEST_WORDS):
 def heldout_top1(m):
     """(correct, positions) of top-1 over every position of the held-out words.
     Twin: selftest_heldout in labs/06-jit-model/model_selftest.c."""
-    if "heldout" in m._cache:  # 439 forward passes in Python: about a second
-        return m._cache["heldout"]
-    good = total = 0
+    positions = heldout_contexts(m)
+    return sum(top1(logits(m, c)) == y for c, y in positions), len(positions)
+
+
+def heldout_contexts(m):
+    """Every position of the held-out words, in order: (context, the character that came next)."""
+    out = []
     for w in m.heldout:
         ctx = [0] * m.context
         for ch in list(w) + [None]:
             y = 0 if ch is None else ord(ch) - 96
-            good += top1(logits(m, ctx)) == y
-            total += 1
+            out.append((ctx, y))
             ctx = ctx[1:] + [y]
-    m._cache["heldout"] = good, total
-    return good, total
+    return out
+
+
+def heldout_hash(m):
+    """FNV-1a over the little-endian int32 logits of every held-out position,
+    in order: what the kernel's held-out run prints, batched or not.
+    Twin: selftest_heldout in labs/06-jit-model/model_selftest.c."""
+    return logits_hash(m, [c for c, _ in heldout_contexts(m)])
 
 
 def seeded_contexts(seed, m, count=SELFTEST_CONTEXTS):

@@ -101,6 +101,13 @@ def the_jit_path_follows_cpuid_in_each_emulator(under_qemu, under_bochs):
         assert f"[model] words (jit {path}): " in st.boots["default"].text
         assert any(ln.startswith("[jit] path: sse2 (forced by tests=jit-sse2; ") for ln in st.boots["jit-sse2"].lines)
         assert st.full, [(c.title, c.message) for c in st.checks if not c.passed]
+    # QEMU's AVX2 has a batched form; Bochs's SSE2 has none, and the report says so on a passing check
+    assert (
+        "[model] held-out (jit avx2-batch4): 439 positions in 110 calls of up to 4" in under_qemu.boots["default"].text
+    )
+    assert check_of(under_qemu, "jit: the batched forward pass").message == ""
+    note = check_of(under_bochs, "jit: the batched forward pass").message
+    assert "sse2, the path this CPU offers, has no batched form: the held-out positions ran one at a time" in note
 
 
 @mutant(
@@ -402,3 +409,62 @@ def forger_printing_the_whole_transcript_earns_only_the_given_code(st):
     given = GIVEN_CODE_CHECKS | {"power: final line and clean power-off"}  # the skeleton's score, 40
     assert earned_without_work(st, given) == [], earned_without_work(st, given)
     assert "logits of context 0" in check_of(st, "jit: the scalar JIT is bit-exact").message
+
+
+# The batched code (given, jit_wide.c): B contexts a call, each a stride
+# apart. The one-context JIT of the same path agrees with the reference, so
+# the check points at the batch.
+W = "labs/06-jit-model/jit_wide.c"
+
+
+def batch_fails_at(st, context):
+    c = check_of(st, "jit: the batched forward pass is bit-exact")
+    assert not c.passed and c.message.startswith(f"context {context} ("), c.message
+    assert "`jit avx2` (the same path, one context a call) agrees with the reference" in c.message, c.message
+    assert "is in the batched code" in c.message
+    assert check_of(st, "jit: the widest path QEMU's CPU offers is bit-exact").passed
+
+
+@mutant(
+    "06",
+    patches=[
+        (
+            W,
+            "RDI, JIT_NOREG, 1, c * in_stride + 4 * s);",
+            "RDI, JIT_NOREG, 1, (c ? c - 1 : 0) * in_stride + 4 * s);   /* mutant: the previous context's inputs */",
+        )
+    ],
+)
+def batch_loads_the_wrong_contexts_inputs(st):
+    batch_fails_at(st, 1)
+
+
+@mutant(
+    "06",
+    patches=[
+        (
+            W,
+            "c * out_stride + (l->mult ? 1 : 4) * wd->lanes * r,",
+            "c * (out_stride ? in_stride : 0) + (l->mult ? 1 : 4) * wd->lanes * r,   /* mutant: the input's stride */",
+        )
+    ],
+)
+def batch_writes_its_outputs_at_the_wrong_stride(st):
+    # layer 1 of AVX2 reads 192-byte rows (96 int16) and writes 256-byte ones: context 0 is right, 1 is not
+    batch_fails_at(st, 1)
+
+
+@mutant(
+    "06",
+    patches=[
+        (
+            "labs/06-jit-model/jit.c",
+            "    return kind >= JIT_AVX2 ? jit_wide_batch(kind) : 0;",
+            "    return kind < 0;   /* mutant: no batched form anywhere */",
+        )
+    ],
+)
+def avx2_claimed_to_have_no_batched_form(st):
+    c = check_of(st, "jit: the batched forward pass is bit-exact")
+    assert not c.passed and "avx2 has a batched form, but the held-out positions ran on `jit avx2`" in c.message
+    assert check_of(st, "model: held-out top-1 count").passed  # the one-context run counts the same

@@ -2,7 +2,7 @@
 encoder check against llvm-objdump and for the native benchmark.
 
     python3 labs/06-jit-model/native.py check [--labs|--solutions]    every instruction form vs the disassembler
-    python3 labs/06-jit-model/native.py bench [--labs|--solutions] [--path KIND ...]   cycles per multiply-add
+    python3 labs/06-jit-model/native.py bench [--labs|--solutions] [--path KIND ...] [--book]   cycles per multiply-add
     python3 labs/06-jit-model/native.py paths             which JIT kinds this machine can run
 (`make jit-check` and `make bench-jit` run the first two.) jit_encode.c comes
 from labs/ (your code) or from solutions/ (the reference code); by default
@@ -11,10 +11,20 @@ The harness builds lab 06's own files only: BELOW=solutions (--below)
 changes nothing here. It runs a student's jit_encode.c on this machine
 itself: it is built and run in the kernel build's sandbox (build() and run()
 below), or not at all.
+
+The benchmark also writes this machine's roofline: build/native/roofline.json
+(the ceilings and every path's place under them, with the date and the load)
+and build/native/roofline.svg, drawn by roofline.py beside this file. With --book (`make
+bench-jit BOOK=1`, every path) the figures become the book's: book/roofline.json,
+from which `python3 book/build.py --sync` draws book/figures/roofline.svg.
 """
 import argparse
 import contextlib
+import datetime
+import importlib.util
+import json
 import os
+import platform
 import re
 import select
 import shutil
@@ -27,6 +37,8 @@ if __name__ == "__main__":  # run as a script: the kit's root on the path, for t
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 LAB_DIR = Path(__file__).resolve().parent
+ROOT = LAB_DIR.parents[1]
+BOOK_DATA = ROOT / "book" / "roofline.json"
 KERNEL_FLAGS = ["-O2", "-mno-sse", "-mno-sse2", "-mno-mmx", "-mno-red-zone", "-fno-stack-protector"]
 
 
@@ -148,11 +160,12 @@ def _bring(cell, path):
 
 
 def _pump(proc, stream, timeout):
-    """Copy proc's output to stream as it comes, shown safely; b"" kept."""
+    """Copy proc's output to stream as it comes, shown safely; returns it all."""
     from grader import safe
 
     deadline = time.monotonic() + timeout
     fd = proc.stdout.fileno()
+    kept = []
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
@@ -161,7 +174,8 @@ def _pump(proc, stream, timeout):
             chunk = os.read(fd, 65536)
             if not chunk:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-                return b""
+                return b"".join(kept)
+            kept.append(chunk)
             stream.write(safe.output(chunk))
             stream.flush()
 
@@ -209,6 +223,75 @@ def encoder_mismatches(exe, workdir):
     return intended, bad
 
 
+CEILING = re.compile(
+    r"^ceiling \((\S+)\): multiply-adds in registers ([\d.]+) MACs/cycle .*? from L1/L2 ([\d.]+) bytes/cycle"
+)
+OTHERS = "compute ceilings of the other paths, MACs/cycle in registers: "
+ROW = re.compile(r"^(C|JIT), .{26}")
+NAME_WIDTH = 31  # bench.c prints each path's name in 31 columns
+
+
+def roofline_data(text):
+    """The roofline in the benchmark's printed figures: the bandwidth, each
+    kind's compute ceiling, and every path's intensity, multiply-adds per
+    cycle, bound and share. None if the text has no ceiling line."""
+    lines = text.splitlines()
+    top = [m for m in map(CEILING.match, lines) if m]
+    if not top:
+        return None
+    widest, peak, bandwidth = top[0].group(1), float(top[0].group(2)), float(top[0].group(3))
+    compute = {widest: peak}
+    for ln in lines:
+        if ln.startswith(OTHERS):
+            compute.update((k, float(v)) for k, v in (part.rsplit(" ", 1) for part in ln[len(OTHERS) :].split(", ")))
+    rows = []
+    for ln in filter(ROW.match, lines):
+        matvec, _, intensity, bound, share, forward, _ = ln[NAME_WIDTH:].split()
+        rows.append(
+            {
+                "path": ln[:NAME_WIDTH].strip(),
+                "intensity": float(intensity),
+                "macs_per_cycle": round(256 * 256 / float(matvec), 2),
+                "bound": bound,
+                "share": float(share.rstrip("%")),
+                "matvec_cycles": float(matvec),
+                "forward_cycles": float(forward),
+            }
+        )
+    cpu = next((ln[len("CPU: ") :].split(";")[0] for ln in lines if ln.startswith("CPU: ")), platform.machine())
+    return {"cpu": cpu, "widest": widest, "bandwidth": bandwidth, "compute": compute, "rows": rows}
+
+
+def draw(data):
+    """The roofline as SVG text (roofline.py, beside this file)."""
+    spec = importlib.util.spec_from_file_location("kit_roofline", LAB_DIR / "roofline.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.draw(data)
+
+
+def save_roofline(text, book=False):
+    """Write this run's roofline (build/native/roofline.json and .svg) and,
+    for the book, book/roofline.json; returns the lines to print."""
+    data = roofline_data(text)
+    if data is None:
+        return []
+    now = datetime.datetime.now(datetime.timezone.utc)
+    data["date"] = now.strftime("%Y-%m-%d %H:%M UTC")
+    data["load"] = " ".join(f"{v:.2f}" for v in os.getloadavg())
+    out = ROOT / "build" / "native"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "roofline.json").write_text(json.dumps(data, indent=1) + "\n")
+    (out / "roofline.svg").write_text(draw(data))
+    said = [
+        f"roofline of this machine (load {data['load']}): build/native/roofline.svg, from build/native/roofline.json"
+    ]
+    if book:
+        BOOK_DATA.write_text(json.dumps(data, indent=1) + "\n")
+        said.append("the book's figures: book/roofline.json (python3 book/build.py --sync redraws the figure)")
+    return said
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(
         prog="python3 labs/06-jit-model/native.py",
@@ -227,7 +310,12 @@ def main(argv=None):
         metavar="KIND",
         help="bench only this JIT kind (scalar, sse2, avx2, avx-vnni, avx512-vnni); repeatable",
     )
+    ap.add_argument(
+        "--book", action="store_true", help="bench: this machine's figures become the book's (book/roofline.json)"
+    )
     args = ap.parse_args(argv)
+    if args.book and (args.path or args.command != "bench"):
+        ap.error("--book goes with `bench` and every path (no --path)")
     from grader import build as build_mod, labs
 
     reference = args.solutions or (labs.staff_copy() and not args.labs)
@@ -257,7 +345,10 @@ def main(argv=None):
         if args.command == "paths":
             return run(exe, ["paths"], stream=sys.stdout).returncode
         print("native benchmark (Linux user space, one core)", flush=True)
-        return run(exe, ["bench", LAB_DIR / "chars.model"] + args.path, timeout=600, stream=sys.stdout).returncode
+        r = run(exe, ["bench", LAB_DIR / "chars.model"] + args.path, timeout=600, stream=sys.stdout)
+        for line in save_roofline(r.stdout, args.book) if r.returncode == 0 else []:
+            print(line)
+        return r.returncode
     except subprocess.CalledProcessError as e:
         print(
             f"the native harness failed (exit status {e.returncode}): {safe.block(e.stderr or '', 10)}", file=sys.stderr

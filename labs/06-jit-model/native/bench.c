@@ -1,16 +1,20 @@
 /* The native benchmark: every way to run the model's 256x256 matvec and its
- * forward pass, timed with rdtsc (medians), checked against the C loop, and
- * compared with a ceiling computed from this machine's own figures: the
- * widest kind's multiply-add in registers, and the streaming of its packed
- * weights from L1/L2, both measured by code the JIT emits.
+ * forward pass, one context at a time and in batches, timed with rdtsc
+ * (medians), checked against the C loop, and placed under the ceilings
+ * computed from this machine's own figures (a roofline): each kind's
+ * multiply-adds in registers, and the streaming of packed weights from
+ * L1/L2, both measured by code the JIT emits. A path's arithmetic intensity
+ * is its multiply-adds per weight byte: 1 for int8 weights, 1/2 for the
+ * int16 copies of scalar and SSE2, B for a batch of B contexts.
  */
 #include <stdlib.h>
 #include <string.h>
 #include "native.h"
 
-#define RUNS         101
-#define MACS         (256.0 * 256)                           /* the matvec's multiply-adds */
-#define FORWARD_MACS (96.0 * 256 + 256.0 * 256 + 256.0 * 27) /* the forward pass's: 97,024 */
+#define RUNS          101
+#define CEILING_TRIES 3             /* a ceiling is the best of 3 medians: work beside it only lowers it */
+#define MACS          (256.0 * 256) /* the matvec's multiply-adds */
+#define FORWARD_MACS  (96.0 * 256 + 256.0 * 256 + 256.0 * 27) /* the forward pass's: 97,024 */
 
 typedef void (*matvec_fn)(const int8_t *, const int16_t *, const int32_t *, int64_t, int, int, void *);
 void matvec_kernel_flags(const int8_t *, const int16_t *, const int32_t *, int64_t, int, int, void *);
@@ -47,13 +51,26 @@ cmp_u64(const void *a, const void *b)
         (result) = (double)t_[RUNS / 2] / (reps);                                                                      \
     } while (0)
 
+/* One way to run the matvec: its cycles per context (a batch's call divided
+ * by B), the kind whose instructions it uses (-1: C) and its intensity. */
 struct row {
     const char *name;
     double matvec, forward;
+    int kind, batch;
+    double intensity;
+};
+
+/* The ceilings: the streaming rate of weights, and each kind's multiply-adds
+ * per cycle in registers (0 if not measured); `widest` is the machine's. */
+struct roof {
+    double bandwidth;
+    double compute[JIT_KINDS];
+    int widest;
 };
 
 static const char *const KIND_TEXT[JIT_KINDS] = {"JIT, scalar", "JIT, SSE2 pmaddwd", "JIT, AVX2 vpmaddwd/vpmaddubsw",
                                                  "JIT, AVX-VNNI vpdpbusd ymm", "JIT, AVX-512 VNNI vpdpbusd zmm"};
+static const char *const BATCH_TEXT[JIT_KINDS] = {"", "", "AVX2 vpmaddubsw", "AVX-VNNI ymm", "AVX-512 VNNI zmm"};
 
 /* The C loop, both ways, on the matvec and the forward pass. */
 static int
@@ -67,7 +84,7 @@ bench_c(const struct native_model *m, const int16_t *x, int32_t *ref, int32_t *z
     for (int i = 0; i < MODEL_IN; i++)
         in[i] = m->embedding[(i / 16 + 1) * 16 + i % 16];
     for (int k = 0; k < 2; k++) {
-        rows[k].name = names[k];
+        rows[k] = (struct row){names[k], 0, 0, -1, 1, 1.0};
         TIME(rows[k].matvec, 20, fn[k](l[1].w, x, l[1].bias, 0, 256, 256, k ? out : ref));
         TIME(rows[k].forward, 10,
              (fn[k](l[0].w, in, l[0].bias, l[0].mult, 256, 96, h1),
@@ -95,7 +112,7 @@ bench_kind(const struct native_model *m, int kind, const int *x, const int32_t *
     void *in = native_input(kind, 0, x, 256);
     if (!f || !in || engine_build(m, kind, &e) != 0)
         return -1;
-    row->name = KIND_TEXT[kind];
+    *row = (struct row){KIND_TEXT[kind], 0, 0, kind, 1, kind <= JIT_SSE2 ? 0.5 : 1.0};
     TIME(row->matvec, 20, f(in, out));
     engine_forward(m, &e, ctx, z);
     TIME(row->forward, 10, (e.layer[0](e.in, e.h1), e.layer[1](e.h1, e.h2), e.layer[2](e.h2, e.z)));
@@ -103,6 +120,65 @@ bench_kind(const struct native_model *m, int kind, const int *x, const int32_t *
         fprintf(stderr, "%s computes another %s than the C loop\n", jit_kind_name[kind],
                 memcmp(out, ref, 4 * MODEL_H) ? "matvec" : "forward pass");
         return -1;
+    }
+    return 0;
+}
+
+/* The C loop's forward pass (kernel flags) for one context: the reference. */
+static void
+c_forward(const struct native_model *m, const int *ctx, int32_t *z)
+{
+    const struct jit_layer *l = m->layer;
+    int16_t in[MODEL_IN], h1[MODEL_H], h2[MODEL_H];
+    for (int i = 0; i < MODEL_IN; i++)
+        in[i] = m->embedding[ctx[i / 16] * 16 + i % 16];
+    matvec_kernel_flags(l[0].w, in, l[0].bias, l[0].mult, 256, 96, h1);
+    matvec_kernel_flags(l[1].w, h1, l[1].bias, l[1].mult, 256, 256, h2);
+    matvec_kernel_flags(l[2].w, h2, l[2].bias, 0, 27, 256, z);
+}
+
+/* One kind's batched code on the matvec (B input vectors) and the forward
+ * pass (B contexts), each context checked against the C loop; the cycles
+ * are per context, so that every row counts the same work. */
+static int
+bench_batch(const struct native_model *m, int kind, struct row *row)
+{
+    static char names[JIT_KINDS][48];
+    char *name = names[kind];
+    struct jit_layer sq = m->layer[1];
+    struct engine e;
+    int batch = jit_batch(kind), ctx[6 * 16];
+    sq.mult = 0;
+    int in_stride = jit_batch_in_stride(kind, &sq), out_stride = jit_batch_out_stride(kind, &sq);
+    jit_layer_fn f = native_compile_batch(kind, &sq, NULL);
+    uint8_t *in = aligned_alloc(64, (size_t)batch * in_stride), *out = aligned_alloc(64, (size_t)batch * out_stride);
+    int32_t z[MODEL_V * 16];
+    if (!f || !in || !out || engine_build_batch(m, kind, &e) != 0)
+        return -1;
+    snprintf(name, sizeof names[kind], "JIT, batch %d, %s", batch, BATCH_TEXT[kind]);
+    *row = (struct row){name, 0, 0, kind, batch, batch};
+    for (int c = 0; c < batch; c++)
+        for (int i = 0; i < 256; i++)
+            in[c * in_stride + i] = (uint8_t)((i * 37 + c * 11) % 128);
+    for (int c = 0; c < batch * 6; c++)
+        ctx[c] = (c / 6 + c % 6 + 1) % MODEL_V;
+    TIME(row->matvec, 20, f(in, out));
+    engine_forward_batch(m, &e, ctx, batch, z);
+    TIME(row->forward, 10, (e.layer[0](e.in, e.h1), e.layer[1](e.h1, e.h2), e.layer[2](e.h2, e.z)));
+    row->matvec /= batch;
+    row->forward /= batch;
+    for (int c = 0; c < batch; c++) {
+        int16_t x[256];
+        int32_t ref[MODEL_H], zref[MODEL_V];
+        for (int i = 0; i < 256; i++)
+            x[i] = in[c * in_stride + i];
+        matvec_kernel_flags(sq.w, x, sq.bias, 0, 256, 256, ref);
+        c_forward(m, &ctx[6 * c], zref);
+        if (memcmp(out + (size_t)c * out_stride, ref, sizeof ref) != 0 || memcmp(&z[MODEL_V * c], zref, sizeof zref)) {
+            fprintf(stderr, "%s batched computes another %s than the C loop for context %d\n", jit_kind_name[kind],
+                    memcmp(out + (size_t)c * out_stride, ref, sizeof ref) ? "matvec" : "forward pass", c);
+            return -1;
+        }
     }
     return 0;
 }
@@ -184,8 +260,8 @@ bench_code(struct jit *j, uint8_t *code, size_t at, int kind)
     return (bench_fn)(uintptr_t)(code + at);
 }
 
-/* Reference cycles to stream the kind's packed weights: the faster of a
- * loop and a straight run (for ymm and zmm). */
+/* Reference cycles to stream the kind's packed weights: the fastest of a
+ * loop and a straight run (for ymm and zmm), each timed CEILING_TRIES times. */
 static double
 bench_stream(int kind, const void *packed, int bytes)
 {
@@ -201,38 +277,98 @@ bench_stream(int kind, const void *packed, int bytes)
         bench_fn stream = bench_code(&j, code, 0, kind);
         if (!stream)
             return 0;
-        TIME(cycles, 20, stream());
-        best = best == 0 || cycles < best ? cycles : best;
+        for (int again = 0; again < CEILING_TRIES; again++) {
+            TIME(cycles, 20, stream());
+            best = best == 0 || cycles < best ? cycles : best;
+        }
     }
     return best;
 }
 
-/* The ceiling for the 256x256 matvec with `kind`, in reference cycles: the
- * larger of its multiply-adds at the measured register throughput and its
- * packed weights at the measured streaming rate. */
+/* Multiply-adds per reference cycle of `kind` on registers only. */
 static double
-bench_ceiling(const struct native_model *m, int kind)
+bench_compute(int kind)
 {
     struct jit j;
+    double cycles;
+    uint8_t *code = native_code(1 << 16);
+    if (!code)
+        return 0;
+    jit_init(&j, code, 1 << 16);
+    double macs = emit_dot_loop(&j, kind, 1024);
+    bench_fn dot = bench_code(&j, code, 0, kind);
+    if (!dot)
+        return 0;
+    double best = 0;
+    for (int again = 0; again < CEILING_TRIES; again++) {
+        TIME(cycles, 1, dot());
+        best = best == 0 || cycles < best ? cycles : best;
+    }
+    return macs / best;
+}
+
+/* The ceilings of this machine: the widest kind's multiply-adds in
+ * registers and the rate of streaming its packed weights for the 256x256
+ * matvec (the first ceiling line: one context, where the slower of the two
+ * binds), then the compute ceiling of a batch next to the bandwidth one
+ * (the second line), and the compute ceilings of the other kinds run.
+ * Returns 0, or -1. */
+static int
+bench_roof(const struct native_model *m, int widest, const int *want, struct roof *roof)
+{
     struct jit_layer sq = m->layer[1];
     void *packed;
-    uint8_t *code = native_code(1 << 16);
     sq.mult = 0;
-    if (!code || !native_compile(kind, &sq, &packed))
-        return 0;
-    int bytes = 256 * 256 * (kind <= JIT_SSE2 ? 2 : 1);
-    jit_init(&j, code, 1 << 16);
-    double macs = emit_dot_loop(&j, kind, 256), dot_cycles;
-    bench_fn dot = bench_code(&j, code, 0, kind);
-    double memory = bench_stream(kind, packed, bytes);
-    if (!dot || memory <= 0)
-        return 0;
-    TIME(dot_cycles, 1, dot());
-    double compute = MACS / (macs / dot_cycles), ceiling = compute > memory ? compute : memory;
+    *roof = (struct roof){0};
+    roof->widest = widest;
+    if (!native_compile(widest, &sq, &packed))
+        return -1;
+    int bytes = 256 * 256 * (widest <= JIT_SSE2 ? 2 : 1), batch = jit_batch(widest);
+    double memory = bench_stream(widest, packed, bytes), peak = bench_compute(widest);
+    if (memory <= 0 || peak <= 0)
+        return -1;
+    roof->bandwidth = bytes / memory;
+    roof->compute[widest] = peak;
+    double compute = MACS / peak, ceiling = compute > memory ? compute : memory;
     printf("ceiling (%s): multiply-adds in registers %.1f MACs/cycle -> %.0f cycles for 65,536; streaming its "
            "%d weight bytes from L1/L2 %.1f bytes/cycle -> %.0f cycles; ceiling %.0f cycles (%.4f cycles/MAC)\n",
-           jit_kind_name[kind], macs / dot_cycles, compute, bytes, bytes / memory, memory, ceiling, ceiling / MACS);
-    return ceiling;
+           jit_kind_name[widest], peak, compute, bytes, bytes / memory, memory, ceiling, ceiling / MACS);
+    if (batch) {
+        double mem_b = memory / (MACS * batch), cpu = 1 / peak;
+        int from = 1;
+        while (memory / (MACS * from) > cpu)
+            from++;
+        printf("ceiling of a batch (%s, %d contexts): multiply-adds in registers %.4f cycles/MAC; streaming each "
+               "weight byte once for the %d contexts %.4f cycles/MAC; the compute ceiling binds from %d contexts on: "
+               "%.4f cycles/MAC\n",
+               jit_kind_name[widest], batch, cpu, batch, mem_b, from, cpu >= mem_b ? cpu : mem_b);
+    }
+    int others = 0;
+    for (int k = JIT_SSE2; k < widest; k++) {
+        if (!want[k])
+            continue;
+        if ((roof->compute[k] = bench_compute(k)) <= 0)
+            return -1;
+        printf("%s%s %.1f",
+               others++ ? ", " : "compute ceilings of the other paths, MACs/cycle in registers: ", jit_kind_name[k],
+               roof->compute[k]);
+    }
+    if (others)
+        printf("\n");
+    return 0;
+}
+
+/* The ceiling that binds a row at its intensity, in MACs per cycle: its
+ * kind's compute ceiling (the widest's for C and the scalar JIT), or the
+ * bandwidth times its intensity; *what says which. */
+static double
+bench_binds(const struct roof *roof, const struct row *r, const char **what)
+{
+    double cpu =
+        r->kind >= JIT_SSE2 && roof->compute[r->kind] > 0 ? roof->compute[r->kind] : roof->compute[roof->widest];
+    double mem = roof->bandwidth * r->intensity;
+    *what = cpu < mem ? "compute" : "memory";
+    return cpu < mem ? cpu : mem;
 }
 
 /* The value of the first /proc/cpuinfo line that starts with `key`, or "?". */
@@ -291,34 +427,52 @@ bench_kinds(const struct simd_cpu *c, int n, char **names, int *want)
 }
 
 static void
-bench_report(const struct row *rows, int n, double ceiling, int best, const struct row *sse2, const struct row *avx2)
+bench_report(const struct row *rows, int n, const struct roof *roof, const struct row *sse2, const struct row *avx2)
 {
-    printf("cycles: per 256x256 matvec (65,536 multiply-adds) and per multiply-add, the ceiling as a share of "
-           "the matvec's, per forward pass (97,024) and per multiply-add\n");
-    printf("%-31s %8s %8s %9s %9s %8s\n", "path", "matvec", "per MAC", "%ceiling", "forward", "per MAC");
-    for (int k = 0; k < n; k++)
-        printf("%-31s %8.0f %8.4f %8.1f%% %9.0f %8.4f\n", rows[k].name, rows[k].matvec, rows[k].matvec / MACS,
-               100 * ceiling / rows[k].matvec, rows[k].forward, rows[k].forward / FORWARD_MACS);
-    const struct row *top = &rows[best];
+    const struct row *top = NULL, *batch = NULL;
+    printf("cycles per context: per 256x256 matvec (65,536 multiply-adds) and per multiply-add, multiply-adds per "
+           "weight byte, the ceiling that binds there and the share of it reached, per forward pass (97,024) and per "
+           "multiply-add\n");
+    printf("%-31s %8s %8s %6s %-8s %8s %9s %8s\n", "path", "matvec", "per MAC", "MAC/B", "bound", "%ceiling", "forward",
+           "per MAC");
+    for (int k = 0; k < n; k++) {
+        const char *what;
+        double binds = bench_binds(roof, &rows[k], &what);
+        printf("%-31s %8.0f %8.4f %6.1f %-8s %7.1f%% %9.0f %8.4f\n", rows[k].name, rows[k].matvec,
+               rows[k].matvec / MACS, rows[k].intensity, what, 100 * MACS / rows[k].matvec / binds, rows[k].forward,
+               rows[k].forward / FORWARD_MACS);
+        const struct row **best = rows[k].batch > 1 ? &batch : rows[k].kind >= 0 ? &top : NULL;
+        if (best && (!*best || rows[k].matvec < (*best)->matvec))
+            *best = &rows[k];
+    }
+    const char *what;
+    double binds = bench_binds(roof, top, &what);
     printf("fastest JIT path on the matvec: %s, %.2fx clang -O3 -march=native, %.1fx kernel-flag C, %.0f%% of the "
-           "ceiling",
+           "ceiling that binds it (%s)",
            top->name + strlen("JIT, "), rows[1].matvec / top->matvec, rows[0].matvec / top->matvec,
-           100 * ceiling / top->matvec);
+           100 * MACS / top->matvec / binds, what);
     if (sse2 && avx2)
         printf("; AVX2 %.2fx SSE2", sse2->matvec / avx2->matvec);
     printf("\n");
+    if (batch)
+        printf("fastest batched path: %s, %.4f cycles/MAC, %.2fx the fastest one-context path, %.0f%% of the %s "
+               "compute ceiling\n",
+               batch->name + strlen("JIT, "), batch->matvec / MACS, top->matvec / batch->matvec,
+               100 * MACS / batch->matvec / roof->compute[batch->kind], jit_kind_name[batch->kind]);
 }
 
 /* Time every way to run the matvec and the forward pass (all the kinds this
- * machine allows, or those named), check each against the C loop, and print
- * them against the ceiling. Returns the exit status. */
+ * machine allows, or those named, one context at a time and batched), check
+ * each against the C loop, and print them under the ceilings. Returns the
+ * exit status. */
 int
 bench_main(const char *model_path, int nkinds, char **kinds)
 {
     struct native_model m;
     struct simd_cpu c;
-    struct row rows[2 + JIT_KINDS];
-    int want[JIT_KINDS], n = 2, best = 0, x[256], at[JIT_KINDS] = {0};
+    struct roof roof;
+    struct row rows[2 + 2 * JIT_KINDS];
+    int want[JIT_KINDS], n = 2, x[256], at[JIT_KINDS] = {0};
     int16_t x16[256];
     int32_t ref[MODEL_H], zref[MODEL_V];
     simd_probe(&c);
@@ -334,14 +488,15 @@ bench_main(const char *model_path, int nkinds, char **kinds)
             continue;
         if (bench_kind(&m, k, x, ref, zref, &rows[n]) != 0)
             return 1;
-        if (best < 2 || rows[n].matvec < rows[best].matvec)
-            best = n;
         at[k] = n++;
     }
-    double ceiling = bench_ceiling(&m, simd_best(&c, native_xcr0(&c)));
-    if (ceiling <= 0)
+    for (int k = 0; k < JIT_KINDS; k++)
+        if (want[k] && jit_batch(k) && bench_batch(&m, k, &rows[n++]) != 0)
+            return 1;
+    int widest = simd_best(&c, native_xcr0(&c));
+    if (bench_roof(&m, widest, want, &roof) != 0)
         return 1;
-    bench_report(rows, n, ceiling, best < 2 ? 1 : best, want[JIT_SSE2] ? &rows[at[JIT_SSE2]] : NULL,
+    bench_report(rows, n, &roof, want[JIT_SSE2] ? &rows[at[JIT_SSE2]] : NULL,
                  want[JIT_AVX2] ? &rows[at[JIT_AVX2]] : NULL);
     return 0;
 }

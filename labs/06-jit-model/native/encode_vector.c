@@ -45,6 +45,7 @@ static const struct vform FORMS[] = {{"vpxor", &JIT_VPXOR, JIT_Y, RVM, -1, NULL}
                                      {"vpmulld", &JIT_EVPMULLD, JIT_Z, RVM, -1, NULL},
                                      {"vpsrld", &JIT_EVPSRLD_IMM, JIT_Z, VMI, -1, NULL},
                                      {"vpmovdb", &JIT_EVPMOVDB_STORE, JIT_Z, MR, JIT_X, "xmmword"},
+                                     {"vmovdqu32", &JIT_EVMOVDQU32_LOAD, JIT_Z, RM, -1, NULL},
                                      {"vmovdqu32", &JIT_EVMOVDQU32_STORE, JIT_Z, MR, -1, NULL}};
 
 /* One form, with the register rm (rm >= 0) or the memory operand base,

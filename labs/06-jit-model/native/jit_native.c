@@ -4,9 +4,11 @@
  *   encode OUT.bin OUT.txt   every instruction form the emitter supports, and
  *                            the text llvm-objdump should print for it (the encoder test)
  *   paths                    each JIT kind: usable here or not, and why
- *   logits MODEL KIND        for each context on stdin (6 numbers a line), the 27 logits;
- *                            KIND may be `best`: the widest CPUID allows, as in the kernel
- *   layer KIND               one layer from stdin (see layer_main), its outputs
+ *   logits MODEL KIND [batch]  for each context on stdin (6 numbers a line), the 27 logits;
+ *                            KIND may be `best`: the widest CPUID allows, as in the kernel;
+ *                            with `batch`, the kind's batched code, jit_batch(kind) contexts a call
+ *   layer KIND [batch]       one layer from stdin (see layer_main), its outputs; with `batch`,
+ *                            every input vector that follows, run by the batched code
  *   dump MODEL KIND N OUT    the code of layer N (1-3) for KIND, as raw bytes, for llvm-objdump
  *   bench MODEL [KIND...]    cycles per multiply-add of every way to run a
  *                            256x256 matvec and the forward pass, against the
@@ -204,32 +206,48 @@ paths_main(void)
     for (int k = 0; k < JIT_KINDS; k++)
         printf("%s %s\n", jit_kind_name[k], simd_allows(&c, k, allowed) ? "yes" : "no");
     printf("best %s\n", jit_kind_name[simd_best(&c, allowed)]);
+    for (int k = 0; k < JIT_KINDS; k++)
+        if (jit_batch(k))
+            printf("batch %s %d\n", jit_kind_name[k], jit_batch(k));
     return 0;
 }
 
-/* The logits of every context read from stdin, one line of 27 numbers each. */
+/* The logits of every context read from stdin, one line of 27 numbers each:
+ * one context a call, or (batch) jit_batch(kind) contexts a call, the last
+ * call with the contexts that remain. */
 static int
-logits_main(const char *model_path, const char *kind_name)
+logits_main(const char *model_path, const char *kind_name, int batch)
 {
     struct native_model m;
     struct engine e;
-    int kind = kind_named(kind_name), ctx[6];
-    if (kind < 0 || !encoder_sane() || native_load(model_path, &m) != 0 || engine_build(&m, kind, &e) != 0)
+    int kind = kind_named(kind_name), ctx[6 * 16], n = 0, more = 1;
+    if (kind < 0 || !encoder_sane() || native_load(model_path, &m) != 0 ||
+        (batch ? engine_build_batch(&m, kind, &e) : engine_build(&m, kind, &e)) != 0)
         return 1;
-    while (scanf("%d %d %d %d %d %d", &ctx[0], &ctx[1], &ctx[2], &ctx[3], &ctx[4], &ctx[5]) == 6) {
-        int32_t z[27];
-        engine_forward(&m, &e, ctx, z);
-        for (int k = 0; k < 27; k++)
-            printf(k ? " %d" : "%d", z[k]);
-        printf("\n");
+    while (more) {
+        int *c = &ctx[6 * n];
+        more = scanf("%d %d %d %d %d %d", &c[0], &c[1], &c[2], &c[3], &c[4], &c[5]) == 6;
+        n += more;
+        if (n == 0 || (more && n < e.batch))
+            continue;
+        int32_t z[27 * 16];
+        if (batch)
+            engine_forward_batch(&m, &e, ctx, n, z);
+        else
+            engine_forward(&m, &e, ctx, z);
+        for (int i = 0; i < n * 27; i++)
+            printf(i % 27 == 26 ? " %d\n" : i % 27 ? " %d" : "%d", z[i]);
+        n = 0;
     }
     return 0;
 }
 
 /* One layer from stdin: `rows cols mult signed_in`, then rows*cols weights,
- * rows biases and cols inputs; prints the outputs (int32, or requantized). */
+ * rows biases and cols inputs; prints the outputs (int32, or requantized).
+ * With `batch`, every further vector of cols inputs too, all run through
+ * the batched code (a full batch a call), one line of outputs each. */
 static int
-layer_main(const char *kind_name)
+layer_main(const char *kind_name, int batch)
 {
     int kind = kind_named(kind_name), rows, cols, signed_in;
     long long mult;
@@ -237,7 +255,7 @@ layer_main(const char *kind_name)
         return 1;
     int8_t *w = malloc((size_t)rows * cols);
     int32_t *b = malloc(4 * (size_t)rows);
-    int *x = malloc(sizeof(int) * (size_t)cols);
+    int *x = malloc(sizeof(int) * (size_t)cols * 64);
     for (int i = 0; i < rows * cols; i++) {
         int v;
         if (scanf("%d", &v) != 1)
@@ -247,16 +265,22 @@ layer_main(const char *kind_name)
     for (int i = 0; i < rows; i++)
         if (scanf("%d", &b[i]) != 1)
             return 1;
-    for (int i = 0; i < cols; i++)
-        if (scanf("%d", &x[i]) != 1)
-            return 1;
+    int n = 0;
+    while (n < 64 && scanf("%d", &x[n * cols]) == 1) {
+        for (int i = 1; i < cols; i++)
+            if (scanf("%d", &x[n * cols + i]) != 1)
+                return 1;
+        n++;
+    }
     struct jit_layer l = {w, b, rows, cols, mult, signed_in};
-    int32_t *out = native_layer(kind, &l, x);
-    if (!out)
+    int32_t *out = batch ? native_layer_batch(kind, &l, x, n) : native_layer(kind, &l, x);
+    if (!out || n == 0)
         return 1;
-    for (int i = 0; i < rows; i++)
-        printf(i ? " %d" : "%d", out[i]);
-    printf("\n");
+    for (int v = 0; v < (batch ? n : 1); v++) {
+        for (int i = 0; i < rows; i++)
+            printf(i ? " %d" : "%d", out[v * rows + i]);
+        printf("\n");
+    }
     return 0;
 }
 
@@ -289,16 +313,17 @@ main(int argc, char **argv)
         return encode(argv[2], argv[3]);
     if (argc == 2 && strcmp(argv[1], "paths") == 0)
         return paths_main();
-    if (argc == 4 && strcmp(argv[1], "logits") == 0)
-        return logits_main(argv[2], argv[3]);
-    if (argc == 3 && strcmp(argv[1], "layer") == 0)
-        return layer_main(argv[2]);
+    int batch = argc >= 4 && strcmp(argv[argc - 1], "batch") == 0;
+    if (argc - batch == 4 && strcmp(argv[1], "logits") == 0)
+        return logits_main(argv[2], argv[3], batch);
+    if (argc - batch == 3 && strcmp(argv[1], "layer") == 0)
+        return layer_main(argv[2], batch);
     if (argc == 6 && strcmp(argv[1], "dump") == 0)
         return dump_main(argv[2], argv[3], atoi(argv[4]), argv[5]);
     if (argc >= 3 && strcmp(argv[1], "bench") == 0)
         return encoder_sane() ? bench_main(argv[2], argc - 3, argv + 3) : 1;
     fprintf(stderr,
-            "usage: %s encode OUT.bin OUT.txt | paths | logits MODEL KIND | layer KIND | "
+            "usage: %s encode OUT.bin OUT.txt | paths | logits MODEL KIND [batch] | layer KIND [batch] | "
             "dump MODEL KIND LAYER OUT | bench MODEL [KIND...]\n",
             argv[0]);
     return 2;
