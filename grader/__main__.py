@@ -202,9 +202,9 @@ def grade_many(req, stages):
             job[0], req.seed, emulator=job[1], memory_mb=req.memory_mb, slots=slots, progress=progress
         )
 
-    if len(jobs) == 1:
+    if len(jobs) <= 1:
         try:
-            return [one(jobs[0])]
+            return [one(job) for job in jobs]
         finally:
             if progress:
                 progress.close()

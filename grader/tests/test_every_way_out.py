@@ -103,6 +103,6 @@ def test_a_batch_entry_has_an_overall_time_limit(tmp_path):
         for _, folder in kept.values():
             shutil.rmtree(folder, ignore_errors=True)
     st = kept["ann"][0]
-    assert rows[0].seconds < 20 and rows[0].status in ("did not finish", "build failed"), rows[0]
+    assert rows[0]["seconds"] < 20 and rows[0]["status"] in ("did not finish", "build failed"), rows[0]
     said = st.stopped or st.build_error.summary
     assert "the stage's time limit" in said, said

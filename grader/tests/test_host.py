@@ -58,6 +58,6 @@ def test_an_older_qemu_still_gives_a_correct_lab_06_full_marks(tmp_path):
         [sys.executable, "-m", "grader", "grade", "--lab", "06", "--solutions", "--seed", hex(SEED)],
         cwd=ROOT, capture_output=True, text=True, timeout=600, env=env,
     )  # fmt: skip
-    assert r.returncode == 0 and "Score: 145/145" in r.stdout, r.stdout[-3000:] + r.stderr[-2000:]
+    assert r.returncode == 0 and "Score: 160/160" in r.stdout, r.stdout[-3000:] + r.stderr[-2000:]
     assert "graded the sse2 path: this host's QEMU" in r.stdout
     assert "offers no AVX2 under TCG" in r.stdout and "the AVX2 path was not graded on this host" in r.stdout

@@ -142,7 +142,7 @@ def test_2_labs_01_to_04_released_and_lab_05_done(copy):
     score(out, "105/105")
     out = make(copy, "grade", "LAB=06", "BELOW=solutions", "SEED=0x1234", ok=False)
     assert "(below it: labs 01-04 from solutions/; lab 05 from labs/, not released in solutions/)" in out
-    score(out, "40/145")
+    score(out, "40/160")
     out = make(copy, "demo", ok=False)
     assert "solutions/ has none for labs 05-06" in out
     out = make(copy, "qemu", "LAB=05", "BELOW=solutions", "SEED=0x1234", ok=True)
@@ -200,7 +200,7 @@ def test_3_every_lab_done(copy):
         do_lab(copy, n)
     commit(copy, "every lab done")
     out = make(copy, "grade", "LAB=06", "SEED=0x1234", ok=True)
-    score(out, "145/145")
+    score(out, "160/160")
     out = make(copy, "qemu", "LAB=06", "BELOW=solutions", "SEED=0x1234", ok=True)
     assert "[power] off: ok" in out
     every_command(copy, 6, jit_done=True)

@@ -105,8 +105,8 @@ def the_jit_path_follows_cpuid_in_each_emulator(under_qemu, under_bochs):
     assert (
         "[model] held-out (jit avx2-batch4): 439 positions in 110 calls of up to 4" in under_qemu.boots["default"].text
     )
-    assert check_of(under_qemu, "jit: the batched forward pass").message == ""
-    note = check_of(under_bochs, "jit: the batched forward pass").message
+    assert check_of(under_qemu, "jit: the batched forward pass").note == ""
+    note = check_of(under_bochs, "jit: the batched forward pass").note
     assert "sse2, the path this CPU offers, has no batched form: the held-out positions ran one at a time" in note
 
 
