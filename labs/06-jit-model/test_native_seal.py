@@ -106,11 +106,11 @@ def test_a_constructor_writes_nothing_through_the_tests_door(planted, seal, tmp_
     try:
         exe = native.build(root=tree, solutions=False, outdir=tmp_path / "native")
         r = native.run(exe, ["paths"])
-        _, bad = native.encoder_mismatches(exe, tmp_path / "work")
+        intended, _ = native.encoder_mismatches(exe, tmp_path / "work")  # right or not: the student's encoder ran
     finally:
         monkeypatch.undo()
         sandbox.forget()
-    assert "planted: KIT_TEST_SECRET=(unset)" in r.stdout and bad
+    assert "planted: KIT_TEST_SECRET=(unset)" in r.stdout and intended
     assert not target.exists()
 
 
@@ -136,6 +136,7 @@ def test_without_any_sandbox_a_students_encoder_is_refused(tmp_path, monkeypatch
     assert "Traceback" not in r.stderr and "forms disassemble as intended" in r.stdout  # off: it runs, as asked
 
 
+@pytest.mark.instructor  # it needs solutions/ to be readable
 def test_under_the_user_seal_a_students_encoder_is_refused_while_solutions_are_readable(tmp_path, monkeypatch):
     monkeypatch.setattr(sandbox, "mode", lambda: "user")
     monkeypatch.setattr(sandbox, "exposed", lambda paths: [str(p) for p in paths if "/solutions/" in str(p)][:2])
