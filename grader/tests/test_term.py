@@ -96,9 +96,11 @@ def copy(tmp_path_factory):
     return out
 
 
-def every_command(copy, lab_below, jit_done):
+def every_command(copy, lab_below, jit_done, suite):
     """What every state runs besides its grades: qemu on BELOW=solutions, the
-    native JIT tools, the book and the test suite."""
+    native JIT tools, the book, and (suite) the students' test suite: in the
+    states a handout does not have, with labs released and done (the handout
+    as given runs it in test_course_handout.py)."""
     out = make(copy, "qemu", f"LAB={lab_below:02d}", "BELOW=solutions", "SEED=0x1234", ok=True)
     assert "[qemu stopped: " in out
     out = make(copy, "jit-check", ok=jit_done)
@@ -106,8 +108,9 @@ def every_command(copy, lab_below, jit_done):
     out = make(copy, "bench-jit", ok=jit_done)
     assert ("fastest JIT path" in out) if jit_done else ("finish it first (make jit-check)" in out), out[-2000:]
     make(copy, "book", ok=True)
-    out = make(copy, "test", ok=True, timeout=3600)
-    assert " passed" in out and " failed" not in out
+    if suite:
+        out = make(copy, "test", ok=True, timeout=3600)
+        assert " passed" in out and " failed" not in out
 
 
 def test_0_the_handout_as_given(copy):
@@ -119,7 +122,7 @@ def test_0_the_handout_as_given(copy):
     score(out, "0/95")
     out = make(copy, "demo", ok=False)
     assert "this copy of the kit has no solutions/" in out
-    every_command(copy, 2, jit_done=False)
+    every_command(copy, 2, jit_done=False, suite=False)
 
 
 def test_1_lab_01_done(copy):
@@ -128,7 +131,7 @@ def test_1_lab_01_done(copy):
     score(make(copy, "grade", "LAB=01", "SEED=0x1234", ok=True), "80/80")
     out = make(copy, "grade", "LAB=02", "SEED=0x1234", ok=False)
     score(out, "0/95")
-    every_command(copy, 2, jit_done=False)
+    every_command(copy, 2, jit_done=False, suite=False)
 
 
 def test_2_labs_01_to_04_released_and_lab_05_done(copy):
@@ -149,7 +152,7 @@ def test_2_labs_01_to_04_released_and_lab_05_done(copy):
     assert "[power] off: ok" in out and "labs 01-04 from solutions/" not in out
     assert "stage 05: student files from labs/ (your code) (labs below it from solutions/)" in out
     gdb_session_of_chapter_5(copy)
-    every_command(copy, 5, jit_done=False)
+    every_command(copy, 5, jit_done=False, suite=True)
 
 
 def gdb_session_of_chapter_5(copy):
@@ -203,4 +206,4 @@ def test_3_every_lab_done(copy):
     score(out, "160/160")
     out = make(copy, "qemu", "LAB=06", "BELOW=solutions", "SEED=0x1234", ok=True)
     assert "[power] off: ok" in out
-    every_command(copy, 6, jit_done=True)
+    every_command(copy, 6, jit_done=True, suite=True)

@@ -6,6 +6,7 @@ tries to write a file outside its folder and to print a variable of the
 caller's environment. Without the sandbox (KIT_SANDBOX=off) it does both;
 under each seal this machine has, neither."""
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -93,8 +94,12 @@ def test_a_constructor_writes_nothing_through_make(planted, seal, door):
         assert "planted: KIT_TEST_SECRET=(unset)" in r.stdout
     assert SECRET not in r.stdout + r.stderr
     assert not target.exists()
-    assert r.returncode != 0  # the skeleton encoder: the check and the benchmark say so
-    assert ("forms disassemble as intended" if door == "jit-check" else "finish it first") in r.stdout
+    # whatever state the student's encoder is in, the check and the benchmark say it, in their exit status too
+    if door == "jit-check":
+        m = re.search(r"encoder check: (\d+) of (\d+) forms disassemble as intended", r.stdout)
+        assert m and (r.returncode == 0) == (m.group(1) == m.group(2)), r.stdout[-2000:]
+    else:
+        assert (r.returncode != 0) == ("finish it first" in r.stdout), r.stdout[-2000:]
 
 
 @pytest.mark.parametrize("seal", seals())
