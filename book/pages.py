@@ -354,6 +354,18 @@ def html_page(page, pages, i, tmp, out):
     )
 
 
+def number(pages):
+    """The appendices lettered; the later parts of a chapter tied to its first
+    (the pages of one NN-), their figures numbered on from the parts before."""
+    for k, p in enumerate(x for x in pages if x.appendix):
+        p.letter = chr(ord("A") + k)
+    figures = {}  # label: figures so far
+    for k, p in enumerate(pages):
+        p.part_of = next((q for q in pages[:k] if q.stem[:3] == p.stem[:3]), None)
+        p.first_figure = figures.get(p.label, 0)
+        figures[p.label] = p.first_figure + sum(1 for line in p.body.split("\n") if IMAGE.match(line))
+
+
 def build(chapters, out):
     """chapters: [(stem, Markdown without directives)]. Writes the HTML pages,
     index.html, book.epub, the styles, the figures and the search index into
@@ -369,14 +381,7 @@ def build(chapters, out):
     for stem, text in chapters:
         title, body = split_title(text, stem)
         pages.append(Page(stem, title, body))
-    for k, p in enumerate(x for x in pages if x.appendix):
-        p.letter = chr(ord("A") + k)
-    figures = {}  # label: figures so far
-    for k, p in enumerate(pages):
-        head = next((q for q in pages[:k] if q.stem[:3] == p.stem[:3]), None)
-        p.part_of = head and (head.part_of or head)
-        p.first_figure = figures.get(p.label, 0)
-        figures[p.label] = p.first_figure + sum(1 for line in p.body.split("\n") if IMAGE.match(line))
+    number(pages)
     with tempfile.TemporaryDirectory(prefix="book-") as tmp:
         tmp = Path(tmp)
         for i, page in enumerate(pages):
