@@ -100,7 +100,18 @@ class ListingError(BookError):
 
 
 def chapters():
-    return sorted(p for p in BOOK.glob("[0-9][0-9]-*.md") if p.is_file())
+    """The chapters in reading order. A long chapter comes in parts: its first
+    file is the lab's chapter, NN-name.md, and the others NN-name-K-what.md
+    (K = 2, 3, ...). Sorted by stem, since a name sorts before the longer
+    names it begins, while '-' sorts before '.' in whole file names."""
+    return sorted((p for p in BOOK.glob("[0-9][0-9]-*.md") if p.is_file()), key=lambda p: p.stem)
+
+
+def parts_of(ch):
+    """Every file of the chapter that ch belongs to (the same NN- beside it), ch's own first."""
+    if not re.match(r"^[0-9][0-9]-", ch.name):
+        return [ch]
+    return [ch] + sorted(p for p in ch.parent.glob(ch.name[:3] + "*.md") if p.is_file() and p != ch)
 
 
 # --- pulling a function out of a source file ------------------------------
@@ -278,21 +289,27 @@ def transcript_of(d):
     return tr.Transcript(m.group(1))
 
 
-def chapter_context(lines, builds_ok):
+def chapter_context(ch, builds_ok, lines=None):
     """Where the values of a chapter come from (book/values.py): the blocks of
-    its named transcripts, and the reference builds when builds_ok."""
-    blocks = {}
-    for d in directives(lines):
-        if d.kind != "transcript":
-            continue
-        try:
-            name = transcript_of(d).get("name")
-        except tr.TranscriptError:
-            continue
-        if name in blocks:
-            raise vals.ValueProblem(f"two transcripts are named {name}")
-        if name:
-            blocks[name] = block_body(lines, d)
+    its named transcripts, those of every part of the chapter (a value of one
+    part may quote a run shown in another), and the reference builds when
+    builds_ok. lines: ch's text as it is being checked, if not its file's."""
+    lines = ch.read_text().split("\n") if lines is None else lines
+    blocks, where = {}, {}
+    for n, part in enumerate(parts_of(ch)):
+        text = lines if n == 0 else part.read_text().split("\n")
+        for d in directives(text):
+            if d.kind != "transcript":
+                continue
+            try:
+                name = transcript_of(d).get("name")
+            except tr.TranscriptError:
+                continue
+            if name in blocks:
+                also = "" if where[name] == part else f" (in {where[name].name} and {part.name})"
+                raise vals.ValueProblem(f"two transcripts are named {name}{also}")
+            if name:
+                blocks[name], where[name] = block_body(text, d), part
     return vals.Context(lines, blocks, builds_ok)
 
 
@@ -351,7 +368,7 @@ def check(chapter_paths, transcripts=True, figures=None, only_broken=False):
         text = ch.read_text()
         lines = text.split("\n")
         try:
-            ctx = None if only_broken else chapter_context(lines, figures)
+            ctx = None if only_broken else chapter_context(ch, figures, lines)
         except vals.ValueProblem as e:
             problems.append(f"{shown(ch)}: {e}")
             continue
@@ -473,7 +490,7 @@ def sync(chapter_paths, rerun_all=False, verify_only=False, jobs=2, out=print):
 
     def one(item):
         key, (t, ch, line, _) = item
-        ctx = chapter_context(ch.read_text().split("\n"), True) if uses_runs(t) else builds
+        ctx = chapter_context(ch, True) if uses_runs(t) else builds
         try:
             return key, tr.produce(t.filled(lambda text: vals.fill(text, ctx, "the transcript's line"))), None
         except (tr.TranscriptError, BookError) as e:
@@ -536,7 +553,7 @@ def sync_values(chapter_paths, out=print):
     prose written. Returns the number of blocks and values changed."""
     changed = 0
     for ch in chapter_paths:
-        ctx = chapter_context(ch.read_text().split("\n"), True)
+        ctx = chapter_context(ch, True)
 
         def text_block(d):
             if not is_text_figure(d):

@@ -5,8 +5,14 @@ What the reader gets beyond pandoc's own output:
   - a front page that is an index: the chapters with the lab each one goes
     with (its title, the files a student edits, its handout), then the
     appendices;
+  - a long chapter in parts (NN-name.md, then NN-name-K-what.md: see
+    chapters() in book/build.py) nested under its first part in the
+    index and the sidebar;
   - the drawn figures numbered per chapter ("Figure 5.1"; the appendices
-    are lettered: "Figure A.1");
+    are lettered: "Figure A.1"), on through the parts of a chapter;
+  - links between chapters written as the Markdown files they point to
+    ([part 2](06-jit-model-2-simd.md)), so that they work on a forge too,
+    made links to the HTML pages, and in the EPUB to the part's start;
   - pandoc's syntax highlighting with its own styles, light (pygments) and
     dark (breezedark), chosen by the reader's system setting (highlight.css);
   - full-text search that works offline, from the files themselves:
@@ -45,6 +51,9 @@ TOKENS = {
     "SpecialString": "ss", "String": "st", "Variable": "va", "VerbatimString": "vs", "Warning": "wa",
 }  # fmt: skip
 IMAGE = re.compile(r"^!\[(.+)\]\((figures/[^)\s]+)\)\s*$")
+CHAPTER_LINK = re.compile(r"\]\(([0-9][0-9]-[\w-]+)\.md(#[\w-]+)?\)")
+FENCE = re.compile(r"^\s*(```+|~~~+)")
+PART_TITLE = re.compile(r"^Chapter \d+, part (\d+): (.+)$")
 FENCE_LANG = re.compile(r"^(\s*(?:```+|~~~+))(\w+)\s*$")
 
 
@@ -54,6 +63,14 @@ class Page:
         self.name = stem + ".html"
         number = stem.split("-", 1)[0]
         self.appendix = int(number) >= 90
+        self.first_figure = 0  # the figures of the earlier parts of its chapter
+        self.part_of = None  # the first part's Page, for the later parts of a chapter
+
+    @property
+    def short_title(self):
+        """The title in a list of parts ("Part 2: ..." for a later part), else the title."""
+        m = PART_TITLE.match(self.title)
+        return f"Part {m.group(1)}: {m.group(2)}" if m and self.part_of else self.title
 
     @property
     def label(self):
@@ -81,10 +98,34 @@ def run_pandoc(cmd, name, stdin=None):
     return r.stdout
 
 
-def pandoc_markdown(page):
-    """The Markdown pandoc sees: figures numbered, fenced languages named as pandoc knows them."""
-    out, n = [], 0
+def chapter_links(line, epub):
+    """A link to NN-name.md[#id] made one to NN-name.html[#id]; in the EPUB, one
+    book, to the start of that chapter or part (ids of sections repeat across
+    chapters, so pandoc renames them there)."""
+    if epub:
+        return CHAPTER_LINK.sub(lambda m: f"](#{part_id(m.group(1))})", line)
+    return CHAPTER_LINK.sub(lambda m: f"]({m.group(1)}.html{m.group(2) or ''})", line)
+
+
+def part_id(stem):
+    return "chapter-" + stem
+
+
+def pandoc_markdown(page, epub=False):
+    """The Markdown pandoc sees: figures numbered, fenced languages named as
+    pandoc knows them, links between chapters made to the pages."""
+    out, n = [], page.first_figure
+    fence = None
     for line in page.body.split("\n"):
+        f = FENCE.match(line)
+        if f:
+            mark = f.group(1)
+            if fence is None:
+                fence = mark
+            elif mark[0] == fence[0] and len(mark) >= len(fence) and not line.strip()[len(mark) :].strip():
+                fence = None
+        elif fence is None:
+            line = chapter_links(line, epub)
         m = IMAGE.match(line)
         if m:
             n += 1
@@ -150,12 +191,24 @@ def chapter_list_html(pages, current=None):
     for part, appendix in (("Chapters", False), ("Appendices", True)):
         items = []
         for p in pages:
-            if p.appendix == appendix:
-                mark = ' aria-current="page"' if p.name == current else ""
-                items.append(f'<li><a href="{p.name}"{mark}>{html.escape(p.title)}</a></li>')
+            if p.appendix == appendix and not p.part_of:
+                items.append(f"<li>{sidebar_link(p, current)}{parts_html(pages, p, current)}</li>")
         if items:
             out.append(f'<p class="sidebar-part">{part}</p><ol class="chapters">' + "".join(items) + "</ol>")
     return "".join(out)
+
+
+def sidebar_link(p, current):
+    mark = ' aria-current="page"' if p.name == current else ""
+    return f'<a href="{p.name}"{mark}>{html.escape(p.short_title)}</a>'
+
+
+def parts_html(pages, head, current=None):
+    """The later parts of head's chapter, as a nested list ("" if it has none)."""
+    parts = [p for p in pages if p.part_of is head]
+    if not parts:
+        return ""
+    return '<ol class="parts">' + "".join(f"<li>{sidebar_link(p, current)}</li>" for p in parts) + "</ol>"
 
 
 def labs_by_chapter():
@@ -184,7 +237,7 @@ def index_markdown(pages):
         '<ul class="book-index">',
     ]
     for p in pages:
-        if p.appendix:
+        if p.appendix or p.part_of:
             continue
         lab = by_chapter.get(p.stem + ".md")
         what = ""
@@ -198,7 +251,7 @@ def index_markdown(pages):
             )
         else:
             what = '<span class="lab">No lab: how the kit, the grader and the book work.</span>'
-        lines.append(f'<li><a href="{p.name}">{html.escape(p.title)}</a>{what}</li>')
+        lines.append(f'<li><a href="{p.name}">{html.escape(p.title)}</a>{what}{parts_html(pages, p)}</li>')
     lines += ["</ul>", "", "## Appendices", "", '<ul class="book-index">']
     for p in pages:
         if p.appendix:
@@ -301,6 +354,18 @@ def html_page(page, pages, i, tmp, out):
     )
 
 
+def number(pages):
+    """The appendices lettered; the later parts of a chapter tied to its first
+    (the pages of one NN-), their figures numbered on from the parts before."""
+    for k, p in enumerate(x for x in pages if x.appendix):
+        p.letter = chr(ord("A") + k)
+    figures = {}  # label: figures so far
+    for k, p in enumerate(pages):
+        p.part_of = next((q for q in pages[:k] if q.stem[:3] == p.stem[:3]), None)
+        p.first_figure = figures.get(p.label, 0)
+        figures[p.label] = p.first_figure + sum(1 for line in p.body.split("\n") if IMAGE.match(line))
+
+
 def build(chapters, out):
     """chapters: [(stem, Markdown without directives)]. Writes the HTML pages,
     index.html, book.epub, the styles, the figures and the search index into
@@ -316,8 +381,7 @@ def build(chapters, out):
     for stem, text in chapters:
         title, body = split_title(text, stem)
         pages.append(Page(stem, title, body))
-    for k, p in enumerate(x for x in pages if x.appendix):
-        p.letter = chr(ord("A") + k)
+    number(pages)
     with tempfile.TemporaryDirectory(prefix="book-") as tmp:
         tmp = Path(tmp)
         for i, page in enumerate(pages):
@@ -335,7 +399,7 @@ def build(chapters, out):
         epub_sources = []
         for i, page in enumerate(pages):
             src = tmp / f"epub-{i}.md"
-            src.write_text(f"# {page.title}\n\n{pandoc_markdown(page)}")
+            src.write_text(f"# {page.title} {{#{part_id(page.stem)}}}\n\n{pandoc_markdown(page, epub=True)}")
             epub_sources.append(str(src))
         run_pandoc(
             ["pandoc", "--from", "markdown-smart", "--to", "epub3", "--toc", "--toc-depth=2"]

@@ -331,3 +331,80 @@ def test_reverting_a_synced_address_fails_the_check():
     path.write_text(text[: m.start(1)] + old + text[m.end(1) :])
     problems = build.check([path], transcripts=False)
     assert any(f"gives {m.group(1)}, the text says {old}" in p for p in problems), problems
+
+
+def test_a_chapter_in_parts_reads_in_order():
+    """Chapter 6 comes in parts: the lab's file first, then its parts by number,
+    before the appendices; each part under about 6,000 words, opening with a
+    line that links the previous and the next part."""
+    build = book_module("build")
+    names = [ch.name for ch in build.chapters()]
+    assert "06-jit-model.md" in names and "06-jit-model-2-simd.md" in names, names
+    for first in names:
+        parts = [n for n in names if n.startswith(first[: -len(".md")] + "-")]
+        if parts:
+            check_the_parts(names, first, parts)
+
+
+def check_the_parts(names, first, parts):
+    assert names.index(first) + 1 == names.index(parts[0]), names
+    assert [int(n[len(first) - 2 :].split("-")[0]) for n in parts] == list(range(2, len(parts) + 2)), parts
+    assert names.index(parts[-1]) < min(i for i, n in enumerate(names) if n >= "90-"), names
+    chain = [first] + parts
+    for k, name in enumerate(chain):
+        text = (BOOK / name).read_text()
+        assert len(text.split()) < 6000, f"{name}: {len(text.split())} words"
+        lead = next(line for line in text.split("\n")[1:] if line.strip())
+        assert f"part {k + 1}" in lead.lower(), (name, lead)
+        assert k == 0 or f"({chain[k - 1]})" in lead, (name, lead)
+        assert k + 1 == len(chain) or f"({chain[k + 1]})" in lead, (name, lead)
+    assert all(f"]({n})" in (BOOK / first).read_text() for n in parts), "the first part lists every part"
+
+
+def test_a_value_may_quote_a_run_of_another_part(tmp_path):
+    build = book_module("build")
+    run = "<!-- transcript: sh name=boot run='true' -->\n```text\n$ true\nrip 0x0000000000106be8\n```\n"
+    (tmp_path / "98-other.md").write_text("# Another chapter, its own run named boot\n\n" + run)
+    first = tmp_path / "99-v.md"
+    first.write_text("# V\n\nThe write at <!-- value: run boot 'rip (0x\\w+)' %#x -->`0x106be8` faulted.\n")
+    second = tmp_path / "99-v-2-run.md"
+    second.write_text("# V, part 2\n\n" + run)
+    assert build.check([first, second], transcripts=False, figures=False) == []
+    assert build.check([first], transcripts=False, figures=False) == []  # the parts beside it are read
+    second.unlink()
+    problems = build.check([first], transcripts=False, figures=False)
+    assert problems and "no transcript name=boot" in problems[0], problems
+    second.write_text("# V, part 2\n\n" + run)
+    (tmp_path / "99-v-3-again.md").write_text("# V, part 3\n\n" + run.replace("true", "true "))
+    problems = build.check([first], transcripts=False, figures=False)
+    assert problems and "two transcripts are named boot" in problems[0], problems
+
+
+def test_the_parts_of_a_chapter_in_the_pages():
+    """Figures numbered on through the parts, the parts nested under their
+    chapter, links between chapter files made links to the pages (or, in the
+    EPUB, to the start of the part), never inside a code block."""
+    pages = book_module("pages")
+    book = [
+        pages.Page("05-a", "Chapter 5: A", "![a](figures/a.svg)\n"),
+        pages.Page("06-b", "Chapter 6: B", "![b](figures/b.svg)\n\nOn in [part 2](06-b-2-c.md).\n"),
+        pages.Page(
+            "06-b-2-c",
+            "Chapter 6, part 2: C",
+            '![c](figures/c.svg)\n\nSee ["Sec"](06-b.md#sec).\n\n```text\n[x](06-b.md)\n```\n',
+        ),
+        pages.Page("90-d", "Appendix: D", "![d](figures/d.svg)\n"),
+    ]
+    pages.number(book)
+    assert book[2].part_of is book[1] and book[1].part_of is None and book[3].part_of is None
+    html_text = [pages.pandoc_markdown(p) for p in book]
+    assert "Figure 5.1." in html_text[0] and "Figure 6.1." in html_text[1] and "Figure A.1." in html_text[3]
+    assert "Figure 6.2." in html_text[2] and "Figure 6.1." not in html_text[2]
+    assert "](06-b-2-c.html)" in html_text[1] and '["Sec"](06-b.html#sec)' in html_text[2]
+    assert "[x](06-b.md)" in html_text[2], "a link in a code block is left as it is"
+    epub = pages.pandoc_markdown(book[2], epub=True)
+    assert '["Sec"](#chapter-06-b)' in epub and "[x](06-b.md)" in epub
+    side = pages.chapter_list_html(book, "06-b-2-c.html")
+    assert side.count("<li>") == 4 and '<ol class="parts">' in side
+    assert '<a href="06-b-2-c.html" aria-current="page">Part 2: C</a>' in side
+    assert '<a href="06-b.html">Chapter 6: B</a><ol class="parts">' in side

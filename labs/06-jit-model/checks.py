@@ -321,17 +321,17 @@ HINTS = [
         lambda ev: ev.said and "#UD invalid opcode" in ev.said[0] and jit_code_at(ev).startswith("avx"),
         "an invalid-opcode fault in the JIT's AVX code, at a VEX or EVEX instruction: AVX is off until the kernel "
         "sets CR4.OSXSAVE and then writes XCR0 with xsetbv (x87, SSE and AVX state; for zmm also opmask, "
-        'ZMM_Hi256 and Hi16_ZMM), before the first such instruction. Book: chapter 6, "Turning AVX on".',
+        'ZMM_Hi256 and Hi16_ZMM), before the first such instruction. Book: chapter 6, part 2, "Turning AVX on".',
     ),
     Hint(
         lambda ev: ev.said and "#UD invalid opcode" in ev.said[0] and in_jit_code(ev),
         "an invalid-opcode fault in the JIT's code, at an SSE instruction: SSE is off until the kernel sets "
-        'CR4.OSFXSR (and CR4.OSXMMEXCPT, CR0.MP, with CR0.EM clear). Book: chapter 6, "Turning SSE on".',
+        'CR4.OSFXSR (and CR4.OSXMMEXCPT, CR0.MP, with CR0.EM clear). Book: chapter 6, part 2, "Turning SSE on".',
     ),
     Hint(
         lambda ev: ev.said and "#GP general protection" in ev.said[0] and in_jit_code(ev),
         "a general-protection fault in the JIT's code: a legacy SSE instruction (movdqa, pmaddwd) with a memory "
-        'operand that is not 16-byte aligned. Book: chapter 6, "Turning SSE on".',
+        'operand that is not 16-byte aligned. Book: chapter 6, part 2, "Turning SSE on".',
     ),
 ]
 
