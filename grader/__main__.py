@@ -403,7 +403,10 @@ def cmd_qemu(req, gdb=False, raw=False):
     finally:
         if port:
             gdbinit.unlink(missing_ok=True)
-    meaning = result.outcome.text if result.outcome else result.reason
+    if result.reason == "interrupted" or run.STOP.is_set():
+        meaning = "stopped by Ctrl-C"
+    else:
+        meaning = result.outcome.text if result.outcome else result.reason
     print(f"\n[{emulator} stopped: {meaning}]", file=sys.stderr)
     # Watching a run is not grading it: a kernel that panics or double-faults on
     # purpose (TESTS=overflow) ran as asked. Only an emulator that did not run fails.

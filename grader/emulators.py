@@ -69,6 +69,8 @@ def qemu_outcome(status, log, exits=None):
         return Outcome("triple fault", "exit status 0: triple fault, the CPU reset instead of powering off")
     if status == 0:
         return Outcome("other", "exit status 0: a reset or a plain power-off, not the isa-debug-exit value")
+    if status is None:
+        return Outcome("other", "no exit status: QEMU was stopped before it ended")
     return Outcome("other", f"exit status {status} (QEMU itself failed?)")
 
 

@@ -106,3 +106,31 @@ def test_a_batch_entry_has_an_overall_time_limit(tmp_path):
     assert rows[0]["seconds"] < 20 and rows[0]["status"] in ("did not finish", "build failed"), rows[0]
     said = st.stopped or st.build_error.summary
     assert "the stage's time limit" in said, said
+
+
+def test_ctrl_c_while_watching_a_boot_says_so(tmp_path):
+    """`make qemu` stopped with Ctrl-C: the last line says the run was
+    stopped, not that QEMU failed, and no QEMU is left behind."""
+    sub = lab01(tmp_path / "sub")
+    mb2 = sub / "labs/01-boot/mb2.c"  # a kernel that never ends on its own
+    anchor = "mb2_parse(uint64_t mbi, struct boot_info *bi)\n{\n"
+    mb2.write_text(mb2.read_text().replace(anchor, anchor + '    for (;;) __asm__ volatile("cli; hlt");\n'))
+    p = subprocess.Popen(
+        [sys.executable, "-m", "grader", "qemu", "--lab", "01", "--submission", str(sub)],
+        cwd=ROOT,
+        env=dict(os.environ, NO_COLOR="1"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    first = p.stderr.readline()  # "booting ... Ctrl-C stops it", printed as QEMU starts
+    assert first.startswith("booting "), first
+    time.sleep(2)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=30)
+    assert "Traceback" not in err, err
+    assert "[qemu stopped: stopped by Ctrl-C]" in err, err
+    assert "QEMU itself failed" not in err
+    time.sleep(0.2)
+    iso = first.split()[1]
+    assert [a for _, a in processes_naming(iso) if "qemu-system" in a] == []
