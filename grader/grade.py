@@ -287,8 +287,8 @@ def grade_stage(
     )
     checks, notes = observe_checks(checks, plan, specs, matched, stage, runs, results, built, values, precomputed)
     checks, unproven = prove(checks, plan, specs, matched, runs, results, seeded_names(plan, values, precomputed))
-    checks, stopped = explain_the_end(checks, stage, default)
     diagnoses, stuck = diagnose(checks, stage, emulator, results, built)
+    checks, stopped = explain_the_end(checks, stage, default, diagnoses.get("default", []) + [stuck or ""])
     if stuck and stopped:
         stopped += f"; {stuck}"
     if diagnoses.get("default"):  # the fault explains the lines never printed, not their hints
@@ -540,9 +540,10 @@ def computed_checks(defs, stage, runs, results, built, values):
     return out
 
 
-def explain_the_end(checks, stage, default):
+def explain_the_end(checks, stage, default, blamed=()):
     """Why the default boot did not end cleanly, once, for the report's head:
-    (checks, that sentence or "")."""
+    (checks, that sentence or ""). `blamed`: the diagnosis of the default
+    boot, whose naming of a file tells whose code stopped it."""
     problem = end_of_run(default)
     if not problem:
         return checks, ""
@@ -551,19 +552,28 @@ def explain_the_end(checks, stage, default):
             replace(c, hints=[]) if not c.passed and not c.details and c.message.startswith("missing") else c
             for c in checks
         ]
-    return checks, problem[0] + below_advice(stage)
+    return checks, problem[0] + below_advice(stage, blamed)
 
 
-def below_advice(stage):
+def names_a_file_of(labs, lines):
+    """Whether `lines` (a diagnosis) name a source line of a student file of one of `labs`."""
+    said = "\n".join(lines)
+    return any(re.search(rf"\b{re.escape(f)}:\d", said) for lab in labs for f in lab.student)
+
+
+def below_advice(stage, blamed=()):
     """What to do when a stage of several labs did not finish: any lab of the
     student's own below the top one may be what stopped it. With reference
     code released, BELOW=solutions grades the top lab on it; without, grade
-    the labs below first. "" when every lab below is the reference code."""
+    the labs below first. "" when every lab below is the reference code, or
+    when the diagnosis names a file of the top lab and none of a lab below."""
     if len(stage.labs) < 2 or stage.origin.kind == "solutions":
         return ""
     top, below = stage.top, stage.labs[:-1]
     own = [lab for lab in below if lab.name not in stage.from_reference]
     if not own:
+        return ""
+    if names_a_file_of([top], blamed) and not names_a_file_of(own, blamed):
         return ""
     if stage.origin.below_from_solutions:
         return (

@@ -82,3 +82,18 @@ def test_no_location_names_line_0():
     samples = [{"rip": a, "interrupts": False, "halted": False} for a in (addr, real, addr)]
     stuck = diagnosis.where_stuck(samples, b, [str(build.ROOT)])
     assert "cmdline.c:" in stuck and "cmdline.c:0" not in stuck, stuck
+
+
+def test_no_advice_to_grade_the_labs_below_when_the_fault_is_in_the_top_lab():
+    """A stage 03 of the student's own labs stopped: 'grade the labs below'
+    (or BELOW=solutions) is advised unless the diagnosis names a line of
+    lab 03's own files and none of a lab below."""
+    from grader.grade import below_advice
+
+    st = stage.make("03", stage.Origin("labs"))
+    top = "page fault at rip 0x102345 in heap_init (labs/03-bss-heap/heap.c:41)"
+    low = "page fault at rip 0x101000 in serial_init (labs/02-serial/uart.c:12)"
+    assert below_advice(st) != ""
+    assert below_advice(st, [top]) == ""
+    assert below_advice(st, [top, low]) != ""
+    assert below_advice(st, ["the kernel was still running in kmain (labs/01-boot/kmain.c:9)"]) != ""
