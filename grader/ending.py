@@ -52,8 +52,8 @@ def end_of_run(run):
         return f"{run.outcome.text}, not a clean power-off (ok)", extra + tail
     if not run.output:
         return (
-            "the kernel powered off but no byte reached the serial line: is the UART left in "
-            "loopback (MCR bit 4) or with LCR.DLAB set, so that writes go to the divisor latch?"
+            "the kernel powered off but no byte reached the serial line: the UART may be left in "
+            "loopback (MCR bit 4), or with LCR.DLAB set so that writes go to the divisor latch"
         ), []
     if not final or final[-1] != "[power] off: ok":
         return "the run ended without the final line `[power] off: ok`", tail

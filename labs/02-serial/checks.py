@@ -156,11 +156,28 @@ def settings_seen(ctx):
             )
     want = "divisor 1 (115200 baud), LCR 0x03, FIFO on"
     last = trace.lines[-1] if trace.lines else None
-    if last is None or str(last.settings) != want:
+    if last is None:
+        raise Fail("QEMU's serial trace shows no line sent: serial_init did not program the UART")
+    if str(last.settings) != want:
         raise Fail(
-            f"QEMU's serial trace shows the kernel's lines sent at {last.settings if last else 'nothing'}, "
-            f"not {want}: serial_init did not program the UART (labs/02-serial/uart.c)"
+            f"QEMU's serial trace shows the kernel's last line sent at {last.settings}, not {want}: "
+            + "; ".join(setting_errors(last.settings))
+            + " (serial_init, labs/02-serial/uart.c)"
         )
+
+
+def setting_errors(got):
+    """What differs from 115200 baud, 8N1, FIFOs on, register by register."""
+    errors = []
+    if got.divisor != 1:
+        errors.append(
+            f"the divisor latch holds {got.divisor}, not 1 (DLL, then DLM, each written while LCR.DLAB is set)"
+        )
+    if got.lcr != 0x03:
+        errors.append(f"LCR is 0x{got.lcr:02x}, not 0x03 (8 data bits, no parity, 1 stop bit, DLAB clear)")
+    if not got.fifo:
+        errors.append("the FIFOs are off (FCR bit 0 enables them)")
+    return errors
 
 
 @observed("serial: every line goes through serial_putc")
