@@ -91,6 +91,12 @@ def blocks_seen(ctx):
             raise Fail(
                 f"in memory, block {b} is at 0x{addr:x}, not at the seeded offset {want[f'r{b}']} of 0x{region:x}"
             )
+        if not mem.has(addr, size):  # the grader read the heap that bss.ld reserves, and no more
+            lo, hi = ctx.symbols["__heap_start"], ctx.symbols["__heap_end"]
+            raise Fail(
+                f"in memory, block {b} is at 0x{addr:x}, outside the heap that bss.ld reserves "
+                f"(0x{lo:x}-0x{hi:x}): the blocks must come from there (heap_init, labs/03-bss-heap/heap.c)"
+            )
         got = mem.read(addr, size)
         bad = next((i for i in range(size) if got[i] != pattern(ctx.seed, b, i)), None)
         if bad is not None:

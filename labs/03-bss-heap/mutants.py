@@ -15,6 +15,9 @@ def heap_at_a_fixed_address_beyond_ram(st):
     assert not bounds.passed and "is not inside .bss" in bounds.details[-1]
     assert not pattern.passed and "must not appear: `[heap] READ_MISMATCH in block 0" in pattern.message
     assert any("made-up address" in h and "chapter 3" in h for h in pattern.hints)
+    seen = " ".join(pattern.details)  # what QEMU saw: the blocks lie outside the heap it read
+    assert "QEMU saw: in memory, block 0 is at 0x21" in seen and "outside the heap that bss.ld reserves" in seen, seen
+    assert "internal error" not in seen, seen
 
 
 @mutant(
