@@ -75,7 +75,7 @@ PYTEST = $(PYTHON) -m pytest -q -rs -n 2
 
 test:
 	@$(GRADER) setup --for test
-	@$(if $(staff),$(PYTHON) -m grader.lint --no-install)
+	@$(if $(staff),$(PYTHON) -m grader.lint)
 	@$(PYTEST)
 
 check:
