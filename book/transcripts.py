@@ -82,7 +82,7 @@ VALUED = (
     "name",
 ) + FILTERS
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-DURATION = re.compile(r"\b\d+\.\d+ ?s\b")
+DURATION = re.compile(r" *\b\d+\.\d+ ?s\b")  # with the padding that right-aligns it
 GDB_LOCK = threading.Lock()  # one GDB session at a time: they share build/gdbinit
 
 
