@@ -30,6 +30,7 @@ import functools
 import hashlib
 import os
 import shutil
+import stat
 import subprocess
 from pathlib import Path
 
@@ -226,14 +227,19 @@ def cell_uid(cell):
 
 def _give(folder, uid):
     """The folder and what it holds belong to uid (a file linked from
-    elsewhere keeps its owner: it is only read)."""
+    elsewhere keeps its owner: it is only read). A file that goes while the
+    folder is walked (a parallel compile renames its temporary object) is
+    passed over."""
     for d, dirs, files in os.walk(folder):
         os.chown(d, uid, uid)
         for name in dirs + files:
             p = os.path.join(d, name)
-            st = os.lstat(p)
-            if st.st_nlink == 1 or os.path.isdir(p):
-                os.chown(p, uid, uid, follow_symlinks=False)
+            try:
+                st = os.lstat(p)
+                if st.st_nlink == 1 or stat.S_ISDIR(st.st_mode):
+                    os.chown(p, uid, uid, follow_symlinks=False)
+            except FileNotFoundError:
+                continue
 
 
 def _take_back(rw):
