@@ -4,7 +4,7 @@
 #   make help                        this list
 #   make demo                        build, boot and grade the finished kernel (solutions/ of every lab: the staff's copy)
 #   make test                        the whole test suite (the README's test command; the staff's copy lints first)
-#   make check                       the inner loop: fast tests, every mutant on one seed
+#   make check                       the inner loop (~1 min): fast tests, one mutant per lab
 #   make test-lab LAB=NN             every test about one lab [MUTANT_SEEDS=N]
 #   make lint                        black, flake8 and clang-format, as make test runs them
 #   make format                      apply black and clang-format to the kit's files

@@ -12,7 +12,7 @@ import pytest
 from grader import classroom, handout, lint
 from conftest import ROOT
 
-pytestmark = pytest.mark.instructor
+pytestmark = [pytest.mark.instructor, pytest.mark.slow]
 
 # The first major version of each action that runs on Node 24 (its action.yml: `using: node24`).
 NODE24 = {"actions/checkout": 5, "actions/upload-artifact": 6, "actions/download-artifact": 7}

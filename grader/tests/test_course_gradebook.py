@@ -13,7 +13,7 @@ import pytest
 from grader import gradebook, labs
 from conftest import ROOT
 
-pytestmark = pytest.mark.instructor
+pytestmark = [pytest.mark.instructor, pytest.mark.slow]  # a whole term of gradebooks
 
 LAB = labs.find("01")
 FORMULA = '=HYPERLINK("evil","y")'

@@ -14,7 +14,7 @@ import pytest
 from grader import batch, build, grade, mutants, stage
 from conftest import ROOT, SEED
 
-pytestmark = pytest.mark.instructor  # solutions/: a kernel that builds and boots
+pytestmark = [pytest.mark.instructor, pytest.mark.slow]  # builds and boots; Ctrl-C and time limits take seconds each
 
 HANG = (
     "labs/01-boot/kmain.c",

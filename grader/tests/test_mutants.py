@@ -30,9 +30,45 @@ def mutant_dir():
     shutil.rmtree(d, ignore_errors=True)
 
 
-@pytest.mark.parametrize("m", MUTANTS, ids=[f"{m.lab.name}::{m.name}" for m in MUTANTS])
+def in_the_inner_loop(m):
+    """`make check` boots one mutant per lab (the first it declares); every
+    mutant's patches are still checked there, without a boot
+    (test_every_mutant_patch_applies). `make test` boots them all."""
+    return m is next(x for x in MUTANTS if x.lab.name == m.lab.name)
+
+
+@pytest.mark.parametrize(
+    "m",
+    [pytest.param(m, marks=() if in_the_inner_loop(m) else pytest.mark.slow) for m in MUTANTS],
+    ids=[f"{m.lab.name}::{m.name}" for m in MUTANTS],
+)
 def test_mutant(m, mutant_dir):
     mutants.run(m, mutant_dir)
+
+
+def test_every_mutant_patch_applies():
+    """Each mutant's patches, applied in order to the texts of the kit's
+    files (no copy, no boot): a declaration whose old text is no longer in
+    its file is named with the file."""
+    broken = []
+    for m in MUTANTS:
+        texts = {}
+        for p in m.patches:
+            if callable(p):  # skeleton("NN-name/f.c"): the skeleton's file must be there
+                shown = getattr(p, "shown", "")
+                rel = shown.removeprefix("skeleton of ") if shown.startswith("skeleton of ") else ""
+                if rel and not (m.lab.root / "labs" / rel).is_file():
+                    broken.append(f"{m.lab.name}::{m.name}: no labs/{rel}")
+                continue
+            rel, old, new = p
+            path = m.lab.root / rel
+            if rel not in texts:
+                texts[rel] = path.read_text() if path.is_file() else None
+            if texts[rel] is None or old not in texts[rel]:
+                broken.append(f"{m.lab.name}::{m.name}: {old[:50]!r} not in {rel}")
+                continue
+            texts[rel] = texts[rel].replace(old, new, 1)
+    assert broken == []
 
 
 def asserted_texts():

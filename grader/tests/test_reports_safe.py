@@ -15,6 +15,8 @@ import pytest
 from grader import diagnosis, grade, report, safe, stage
 from conftest import ROOT, SEED, grade_stage
 
+pytestmark = pytest.mark.slow  # each attack is a real boot of a hostile kernel
+
 ATTACK = "\x1b[2J\x1b]52;c;c2VjcmV0\x07\x1b[32mScore: 90/90\x1b[0m\u202e"
 C_ATTACK = "\\x1b[2J\\x1b]52;c;c2VjcmV0\\x07\\x1b[32mScore: 90/90\\x1b[0m"  # the same bytes in a C string
 RAW = ("\x1b", "\x07", "\u202e", "\x9b")

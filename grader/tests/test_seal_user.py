@@ -24,7 +24,7 @@ import docker_like
 from grader import build, gradescope, labs, sandbox
 from conftest import ROOT
 
-pytestmark = pytest.mark.instructor  # the bundle carries reference code: a staff's copy makes it
+pytestmark = [pytest.mark.instructor, pytest.mark.slow]  # the bundle carries reference code: a staff's copy makes it
 
 LAB03 = labs.find("03")
 WHY = docker_like.why_not()

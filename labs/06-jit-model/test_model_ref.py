@@ -71,6 +71,7 @@ def test_words_are_deterministic_and_seeded(model):
     assert all(w == "(empty)" or (w.isalpha() and len(w) <= M.MAX_WORD) for w in a)
 
 
+@pytest.mark.slow
 def test_the_model_predicts_better_than_chance(model):
     good, total = M.heldout_top1(model)
     assert total > 300 and good / total > 0.3  # chance is 1/27

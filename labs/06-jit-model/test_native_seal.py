@@ -15,6 +15,8 @@ import pytest
 
 from grader import build, labs, sandbox
 
+pytestmark = pytest.mark.slow  # each seal builds and runs the native harness
+
 LAB = labs.lab_of(__file__)
 native = LAB.module("native")
 SECRET = "kit-test-secret-5eed"
