@@ -9,6 +9,7 @@ rfb listener on port 5900 is reachable from nowhere.
 """
 import os
 import re
+import signal
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,7 +87,18 @@ def bochs_outcome(status, log, lines, exits=None):
     panics = [ln.split(">>PANIC<<", 1)[1].strip() for ln in log.splitlines() if ">>PANIC<<" in ln]
     if panics:
         return Outcome("other", f"Bochs stopped: {panics[-1]}")
-    return Outcome("other", f"Bochs exited with status {status}")
+    errors = BOCHS_ERROR.findall(log)
+    said = f"; its log's last error: {errors[-1].strip()}" if errors else ""
+    if status is not None and status < 0:
+        try:
+            name = signal.Signals(-status).name
+        except ValueError:
+            name = f"signal {-status}"
+        return Outcome("other", f"Bochs was killed by {name} (status {status}){said}")
+    return Outcome("other", f"Bochs exited with status {status}{said}")
+
+
+BOCHS_ERROR = re.compile(r"^\d+e\[[^\]]*\] (.*)$", re.M)  # Bochs's log: ticks, level (e: error), module, text
 
 
 SAFE_KARGS = re.compile(r"^[A-Za-z0-9=,._ -]*$")

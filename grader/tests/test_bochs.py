@@ -35,6 +35,11 @@ def test_bochs_outcomes():
     triple = (FIX / "bochs-int3-null-idt.log").read_text()
     assert emulators.bochs_outcome(1, triple, ["[power] off: ok"], EXITS).kind == "triple fault"
     assert emulators.bochs_outcome(1, "", []).text == "Bochs exited with status 1"
+    # killed by a signal: the signal's name and the log's last error line
+    log = "00000000000i[      ] Bochs x86 Emulator 2.7\n00000000000e[RFB   ] bind() failed\n"
+    assert emulators.bochs_outcome(-6, log, []).text == (
+        "Bochs was killed by SIGABRT (status -6); its log's last error: bind() failed"
+    )
 
 
 def listening_ports(netfile):
