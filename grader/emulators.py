@@ -227,6 +227,7 @@ ata0-master: type=disk, path={disk}, mode=flat, cylinders=1, heads=16, spt=63
 ata1-master: type=cdrom, path={iso}, status=inserted
 boot: cdrom
 com1: enabled=1, mode=file, dev={fifo}
+sound: driver=dummy
 log: {log}
 panic: action=fatal
 error: action=report
