@@ -72,6 +72,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import figures as figures_mod
+from fences import FENCE, in_code
 import pages
 import transcripts as tr
 import kernel_facts
@@ -87,7 +88,6 @@ PANDOC_INSTALL = "apt-get install -y --no-install-recommends pandoc"
 LISTING = re.compile(r"^\s*<!--\s*listing:\s*(\S+)\s+(\S+)\s*-->\s*$")
 FIGURE = re.compile(r"^\s*<!--\s*figure:\s*(\S+)\s+(\S+)\s*-->\s*$")
 DIRECTIVE_START = re.compile(r"^\s*<!--\s*(listing|figure|transcript):")
-FENCE = re.compile(r"^\s*(```+|~~~+)")
 ASM_LABEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*:")  # top level: no .L, no 1:
 ASM_SECTION = re.compile(r"^\s*\.(section|text|data|bss|rodata|previous|pushsection|popsection)\b")
 LANGUAGES = {".c": "c", ".h": "c", ".S": "asm", ".s": "asm"}
@@ -230,19 +230,10 @@ class Directive:
 
 def directives(lines):
     """Every directive of a chapter, in order."""
-    found, fence, i = [], None, 0
+    found, code, i = [], in_code(lines), 0
     while i < len(lines):
         line = lines[i]
-        m = FENCE.match(line)
-        if m:
-            mark = m.group(1)
-            if fence is None:
-                fence = mark
-            elif mark[0] == fence[0] and len(mark) >= len(fence) and not line.strip()[len(mark) :].strip():
-                fence = None
-            i += 1
-            continue
-        d = DIRECTIVE_START.match(line) if fence is None else None
+        d = DIRECTIVE_START.match(line) if not code[i] else None
         if not d:
             i += 1
             continue

@@ -30,6 +30,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from fences import in_code
 from kernel_facts import BookError
 
 BOOK = Path(__file__).resolve().parent
@@ -52,7 +53,6 @@ TOKENS = {
 }  # fmt: skip
 IMAGE = re.compile(r"^!\[(.+)\]\((figures/[^)\s]+)\)\s*$")
 CHAPTER_LINK = re.compile(r"\]\(([0-9][0-9]-[\w-]+)\.md(#[\w-]+)?\)")
-FENCE = re.compile(r"^\s*(```+|~~~+)")
 PART_TITLE = re.compile(r"^Chapter \d+, part (\d+): (.+)$")
 FENCE_LANG = re.compile(r"^(\s*(?:```+|~~~+))(\w+)\s*$")
 
@@ -115,16 +115,9 @@ def pandoc_markdown(page, epub=False):
     """The Markdown pandoc sees: figures numbered, fenced languages named as
     pandoc knows them, links between chapters made to the pages."""
     out, n = [], page.first_figure
-    fence = None
-    for line in page.body.split("\n"):
-        f = FENCE.match(line)
-        if f:
-            mark = f.group(1)
-            if fence is None:
-                fence = mark
-            elif mark[0] == fence[0] and len(mark) >= len(fence) and not line.strip()[len(mark) :].strip():
-                fence = None
-        elif fence is None:
+    lines = page.body.split("\n")
+    for line, code in zip(lines, in_code(lines)):
+        if not code:
             line = chapter_links(line, epub)
         m = IMAGE.match(line)
         if m:

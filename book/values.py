@@ -46,6 +46,7 @@ import re
 import shlex
 from pathlib import Path
 
+from fences import in_code
 from kernel_facts import BookError, built_kernel, figure_lab
 
 BOOK = Path(__file__).resolve().parent
@@ -57,7 +58,6 @@ DIRECTIVE = re.compile(r"<!--\s*value:\s*(.*?)\s*-->")
 NUMBER = re.compile(r"(?<![\w.$/-])(0x[0-9a-fA-F]+|\d[\d,]*\d|\d[0-9a-fA-F]*)(?![\w/-])")
 BARE = re.compile(r"(0x[0-9a-fA-F]+|\d[\d,]*\d|\d[0-9a-fA-F]*)(?![\w])")
 PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}")
-FENCE = re.compile(r"^\s*(```+|~~~+)")
 FORMAT = re.compile(r"%[-#0]*\d*[xXd]|%,d|%le\d+")
 OPERATOR = re.compile(r"^(\+|-|\*|&|>>|<<)(-?(?:0x[0-9a-fA-F]+|\d+))$")
 # A kernel-range address, 0x100000-0x5fffff, however many leading zeros.
@@ -255,17 +255,8 @@ class Context:
 
 def outside_fences(lines):
     """Indices of the lines that are prose: outside every fenced block."""
-    fence = None
-    for i, line in enumerate(lines):
-        m = FENCE.match(line)
-        if m:
-            mark = m.group(1)
-            if fence is None:
-                fence = mark
-            elif mark[0] == fence[0] and len(mark) >= len(fence) and not line.strip()[len(mark) :].strip():
-                fence = None
-            continue
-        if fence is None:
+    for i, code in enumerate(in_code(lines)):
+        if not code:
             yield i
 
 
