@@ -1,7 +1,7 @@
 """The test suite's tiers (CONTRIBUTING.md, "Running the tests"):
 
-    make check             the inner loop: every test not marked `slow`, every
-                           mutant on the fixed seed only (MUTANT_SEEDS=0)
+    make check             the inner loop (about a minute): every test not
+                           marked `slow`, one mutant per lab (MUTANT_SEEDS=0)
     make test              everything (the README's test command, and CI's)
     make test-lab LAB=NN   everything about one lab (pytest --lab NN)
 
@@ -18,10 +18,17 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: a long end-to-end test; `make check` leaves it out, `make test` runs it")
+    config.addinivalue_line(
+        "markers", "slow: not in the inner loop (`make check`): many boots, or minutes; `make test` runs it"
+    )
+    config.addinivalue_line(
+        "markers", "long: minutes on its own (a whole students' suite, a term): run first, so the workers end together"
+    )
 
 
 def pytest_collection_modifyitems(config, items):
+    # the longest tests first: started last, one would keep a worker busy alone at the end
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
     spec = config.getoption("--lab")
     if not spec:
         return

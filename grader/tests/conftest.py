@@ -17,9 +17,6 @@ def pytest_configure(config):
         "markers",
         "instructor: needs solutions/ or an instructor's tool; a student's copy (make handout) leaves the test out",
     )
-    config.addinivalue_line(
-        "markers", "slow: not in the inner loop (`make check`): many boots, or minutes; `make test` runs it"
-    )
     try:
         deps.ensure("kernel", install=True)
     except deps.MissingTools as e:

@@ -34,6 +34,7 @@ def test_book_is_up_to_date_with_its_sources():
 
 @pytest.mark.instructor  # the transcripts are runs of solutions/
 @pytest.mark.slow  # after a change to grader/ or labs/ it runs all of them again
+@pytest.mark.long
 def test_every_transcript_matches_a_real_run():
     """A transcript whose inputs changed since the last sync is run again and
     compared (durations masked); unchanged inputs mean an unchanged run."""

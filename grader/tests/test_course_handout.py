@@ -61,6 +61,7 @@ def test_one_commit_no_solutions_no_hidden_check_no_instructor_test(kit):
     assert "'03'" in (kit / ".github/workflows/grade.yml").read_text()
 
 
+@pytest.mark.long  # the students' whole suite
 def test_the_students_two_commands(kit):
     r = run(["make", "grade", "LAB=01"], kit)
     assert "Score: 0/80" in r.stdout and "hint:" in r.stdout and "Traceback" not in r.stdout + r.stderr

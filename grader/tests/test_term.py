@@ -25,7 +25,7 @@ import pytest
 from conftest import ROOT
 from grader import labs
 
-pytestmark = [pytest.mark.slow, pytest.mark.instructor]  # minutes; it needs solutions/ to make "done" states
+pytestmark = [pytest.mark.slow, pytest.mark.long, pytest.mark.instructor]  # minutes; solutions/ make "done" states
 
 LABS = {lab.number: lab for lab in labs.discover()}
 INTERNAL = re.compile(r"internal error|Traceback \(most recent call last\)")
