@@ -143,6 +143,21 @@ class LineResult:
     index: int = None  # output line index (matched, wrong, contradicted, forbidden)
     got: str = None
     after: int = -1  # the output line the search started after (for context)
+    note: str = ""  # why a wrong line is wrong, when the grader can tell (a control byte)
+
+
+CONTROL = re.compile(r"\\x[0-9a-f]{2}")  # a byte that is not text, as grader/run.py renders it
+
+
+def control_only(rx, lines, start):
+    """The first output line from `start` that is the expected line once its
+    rendered control bytes (`\\x01`, `\\x00`, ...) are taken out, and the note
+    that says so; (None, "") when there is none."""
+    for i in range(start, len(lines)):
+        if "\\x" in lines[i] and rx.fullmatch(CONTROL.sub("", lines[i])):
+            shown = ", ".join(f"`{b}`" for b in dict.fromkeys(CONTROL.findall(lines[i])))
+            return i, f"the line differs only by a control byte ({shown}): the kernel sent a byte that is not text"
+    return None, ""
 
 
 def match(checks, lines, values):
@@ -174,7 +189,11 @@ def match(checks, lines, values):
                 if len(prefix) >= 3
                 else None
             )
-            if near is not None:
+            stray, note = control_only(rx, lines, pos)
+            if stray is not None and (near is None or stray <= near):
+                res.append(LineResult(exp, "wrong", stray, lines[stray], note=note))
+                pos = stray + 1
+            elif near is not None:
                 res.append(LineResult(exp, "wrong", near, lines[near]))
                 pos = near + 1
             else:
@@ -215,7 +234,7 @@ def explain(line_results, values, lines):
     r = forbidden[0] if forbidden else bad[0]  # a forbidden line says most about what went wrong
     want = r.expect.shown(values)
     if r.status == "wrong":
-        return f"expected `{want}`, got `{r.got}`"
+        return f"expected `{want}`, got `{r.got}`" + (f": {r.note}" if r.note else "")
     if r.status == "contradicted":
         return f"output line {r.index + 1} contradicts `{want}`: `{r.got}`"
     if r.status == "forbidden":
@@ -242,6 +261,8 @@ def diff_view(line_results, values, lines, context=2):
         elif r.status == "wrong":
             out.append(f"   WRONG   expected: {want}")
             out.append(f"           got:      {r.got}   (output line {r.index + 1})")
+            if r.note:
+                out.append(f"           ({r.note})")
             last = r.index
         elif r.status == "forbidden":
             out.append(f"   FORBID  {r.got}   (output line {r.index + 1}, matches `! {r.expect.text}`)")

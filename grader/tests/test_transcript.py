@@ -79,6 +79,22 @@ def test_whole_line_must_match():
     assert transcript.failed(res["first"])[0].status == "wrong"
 
 
+def test_a_line_with_a_control_byte_in_it_is_its_near_miss_not_missing():
+    # as grader/run.py renders the serial bytes: \x01 inside the tag, where the key of the line is
+    lines = ["[a] seed=0x2a n=1", "[a] y\\x01es d\\x01one"]
+    _, res = run(lines)
+    r = res["first"][1]
+    assert (r.status, r.index) == ("wrong", 1)
+    said = transcript.explain(res["first"], {"seed": "0x2a"}, lines)
+    assert said == (
+        "expected `[a] {yes|no} done`, got `[a] y\\x01es d\\x01one`: the line differs only by a control byte "
+        "(`\\x01`): the kernel sent a byte that is not text"
+    )
+    assert "(the line differs only by a control byte" in "\n".join(transcript.diff_view(res["first"], {}, lines))
+    _, res = run(["[a] seed=0x2a n=1", "[\\x00a] no done"])  # before the key: no longer missing either
+    assert res["first"][1].status == "wrong" and "`\\x00`" in res["first"][1].note
+
+
 def test_diff_view_marks_each_line():
     lines = ["[a] seed=0x2a n=1", "[x] something else"]
     _, res = run(lines)
