@@ -158,3 +158,21 @@ def test_lines_of_other_words_or_that_are_expected_elsewhere_contradict_nothing(
         ]
     )
     assert not any(transcript.failed(r) for r in res.values())
+
+
+def test_a_right_line_is_not_contradicted_by_the_kernels_attempt_at_another():
+    checks = transcript.parse("== t [5]\n[p] translate {t0} -> {t0}\n[p] translate {beyond} -> not mapped\n")
+    out = ["[p] translate 0x10 -> not mapped", "[p] translate 0x99 -> not mapped"]
+    res = transcript.match(checks, out, {"t0": "0x10", "beyond": "0x99"})
+    assert [(r.status, r.index) for r in res["t"]] == [("wrong", 0), ("matched", 1)]
+
+
+def test_a_missing_line_shows_the_kernels_fail_line_of_its_subsystem_where_it_should_be():
+    checks = transcript.parse("== a [1]\n[p] start\n== b [1]\n[p] .text r-x\n[p] .data rw-\n")
+    out = ["[p] start", "[x] other", "[x] more", "[x] FAIL: not mine", "[p] FAIL: 0x1000 maps elsewhere", "[q] end"]
+    res = transcript.match(checks, out, {})
+    assert transcript.explain(res["b"], {}, out) == (
+        "missing `[p] .text r-x` (after `[p] start`); the kernel said at line 5: `[p] FAIL: 0x1000 maps elsewhere`"
+    )
+    view = transcript.diff_view(res["b"], {}, out)
+    assert "           | ... line 5: [p] FAIL: 0x1000 maps elsewhere" in view and "FAIL: not mine" not in "".join(view)
