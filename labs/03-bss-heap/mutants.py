@@ -247,6 +247,19 @@ def challenge_fails(st, title, *words):
     assert not c.passed and c.bonus and all(w in c.message for w in words), c.message
 
 
+@mutant("03", patches=[skeleton("03-bss-heap/freelist.c")], boots=["default"])
+def free_list_not_begun_is_said_to_be_optional(st):
+    challenges = [c for c in st.checks if c.bonus]
+    assert len(challenges) == 3 and st.full and st.bonus == 0
+    for c in challenges:  # each says why, and no hint sends the student to a function that was not begun
+        assert not c.passed and "the free list (freelist.c, the optional challenge) looks not written yet" in c.message
+        assert c.hints == [
+            "the free list is optional: full marks need only the `heap:` checks. For these points, write fl_alloc "
+            'and fl_free in labs/03-bss-heap/freelist.c (book chapter 3, "A free list (the challenge)").'
+        ]
+    assert not any(h for c in st.checks if not c.bonus for h in c.hints)
+
+
 @mutant(
     "03",
     patches=[
