@@ -269,8 +269,8 @@ def explain(line_results, values, lines):
         return f"missing `{want}`: the kernel printed nothing"
     # the output line it was looked for after: the line of the expected line before it
     after = f" (after `{lines[r.after]}`)" if 0 <= r.after < len(lines) else ""
-    said = "".join(f"; the kernel said at line {i + 1}: `{lines[i]}`" for i in kernel_fails(r, line_results, lines, 1))
-    return f"missing `{want}`{after}{said}"
+    said = [f"; the kernel said at line {i + 1}: `{lines[i]}`" for i in kernel_fails(r, line_results, lines, 1)]
+    return f"missing `{want}`" + (said[0] if said else after)  # the kernel's own FAIL line says more
 
 
 def diff_view(line_results, values, lines, context=2):

@@ -172,7 +172,7 @@ def test_a_missing_line_shows_the_kernels_fail_line_of_its_subsystem_where_it_sh
     out = ["[p] start", "[x] other", "[x] more", "[x] FAIL: not mine", "[p] FAIL: 0x1000 maps elsewhere", "[q] end"]
     res = transcript.match(checks, out, {})
     assert transcript.explain(res["b"], {}, out) == (
-        "missing `[p] .text r-x` (after `[p] start`); the kernel said at line 5: `[p] FAIL: 0x1000 maps elsewhere`"
+        "missing `[p] .text r-x`; the kernel said at line 5: `[p] FAIL: 0x1000 maps elsewhere`"
     )
     view = transcript.diff_view(res["b"], {}, out)
     assert "           | ... line 5: [p] FAIL: 0x1000 maps elsewhere" in view and "FAIL: not mine" not in "".join(view)
