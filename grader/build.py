@@ -53,6 +53,7 @@ CFLAGS = [
     "-mno-sse2",
     "-fno-asynchronous-unwind-tables",
     "-fno-omit-frame-pointer",
+    "-fwrapv",
     "-O2",
     "-g",
     "-Wall",

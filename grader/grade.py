@@ -401,7 +401,7 @@ def transcript_checks(specs, matched, default, values):
                 not bad,
                 transcript.explain(lr, values, default.lines),
                 transcript.diff_view(lr, values, default.lines) if show_diff else [],
-                s.hints if bad else [],
+                s.hints_for(default.lines) if bad and not all(r.note for r in bad) else [],  # a stray byte: none
                 seconds=default.elapsed,
                 bonus=s.bonus,
             )

@@ -16,6 +16,7 @@ import math
 import os
 import re
 import sys
+import textwrap
 
 from . import safe
 
@@ -98,8 +99,8 @@ def terminal(stages, stream=sys.stdout, verbose=False, color=None):
         for boot, lines in st.diagnoses.items():
             w(paint(f"   diagnosis ({boot} boot, {st.runs[boot].cmdline}):", "1") + "\n")
             quoted(lines, "      ")
-        for note in st.notes:
-            w(f"   note: {show(note)}\n")
+        for note in st.notes:  # the kit's own sentences, naming the lab's checks: wrapped, never cut
+            w("   note: " + "\n         ".join(textwrap.wrap(safe.line(note, cap=None), 100)) + "\n")
         if verbose and st.boots:
             for name, r in st.boots.items():
                 w(f"   serial output of the {name} boot ({r.reason}, status {r.status}, {r.elapsed:.2f}s):\n")
@@ -114,10 +115,24 @@ def terminal(stages, stream=sys.stdout, verbose=False, color=None):
     if len(stages) > 1:
         for line in summary_table(stages):
             w(line + "\n")
-        total = sum(s.score for s in stages)
-        out_of = sum(s.total for s in stages)
         ok = all(s.full for s in stages)
-        w(paint(f"Total score: {total}/{out_of}", "32" if ok else "31") + "\n")
+        w(paint(f"Total score: {total_score(stages)}", "32" if ok else "31") + "\n")
+
+
+def total_score(stages):
+    """The sum over the stages, for each emulator on its own: two emulators
+    grade the same work, so their points are never added together."""
+    emus = list(dict.fromkeys(s.emulator for s in stages))
+    sums = [
+        (e, sum(s.score for s in stages if s.emulator == e), sum(s.total for s in stages if s.emulator == e))
+        for e in emus
+    ]
+    if len(sums) == 1:
+        return f"{sums[0][1]}/{sums[0][2]}"
+    names = {"qemu": "QEMU", "bochs": "Bochs"}
+    return (
+        ", ".join(f"{names.get(e, e)} {got}/{out_of}" for e, got, out_of in sums) + " (the same work, graded by each)"
+    )
 
 
 def one_line(st):

@@ -7,6 +7,7 @@ book/00-introduction.md):
     == mb2: command line [10]      a check: its title and points
     == challenge: free list [+10]  a challenge: optional points, not needed for full marks
     hint: text                     shown when the check fails
+    hint if `words`: text          shown instead, when an output line has these words
     [boot] cmdline: {cmdline}      a line expected in the output, in order
     ! [panic] {any}                a line that must never appear anywhere
 
@@ -111,6 +112,12 @@ class CheckSpec:
     lines: list = field(default_factory=list)
     hints: list = field(default_factory=list)
     bonus: bool = False
+    keyed: list = field(default_factory=list)  # (words, hint): shown when an output line has the words
+
+    def hints_for(self, lines):
+        """The hints of a failed check: the ones keyed to words that the
+        output has, if any (they name the cause), else the others."""
+        return [h for words, h in self.keyed if any(words in ln for ln in lines)] or self.hints
 
 
 def parse(text, source="expected.txt"):
@@ -127,7 +134,12 @@ def parse(text, source="expected.txt"):
             continue
         if not checks:
             raise TranscriptError(f"{source}:{n}: an expected line before the first `== check [points]`")
-        if line.startswith("hint:"):
+        if line.startswith("hint if"):
+            m = re.fullmatch(r"hint if `([^`]+)`:\s*(.+)", line)
+            if not m:
+                raise TranscriptError(f"{source}:{n}: a keyed hint is `hint if `words`: text`")
+            checks[-1].keyed.append((m.group(1), m.group(2)))
+        elif line.startswith("hint:"):
             checks[-1].hints.append(line[5:].strip())
         elif line.startswith("!"):
             checks[-1].lines.append(Expect(line[1:].strip(), n, never=True))
@@ -143,6 +155,21 @@ class LineResult:
     index: int = None  # output line index (matched, wrong, contradicted, forbidden)
     got: str = None
     after: int = -1  # the output line the search started after (for context)
+    note: str = ""  # why a wrong line is wrong, when the grader can tell (a control byte)
+
+
+CONTROL = re.compile(r"\\x[0-9a-f]{2}")  # a byte that is not text, as grader/run.py renders it
+
+
+def control_only(rx, lines, start):
+    """The first output line from `start` that is the expected line once its
+    rendered control bytes (`\\x01`, `\\x00`, ...) are taken out, and the note
+    that says so; (None, "") when there is none."""
+    for i in range(start, len(lines)):
+        if "\\x" in lines[i] and rx.fullmatch(CONTROL.sub("", lines[i])):
+            shown = ", ".join(f"`{b}`" for b in dict.fromkeys(CONTROL.findall(lines[i])))
+            return i, f"the line differs only by a control byte ({shown}): the kernel sent a byte that is not text"
+    return None, ""
 
 
 def match(checks, lines, values):
@@ -174,7 +201,11 @@ def match(checks, lines, values):
                 if len(prefix) >= 3
                 else None
             )
-            if near is not None:
+            stray, note = control_only(rx, lines, pos)
+            if stray is not None and (near is None or stray <= near):
+                res.append(LineResult(exp, "wrong", stray, lines[stray], note=note))
+                pos = stray + 1
+            elif near is not None:
                 res.append(LineResult(exp, "wrong", near, lines[near]))
                 pos = near + 1
             else:
@@ -189,7 +220,9 @@ def contradictions(checks, lines, values, results):
     expected line at all: a forged copy printed before the kernel's own line
     (or after it) does not hide the kernel's."""
     exact = [e.regex(values) for chk in checks for e in chk.lines if not e.never]
-    expected_somewhere = [any(rx.fullmatch(ln) for rx in exact) for ln in lines]
+    # the kernel's attempt at another expected line (its near miss) says nothing of this one
+    attempts = {r.index for res in results.values() for r in res if r.status == "wrong"}
+    expected_somewhere = [i in attempts or any(rx.fullmatch(ln) for rx in exact) for i, ln in enumerate(lines)]
     for chk in checks:
         res = results[chk.title]
         for k, r in enumerate(res):
@@ -200,6 +233,18 @@ def contradictions(checks, lines, values, results):
             if hit is not None:
                 res[k] = LineResult(r.expect, "contradicted", hit, lines[hit], r.after)
     return results
+
+
+def kernel_fails(r, line_results, lines, most=2):
+    """For a missing line: the kernel's own `FAIL` lines of its subsystem (the
+    line's `[tag]`) where it should have been, after the line before it and
+    before the next line of its check that matched: often they say why."""
+    tag = re.match(r"\[[^\]]*\]", r.expect.text)
+    if not tag:
+        return []
+    end = min((x.index for x in line_results if x.status == "matched" and x.index > r.after), default=len(lines))
+    found = [i for i in range(r.after + 1, end) if lines[i].startswith(tag.group(0)) and "FAIL" in lines[i]]
+    return found[:most]
 
 
 def failed(line_results):
@@ -215,7 +260,7 @@ def explain(line_results, values, lines):
     r = forbidden[0] if forbidden else bad[0]  # a forbidden line says most about what went wrong
     want = r.expect.shown(values)
     if r.status == "wrong":
-        return f"expected `{want}`, got `{r.got}`"
+        return f"expected `{want}`, got `{r.got}`" + (f": {r.note}" if r.note else "")
     if r.status == "contradicted":
         return f"output line {r.index + 1} contradicts `{want}`: `{r.got}`"
     if r.status == "forbidden":
@@ -224,7 +269,8 @@ def explain(line_results, values, lines):
         return f"missing `{want}`: the kernel printed nothing"
     # the output line it was looked for after: the line of the expected line before it
     after = f" (after `{lines[r.after]}`)" if 0 <= r.after < len(lines) else ""
-    return f"missing `{want}`{after}"
+    said = [f"; the kernel said at line {i + 1}: `{lines[i]}`" for i in kernel_fails(r, line_results, lines, 1)]
+    return f"missing `{want}`" + (said[0] if said else after)  # the kernel's own FAIL line says more
 
 
 def diff_view(line_results, values, lines, context=2):
@@ -242,6 +288,8 @@ def diff_view(line_results, values, lines, context=2):
         elif r.status == "wrong":
             out.append(f"   WRONG   expected: {want}")
             out.append(f"           got:      {r.got}   (output line {r.index + 1})")
+            if r.note:
+                out.append(f"           ({r.note})")
             last = r.index
         elif r.status == "forbidden":
             out.append(f"   FORBID  {r.got}   (output line {r.index + 1}, matches `! {r.expect.text}`)")
@@ -259,4 +307,6 @@ def diff_view(line_results, values, lines, context=2):
                 out.extend(f"           | {ln}" for ln in around)
             else:
                 out.append("           | (end of output)")
+            said = [i for i in kernel_fails(r, line_results, lines) if i > last + context]
+            out.extend(f"           | ... line {i + 1}: {lines[i]}" for i in said)
     return out

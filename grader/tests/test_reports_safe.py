@@ -172,3 +172,31 @@ def test_an_int3_loop_gives_a_bounded_diagnosis(tmp_path):
     assert any("other exception(s) in the kernel" in ln for ln in lines)  # thousands, counted, not listed
     terminal, results, as_json = sizes(st)
     assert len(terminal) < 16 * 1024 and len(results) < 64 * 1024 and len(as_json) < 64 * 1024
+
+
+# --- EMULATOR=both ---------------------------------------------------------------------
+
+
+def test_both_emulators_total_each_alone_and_a_long_note_is_wrapped_not_cut():
+    from types import SimpleNamespace as NS
+
+    lab = NS(name="04-paging", title="Paging", number=4)
+    titles = [f"paging: check number {i} with a title as long as the real ones are" for i in range(8)]
+    note = "Bochs cannot be asked what these checks' facts were: " + "; ".join(titles)
+    assert len(note) > safe.LINE_CAP
+
+    def stage_of(emulator, score, notes=()):
+        return NS(
+            lab=lab, source="solutions/", emulator=emulator, seed=1, memory_mb=128, build_error=None, unproven={},
+            stopped="", checks=[], diagnoses={}, notes=list(notes), boots={}, score=score, total=95, bonus=0,
+            full=True, elapsed=1.0,
+        )  # fmt: skip
+
+    stages = [stage_of("qemu", 95), stage_of("bochs", 80, [note])]
+    assert report.total_score(stages) == "QEMU 95/95, Bochs 80/95 (the same work, graded by each)"
+    assert report.total_score(stages[:1]) == "95/95"
+    out = io.StringIO()
+    report.terminal(stages, stream=out, color=False)
+    text = out.getvalue()
+    assert "Total score: QEMU 95/95, Bochs 80/95 (the same work, graded by each)" in text
+    assert "more characters)" not in text and " ".join(text.split()).count(titles[-1]) == 1

@@ -79,6 +79,22 @@ def test_whole_line_must_match():
     assert transcript.failed(res["first"])[0].status == "wrong"
 
 
+def test_a_line_with_a_control_byte_in_it_is_its_near_miss_not_missing():
+    # as grader/run.py renders the serial bytes: \x01 inside the tag, where the key of the line is
+    lines = ["[a] seed=0x2a n=1", "[a] y\\x01es d\\x01one"]
+    _, res = run(lines)
+    r = res["first"][1]
+    assert (r.status, r.index) == ("wrong", 1)
+    said = transcript.explain(res["first"], {"seed": "0x2a"}, lines)
+    assert said == (
+        "expected `[a] {yes|no} done`, got `[a] y\\x01es d\\x01one`: the line differs only by a control byte "
+        "(`\\x01`): the kernel sent a byte that is not text"
+    )
+    assert "(the line differs only by a control byte" in "\n".join(transcript.diff_view(res["first"], {}, lines))
+    _, res = run(["[a] seed=0x2a n=1", "[\\x00a] no done"])  # before the key: no longer missing either
+    assert res["first"][1].status == "wrong" and "`\\x00`" in res["first"][1].note
+
+
 def test_diff_view_marks_each_line():
     lines = ["[a] seed=0x2a n=1", "[x] something else"]
     _, res = run(lines)
@@ -142,3 +158,21 @@ def test_lines_of_other_words_or_that_are_expected_elsewhere_contradict_nothing(
         ]
     )
     assert not any(transcript.failed(r) for r in res.values())
+
+
+def test_a_right_line_is_not_contradicted_by_the_kernels_attempt_at_another():
+    checks = transcript.parse("== t [5]\n[p] translate {t0} -> {t0}\n[p] translate {beyond} -> not mapped\n")
+    out = ["[p] translate 0x10 -> not mapped", "[p] translate 0x99 -> not mapped"]
+    res = transcript.match(checks, out, {"t0": "0x10", "beyond": "0x99"})
+    assert [(r.status, r.index) for r in res["t"]] == [("wrong", 0), ("matched", 1)]
+
+
+def test_a_missing_line_shows_the_kernels_fail_line_of_its_subsystem_where_it_should_be():
+    checks = transcript.parse("== a [1]\n[p] start\n== b [1]\n[p] .text r-x\n[p] .data rw-\n")
+    out = ["[p] start", "[x] other", "[x] more", "[x] FAIL: not mine", "[p] FAIL: 0x1000 maps elsewhere", "[q] end"]
+    res = transcript.match(checks, out, {})
+    assert transcript.explain(res["b"], {}, out) == (
+        "missing `[p] .text r-x`; the kernel said at line 5: `[p] FAIL: 0x1000 maps elsewhere`"
+    )
+    view = transcript.diff_view(res["b"], {}, out)
+    assert "           | ... line 5: [p] FAIL: 0x1000 maps elsewhere" in view and "FAIL: not mine" not in "".join(view)

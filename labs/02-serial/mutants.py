@@ -213,9 +213,9 @@ def serial_putc_without_thre_garbles_under_bochs(st):
 FLUSH_WAIT = "    while (!(inb(COM1_PORT + UART_LSR) & LSR_TEMT))\n        ;\n"
 
 
-def flush_caught(st):
+def flush_caught(st, lsr):
     c = check_of(st, "serial: serial_flush")
-    assert not c.passed and "[serial] serial_flush: FAIL: returned with LSR 0x20, still sending" in c.message
+    assert not c.passed and f"[serial] serial_flush: FAIL: returned with LSR {lsr}, still sending" in c.message
     assert [x.title for x in st.checks if not x.passed] == [c.title]
 
 
@@ -227,12 +227,12 @@ def flush_caught(st):
     boots=["default"],
 )
 def serial_flush_waits_for_thre_not_temt(st):
-    flush_caught(st)
+    flush_caught(st, "0x20")  # THRE set, TEMT not: the last byte is in the shift register
 
 
 @mutant("02", patches=[(U, FLUSH_WAIT, "")], emulator="bochs", seeds=1, boots=["default"])
 def serial_flush_that_does_not_wait(st):
-    flush_caught(st)
+    flush_caught(st, "0x0")  # the FIFO still holds bytes of the line
 
 
 # Classic mistakes in kprintf_number and kvprintf (kprintf.c). The self-test's
@@ -361,6 +361,30 @@ def most_negative_int_negated_in_32_bits(st):
     patches=[
         (
             K,
+            "            int64_t v = is_long ? va_arg(ap, int64_t) : va_arg(ap, int);\n"
+            "            out += kprintf_number(v < 0 ? -(uint64_t)v : (uint64_t)v, 10, v < 0, width, zero);\n",
+            "            if (is_long) {   /* mutant: each negated in its own type */\n"
+            "                int64_t v = va_arg(ap, int64_t);\n"
+            "                out += kprintf_number(v < 0 ? -v : v, 10, v < 0, width, zero);\n"
+            "            } else {\n"
+            "                int v = va_arg(ap, int);\n"
+            "                out += kprintf_number(v < 0 ? -v : v, 10, v < 0, width, zero);\n"
+            "            }\n",
+        )
+    ],
+    boots=["default"],
+)
+def most_negative_int_negated_as_an_int(st):
+    # undefined in C: without -fwrapv clang assumes -v >= 0 and prints the right
+    # digits by luck; with it (grader/build.py) the int stays negative and shows
+    kprintf_wrong(st, "kprintf: edge values", "edges: -18446744071562067968 0 0 -9223372036854775808")
+
+
+@mutant(
+    "02",
+    patches=[
+        (
+            K,
             "            uint64_t v = is_long ? va_arg(ap, uint64_t) : va_arg(ap, unsigned);",
             "            uint64_t v = is_long ? va_arg(ap, uint64_t) : (uint64_t)va_arg(ap, int);   /* mutant */",
         )
@@ -449,6 +473,26 @@ def percent_at_the_end_reads_past_the_format(st):
 )
 def unknown_conversion_dropped(st):
     kprintf_wrong(st, "kprintf: edge values", "tail: (null)  100")
+
+
+@mutant(
+    "02",
+    patches=[
+        (
+            K,
+            "    return out;\n    // LAB 2: end of your code.\n}\n\n/* void kpanic",
+            "    con_putc(0);   /* mutant: the format's NUL sent too */\n"
+            "    return out;\n    // LAB 2: end of your code.\n}\n\n/* void kpanic",
+        )
+    ],
+    boots=["default"],
+)
+def the_terminating_nul_sent_shows_in_the_lines_it_begins(st):
+    c = check_of(st, "kprintf: 64-bit")
+    assert not c.passed and c.message.startswith("expected `[kprintf] ld="), c.message
+    assert "got `\\x00[kprintf] ld=" in c.message, c.message
+    assert c.message.endswith("differs only by a control byte (`\\x00`): the kernel sent a byte that is not text")
+    assert c.hints == []  # the check's own hints name other causes
 
 
 # Classic mistakes in kpanic: the deliberate panic's line names the seed.

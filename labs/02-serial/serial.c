@@ -35,20 +35,19 @@ serial_report(void)
     con_puts(fifo ? ", FIFO on\n" : ", FIFO off\n");
 }
 
-/* The last line printed is still leaving the UART: serial_flush must wait
+/* The start of the line is still leaving the UART: serial_flush must wait
  * until it is all gone. Only an emulator that models the baud rate (Bochs)
  * can tell; QEMU sends every byte at once. */
 static void
 serial_check_flush(void)
 {
+    con_puts("[serial] serial_flush: "); /* bytes in flight, whatever ran before */
     serial_flush();
     uint8_t lsr = inb(COM1_PORT + UART_LSR);
     if (lsr & LSR_TEMT)
-        con_puts("[serial] serial_flush: the transmitter is empty\n");
+        con_puts("the transmitter is empty\n");
     else
-        kprintf("[serial] serial_flush: FAIL: returned with LSR 0x%x, still sending: wait for LSR.TEMT, "
-                "not THRE (LAB 2, uart.c)\n",
-                lsr);
+        kprintf("FAIL: returned with LSR 0x%x, still sending: wait for LSR.TEMT, not THRE (LAB 2, uart.c)\n", lsr);
 }
 
 /* Initialise COM1; on success every later character goes through serial_putc. */

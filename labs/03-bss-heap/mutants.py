@@ -18,6 +18,8 @@ def heap_at_a_fixed_address_beyond_ram(st):
     seen = " ".join(pattern.details)  # what QEMU saw: the blocks lie outside the heap it read
     assert "QEMU saw: in memory, block 0 is at 0x21" in seen and "outside the heap that bss.ld reserves" in seen, seen
     assert "internal error" not in seen, seen
+    # the free list is written: memory that is not there is no sign of a challenge not begun
+    assert not any("not begun" in c.message or "optional" in " ".join(c.hints) for c in st.checks)
 
 
 @mutant(
@@ -245,6 +247,19 @@ def challenge_fails(st, title, *words):
     assert st.full  # the challenge is optional
     c = check_of(st, title)
     assert not c.passed and c.bonus and all(w in c.message for w in words), c.message
+
+
+@mutant("03", patches=[skeleton("03-bss-heap/freelist.c")], boots=["default"])
+def free_list_not_begun_is_said_to_be_optional(st):
+    challenges = [c for c in st.checks if c.bonus]
+    assert len(challenges) == 3 and st.full and st.bonus == 0
+    for c in challenges:  # each says why, and no hint sends the student to a function that was not begun
+        assert not c.passed and "fl_alloc gave nothing from a fresh block of 4096 bytes: not begun?" in c.message
+        assert c.hints == [
+            "the free list is optional: full marks need only the `heap:` checks. For these points, write fl_alloc "
+            'and fl_free in labs/03-bss-heap/freelist.c (book chapter 3, "A free list (the challenge)").'
+        ]
+    assert not any(h for c in st.checks if not c.bonus for h in c.hints)
 
 
 @mutant(

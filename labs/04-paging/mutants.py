@@ -1,4 +1,6 @@
 """Lab 04's deliberate breaks (grader/mutants.py runs them)."""
+import re
+
 from grader.mutants import check_of, diagnosis_text, earned_without_work, forger, mutant
 
 
@@ -253,6 +255,24 @@ def pt_map_ignores_the_flags(st):
 @mutant(
     "04",
     patches=[
+        (PT, "    *e = pa | flags | PTE_P;", "    *e = pa | flags | PTE_P | PTE_W;   /* mutant: always writable */")
+    ],
+)
+def pt_map_adds_a_flag_is_told_by_the_entry_not_pt_translate(st):
+    wrong(st, "paging: translations", "flags FAIL: pt_map set 0x8000000000000003, asked for 0x8000000000000001")
+    assert check_of(st, "paging: translations").hints == [
+        "pt_map wrote other flags than it was asked for into the entry (the line shows both, in hex): "
+        "the entry is exactly pa | flags | PTE_P."
+    ]
+    c = check_of(st, "paging: kernel sections")
+    wrong(st, c.title, "expected `[paging] .text", "rwx")
+    assert len(c.hints) == 1 and c.hints[0].startswith("the entries themselves have other flags than paging_init")
+    assert "pt_translate" not in " ".join(c.hints)
+
+
+@mutant(
+    "04",
+    patches=[
         (
             PT,
             "    if (e == NULL || !(*e & PTE_P))\n        return -1;\n    *e = 0;",
@@ -338,6 +358,31 @@ def translate_loses_no_execute(st):
 )
 def translate_gives_the_flags_of_the_table_entry(st):
     wrong(st, "paging: kernel sections", "expected `[paging] .text", "rwx")
+    assert "pt_translate returns the flags of the entry" in check_of(st, "paging: kernel sections").hints[0]
+    wrong(st, "paging: translations", "flags FAIL: pt_translate's are not those of the entry")
+    assert check_of(st, "paging: translations").hints == [
+        "pt_translate returns the flags of the entry that maps the page (the low 12 bits and PTE_NX), "
+        "not those of a table above it."
+    ]
+
+
+@mutant(
+    "04",
+    patches=[
+        (
+            PT,
+            "        *pa = (PTE_ADDR(*e) & ~(uint64_t)(LARGE_PAGE_SIZE - 1)) | (va & (LARGE_PAGE_SIZE - 1));",
+            "        return -1;   /* mutant: a 2 MiB page not followed */",
+        )
+    ],
+    boots=["default"],
+)
+def translate_that_stops_at_a_large_page(st):
+    wrong(st, "paging: translations", "expected `[paging] translate 0x", "-> not mapped`")
+    details = "\n".join(check_of(st, "paging: translations").details)
+    # the beyond-RAM line is right: the kernel's wrong attempts at the lines above it do not contradict it
+    assert "CONTRA" not in details, details
+    assert re.search(r"^   ok      \[paging\] translate 0x[0-9a-f]{16} -> not mapped$", details, re.M), details
 
 
 @mutant(
@@ -356,6 +401,8 @@ def translate_gives_the_flags_of_the_table_entry(st):
 def translate_of_an_empty_entry(st):
     # paging_init asks pt_translate before it maps a page: an empty entry "maps" to 0.
     wrong(st, "paging: new tables built", "maps elsewhere: keeping the boot page tables")
+    # each check whose lines are missing shows the kernel's own FAIL line that says why
+    wrong(st, "paging: kernel sections", "missing `[paging] .text", "; the kernel said at line ", "maps elsewhere")
 
 
 FAKE_FLAGS = [

@@ -63,8 +63,13 @@ selftest_high(void)
     } else if (pt_translate(va, &pa, &flags) != 0) {
         kprintf("[paging] translate %p -> not mapped (4 KiB, made up)\n", (void *)va);
     } else {
-        kprintf("[paging] translate %p -> %p (4 KiB, made up), flags %s\n", (void *)va, (void *)pa,
-                flags == (PTE_P | PTE_NX) ? "r--" : "FAIL: not those of the entry");
+        pte_t *e = pt_entry(SELFTEST_HIGH_VA, 1, 0), want = PTE_P | PTE_NX;
+        if (e && (*e & (PTE_NX | 0xfff)) != want) /* the entry itself: pt_map's doing */
+            kprintf("[paging] translate %p -> %p (4 KiB, made up), flags FAIL: pt_map set 0x%lx, asked for 0x%lx\n",
+                    (void *)va, (void *)pa, *e & (PTE_NX | 0xfff), want);
+        else
+            kprintf("[paging] translate %p -> %p (4 KiB, made up), flags %s\n", (void *)va, (void *)pa,
+                    flags == want ? "r--" : "FAIL: pt_translate's are not those of the entry");
     }
     pt_unmap(SELFTEST_HIGH_VA);
     if (pt_map_large(SELFTEST_LARGE_VA, SELFTEST_LARGE_PA, PTE_NX | PTE_PAT_LARGE) != 0) {
