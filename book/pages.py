@@ -256,7 +256,7 @@ def index_markdown(pages):
 class SectionText(html.parser.HTMLParser):
     """The text of <main>, cut into sections at each heading that has an id."""
 
-    SKIP = ("script", "style", "nav")
+    SKIP = ("script", "style", "nav", "svg")  # a drawn figure's labels are not prose
 
     def __init__(self):
         super().__init__(convert_charrefs=True)

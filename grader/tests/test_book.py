@@ -409,3 +409,15 @@ def test_the_parts_of_a_chapter_in_the_pages():
     assert side.count("<li>") == 4 and '<ol class="parts">' in side
     assert '<a href="06-b-2-c.html" aria-current="page">Part 2: C</a>' in side
     assert '<a href="06-b.html">Chapter 6: B</a><ol class="parts">' in side
+
+
+def test_the_search_index_leaves_out_a_drawn_figures_labels():
+    pages = book_module("pages")
+    page = (
+        '<main><h2 id="df">Double fault</h2><p>The CPU gives up.</p>'
+        "<figure><svg><text>DOUBLE FAULT</text><text>IST 1</text></svg>"
+        "<figcaption>Figure 5.2: the IST stack</figcaption></figure></main>"
+    )
+    [(sid, heading, text)] = pages.section_texts(page)
+    assert (sid, heading) == ("df", "Double fault")
+    assert "The CPU gives up." in text and "Figure 5.2" in text and "DOUBLE FAULT" not in text
