@@ -70,8 +70,9 @@ help:
 demo:
 	@$(GRADER) demo $(if $(SEED),--seed $(SEED))
 
-# pytest-xdist: two workers keep both cores busy while one waits for an emulator
-PYTEST = $(PYTHON) -m pytest -q -rs -n 2
+# pytest-xdist: two workers keep both cores busy while one waits for an emulator;
+# the 20 slowest tests are listed at the end, for whoever wants a faster suite
+PYTEST = $(PYTHON) -m pytest -q -rs -n 2 --durations=20
 
 test:
 	@$(GRADER) setup --for test
