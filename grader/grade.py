@@ -401,7 +401,10 @@ def transcript_checks(specs, matched, default, values):
                 not bad,
                 transcript.explain(lr, values, default.lines),
                 transcript.diff_view(lr, values, default.lines) if show_diff else [],
-                s.hints_for(default.lines) if bad and not all(r.note for r in bad) else [],  # a stray byte: none
+                # a stray byte or letter case already says what is wrong: only hints keyed to the output's words
+                (s.hints_for(default.lines) if not all(r.note for r in bad) else s.keyed_hints(default.lines))
+                if bad
+                else [],
                 seconds=default.elapsed,
                 bonus=s.bonus,
             )

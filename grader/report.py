@@ -79,7 +79,7 @@ def terminal(stages, stream=sys.stdout, verbose=False, color=None):
         for boot, why in st.unproven.items():
             w(paint(f"   {boot} boot: ", "31") + show(why) + "\n")
         if st.stopped:
-            w(paint("   the kernel did not finish: ", "31") + show(st.stopped) + "\n")
+            w(paint("   the run did not end cleanly: ", "31") + show(st.stopped) + "\n")
             r = st.boots.get("default")
             for ln in r.last_lines(3) if r else []:
                 w(f"      last output | {show(ln)}\n")
@@ -490,7 +490,7 @@ def gradescope_results(stages, note="", reproduce=None):
         lines += [clean_line(f"{b} boot: {why}", roots) for b, why in s.unproven.items() if b in shown]
         lines += [clean_line(f"Note: {note}", roots) for note in s.notes]
         if s.stopped:
-            lines.append(clean_line(f"The kernel did not finish: {s.stopped}", roots))
+            lines.append(clean_line(f"The run did not end cleanly: {s.stopped}", roots))
         lines.append(f"Run the same test: {(reproduce or reproduce_command)(s)}")
     return within(
         {

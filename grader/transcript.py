@@ -114,10 +114,13 @@ class CheckSpec:
     bonus: bool = False
     keyed: list = field(default_factory=list)  # (words, hint): shown when an output line has the words
 
+    def keyed_hints(self, lines):
+        """The hints keyed to words that the output has (they name the cause)."""
+        return [h for words, h in self.keyed if any(words in ln for ln in lines)]
+
     def hints_for(self, lines):
-        """The hints of a failed check: the ones keyed to words that the
-        output has, if any (they name the cause), else the others."""
-        return [h for words, h in self.keyed if any(words in ln for ln in lines)] or self.hints
+        """The hints of a failed check: the keyed ones the output calls for, if any, else the others."""
+        return self.keyed_hints(lines) or self.hints
 
 
 def parse(text, source="expected.txt"):
@@ -155,7 +158,7 @@ class LineResult:
     index: int = None  # output line index (matched, wrong, contradicted, forbidden)
     got: str = None
     after: int = -1  # the output line the search started after (for context)
-    note: str = ""  # why a wrong line is wrong, when the grader can tell (a control byte)
+    note: str = ""  # why a wrong line is wrong, when the grader can tell (a control byte, letter case)
 
 
 CONTROL = re.compile(r"\\x[0-9a-f]{2}")  # a byte that is not text, as grader/run.py renders it
@@ -170,6 +173,14 @@ def control_only(rx, lines, start):
             shown = ", ".join(f"`{b}`" for b in dict.fromkeys(CONTROL.findall(lines[i])))
             return i, f"the line differs only by a control byte ({shown}): the kernel sent a byte that is not text"
     return None, ""
+
+
+def case_only(rx, line):
+    """The note for a line that is the expected one but for letter case
+    (`A7AFEA62` for `a7afea62`), or ""."""
+    if re.compile(rx.pattern, rx.flags | re.IGNORECASE).fullmatch(line):
+        return "the line differs from the expected one only in letter case"
+    return ""
 
 
 def match(checks, lines, values):
@@ -206,7 +217,7 @@ def match(checks, lines, values):
                 res.append(LineResult(exp, "wrong", stray, lines[stray], note=note))
                 pos = stray + 1
             elif near is not None:
-                res.append(LineResult(exp, "wrong", near, lines[near]))
+                res.append(LineResult(exp, "wrong", near, lines[near], note=case_only(rx, lines[near])))
                 pos = near + 1
             else:
                 res.append(LineResult(exp, "missing", after=start - 1))

@@ -101,6 +101,11 @@ def panic_report(ctx):
         f"check {panic_number(ctx.seed, ctx.defines)}"
     )
     got = ctx.find("[panic]")
+    if not got and not ctx.boot.lines:
+        raise Fail(
+            f"with tests=panic, expected `{want}`; the kernel printed nothing at all in this boot, "
+            "so the serial driver is the first suspect, not kpanic"
+        )
     if not got:
         raise Fail(
             f"with tests=panic, expected `{want}`; no [panic] line was printed "
