@@ -260,8 +260,9 @@ def borrow_evidence(checks, backed):
                 replace(
                     c,
                     passed=False,
-                    message=f"no points: these lines show no work of their own (anyone can print them, or the "
-                    f"given code computes them); they count where `{other.title}` passes, which shows the work",
+                    message=f"no points: these lines matched, but they read the same on every run (they do not "
+                    f"depend on the seed), so they cannot be told from a copy printed without the work; they count "
+                    f"where `{other.title}` passes, which shows the work",
                     details=[],
                 )
             )

@@ -109,6 +109,15 @@ def wrong_line(st, title, *words):
 SMALL = "got `[heap] 100 bytes at a page + 8:"
 
 
+def hinted(st, title, *words):
+    """The failed check's hints name the cause: each of the words is in one of them."""
+    hints = " ".join(check_of(st, title).hints)
+    assert all(w in hints for w in words), hints
+
+
+FIT_HINT = "a block that ends on the heap's last byte fits"
+
+
 @mutant("03", patches=[(H, "    h->next = (uint64_t)start;\n", "")], seeds=2)
 def heap_init_forgets_next(st):
     wrong_line(st, "heap: allocation sequence", "missing `[heap] alloc")
@@ -129,6 +138,39 @@ def heap_init_forgets_next(st):
 )
 def alignment_that_always_moves_up(st):
     wrong_line(st, "heap: allocation sequence", "expected `[heap] alloc", "-> +0x0`")
+    hinted(st, "heap: allocation sequence", "needs no padding")
+
+
+@mutant(
+    "03",
+    patches=[
+        (
+            H,
+            "    uint64_t pad = (0 - h->next) & (align - 1);",
+            "    uint64_t pad = align - (h->next & (align - 1));   /* mutant: a whole align when aligned */",
+        )
+    ],
+    seeds=2,
+)
+def padding_of_a_whole_align_when_already_aligned(st):
+    # A student's walkthrough: the exhaustion check blamed the fit test (87 bytes refused), the cause is the padding.
+    full = check_of(st, "heap: exhaustion returns NULL")
+    assert not full.passed and "3 align 1 -> +0x1," in "\n".join(full.details), full.details
+    for title in ("heap: allocation sequence", "heap: exhaustion returns NULL"):
+        hinted(st, title, "needs no padding", "pads it by a whole align")
+    assert not any(FIT_HINT in h for h in check_of(st, "heap: exhaustion returns NULL").hints)
+    # the edges line matched, and heap_alloc computed it: the report says why it earns nothing here
+    edges = check_of(st, "heap: size 0, huge sizes").message
+    assert "these lines matched, but they read the same on every run" in edges and "anyone can print" not in edges
+
+
+@mutant("03", patches=[(H, "    h->next = addr + size;\n", "")], seeds=2)
+def next_never_moved(st):
+    # A student's walkthrough: `used ... 0 bytes` blamed heap_used; heap_alloc never moved next.
+    wrong_line(st, "heap: used statistic", "got `[heap] used after 10 blocks: 0 bytes`")
+    for title in ("heap: allocation sequence", "heap: used statistic", "heap: exhaustion returns NULL"):
+        hinted(st, title, "heap_alloc must move h->next to the end of each block")
+    assert not any("heap_used counts every byte" in h for h in check_of(st, "heap: used statistic").hints)
 
 
 @mutant(
@@ -157,6 +199,7 @@ def alignment_of_the_offset_not_the_address(st):
 )
 def exact_fit_refused(st):
     wrong_line(st, "heap: exhaustion returns NULL", SMALL, "87 align 1 -> NULL")
+    hinted(st, "heap: exhaustion returns NULL", "a block that ends exactly at h->end fits")
 
 
 @mutant(
@@ -168,6 +211,7 @@ def exact_fit_refused(st):
 )
 def next_rounded_up_past_the_block(st):
     wrong_line(st, "heap: exhaustion returns NULL", SMALL, "87 align 1 -> NULL")
+    hinted(st, "heap: exhaustion returns NULL", "next moves to the end of a block (+0xd after 5 bytes at +0x8)")
 
 
 @mutant(
@@ -184,6 +228,7 @@ def next_rounded_up_past_the_block(st):
 )
 def failed_request_moves_next(st):
     wrong_line(st, "heap: exhaustion returns NULL", SMALL, "200 align 64 -> NULL, 5 align 16 -> +0x38")
+    hinted(st, "heap: exhaustion returns NULL", "the refused request moved h->next")
 
 
 @mutant(
@@ -193,6 +238,8 @@ def failed_request_moves_next(st):
 )
 def alignment_rounding_that_wraps(st):
     wrong_line(st, "heap: size 0, huge sizes", "align 2^63 gave a block")
+    hinted(st, "heap: size 0, huge sizes", "no address in the heap is a multiple of 2^63")
+    assert not any("which reads as NULL" in h for h in check_of(st, "heap: size 0, huge sizes").hints)
 
 
 @mutant(
@@ -207,7 +254,7 @@ def align_zero_rounds_to_address_zero(st):
     # The textbook round-up without the align == 0 test: address 0 comes back, which reads as NULL,
     # and h->next moves to 16 (a student's walkthrough found it passing the edges line before).
     wrong_line(st, "heap: size 0, huge sizes", "align 0 NULL but h->next moved")
-    assert any("which reads as NULL" in h for h in check_of(st, "heap: size 0, huge sizes").hints)
+    hinted(st, "heap: size 0, huge sizes", "which reads as NULL")
 
 
 @mutant(
@@ -215,6 +262,8 @@ def align_zero_rounds_to_address_zero(st):
 )
 def alignment_not_a_power_of_two_accepted(st):
     wrong_line(st, "heap: size 0, huge sizes", "align 24 gave a block")
+    hinted(st, "heap: size 0, huge sizes", "24 is not a power of two")
+    assert not any("which reads as NULL" in h for h in check_of(st, "heap: size 0, huge sizes").hints)
 
 
 @mutant(

@@ -9,6 +9,7 @@ def skeleton_keeps_the_boot_tables_and_says_why(st):
     assert st.boots["default"].outcome.ok  # the skeleton boots and powers off
     cr3 = check_of(st, "paging: new tables built")
     assert not cr3.passed and cr3.message.endswith("pages could not be mapped (pt_map, pt_entry)`")
+    mapping_first(st)
     assert "is not mapped (pt_map, pt_translate): keeping the boot page tables" in st.boots["default"].text
     assert "the kernel never printed `[paging] tables final" in check_of(st, "paging: QEMU's own view").message
 
@@ -123,6 +124,51 @@ def wrong(st, title, *words):
     assert not c.passed and all(w in c.message for w in words), c.message
 
 
+SELF_TESTED = ("paging: kernel sections", "paging: the stack guard", "paging: translations", "paging: map, unmap")
+
+
+def mapping_first(st):
+    """Nothing could be mapped: the self-tests' checks fail, and their hints give way to one that
+    says to make the mapping work first (none sends the student to flags, PAT or invlpg)."""
+    hints = " ".join(check_of(st, "paging: new tables built").hints)
+    assert "PT_INDEX(va, level)" in hints, hints
+    for title in SELF_TESTED:
+        c = check_of(st, title)
+        assert not c.passed and any("make the mapping work first" in h for h in c.hints), (title, c.hints)
+        assert not any(w in h for h in c.hints for w in ("returns the flags", "PAT", "invlpg")), (title, c.hints)
+
+
+@mutant(
+    "04",
+    patches=[
+        (
+            PT,
+            "        pte_t *e = &table[PT_INDEX(va, l)];",
+            "        pte_t *e = &table[(va >> (12 + 9 * l)) & 511];   /* mutant: each level's index one level up */",
+        )
+    ],
+)
+def walk_with_the_wrong_index_shift(st):
+    # A student's walkthrough: every page collides, yet the report sent the student to flags and invlpg.
+    wrong(st, "paging: new tables built", "pages could not be mapped (pt_map, pt_entry)")
+    mapping_first(st)
+
+
+@mutant(
+    "04",
+    patches=[(PT, "    *e = pa | flags | PTE_P;", "    *e = PTE_ADDR(pa) | flags;   /* mutant: PTE_P left out */")],
+)
+def pt_map_leaves_out_the_present_bit(st):
+    # paging_init's flags carry PTE_P, the self-test's do not: the CR3 line is right, and the
+    # report says so; the self-tests' checks name PTE_P.
+    assert check_of(st, "paging: new tables built").passed
+    wrong(st, "paging: translations", "got `[paging] translate 0xffff8000deadb123 -> not mapped (4 KiB, made up)`")
+    wrong(st, "paging: map, unmap", "did not map it")
+    for title in ("paging: translations", "paging: map, unmap"):
+        hints = check_of(st, title).hints
+        assert any("PTE_P in the entry itself" in h for h in hints), hints
+
+
 @mutant(
     "04",
     patches=[
@@ -188,6 +234,8 @@ def pt_entry_walks_into_a_large_page(st):
     wrong(
         st, "paging: translations", "got `[paging] pt_entry inside a 2 MiB page:", "FAIL: pt_entry went below a PTE_PS"
     )
+    # the line shows what pt_entry returned (an entry, not NULL), and that pt_map was not tried after it
+    assert re.search(r"inside a 2 MiB page: 0x[0-9a-f]{16}, pt_map there: not tried,", st.boots["default"].text)
 
 
 @mutant(
@@ -203,6 +251,7 @@ def pt_entry_walks_into_a_large_page(st):
 )
 def pt_entry_creates_without_create(st):
     wrong(st, "paging: translations", "FAIL: pt_entry made a table with create 0")
+    assert "inside a 2 MiB page: NULL, pt_map there: -1, no table made" in st.boots["default"].text
 
 
 @mutant(

@@ -87,20 +87,44 @@ selftest_high(void)
 }
 
 /* pt_entry must stop at a 2 MiB page (and pt_map refuse to map inside one),
- * and make no table when create is 0. */
+ * and make no table when create is 0. The line shows what pt_entry and
+ * pt_map returned ("not tried" after an earlier step failed), then the verdict. */
 static void
 selftest_entries(const struct mem_region *big)
 {
     uint64_t large = ((big->base + big->length) & ~(uint64_t)(LARGE_PAGE_SIZE - 1)) - LARGE_PAGE_SIZE + 0x5000;
     uint64_t used = heap_used(&kernel_heap);
-    pte_t *pd_entry = pt_entry(large, 2, 0);
-    const char *why = pd_entry == NULL || !(*pd_entry & PTE_PS)   ? "FAIL: the test page is not a 2 MiB page"
-                      : pt_entry(large, 1, 0) != NULL             ? "FAIL: pt_entry went below a PTE_PS entry"
-                      : pt_map(large, large, PTE_W | PTE_NX) == 0 ? "FAIL: pt_map mapped a page inside a 2 MiB page"
-                      : pt_entry(SELFTEST_EMPTY_VA, 1, 0) != NULL || heap_used(&kernel_heap) != used
-                          ? "FAIL: pt_entry made a table with create 0"
-                          : "ok";
-    kprintf("[paging] pt_entry inside a 2 MiB page: NULL, pt_map there: -1, no table made with create 0: %s\n", why);
+    pte_t *pd_entry = pt_entry(large, 2, 0), *below = NULL;
+    int tried = 0, mapped = 0;
+    const char *why = "ok";
+    if (pd_entry == NULL || !(*pd_entry & PTE_PS)) {
+        why = "FAIL: the test page is not a 2 MiB page";
+    } else {
+        tried = 1;
+        below = pt_entry(large, 1, 0);
+        if (below != NULL) {
+            why = "FAIL: pt_entry went below a PTE_PS entry";
+        } else {
+            tried = 2;
+            mapped = pt_map(large, large, PTE_W | PTE_NX);
+            if (mapped == 0)
+                why = "FAIL: pt_map mapped a page inside a 2 MiB page";
+            else if (pt_entry(SELFTEST_EMPTY_VA, 1, 0) != NULL || heap_used(&kernel_heap) != used)
+                why = "FAIL: pt_entry made a table with create 0";
+        }
+    }
+    kprintf("[paging] pt_entry inside a 2 MiB page: ");
+    if (tried == 0)
+        kprintf("not tried");
+    else if (below)
+        kprintf("%p", (void *)below);
+    else
+        kprintf("NULL");
+    if (tried == 2)
+        kprintf(", pt_map there: %d", mapped);
+    else
+        kprintf(", pt_map there: not tried");
+    kprintf(", no table made with create 0: %s\n", why);
 }
 
 static void
