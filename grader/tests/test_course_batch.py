@@ -94,7 +94,6 @@ def another_tests_build(folder, tmp_path):
     return True
 
 
-@pytest.mark.long  # the slowest test of the suite (5 minutes in a fresh Debian 12 root)
 def test_a_class_of_twenty_graded_in_parallel_and_in_shards(tmp_path):
     cls, runs = tmp_path / "class", tmp_path / "runs"
     runs.mkdir()
