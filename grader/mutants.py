@@ -98,11 +98,15 @@ def make_tree(dest, patches=(), root=labs_mod.ROOT):
             continue
         rel, old, new = p
         path = dest / rel
-        text = path.read_text()
-        if old not in text:
-            raise AssertionError(f"mutant patch does not apply: {old!r} not in {rel}")
-        path.write_text(text.replace(old, new, 1))
+        path.write_text(apply_patch(path.read_text(), rel, old, new))
     return dest
+
+
+def apply_patch(text, rel, old, new):
+    """text with a mutant's patch (rel, old, new) applied: old must be in it."""
+    if old not in text:
+        raise AssertionError(f"mutant patch does not apply: {old!r} not in {rel}")
+    return text.replace(old, new, 1)
 
 
 def _stage_of(tree, stage, options):
