@@ -71,8 +71,9 @@ demo:
 	@$(GRADER) demo $(if $(SEED),--seed $(SEED))
 
 # pytest-xdist: two workers keep both cores busy while one waits for an emulator;
-# the 20 slowest tests are listed at the end, for whoever wants a faster suite
-PYTEST = $(PYTHON) -m pytest -q -rs -n 2 --durations=20
+# the 20 slowest tests are listed at the end, for whoever wants a faster suite;
+# --dist loadgroup keeps an xdist_group (the term's states, in order) on one worker
+PYTEST = $(PYTHON) -m pytest -q -rs -n 2 --dist loadgroup --durations=20
 
 test:
 	@$(GRADER) setup --for test

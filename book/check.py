@@ -6,9 +6,10 @@ reader would see it: at 1200 px (a laptop), 600 px (a small tablet) and
 
 For each page, a copy with book/style/check.js injected is loaded with
 `chromium --headless --dump-dom`; the script measures the laid-out page and
-writes its findings into the DOM. Headless Chromium will not open a window
-narrower than 500 px, so at 400 px the copy is loaded in a 400 px wide frame
-of a page of our own, to which the script posts its findings. It fails on:
+posts its findings to the page that holds it. Chromium is started once per
+page: a page of our own holds the copy in one frame per width (a frame is its
+page's viewport, and headless Chromium opens no window narrower than 500 px)
+and writes what each frame posts into its DOM. It fails on:
   - a pre (code, transcript or text figure) whose content is wider than its
     box without a scrollbar, or that scrolls sideways with no visible cue
     (book.css shades the edge that has more), whose computed white-space is
@@ -62,18 +63,28 @@ FLAGS = [
     "--virtual-time-budget=4000",
     "--dump-dom",
 ]
-RESULT = re.compile(r'<pre id="book-check-result"[^>]*>(.*?)</pre>', re.S)
-FRAME = """<!DOCTYPE html><html><head><meta charset="utf-8"><title>frame</title></head><body style="margin:0">
-<iframe src="{src}" width="{w}" height="{h}" style="border:0"></iframe>
+RESULT = re.compile(r'<pre class="book-check-result" data-frame="(\d+)">(.*?)</pre>', re.S)
+# One launch of Chromium per page: the page in one frame per window size (a
+# frame is its page's viewport: its media queries and its width are the
+# frame's), each frame's findings posted to this page and written into its DOM.
+FRAMES = """<!DOCTYPE html><html><head><meta charset="utf-8"><title>frames</title></head><body style="margin:0">
+{frames}
 <script>
 window.addEventListener("message", function (e) {{
-  var out = document.createElement("pre");
-  out.id = "book-check-result";
-  out.textContent = e.data;
-  document.body.appendChild(out);
+  var frames = document.getElementsByTagName("iframe");
+  for (var i = 0; i < frames.length; i++) {{
+    if (frames[i].contentWindow === e.source) {{
+      var out = document.createElement("pre");
+      out.className = "book-check-result";
+      out.setAttribute("data-frame", String(i));
+      out.textContent = e.data;
+      document.body.appendChild(out);
+    }}
+  }}
 }});
 </script></body></html>
 """
+FRAME = '<iframe src="{src}" width="{w}" height="{h}" style="border:0;display:block"></iframe>'
 
 
 def browser():
@@ -147,49 +158,56 @@ def image_problems(page, images):
     return found
 
 
-def load(exe, page, size, profile):
-    """The findings of check.js for one page at one window size."""
+def load(exe, page, sizes, profile):
+    """The findings of check.js for one page at each window size: {size: [finding]}."""
     text = page.read_text(errors="replace")
     probe = page.with_name(f".check-{page.stem}.html")  # an XHTML page of the EPUB is read as HTML
     tag = f"<script>{SCRIPT.read_text()}</script>"
     head = re.search(r"<head[^>]*>", text)
     probe.write_text(text[: head.end()] + "\n" + tag + text[head.end() :] if head else tag + text)
-    frame = None
-    url = probe.resolve().as_uri()
-    window = size
-    if size[0] < NARROWEST_WINDOW:
-        frame = page.with_name(f".check-frame-{page.stem}.html")
-        frame.write_text(FRAME.format(src=html.escape(probe.name), w=size[0], h=size[1]))
-        url, window = frame.resolve().as_uri(), (NARROWEST_WINDOW, size[1])
+    frames = page.with_name(f".check-frames-{page.stem}.html")
+    src = html.escape(probe.name)
+    frames.write_text(FRAMES.format(frames="\n".join(FRAME.format(src=src, w=w, h=h) for w, h in sizes)))
+    window = (max(NARROWEST_WINDOW, max(w for w, _ in sizes) + 40), sum(h for _, h in sizes))
     try:
-        cmd = [exe] + FLAGS + [f"--window-size={window[0]},{window[1]}", f"--user-data-dir={profile}", url]
+        cmd = [exe] + FLAGS + [f"--window-size={window[0]},{window[1]}", f"--user-data-dir={profile}"]
         try:
-            r = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, start_new_session=True)
+            r = subprocess.run(
+                cmd + [frames.resolve().as_uri()],
+                capture_output=True,
+                text=True,
+                timeout=TIMEOUT,
+                start_new_session=True,
+            )
         except subprocess.TimeoutExpired:
-            return [f"chromium took more than {TIMEOUT}s"]
+            return {size: [f"chromium took more than {TIMEOUT}s"] for size in sizes}
     finally:
         probe.unlink(missing_ok=True)
-        if frame:
-            frame.unlink(missing_ok=True)
-    m = RESULT.search(r.stdout)
-    if not m:
-        tail = (r.stderr.strip().splitlines() or ["no output"])[-1]
-        return [f"the check script left no result (chromium exit {r.returncode}: {tail})"]
-    result = json.loads(html.unescape(m.group(1)))
-    found = result["found"] + image_problems(page, result["images"])
-    if abs(result["width"] - size[0]) > 20:
-        found.append(f"the page was laid out {result['width']} px wide, not {size[0]}")
+        frames.unlink(missing_ok=True)
+    results = {int(n): body for n, body in RESULT.findall(r.stdout)}
+    found = {}
+    for n, size in enumerate(sizes):
+        if n not in results:
+            tail = (r.stderr.strip().splitlines() or ["no output"])[-1]
+            found[size] = [f"the check script left no result (chromium exit {r.returncode}: {tail})"]
+            continue
+        result = json.loads(html.unescape(results[n]))
+        found[size] = result["found"] + image_problems(page, result["images"])
+        if abs(result["width"] - size[0]) > 20:
+            found[size].append(f"the page was laid out {result['width']} px wide, not {size[0]}")
     return found
 
 
 def check_pages(exe, pages, sizes, tmp, label=lambda p: p.name):
     problems = []
+    found = {}
+    for n, page in enumerate(pages):
+        profile = Path(tmp) / f"profile-{n}-{page.stem}"
+        profile.mkdir()
+        found[page] = load(exe, page, sizes, profile)
     for size in sizes:
-        for n, page in enumerate(pages):
-            profile = Path(tmp) / f"profile-{size[0]}-{n}-{page.stem}"
-            profile.mkdir()
-            for finding in load(exe, page, size, profile):
-                problems.append(f"{label(page)} at {size[0]} px: {finding}")
+        for page in pages:
+            problems += [f"{label(page)} at {size[0]} px: {finding}" for finding in found[page][size]]
     return problems
 
 

@@ -89,7 +89,7 @@
     out.textContent = result;
     document.body.appendChild(out);
     if (window.parent !== window) {
-      window.parent.postMessage(result, "*");  // the page was loaded in a frame of a phone's width
+      window.parent.postMessage(result, "*");  // the page is loaded in a frame per width (check.py)
     }
   }
   window.addEventListener("load", function () { setTimeout(check, 50); });

@@ -15,7 +15,8 @@ SEED = 0x5EED1234  # the fixed seed of the tests (grader/mutants.py uses the sam
 def pytest_configure(config):
     config.addinivalue_line(
         "markers",
-        "instructor: needs solutions/ or an instructor's tool; a student's copy (make handout) leaves the test out",
+        "instructor: the staff's: needs solutions/ or an instructor's tool, or checks what a student never changes "
+        "(the book in a browser); a student's copy (make handout) leaves the test out",
     )
     try:
         deps.ensure("kernel", install=True)

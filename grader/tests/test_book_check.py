@@ -1,6 +1,8 @@
 """make book-check: the HTML book in headless Chromium at 1200, 600 and 400 px, and the EPUB.
 Runs when chromium is installed (make book-check installs it; the test group
-does not, it is large) and skips with the reason otherwise."""
+does not, it is large) and skips with the reason otherwise. The maintainers'
+tests: a students' copy holds the same book, checked here (a handout leaves
+them out, and the students' suite stays short)."""
 import shutil
 import subprocess
 import sys
@@ -17,6 +19,7 @@ pytestmark = [
         "(apt-get install --no-install-recommends chromium pandoc)",
     ),
     pytest.mark.slow,
+    pytest.mark.instructor,
 ]
 
 

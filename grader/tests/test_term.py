@@ -25,7 +25,12 @@ import pytest
 from conftest import ROOT
 from grader import labs
 
-pytestmark = [pytest.mark.slow, pytest.mark.long, pytest.mark.instructor]  # minutes; solutions/ make "done" states
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.long,  # minutes
+    pytest.mark.instructor,  # solutions/ make the "done" states
+    pytest.mark.xdist_group("term"),  # one worker walks the states in order, on one copy
+]
 
 LABS = {lab.number: lab for lab in labs.discover()}
 INTERNAL = re.compile(r"internal error|Traceback \(most recent call last\)")

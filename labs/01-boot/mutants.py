@@ -83,11 +83,11 @@ def a_fault_right_after_boot_drops_the_hints_of_what_it_kept_quiet(st):
             '    for (;;)\n        __asm__ volatile("cli; hlt");   /* mutant */',
         )
     ],
-    timeouts={"progress": 2.0},
+    timeouts={"progress": 6.0},  # GRUB and the boot must print within it on a loaded machine too
 )
 def never_powers_off_times_out(st):
     power = check_of(st, "power")
-    assert not power.passed and power.message.startswith("timeout: no new output for 2s")
+    assert not power.passed and power.message.startswith("timeout: no new output for 6s"), power.message
     assert "last output: [kmain] all done" in power.details
 
 
