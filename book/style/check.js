@@ -1,6 +1,6 @@
 /* Injected by book/check.py into a copy of each page: measures the page as
-   Chromium laid it out and writes the findings into the DOM, where
-   `chromium --dump-dom` hands them back. */
+   Chromium laid it out and posts the findings to the page that holds it in
+   a frame, whose DOM `chromium --dump-dom` hands back. */
 (function () {
   var errors = [];
   window.addEventListener("error", function (e) {
@@ -82,15 +82,9 @@
       found.push("the page scrolls sideways: " + document.documentElement.scrollWidth + " px in a window of " +
                  document.documentElement.clientWidth + " px");
     }
-    var out = document.createElement("pre");
-    out.id = "book-check-result";
-    out.setAttribute("data-checked", String(pres.length) + " pre, " + imgs.length + " images");
-    var result = JSON.stringify({ found: found, images: images, width: document.documentElement.clientWidth });
-    out.textContent = result;
-    document.body.appendChild(out);
-    if (window.parent !== window) {
-      window.parent.postMessage(result, "*");  // the page is loaded in a frame per width (check.py)
-    }
+    // the page is loaded in a frame per width; check.py's page writes this down
+    window.parent.postMessage(JSON.stringify({ found: found, images: images,
+                                               width: document.documentElement.clientWidth }), "*");
   }
   window.addEventListener("load", function () { setTimeout(check, 50); });
 })();
